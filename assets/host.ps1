@@ -1,0 +1,135 @@
+# pcfail PowerShell host, protocol 1 (docs/powershell-host-protocol.md in the pcfail sources).
+#
+# pcfail starts this script once per run with -File and sends one JSON request per line on stdin. Each
+# request holds exactly one PowerShell statement; the answer is one line on stdout starting with
+# 'PCFAIL-RESULT '. Reading line by line with [Console]::In avoids the REPL rules of '-Command -'
+# (blank lines after multi-line statements, $ErrorActionPreference not carried across statements).
+
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+$ConfirmPreference = 'None'
+$utf8 = New-Object System.Text.UTF8Encoding $false
+[Console]::InputEncoding = $utf8
+[Console]::OutputEncoding = $utf8
+
+# Objects become JSON-friendly values: enums by name (ConvertTo-Json in 5.1 would write numbers),
+# CommandInfo as its name and parameter names, other objects as their properties, three levels deep.
+function ConvertTo-PcfailValue {
+    param($Value, [int]$Depth)
+    if ($null -eq $Value) { return $null }
+    if ($Value -is [enum]) { return $Value.ToString() }
+    if ($Value -is [string] -or $Value -is [bool] -or $Value -is [char]) { return [string]$Value }
+    if ($Value.GetType().IsPrimitive -or $Value -is [decimal]) { return $Value }
+    if ($Value -is [System.Management.Automation.CommandInfo]) {
+        return [ordered]@{
+            Name        = $Value.Name
+            CommandType = $Value.CommandType.ToString()
+            Source      = [string]$Value.Source
+            Parameters  = @($Value.Parameters.Keys)
+        }
+    }
+    if ($Depth -ge 3) { return [string]$Value }
+    if ($Value -is [System.Collections.IDictionary]) {
+        $map = [ordered]@{}
+        foreach ($key in $Value.Keys) { $map[[string]$key] = ConvertTo-PcfailValue $Value[$key] ($Depth + 1) }
+        return $map
+    }
+    if ($Value -is [System.Collections.IEnumerable]) {
+        $list = New-Object System.Collections.ArrayList
+        foreach ($item in $Value) { [void]$list.Add((ConvertTo-PcfailValue $item ($Depth + 1))) }
+        return , $list
+    }
+    $map = [ordered]@{}
+    foreach ($property in $Value.PSObject.Properties) {
+        try { $map[$property.Name] = ConvertTo-PcfailValue $property.Value ($Depth + 1) }
+        catch { $map[$property.Name] = $null }
+    }
+    return $map
+}
+
+function Write-PcfailLine {
+    param([string]$Prefix, $Object)
+    $json = ConvertTo-Json -InputObject $Object -Depth 8 -Compress
+    [Console]::Out.WriteLine($Prefix + $json)
+    [Console]::Out.Flush()
+}
+
+function New-PcfailError {
+    param([string]$Type, [string]$Message)
+    return [ordered]@{
+        type                     = $Type
+        message                  = $Message
+        fully_qualified_error_id = $Type
+        category                 = 'InvalidArgument'
+        target                   = $null
+    }
+}
+
+# Refuses anything but one statement holding one command: a request must never run more than pcfail
+# showed the operator in its plan.
+function Test-PcfailSingleCommand {
+    param([string]$Command)
+    $tokens = $null
+    $parseErrors = $null
+    $ast = [System.Management.Automation.Language.Parser]::ParseInput($Command, [ref]$tokens, [ref]$parseErrors)
+    if ($parseErrors.Count -gt 0) {
+        return New-PcfailError 'pcfail.ParseError' $parseErrors[0].Message
+    }
+    $statements = @($ast.EndBlock.Statements)
+    $single = ($null -eq $ast.BeginBlock) -and ($null -eq $ast.ProcessBlock) -and ($statements.Count -eq 1)
+    if ($single) {
+        $single = ($statements[0] -is [System.Management.Automation.Language.PipelineAst]) -and
+            (@($statements[0].PipelineElements).Count -eq 1)
+    }
+    if (-not $single) {
+        return New-PcfailError 'pcfail.MultipleStatements' 'The request must hold exactly one command.'
+    }
+    return $null
+}
+
+$ready = [ordered]@{ protocol = 1; host = 'powershell'; version = $PSVersionTable.PSVersion.ToString() }
+Write-PcfailLine 'PCFAIL-READY ' $ready
+
+while ($true) {
+    $line = [Console]::In.ReadLine()
+    if ($null -eq $line) { break }
+    if ($line.Trim().Length -eq 0) { continue }
+    $output = New-Object System.Collections.ArrayList
+    $warnings = New-Object System.Collections.ArrayList
+    $verbose = New-Object System.Collections.ArrayList
+    $result = [ordered]@{ id = $null; ok = $false; output = $output; warnings = $warnings; verbose = $verbose }
+    try {
+        $request = ConvertFrom-Json -InputObject $line
+        $result.id = $request.id
+        $refusal = Test-PcfailSingleCommand ([string]$request.command)
+        if ($null -ne $refusal) {
+            $result.error = $refusal
+        }
+        else {
+            $block = [scriptblock]::Create([string]$request.command)
+            # Warning (3) and verbose (4) records are merged into the output so they can be kept apart
+            # from the objects the command wrote.
+            foreach ($item in @(& $block 3>&1 4>&1)) {
+                if ($item -is [System.Management.Automation.WarningRecord]) { [void]$warnings.Add($item.Message) }
+                elseif ($item -is [System.Management.Automation.VerboseRecord]) { [void]$verbose.Add($item.Message) }
+                else { [void]$output.Add((ConvertTo-PcfailValue $item 0)) }
+            }
+            $result.ok = $true
+        }
+    }
+    catch {
+        $record = $_
+        $target = $null
+        if ($null -ne $record.TargetObject) { $target = [string]$record.TargetObject }
+        $result.ok = $false
+        $result.error = [ordered]@{
+            type                     = $record.Exception.GetType().FullName
+            message                  = $record.Exception.Message
+            fully_qualified_error_id = $record.FullyQualifiedErrorId
+            category                 = $record.CategoryInfo.Category.ToString()
+            target                   = $target
+        }
+    }
+    Write-PcfailLine 'PCFAIL-RESULT ' $result
+}
+exit 0

@@ -1,0 +1,375 @@
+//! The run journal: an append-only, fsync'd, hash-chained record of one run.
+//!
+//! A run is resumable only if the journal tells the truth after a crash, so: every record is one JSON
+//! line written with a single `write_all` and followed by `sync_data` before the step it announces
+//! proceeds; every record carries the SHA-256 of the previous line, so an edited or reordered journal
+//! is detected; a torn last line (kill -9 in the middle of an append) is the one damage that is
+//! expected, and it is cut off on open because the step it announced is re-examined anyway.
+//!
+//! This module knows records and files; what a step's state means for the plan is `Progress`'s job,
+//! and running steps is the executor's.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// One line of the journal.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub(crate) struct Record {
+    pub seq: u64,
+    /// Hex SHA-256 of the previous line's bytes (without its newline); empty for the first record.
+    pub prev: String,
+    /// RFC 3339, UTC.
+    pub time: String,
+    pub run: String,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// What happened. Field names are part of the audit format: keep them stable.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub(crate) enum Event {
+    RunStarted {
+        operation: String,
+        pool: String,
+        runbook: String,
+        runbook_sha256: String,
+        operator: String,
+        host: String,
+        version: String,
+    },
+    RunResumed {
+        operator: String,
+        host: String,
+    },
+    /// A fact read before it could be destroyed (the log-shipping settings before step 1 deletes them).
+    Captured {
+        key: String,
+        value: serde_json::Value,
+    },
+    StepStarted {
+        step: String,
+        number: usize,
+    },
+    /// One statement or cmdlet call and what came back.
+    Command {
+        step: String,
+        target: String,
+        text: String,
+        duration_ms: u64,
+        ok: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<serde_json::Value>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        messages: Vec<String>,
+    },
+    Confirmed {
+        step: String,
+        how: String,
+    },
+    StepSkipped {
+        step: String,
+        reason: String,
+    },
+    StepFinished {
+        step: String,
+        ok: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    RunFinished {
+        outcome: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum JournalError {
+    #[error("cannot {what} the journal `{path}`: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("the journal `{path}` is damaged at line {line}: {reason}; it was not changed")]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+}
+
+/// An open journal, positioned at its end.
+pub(crate) struct Journal {
+    file: File,
+    path: PathBuf,
+    run: String,
+    next_seq: u64,
+    last_hash: String,
+}
+
+impl Journal {
+    /// Creates the journal of a new run; fails if one with that id exists.
+    pub(crate) fn create(dir: &Path, run: &str) -> Result<Journal, JournalError> {
+        let path = dir.join(format!("{run}.jsonl"));
+        let io_err = |what, source| JournalError::Io {
+            what,
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io_err("create the folder of", e))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| io_err("create", e))?;
+        // The directory entry itself must survive a crash, not only the file's contents.
+        sync_dir(dir);
+        Ok(Journal {
+            file,
+            path,
+            run: run.to_owned(),
+            next_seq: 1,
+            last_hash: String::new(),
+        })
+    }
+
+    /// Opens an existing journal for appending, returning its records after checking the chain. A torn
+    /// last line is cut off (and reported in the returned flag).
+    pub(crate) fn open(path: &Path) -> Result<(Journal, Vec<Record>, bool), JournalError> {
+        let (records, good_len, last_hash, torn) = read_checked(path)?;
+        let io_err = |what, source| JournalError::Io {
+            what,
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| io_err("open", e))?;
+        if torn {
+            file.set_len(good_len).map_err(|e| io_err("repair", e))?;
+            file.sync_data().map_err(|e| io_err("repair", e))?;
+        }
+        file.seek(SeekFrom::End(0))
+            .map_err(|e| io_err("open", e))?;
+        let run = records
+            .first()
+            .map(|r| r.run.clone())
+            .unwrap_or_else(|| run_id_of(path));
+        let next_seq = records.last().map_or(1, |r| r.seq + 1);
+        Ok((
+            Journal {
+                file,
+                path: path.to_owned(),
+                run,
+                next_seq,
+                last_hash,
+            },
+            records,
+            torn,
+        ))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn run(&self) -> &str {
+        &self.run
+    }
+
+    /// Appends one record and makes it durable before returning it.
+    pub(crate) fn append(&mut self, event: Event) -> Result<Record, JournalError> {
+        let record = Record {
+            seq: self.next_seq,
+            prev: self.last_hash.clone(),
+            time: jiff::Timestamp::now().to_string(),
+            run: self.run.clone(),
+            event,
+        };
+        let line = serde_json::to_string(&record).expect("journal records serialize");
+        let mut bytes = line.clone().into_bytes();
+        bytes.push(b'\n');
+        let io_err = |source| JournalError::Io {
+            what: "append to",
+            path: self.path.clone(),
+            source,
+        };
+        self.file.write_all(&bytes).map_err(io_err)?;
+        self.file.sync_data().map_err(io_err)?;
+        self.next_seq += 1;
+        self.last_hash = sha256_hex(line.as_bytes());
+        Ok(record)
+    }
+}
+
+/// Reads a journal without opening it for writing (for `pcfail status`).
+pub(crate) fn read(path: &Path) -> Result<Vec<Record>, JournalError> {
+    read_checked(path).map(|(records, ..)| records)
+}
+
+/// Returns the records, the byte length of the intact prefix, the hash of the last intact line, and
+/// whether a torn last line followed it.
+fn read_checked(path: &Path) -> Result<(Vec<Record>, u64, String, bool), JournalError> {
+    let file = File::open(path).map_err(|source| JournalError::Io {
+        what: "read",
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut reader = BufReader::new(file);
+    let mut records = Vec::new();
+    let mut good_len = 0u64;
+    let mut last_hash = String::new();
+    let mut buf = Vec::new();
+    let mut line_no = 0;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| JournalError::Io {
+                what: "read",
+                path: path.to_owned(),
+                source,
+            })?;
+        if n == 0 {
+            return Ok((records, good_len, last_hash, false));
+        }
+        line_no += 1;
+        if buf.last() != Some(&b'\n') {
+            // Only the final append can be torn: everything before it was synced whole.
+            return Ok((records, good_len, last_hash, true));
+        }
+        let line = &buf[..buf.len() - 1];
+        let corrupt = |reason: String| JournalError::Corrupt {
+            path: path.to_owned(),
+            line: line_no,
+            reason,
+        };
+        let record: Record = serde_json::from_slice(line)
+            .map_err(|e| corrupt(format!("not a journal record ({e})")))?;
+        if record.prev != last_hash {
+            return Err(corrupt(
+                "its hash chain is broken (a record was changed, removed or reordered)".to_owned(),
+            ));
+        }
+        let expected_seq = records.len() as u64 + 1;
+        if record.seq != expected_seq {
+            return Err(corrupt(format!(
+                "sequence number {} where {expected_seq} was expected",
+                record.seq
+            )));
+        }
+        last_hash = sha256_hex(line);
+        good_len += n as u64;
+        records.push(record);
+    }
+}
+
+fn run_id_of(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Best effort: on Unix, fsync the directory so a newly created file's name is durable too.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started() -> Event {
+        Event::StepStarted {
+            step: "recover".into(),
+            number: 4,
+        }
+    }
+
+    #[test]
+    fn records_chain_and_reopen_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::create(dir.path(), "r1").unwrap();
+        let first = journal.append(started()).unwrap();
+        let second = journal
+            .append(Event::RunFinished {
+                outcome: "completed".into(),
+            })
+            .unwrap();
+        assert_eq!((first.seq, first.prev.as_str()), (1, ""));
+        assert_eq!(second.prev.len(), 64);
+        let path = journal.path().to_owned();
+        drop(journal);
+        let (mut reopened, records, torn) = Journal::open(&path).unwrap();
+        assert_eq!(records, vec![first, second]);
+        assert!(!torn);
+        assert_eq!(reopened.append(started()).unwrap().seq, 3);
+        assert_eq!(read(&path).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_off_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::create(dir.path(), "r2").unwrap();
+        journal.append(started()).unwrap();
+        let path = journal.path().to_owned();
+        drop(journal);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"seq\":2,\"prev\":\"ab").unwrap();
+        drop(f);
+        let (mut journal, records, torn) = Journal::open(&path).unwrap();
+        assert!(torn);
+        assert_eq!(records.len(), 1);
+        journal.append(started()).unwrap();
+        assert_eq!(read(&path).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn an_edited_record_breaks_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::create(dir.path(), "r3").unwrap();
+        journal.append(started()).unwrap();
+        journal.append(started()).unwrap();
+        journal.append(started()).unwrap();
+        let path = journal.path().to_owned();
+        drop(journal);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replacen("\"number\":4", "\"number\":5", 1)).unwrap();
+        let err = read(&path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the journal `{}` is damaged at line 2: its hash chain is broken (a record was changed, removed or reordered); it was not changed",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn creating_a_run_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        Journal::create(dir.path(), "r4").unwrap();
+        assert!(matches!(
+            Journal::create(dir.path(), "r4"),
+            Err(JournalError::Io { what: "create", .. })
+        ));
+    }
+}

@@ -1,0 +1,304 @@
+//! The SQL adapter: one tiberius connection to one SQL Server instance, with timeouts and errors a
+//! person can act on.
+//!
+//! It owns connecting (auth, encryption, where the password comes from), running a batch or a
+//! parameterized query under a timeout, and turning rows into plain [`Value`]s. It knows nothing about
+//! log shipping or mirroring: the actions decide what to send and how to read the answer.
+//!
+//! Why a timeout abandons the connection: tiberius 0.13 cannot reliably cancel a running request
+//! (`cancel_query()` after a partly read result desynchronises the stream, see the TDS notes §8), so
+//! after a timeout the connection is marked broken and the caller reconnects. The server-side statement
+//! may still complete; the actions are written to re-examine state before acting again.
+
+mod endpoint;
+mod value;
+
+use std::time::Duration;
+
+use tiberius::{AuthMethod, Client, Config, EncryptionLevel, ToSql};
+use tokio::net::TcpStream;
+use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
+
+pub(crate) use endpoint::{Auth, Encryption, Endpoint};
+pub(crate) use value::{ResultSet, Value};
+
+/// An error the server sent (the first ERROR token of the response, which is the specific one: SQL
+/// Server sends e.g. 4305 before 3013, and tiberius keeps only the first).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct ServerError {
+    pub number: u32,
+    pub class: u8,
+    pub state: u8,
+    pub message: String,
+    pub server: String,
+    pub procedure: String,
+    pub line: u32,
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Msg {}, Level {}, State {}: {}",
+            self.number, self.class, self.state, self.message
+        )
+    }
+}
+
+/// Why pcfail could not get an answer from an instance. `instance` is the runbook's role key.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SqlError {
+    #[error("environment variable `{var}` is not set; it must hold the password of SQL login `{user}` on `{instance}`")]
+    PasswordMissing {
+        instance: String,
+        user: String,
+        var: String,
+    },
+    #[error("cannot connect to `{instance}`: {what}")]
+    Unsupported { instance: String, what: String },
+    #[error("cannot reach `{instance}` at {address}: {source}")]
+    Connect {
+        instance: String,
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("`{instance}` refused the login: {error}")]
+    Login { instance: String, error: ServerError },
+    #[error("`{instance}` answered with an error: {error}")]
+    Server { instance: String, error: ServerError },
+    #[error("`{instance}` did not answer within {}s; the connection was abandoned", .after.as_secs())]
+    Timeout { instance: String, after: Duration },
+    #[error("the connection to `{instance}` failed: {message}")]
+    Connection { instance: String, message: String },
+}
+
+impl SqlError {
+    /// The SQL Server error number, when the server sent one.
+    pub(crate) fn number(&self) -> Option<u32> {
+        match self {
+            SqlError::Login { error, .. } | SqlError::Server { error, .. } => Some(error.number),
+            _ => None,
+        }
+    }
+
+    /// True when the failure says nothing about the statement and retrying on a new connection is
+    /// reasonable (the network, a timeout, a dropped connection).
+    pub(crate) fn is_transport(&self) -> bool {
+        matches!(
+            self,
+            SqlError::Connect { .. } | SqlError::Timeout { .. } | SqlError::Connection { .. }
+        )
+    }
+}
+
+/// A parameter for [`Sql::query`], sent through sp_executesql so values never become SQL text.
+pub(crate) enum Param<'a> {
+    Str(&'a str),
+    Int(i64),
+}
+
+impl Param<'_> {
+    fn as_to_sql(&self) -> &dyn ToSql {
+        match self {
+            Param::Str(s) => s,
+            Param::Int(i) => i,
+        }
+    }
+}
+
+/// One open connection to one instance.
+pub(crate) struct Sql {
+    client: Option<Client<Compat<TcpStream>>>,
+    instance: String,
+}
+
+impl Sql {
+    /// Connects and logs in. `timeout` bounds the TCP connect and the login together.
+    pub(crate) async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Sql, SqlError> {
+        let instance = endpoint.role.clone();
+        let config = config_for(endpoint)?;
+        let address = config.get_addr();
+        let connect = async {
+            let tcp = TcpStream::connect(&address)
+                .await
+                .map_err(|source| SqlError::Connect {
+                    instance: instance.clone(),
+                    address: address.clone(),
+                    source,
+                })?;
+            // Statements are small and latency matters more than throughput.
+            let _ = tcp.set_nodelay(true);
+            Client::connect(config, tcp.compat_write())
+                .await
+                .map_err(|e| match e {
+                    tiberius::error::Error::Server(t) => SqlError::Login {
+                        instance: instance.clone(),
+                        error: server_error(&t),
+                    },
+                    other => SqlError::Connection {
+                        instance: instance.clone(),
+                        message: other.to_string(),
+                    },
+                })
+        };
+        let client = tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| SqlError::Timeout {
+                instance: instance.clone(),
+                after: timeout,
+            })??;
+        Ok(Sql {
+            client: Some(client),
+            instance,
+        })
+    }
+
+    /// The runbook role key of the instance this connection talks to.
+    pub(crate) fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Runs one batch as SQLBatch (no parameters) and returns every result set in order.
+    pub(crate) async fn batch(
+        &mut self,
+        sql: &str,
+        timeout: Duration,
+    ) -> Result<Vec<ResultSet>, SqlError> {
+        let instance = self.instance.clone();
+        let client = self.live_client()?;
+        let work = async {
+            let stream = client.simple_query(sql).await?;
+            stream.into_results().await
+        };
+        let result = tokio::time::timeout(timeout, work).await;
+        self.finish(result, &instance, timeout)
+    }
+
+    /// Runs one statement through sp_executesql with `@P1..@Pn` bound to `params`.
+    pub(crate) async fn query(
+        &mut self,
+        sql: &str,
+        params: &[Param<'_>],
+        timeout: Duration,
+    ) -> Result<Vec<ResultSet>, SqlError> {
+        let instance = self.instance.clone();
+        let client = self.live_client()?;
+        let bound: Vec<&dyn ToSql> = params.iter().map(Param::as_to_sql).collect();
+        let work = async {
+            let stream = client.query(sql, &bound).await?;
+            stream.into_results().await
+        };
+        let result = tokio::time::timeout(timeout, work).await;
+        self.finish(result, &instance, timeout)
+    }
+
+    /// Closes the connection politely (a dropped `Sql` closes it too, just less politely).
+    pub(crate) async fn close(mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = client.close().await;
+        }
+    }
+
+    fn live_client(&mut self) -> Result<&mut Client<Compat<TcpStream>>, SqlError> {
+        let instance = self.instance.clone();
+        self.client.as_mut().ok_or(SqlError::Connection {
+            instance,
+            message: "the connection was abandoned after an earlier failure".to_owned(),
+        })
+    }
+
+    fn finish(
+        &mut self,
+        result: Result<tiberius::Result<Vec<Vec<tiberius::Row>>>, tokio::time::error::Elapsed>,
+        instance: &str,
+        timeout: Duration,
+    ) -> Result<Vec<ResultSet>, SqlError> {
+        match result {
+            Err(_) => {
+                // The request may still be running on the server; the stream is in an unknown
+                // state, so it must not be reused.
+                self.client = None;
+                Err(SqlError::Timeout {
+                    instance: instance.to_owned(),
+                    after: timeout,
+                })
+            }
+            Ok(Err(tiberius::error::Error::Server(t))) => Err(SqlError::Server {
+                instance: instance.to_owned(),
+                error: server_error(&t),
+            }),
+            Ok(Err(other)) => {
+                self.client = None;
+                Err(SqlError::Connection {
+                    instance: instance.to_owned(),
+                    message: other.to_string(),
+                })
+            }
+            Ok(Ok(sets)) => Ok(sets.into_iter().map(ResultSet::from_rows).collect()),
+        }
+    }
+}
+
+fn server_error(t: &tiberius::error::TokenError) -> ServerError {
+    ServerError {
+        number: t.code(),
+        class: t.class(),
+        state: t.state(),
+        message: t.message().to_owned(),
+        server: t.server().to_owned(),
+        procedure: t.procedure().to_owned(),
+        line: t.line(),
+    }
+}
+
+/// Builds tiberius's configuration, refusing what this build cannot do with a sentence saying so
+/// (instead of a TLS or SSPI failure deep inside the handshake).
+fn config_for(endpoint: &Endpoint) -> Result<Config, SqlError> {
+    let unsupported = |what: String| SqlError::Unsupported {
+        instance: endpoint.role.clone(),
+        what,
+    };
+    let mut config = Config::new();
+    config.host(&endpoint.host);
+    match (endpoint.port, &endpoint.instance_name) {
+        (Some(port), _) => config.port(port),
+        (None, Some(name)) => {
+            return Err(unsupported(format!(
+                "named instance `{name}` needs SQL Browser lookup, which this build does not include; give the instance's TCP port"
+            )));
+        }
+        (None, None) => config.port(1433),
+    }
+    config.application_name("pcfail");
+    config.database("master");
+    config.encryption(match endpoint.encryption {
+        Encryption::NotSupported => EncryptionLevel::NotSupported,
+        other => {
+            return Err(unsupported(format!(
+                "encryption `{}` needs TLS, which this build does not include yet; only `not_supported` (plaintext, for the lab) works",
+                other.as_str()
+            )));
+        }
+    });
+    if endpoint.trust_server_certificate {
+        config.trust_cert();
+    }
+    match &endpoint.auth {
+        Auth::Integrated => {
+            return Err(unsupported(
+                "integrated (Windows) authentication is not included in this build yet; use a SQL login with `password_env`"
+                    .to_owned(),
+            ));
+        }
+        Auth::SqlLogin { user, password_env } => {
+            let password =
+                std::env::var(password_env).map_err(|_| SqlError::PasswordMissing {
+                    instance: endpoint.role.clone(),
+                    user: user.clone(),
+                    var: password_env.clone(),
+                })?;
+            config.authentication(AuthMethod::sql_server(user, password));
+        }
+    }
+    Ok(config)
+}
