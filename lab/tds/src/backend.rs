@@ -55,13 +55,34 @@ pub enum SqlType {
     VarChar(u16),
     Char(u16),
     /// `numeric(p, s)`, e.g. LSNs are `numeric(25, 0)`.
-    Numeric { precision: u8, scale: u8 },
+    Numeric {
+        precision: u8,
+        scale: u8,
+    },
     /// Classic `datetime`.
     DateTime,
     UniqueIdentifier,
     VarBinary(u16),
     /// `sql_variant` (DATABASEPROPERTYEX); the value's own type travels with it.
     Variant,
+    /// `real` (4-byte float); values travel as [`Value::Float`].
+    Real,
+    /// `smalldatetime`; values travel as [`Value::DateTime`] (ticks rounded to whole minutes).
+    SmallDateTime,
+    /// `date`; values are [`Value::Date`].
+    Date,
+    /// `time(scale)`; values are [`Value::Time`].
+    Time(u8),
+    /// `datetime2(scale)`; values are [`Value::DateTime2`].
+    DateTime2(u8),
+    /// `datetimeoffset(scale)`; values are [`Value::DateTimeOffset`].
+    DateTimeOffset(u8),
+    /// `xml` (untyped); values travel as [`Value::String`].
+    Xml,
+    /// `varbinary(max)`, sent as PLP.
+    VarBinaryMax,
+    /// `varchar(max)`, sent as PLP.
+    VarCharMax,
 }
 
 /// One value in a row, a parameter, or a return value.
@@ -76,12 +97,35 @@ pub enum Value {
     /// Scaled integer: `Numeric(v, s)` is v / 10^s.
     Numeric(i128, u8),
     /// Days since 1900-01-01 and 1/300 s ticks since midnight, as `datetime` stores them [2.2.5.5.1.8].
-    DateTime { days: i32, ticks: u32 },
+    DateTime {
+        days: i32,
+        ticks: u32,
+    },
     /// The 16 bytes in SQL Server's wire order (first three groups little-endian).
     Guid([u8; 16]),
     Binary(Vec<u8>),
     /// A `sql_variant`: base type and value.
     Variant(Box<(SqlType, Value)>),
+    /// `date`: days since 0001-01-01 [2.2.5.5.1.7].
+    Date(u32),
+    /// `time`: `increments` units of 10^-scale seconds since midnight [2.2.5.5.1.7].
+    Time {
+        increments: u64,
+        scale: u8,
+    },
+    /// `datetime2`: date and time as for [`Value::Date`] and [`Value::Time`].
+    DateTime2 {
+        days: u32,
+        increments: u64,
+        scale: u8,
+    },
+    /// `datetimeoffset`: the *UTC* date and time (as on the wire) plus the offset in minutes.
+    DateTimeOffset {
+        days: u32,
+        increments: u64,
+        scale: u8,
+        offset_minutes: i16,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,18 +159,32 @@ pub struct RpcCall {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// COLMETADATA then one ROW per row.
-    Rows { columns: Vec<Column>, rows: Vec<Vec<Value>> },
+    Rows {
+        columns: Vec<Column>,
+        rows: Vec<Vec<Value>>,
+    },
     /// The end of one statement: DONE in a batch, DONEINPROC inside an RPC. The protocol layer sets
     /// DONE_MORE on every DONE but the last of the response. `row_count: Some` sets DONE_COUNT.
-    Done { row_count: Option<u64>, error: bool },
+    Done {
+        row_count: Option<u64>,
+        error: bool,
+    },
     Info(Message),
     Error(Message),
     /// RETURNSTATUS of an RPC (the protocol layer follows it with DONEPROC).
     ReturnStatus(i32),
     /// RETURNVALUE of an OUTPUT parameter.
-    ReturnValue { name: String, ty: SqlType, value: Value },
-    /// ENVCHANGE type 1 (database) after `USE`.
-    DatabaseChanged { new: String, old: String },
+    ReturnValue {
+        name: String,
+        ty: SqlType,
+        value: Value,
+    },
+    /// ENVCHANGE type 1 (database) after `USE`. The backend sends the accompanying INFO 5701
+    /// ("Changed database context to '<db>'.") itself, as its own [`Event::Info`] after this one.
+    DatabaseChanged {
+        new: String,
+        old: String,
+    },
     /// Close the connection without answering (fault injection: a dropped connection).
     Disconnect,
 }

@@ -1,0 +1,361 @@
+//! One client connection from accept to close: PRELOGIN, LOGIN7, then the request loop.
+//!
+//! The loop always watches three things at once: the socket (so an Attention is seen while a
+//! request runs), the session's cancellation token (KILL, the instance going down) and the server's
+//! shutdown token. Any of the last two closes the socket at once, mid-request or not. Requests are
+//! answered strictly one message each, which is what keeps the client in step.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Backend, Message, Session};
+use crate::error::ProtocolError;
+use crate::login::{self, LoginReply};
+use crate::packet::{
+    ClientMessage, DEFAULT_PACKET_SIZE, MessageReader, frame_message, packet_type,
+};
+use crate::request::{self, RequestError, TmRequest};
+use crate::response::{self, Reply};
+use crate::token::{TokenWriter, done_status, env_type, token_type};
+
+/// How long a client may take between connecting and finishing its login. SQL Server drops
+/// connections that never complete a login; this keeps a silent port scanner from holding a task.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the connection ended, for the log.
+#[derive(Debug)]
+enum End {
+    ClientClosed,
+    Cancelled,
+    LoginRefused,
+    Disconnected,
+    Protocol(ProtocolError),
+}
+
+impl From<ProtocolError> for End {
+    fn from(e: ProtocolError) -> Self {
+        End::Protocol(e)
+    }
+}
+
+/// Serves one accepted socket until it closes.
+pub(crate) async fn serve<B, R, W>(
+    read: R,
+    write: W,
+    peer: SocketAddr,
+    backend: Arc<B>,
+    shutdown: CancellationToken,
+) where
+    B: Backend,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut conn = Connection {
+        reader: MessageReader::new(read),
+        writer: write,
+        peer,
+        server_name: backend.server_name(),
+        spid: 0,
+        packet_size: DEFAULT_PACKET_SIZE,
+        queued: VecDeque::new(),
+        shutdown,
+        next_transaction: 1,
+        transaction: None,
+    };
+    let shutdown = conn.shutdown.clone();
+    let login = tokio::select! {
+        r = tokio::time::timeout(LOGIN_TIMEOUT, conn.login(&*backend)) => match r {
+            Ok(r) => r,
+            Err(_) => Err(ProtocolError::malformed("login", "no LOGIN7 within the login timeout").into()),
+        },
+        _ = shutdown.cancelled() => Err(End::Cancelled),
+    };
+    let end = match login {
+        Ok((mut session, cancel)) => {
+            let end = conn.requests(&mut session, &cancel).await;
+            session.close();
+            end
+        }
+        Err(end) => end,
+    };
+    match end {
+        End::Protocol(e) => tracing::warn!(%peer, error = %e, "closing connection"),
+        other => tracing::debug!(%peer, end = ?other, "connection ended"),
+    }
+}
+
+struct Connection<R, W> {
+    reader: MessageReader<R>,
+    writer: W,
+    peer: SocketAddr,
+    server_name: String,
+    spid: u16,
+    packet_size: usize,
+    /// Messages that arrived while a request was running (a client without MARS should not send
+    /// any, but a tolerant server answers them in order rather than dropping them).
+    queued: VecDeque<ClientMessage>,
+    shutdown: CancellationToken,
+    /// Transaction descriptors handed out through ENVCHANGE 8 [2.2.7.9].
+    next_transaction: u64,
+    transaction: Option<u64>,
+}
+
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
+    async fn next_message(&mut self) -> Result<ClientMessage, End> {
+        if let Some(m) = self.queued.pop_front() {
+            return Ok(m);
+        }
+        match self.reader.next_message().await? {
+            Some(m) => Ok(m),
+            None => Err(End::ClientClosed),
+        }
+    }
+
+    /// Sends one response message (split into packets, EOM on the last).
+    async fn send(&mut self, ty: u8, payload: &[u8]) -> Result<(), End> {
+        let mut out = Vec::with_capacity(payload.len() + 16);
+        frame_message(&mut out, ty, self.spid, payload, self.packet_size);
+        // A client that stops reading must not pin us: shutdown still wins.
+        tokio::select! {
+            r = self.writer.write_all(&out) => r.map_err(|e| End::Protocol(e.into())),
+            _ = self.shutdown.cancelled() => Err(End::Cancelled),
+        }
+    }
+
+    /// PRELOGIN (optional) then LOGIN7; returns the backend's session on success.
+    async fn login<B: Backend>(
+        &mut self,
+        backend: &B,
+    ) -> Result<(B::Session, CancellationToken), End> {
+        let (program, version) = backend.server_version();
+        let msg = loop {
+            let msg = self.next_message().await?;
+            match msg.packet_type {
+                packet_type::PRELOGIN => {
+                    crate::prelogin::check_client_prelogin(&msg.payload)?;
+                    let answer = crate::prelogin::server_prelogin(version);
+                    self.send(packet_type::TABULAR_RESULT, &answer).await?;
+                }
+                packet_type::LOGIN7 => break msg,
+                other => {
+                    return Err(ProtocolError::UnexpectedMessage {
+                        packet_type: other,
+                        state: "waiting for PRELOGIN or LOGIN7",
+                    }
+                    .into());
+                }
+            }
+        };
+        let login7 = login::decode_login7(&msg.payload)?;
+        let Some(tds_version) = login::negotiated_version(login7.login.tds_version) else {
+            let error = login::unsupported_version(login7.login.tds_version, self.peer);
+            let tokens = login::encode_refusal(&error, &self.server_name, true);
+            self.send(packet_type::TABULAR_RESULT, &tokens).await?;
+            return Err(End::LoginRefused);
+        };
+        let (session, cancel) = match backend.login(&login7.login, self.peer) {
+            Ok(ok) => ok,
+            Err(error) => {
+                let tokens = login::encode_refusal(&error, &self.server_name, false);
+                self.send(packet_type::TABULAR_RESULT, &tokens).await?;
+                return Err(End::LoginRefused);
+            }
+        };
+        self.spid = session.spid();
+        let packet_size = login::negotiated_packet_size(login7.packet_size);
+        let reply = LoginReply {
+            database: &session.database(),
+            server_name: &self.server_name,
+            tds_version,
+            packet_size,
+            program: &program,
+            version,
+        }
+        .encode();
+        self.send(packet_type::TABULAR_RESULT, &reply).await?;
+        // The new size applies from the first message after the login response [2.2.7.9].
+        self.packet_size = packet_size as usize;
+        Ok((session, cancel))
+    }
+
+    /// The request loop after a successful login.
+    async fn requests<S: Session>(&mut self, session: &mut S, cancel: &CancellationToken) -> End {
+        let shutdown = self.shutdown.clone();
+        loop {
+            let msg = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return End::Cancelled,
+                _ = shutdown.cancelled() => return End::Cancelled,
+                m = self.next_message() => match m {
+                    Ok(m) => m,
+                    Err(end) => return end,
+                },
+            };
+            let result = match msg.packet_type {
+                packet_type::SQL_BATCH => self.batch(session, cancel, &msg.payload).await,
+                packet_type::RPC => self.rpc(session, cancel, &msg.payload).await,
+                packet_type::TRANSACTION_MANAGER => self.transaction_manager(&msg.payload).await,
+                // An Attention with nothing running (the response already went out): the client
+                // still waits for the acknowledgement [2.2.1.7].
+                packet_type::ATTENTION => self.ack_attention().await,
+                other => Err(ProtocolError::UnexpectedMessage {
+                    packet_type: other,
+                    state: "waiting for a request",
+                }
+                .into()),
+            };
+            if let Err(end) = result {
+                return end;
+            }
+        }
+    }
+
+    async fn batch<S: Session>(
+        &mut self,
+        session: &mut S,
+        cancel: &CancellationToken,
+        payload: &[u8],
+    ) -> Result<(), End> {
+        let sql = request::decode_sql_batch(payload)?;
+        let Some(events) = self.run(session.batch(sql), cancel).await? else {
+            return self.ack_attention().await;
+        };
+        match response::batch_reply(events, &self.server_name) {
+            Reply::Tokens(t) => self.send(packet_type::TABULAR_RESULT, &t).await,
+            Reply::Disconnect => Err(End::Disconnected),
+        }
+    }
+
+    async fn rpc<S: Session>(
+        &mut self,
+        session: &mut S,
+        cancel: &CancellationToken,
+        payload: &[u8],
+    ) -> Result<(), End> {
+        let calls = match request::decode_rpc(payload) {
+            Ok(calls) => calls,
+            Err(RequestError::Protocol(e)) => return Err(e.into()),
+            Err(RequestError::UnknownType {
+                ordinal,
+                name,
+                type_byte,
+            }) => {
+                return self
+                    .send_rpc_error(unknown_type_error(ordinal, &name, type_byte))
+                    .await;
+            }
+        };
+        let mut tokens = Vec::new();
+        let count = calls.len();
+        for (i, call) in calls.into_iter().enumerate() {
+            let Some(events) = self.run(session.rpc(call.clone()), cancel).await? else {
+                return self.ack_attention().await;
+            };
+            match response::rpc_reply(events, &call, &self.server_name, i + 1 == count) {
+                Reply::Tokens(t) => tokens.extend(t),
+                Reply::Disconnect => return Err(End::Disconnected),
+            }
+        }
+        self.send(packet_type::TABULAR_RESULT, &tokens).await
+    }
+
+    /// Runs a backend future while still reading the socket. `Ok(None)` means the client sent an
+    /// Attention: the future has been dropped, which is how a running statement is cancelled.
+    async fn run<F>(
+        &mut self,
+        fut: F,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Vec<crate::Event>>, End>
+    where
+        F: std::future::Future<Output = Vec<crate::Event>>,
+    {
+        tokio::pin!(fut);
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Err(End::Cancelled),
+                _ = self.shutdown.cancelled() => return Err(End::Cancelled),
+                events = &mut fut => return Ok(Some(events)),
+                m = self.reader.next_message() => match m? {
+                    Some(m) if m.packet_type == packet_type::ATTENTION => return Ok(None),
+                    Some(m) => self.queued.push_back(m),
+                    None => return Err(End::ClientClosed),
+                },
+            }
+        }
+    }
+
+    /// DONE with DONE_ATTN, alone in its own message [2.2.1.7].
+    async fn ack_attention(&mut self) -> Result<(), End> {
+        let mut w = TokenWriter::new();
+        w.done(token_type::DONE, done_status::ATTN, 0, 0);
+        self.send(packet_type::TABULAR_RESULT, &w.buf).await
+    }
+
+    async fn send_rpc_error(&mut self, error: Message) -> Result<(), End> {
+        let mut w = TokenWriter::new();
+        w.message(token_type::ERROR, &error, &self.server_name);
+        w.done(token_type::DONE, done_status::ERROR, 0, 0);
+        self.send(packet_type::TABULAR_RESULT, &w.buf).await
+    }
+
+    /// Transaction Manager requests are answered here, not by the backend: the lab's engine
+    /// models transactions through T-SQL, and all tiberius needs is the ENVCHANGE carrying the
+    /// descriptor it must echo in later ALL_HEADERS, then DONE.
+    async fn transaction_manager(&mut self, payload: &[u8]) -> Result<(), End> {
+        let req = request::decode_tm(payload)?;
+        let mut w = TokenWriter::new();
+        let ended = self
+            .transaction
+            .take()
+            .map(u64::to_le_bytes)
+            .unwrap_or_default();
+        match req {
+            TmRequest::Begin => {
+                let id = self.begin_transaction();
+                w.env_change_bytes(env_type::BEGIN_TRAN, &id, &[]);
+            }
+            TmRequest::Commit { begin_new } | TmRequest::Rollback { begin_new } => {
+                let ty = if matches!(req, TmRequest::Commit { .. }) {
+                    env_type::COMMIT_TRAN
+                } else {
+                    env_type::ROLLBACK_TRAN
+                };
+                w.env_change_bytes(ty, &[], &ended);
+                if begin_new {
+                    let id = self.begin_transaction();
+                    w.env_change_bytes(env_type::BEGIN_TRAN, &id, &[]);
+                }
+            }
+            TmRequest::Other(_) => {}
+        }
+        w.done(token_type::DONE, 0, 0, 0);
+        self.send(packet_type::TABULAR_RESULT, &w.buf).await
+    }
+
+    fn begin_transaction(&mut self) -> [u8; 8] {
+        let id = self.next_transaction;
+        self.next_transaction += 1;
+        self.transaction = Some(id);
+        id.to_le_bytes()
+    }
+}
+
+/// SQL Server's answer to an RPC parameter of an unknown type: error 8009, class 16.
+fn unknown_type_error(ordinal: usize, name: &str, type_byte: u8) -> Message {
+    Message {
+        number: 8009,
+        state: 1,
+        class: 16,
+        message: format!(
+            "The incoming tabular data stream (TDS) remote procedure call (RPC) protocol stream is incorrect. Parameter {ordinal} (\"{name}\"): Data type 0x{type_byte:02X} is unknown."
+        ),
+        procedure: String::new(),
+        line: 1,
+    }
+}
