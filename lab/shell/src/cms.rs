@@ -1,0 +1,80 @@
+//! [`Cms`]: the shell's Central Management Store, `<lab dir>/cms.json` (format in docs/lab.md).
+//!
+//! Created from lab.json on first use; re-read for every request because `pcfail lab status` and
+//! other shells may read or write it concurrently; written atomically (a temporary file in the same
+//! directory, then a rename) so a reader never sees half a file.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::manifest::LabManifest;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Cms {
+    pub pool: String,
+    /// `Normal` or `FailedOver`.
+    pub pool_state: String,
+    pub active_servers: Vec<String>,
+}
+
+#[derive(Debug, Error)]
+pub(crate) enum CmsError {
+    #[error("cannot read the CMS store `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the CMS store `{path}` is not valid: {source}")]
+    Invalid {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("cannot write the CMS store `{path}`: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Cms {
+    fn path(lab_dir: &Path) -> PathBuf {
+        lab_dir.join("cms.json")
+    }
+
+    /// Reads cms.json, or the initial state from lab.json when it does not exist yet (and writes it).
+    pub(crate) fn load(lab_dir: &Path, manifest: &LabManifest) -> Result<Self, CmsError> {
+        let path = Self::path(lab_dir);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| CmsError::Invalid { path, source })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let cms = Cms {
+                    pool: manifest.pool.clone(),
+                    pool_state: "Normal".to_owned(),
+                    active_servers: manifest.active_servers.clone(),
+                };
+                cms.save(lab_dir)?;
+                Ok(cms)
+            }
+            Err(source) => Err(CmsError::Read { path, source }),
+        }
+    }
+
+    pub(crate) fn save(&self, lab_dir: &Path) -> Result<(), CmsError> {
+        let path = Self::path(lab_dir);
+        let mut bytes = serde_json::to_vec_pretty(self).expect("the CMS state always serializes");
+        bytes.push(b'\n');
+        write_atomically(&path, &bytes).map_err(|source| CmsError::Write { path, source })
+    }
+}
+
+/// Writes `bytes` to a sibling temporary file, then renames it over `path`.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let temporary = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, path)
+}

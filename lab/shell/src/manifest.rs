@@ -1,0 +1,97 @@
+//! [`LabManifest`]: the parts of `<lab dir>/lab.json` the shell needs (topology, login, share).
+//!
+//! The format belongs to the `pcfail-lab` crate (docs/lab.md); this is the shell's own reading of it,
+//! deliberately not shared code, and lenient about fields it does not use. It is re-read for every
+//! request, so a lab restarted on new ports is picked up without restarting the shell.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct LabManifest {
+    pub login: Login,
+    pub pool: String,
+    pub instances: Vec<Instance>,
+    #[serde(default)]
+    pub persistent_chat_servers: Vec<ChatServer>,
+    #[serde(default)]
+    pub active_servers: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct Login {
+    pub user: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct Instance {
+    /// `primary`, `primary_mirror`, `backup` or `backup_mirror`.
+    pub role: String,
+    pub fqdn: String,
+    /// `host:port` of the lab's TDS listener.
+    pub address: String,
+    /// The database mirroring endpoint, `TCP://fqdn:port`.
+    pub endpoint: String,
+    /// The FQDN of the instance the topology pairs with this one as its SQL mirror.
+    #[serde(default)]
+    pub mirror: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub(crate) struct ChatServer {
+    pub fqdn: String,
+}
+
+#[derive(Debug, Error)]
+pub(crate) enum ManifestError {
+    #[error("cannot read the lab manifest `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the lab manifest `{path}` is not valid: {source}")]
+    Invalid {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+impl LabManifest {
+    pub(crate) fn load(lab_dir: &Path) -> Result<Self, ManifestError> {
+        let path = lab_dir.join("lab.json");
+        let bytes = std::fs::read(&path).map_err(|source| ManifestError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|source| ManifestError::Invalid { path, source })
+    }
+
+    /// The instance with this FQDN (case-insensitive, as DNS names are).
+    pub(crate) fn instance_by_fqdn(&self, fqdn: &str) -> Option<&Instance> {
+        self.instances
+            .iter()
+            .find(|i| i.fqdn.eq_ignore_ascii_case(fqdn.trim()))
+    }
+
+    pub(crate) fn instance_by_role(&self, role: &str) -> Option<&Instance> {
+        self.instances.iter().find(|i| i.role == role)
+    }
+
+    /// The password: lab.json's own, else the environment variable it names.
+    pub(crate) fn password(&self) -> String {
+        if let Some(password) = &self.login.password {
+            return password.clone();
+        }
+        self.login
+            .password_env
+            .as_deref()
+            .and_then(|name| std::env::var(name).ok())
+            .unwrap_or_default()
+    }
+}
