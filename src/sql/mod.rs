@@ -10,7 +10,6 @@
 //! after a timeout the connection is marked broken and the caller reconnects. The server-side statement
 //! may still complete; the actions are written to re-examine state before acting again.
 
-mod endpoint;
 mod value;
 
 use std::time::Duration;
@@ -19,7 +18,8 @@ use tiberius::{AuthMethod, Client, Config, EncryptionLevel, ToSql};
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
-pub(crate) use endpoint::{Auth, Encryption, Endpoint};
+use crate::runbook::{Address, Auth, Encryption, Instance};
+
 pub(crate) use value::{ResultSet, Value};
 
 /// An error the server sent (the first ERROR token of the response, which is the specific one: SQL
@@ -48,7 +48,9 @@ impl std::fmt::Display for ServerError {
 /// Why pcfail could not get an answer from an instance. `instance` is the runbook's role key.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SqlError {
-    #[error("environment variable `{var}` is not set; it must hold the password of SQL login `{user}` on `{instance}`")]
+    #[error(
+        "environment variable `{var}` is not set; it must hold the password of SQL login `{user}` on `{instance}`"
+    )]
     PasswordMissing {
         instance: String,
         user: String,
@@ -63,9 +65,15 @@ pub(crate) enum SqlError {
         source: std::io::Error,
     },
     #[error("`{instance}` refused the login: {error}")]
-    Login { instance: String, error: ServerError },
+    Login {
+        instance: String,
+        error: ServerError,
+    },
     #[error("`{instance}` answered with an error: {error}")]
-    Server { instance: String, error: ServerError },
+    Server {
+        instance: String,
+        error: ServerError,
+    },
     #[error("`{instance}` did not answer within {}s; the connection was abandoned", .after.as_secs())]
     Timeout { instance: String, after: Duration },
     #[error("the connection to `{instance}` failed: {message}")]
@@ -114,9 +122,9 @@ pub(crate) struct Sql {
 
 impl Sql {
     /// Connects and logs in. `timeout` bounds the TCP connect and the login together.
-    pub(crate) async fn connect(endpoint: &Endpoint, timeout: Duration) -> Result<Sql, SqlError> {
-        let instance = endpoint.role.clone();
-        let config = config_for(endpoint)?;
+    pub(crate) async fn connect(target: &Instance, timeout: Duration) -> Result<Sql, SqlError> {
+        let instance = target.role.key().to_owned();
+        let config = config_for(target)?;
         let address = config.get_addr();
         let connect = async {
             let tcp = TcpStream::connect(&address)
@@ -141,12 +149,13 @@ impl Sql {
                     },
                 })
         };
-        let client = tokio::time::timeout(timeout, connect)
-            .await
-            .map_err(|_| SqlError::Timeout {
-                instance: instance.clone(),
-                after: timeout,
-            })??;
+        let client =
+            tokio::time::timeout(timeout, connect)
+                .await
+                .map_err(|_| SqlError::Timeout {
+                    instance: instance.clone(),
+                    after: timeout,
+                })??;
         Ok(Sql {
             client: Some(client),
             instance,
@@ -253,50 +262,48 @@ fn server_error(t: &tiberius::error::TokenError) -> ServerError {
 
 /// Builds tiberius's configuration, refusing what this build cannot do with a sentence saying so
 /// (instead of a TLS or SSPI failure deep inside the handshake).
-fn config_for(endpoint: &Endpoint) -> Result<Config, SqlError> {
+fn config_for(target: &Instance) -> Result<Config, SqlError> {
     let unsupported = |what: String| SqlError::Unsupported {
-        instance: endpoint.role.clone(),
+        instance: target.role.key().to_owned(),
         what,
     };
     let mut config = Config::new();
-    config.host(&endpoint.host);
-    match (endpoint.port, &endpoint.instance_name) {
-        (Some(port), _) => config.port(port),
-        (None, Some(name)) => {
+    config.host(&target.host);
+    match &target.address {
+        Address::Port(port) => config.port(*port),
+        Address::Named(name) => {
             return Err(unsupported(format!(
                 "named instance `{name}` needs SQL Browser lookup, which this build does not include; give the instance's TCP port"
             )));
         }
-        (None, None) => config.port(1433),
     }
     config.application_name("pcfail");
     config.database("master");
-    config.encryption(match endpoint.encryption {
+    config.encryption(match target.encryption {
         Encryption::NotSupported => EncryptionLevel::NotSupported,
         other => {
             return Err(unsupported(format!(
                 "encryption `{}` needs TLS, which this build does not include yet; only `not_supported` (plaintext, for the lab) works",
-                other.as_str()
+                other.key()
             )));
         }
     });
-    if endpoint.trust_server_certificate {
+    if target.trust_server_certificate {
         config.trust_cert();
     }
-    match &endpoint.auth {
+    match &target.auth {
         Auth::Integrated => {
             return Err(unsupported(
                 "integrated (Windows) authentication is not included in this build yet; use a SQL login with `password_env`"
                     .to_owned(),
             ));
         }
-        Auth::SqlLogin { user, password_env } => {
-            let password =
-                std::env::var(password_env).map_err(|_| SqlError::PasswordMissing {
-                    instance: endpoint.role.clone(),
-                    user: user.clone(),
-                    var: password_env.clone(),
-                })?;
+        Auth::Sql { user, password_env } => {
+            let password = std::env::var(password_env).map_err(|_| SqlError::PasswordMissing {
+                instance: target.role.key().to_owned(),
+                user: user.clone(),
+                var: password_env.clone(),
+            })?;
             config.authentication(AuthMethod::sql_server(user, password));
         }
     }

@@ -76,7 +76,9 @@ impl ResultSet {
 
     /// The index of a column, compared case-insensitively as SQL Server compares names.
     pub(crate) fn column(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|c| c.eq_ignore_ascii_case(name))
+        self.columns
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(name))
     }
 
     /// The value in `row` of column `name`, or Null when there is no such column.
@@ -168,9 +170,15 @@ mod tests {
     fn lookups_by_column_name_ignore_case_and_missing_columns_read_null() {
         let set = ResultSet {
             columns: vec!["name".into(), "state_desc".into()],
-            rows: vec![vec![Value::Text("mgc".into()), Value::Text("RESTORING".into())]],
+            rows: vec![vec![
+                Value::Text("mgc".into()),
+                Value::Text("RESTORING".into()),
+            ]],
         };
-        assert_eq!(set.get(&set.rows[0], "STATE_DESC").as_str(), Some("RESTORING"));
+        assert_eq!(
+            set.get(&set.rows[0], "STATE_DESC").as_str(),
+            Some("RESTORING")
+        );
         assert!(set.get(&set.rows[0], "is_in_standby").is_null());
     }
 }

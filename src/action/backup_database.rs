@@ -1,0 +1,66 @@
+//! Fail-back: a full backup of the database to a file (normally on the log-shipping share), which the
+//! next step restores over the primary.
+//!
+//! `INIT, FORMAT` so the file holds exactly this one backup set and the restore's `FILE = 1` is it;
+//! `CHECKSUM` so a damaged copy is caught at restore time.
+
+use std::time::Duration;
+
+use super::{Command, MINUTE, Target, ident};
+use crate::quote::sql_string;
+use crate::runbook::{Role, StepReader};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupDatabase {
+    pub instance: Role,
+    pub database: String,
+    pub file: String,
+}
+
+impl BackupDatabase {
+    pub(crate) fn parse(r: &mut StepReader<'_, '_, '_, '_>) -> Option<Self> {
+        let instance = r.instance_or("instance", Role::Backup);
+        let database = r.database("database");
+        let file = r.text("file");
+        Some(Self {
+            instance: instance?,
+            database: database?,
+            file: file?,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        "backup_database"
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "Take a full backup of `{}` on the {} instance to `{}`",
+            self.database, self.instance, self.file
+        )
+    }
+
+    pub fn render(&self) -> Vec<Command> {
+        vec![Command::sql(
+            self.instance,
+            format!(
+                "BACKUP DATABASE {} TO DISK = {} WITH INIT, FORMAT, CHECKSUM",
+                ident(&self.database),
+                sql_string(&self.file)
+            ),
+        )]
+    }
+
+    pub fn target(&self) -> Target {
+        Target::Instance(self.instance)
+    }
+
+    /// Only the backup file is overwritten; the database is untouched.
+    pub fn irreversible(&self) -> bool {
+        false
+    }
+
+    pub fn default_timeout(&self) -> Option<Duration> {
+        Some(Duration::from_secs(60 * MINUTE))
+    }
+}

@@ -1,0 +1,212 @@
+//! Fail-back: re-establish log shipping from the primary instance to the backup instance, in the
+//! documented order (reference G): initialize the secondary, register the primary, schedule and enable
+//! its backup job, register the secondary, schedule its copy and restore jobs, link the two, enable.
+//!
+//! Jobs and schedules are addressed by the names the runbook chooses (`@job_name`, `@schedule_name`),
+//! so no statement needs an OUTPUT variable and each is one plain statement. The retention and alert
+//! numbers are the values SSMS proposes; the runbook can change the most common ones.
+
+use std::time::Duration;
+
+use super::{Command, MINUTE, Target, ident};
+use crate::quote::sql_string;
+use crate::runbook::{Role, StepReader};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigureLogShipping {
+    pub primary: Role,
+    pub secondary: Role,
+    pub database: String,
+    /// `@@SERVERNAME` of each side, as the procedures record them.
+    pub primary_server: String,
+    pub secondary_server: String,
+    /// Folder the primary writes log backups to (local path on the primary).
+    pub backup_directory: String,
+    /// The same folder as a share the secondary reads.
+    pub backup_share: String,
+    /// Folder on the secondary the copy job copies into.
+    pub copy_folder: String,
+    /// Full backup written by the primary and restored WITH NORECOVERY on the secondary.
+    pub initialize_file: String,
+    pub backup_job: String,
+    pub backup_schedule: String,
+    pub copy_job: String,
+    pub copy_schedule: String,
+    pub restore_job: String,
+    pub restore_schedule: String,
+    pub interval_minutes: i64,
+    pub retention_minutes: i64,
+    pub schedule_start_date: i64,
+}
+
+impl ConfigureLogShipping {
+    pub(crate) fn parse(r: &mut StepReader<'_, '_, '_, '_>) -> Option<Self> {
+        let primary = r.instance_or("instance", Role::Primary);
+        let secondary = r.instance_or("secondary", Role::Backup);
+        let database = r.database("database");
+        let backup_directory = r.text("backup_directory");
+        let backup_share = r.text("backup_share");
+        let copy_folder = r.text("copy_folder");
+        let initialize_file = r.text("initialize_file");
+        let db = database.clone().unwrap_or_default();
+        let backup_job = r.sysname_or("backup_job", format!("LSBackup_{db}"));
+        let backup_schedule = r.sysname_or("backup_schedule", format!("LSBackupSchedule_{db}"));
+        let copy_job = r.sysname_or("copy_job", format!("LSCopy_{db}"));
+        let copy_schedule = r.sysname_or("copy_schedule", format!("LSCopySchedule_{db}"));
+        let restore_job = r.sysname_or("restore_job", format!("LSRestore_{db}"));
+        let restore_schedule = r.sysname_or("restore_schedule", format!("LSRestoreSchedule_{db}"));
+        let interval_minutes = r.integer_or("interval_minutes", 15, 1..=1440);
+        let retention_minutes = r.integer_or("retention_minutes", 4320, 1..=525_600);
+        // sp_add_schedule takes a yyyymmdd integer; 1990-01-01 is SQL Agent's earliest valid date.
+        let schedule_start_date =
+            r.integer_or("schedule_start_date", 20260101, 19900101..=99991231);
+        let (primary, secondary) = (primary?, secondary?);
+        if primary == secondary {
+            r.d.error(
+                r.table.span(),
+                format!(
+                    "{} ships `{primary}` to itself; `secondary` must be another instance",
+                    r.table.context()
+                ),
+            );
+            return None;
+        }
+        let primary_server = r.instance_info(primary)?.server_name.clone();
+        let secondary_server = r.instance_info(secondary)?.server_name.clone();
+        Some(Self {
+            primary,
+            secondary,
+            database: database?,
+            primary_server,
+            secondary_server,
+            backup_directory: backup_directory?,
+            backup_share: backup_share?,
+            copy_folder: copy_folder?,
+            initialize_file: initialize_file?,
+            backup_job: backup_job?,
+            backup_schedule: backup_schedule?,
+            copy_job: copy_job?,
+            copy_schedule: copy_schedule?,
+            restore_job: restore_job?,
+            restore_schedule: restore_schedule?,
+            interval_minutes: interval_minutes?,
+            retention_minutes: retention_minutes?,
+            schedule_start_date: schedule_start_date?,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        "configure_log_shipping"
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "Configure log shipping of `{}` from the {} instance to the {} instance",
+            self.database, self.primary, self.secondary
+        )
+    }
+
+    fn schedule(&self, name: &str) -> String {
+        format!(
+            "EXEC msdb.dbo.sp_add_schedule @schedule_name = {}, @enabled = 1, @freq_type = 4, @freq_interval = 1, @freq_subday_type = 4, @freq_subday_interval = {}, @freq_recurrence_factor = 0, @active_start_date = {}, @active_end_date = 99991231, @active_start_time = 0, @active_end_time = 235900",
+            sql_string(name),
+            self.interval_minutes,
+            self.schedule_start_date
+        )
+    }
+
+    fn attach(job: &str, schedule: &str) -> String {
+        format!(
+            "EXEC msdb.dbo.sp_attach_schedule @job_name = {}, @schedule_name = {}",
+            sql_string(job),
+            sql_string(schedule)
+        )
+    }
+
+    fn enable(job: &str) -> String {
+        format!(
+            "EXEC msdb.dbo.sp_update_job @job_name = {}, @enabled = 1",
+            sql_string(job)
+        )
+    }
+
+    pub fn render(&self) -> Vec<Command> {
+        let (p, s) = (self.primary, self.secondary);
+        let db = sql_string(&self.database);
+        let init = sql_string(&self.initialize_file);
+        vec![
+            Command::sql(
+                p,
+                format!(
+                    "BACKUP DATABASE {} TO DISK = {init} WITH INIT, FORMAT, CHECKSUM",
+                    ident(&self.database)
+                ),
+            ),
+            Command::sql(
+                s,
+                format!(
+                    "RESTORE DATABASE {} FROM DISK = {init} WITH FILE = 1, NORECOVERY, REPLACE",
+                    ident(&self.database)
+                ),
+            ),
+            Command::sql(
+                p,
+                format!(
+                    "EXEC master.dbo.sp_add_log_shipping_primary_database @database = {db}, @backup_directory = {}, @backup_share = {}, @backup_job_name = {}, @backup_retention_period = {}, @backup_threshold = 60, @threshold_alert_enabled = 1, @history_retention_period = 5760, @backup_compression = 2, @overwrite = 1",
+                    sql_string(&self.backup_directory),
+                    sql_string(&self.backup_share),
+                    sql_string(&self.backup_job),
+                    self.retention_minutes
+                ),
+            ),
+            Command::sql(p, self.schedule(&self.backup_schedule)),
+            Command::sql(p, Self::attach(&self.backup_job, &self.backup_schedule)),
+            Command::sql(p, Self::enable(&self.backup_job)),
+            Command::sql(
+                s,
+                format!(
+                    "EXEC master.dbo.sp_add_log_shipping_secondary_primary @primary_server = {}, @primary_database = {db}, @backup_source_directory = {}, @backup_destination_directory = {}, @copy_job_name = {}, @restore_job_name = {}, @file_retention_period = {}, @overwrite = 1",
+                    sql_string(&self.primary_server),
+                    sql_string(&self.backup_share),
+                    sql_string(&self.copy_folder),
+                    sql_string(&self.copy_job),
+                    sql_string(&self.restore_job),
+                    self.retention_minutes
+                ),
+            ),
+            Command::sql(s, self.schedule(&self.copy_schedule)),
+            Command::sql(s, Self::attach(&self.copy_job, &self.copy_schedule)),
+            Command::sql(s, self.schedule(&self.restore_schedule)),
+            Command::sql(s, Self::attach(&self.restore_job, &self.restore_schedule)),
+            Command::sql(
+                s,
+                format!(
+                    "EXEC master.dbo.sp_add_log_shipping_secondary_database @secondary_database = {db}, @primary_server = {}, @primary_database = {db}, @restore_delay = 0, @restore_mode = 0, @disconnect_users = 0, @restore_threshold = 45, @threshold_alert_enabled = 1, @history_retention_period = 5760, @overwrite = 1",
+                    sql_string(&self.primary_server)
+                ),
+            ),
+            Command::sql(
+                p,
+                format!(
+                    "EXEC master.dbo.sp_add_log_shipping_primary_secondary @primary_database = {db}, @secondary_server = {}, @secondary_database = {db}, @overwrite = 1",
+                    sql_string(&self.secondary_server)
+                ),
+            ),
+            Command::sql(s, Self::enable(&self.copy_job)),
+            Command::sql(s, Self::enable(&self.restore_job)),
+        ]
+    }
+
+    pub fn target(&self) -> Target {
+        Target::Instance(self.primary)
+    }
+
+    /// Initializing restores WITH REPLACE over the secondary's copy of the database.
+    pub fn irreversible(&self) -> bool {
+        true
+    }
+
+    pub fn default_timeout(&self) -> Option<Duration> {
+        Some(Duration::from_secs(60 * MINUTE))
+    }
+}

@@ -1,0 +1,96 @@
+//! Failover step 2: copy log backups from the share that the copy job had not copied yet.
+//!
+//! Which files to copy depends on what is in the share and the copy folder at run time, so the plan
+//! says what will be computed and from where. The folders come from msdb's log-shipping tables on the
+//! backup instance, read before step 1 deletes them, unless the runbook overrides them.
+
+use std::time::Duration;
+
+use super::{Command, MINUTE, Target};
+use crate::runbook::{Role, StepReader};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyLogBackups {
+    pub instance: Role,
+    pub database: String,
+    /// Runbook overrides; `None` means "as recorded in msdb".
+    pub share: Option<String>,
+    pub copy_folder: Option<String>,
+}
+
+/// Where the log-shipping folders come from, for the plan's `from` text.
+pub(crate) fn folders_from(
+    instance: Role,
+    share: Option<&str>,
+    copy_folder: Option<&str>,
+) -> String {
+    let share = share.map_or_else(
+        || {
+            format!(
+                "the share in msdb.dbo.log_shipping_secondary.backup_source_directory on {instance}"
+            )
+        },
+        |s| format!("the share `{s}` (runbook override)"),
+    );
+    let copy = copy_folder_from(instance, copy_folder);
+    format!("{share}; {copy}; msdb is read before log shipping is removed")
+}
+
+/// Where the copy folder comes from.
+pub(crate) fn copy_folder_from(instance: Role, copy_folder: Option<&str>) -> String {
+    copy_folder.map_or_else(
+        || format!("the copy folder in msdb.dbo.log_shipping_secondary.backup_destination_directory on {instance}"),
+        |c| format!("the copy folder `{c}` (runbook override)"),
+    )
+}
+
+impl CopyLogBackups {
+    pub(crate) fn parse(r: &mut StepReader<'_, '_, '_, '_>) -> Option<Self> {
+        let instance = r.instance_or("instance", Role::Backup);
+        let database = r.database("database");
+        let overrides = r.context().overrides.clone();
+        Some(Self {
+            instance: instance?,
+            database: database?,
+            share: overrides.share,
+            copy_folder: overrides.copy_folder,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        "copy_log_backups"
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "Copy any uncopied log backups of `{}` from the share to the copy folder",
+            self.database
+        )
+    }
+
+    pub fn render(&self) -> Vec<Command> {
+        vec![Command::Computed {
+            what: format!(
+                "copy each `{}_*.trn` log backup in the share that is not yet in the copy folder (`*.wrk` files are still being written and are skipped)",
+                self.database
+            ),
+            from: folders_from(
+                self.instance,
+                self.share.as_deref(),
+                self.copy_folder.as_deref(),
+            ),
+        }]
+    }
+
+    pub fn target(&self) -> Target {
+        Target::Instance(self.instance)
+    }
+
+    pub fn irreversible(&self) -> bool {
+        false
+    }
+
+    pub fn default_timeout(&self) -> Option<Duration> {
+        Some(Duration::from_secs(30 * MINUTE))
+    }
+}

@@ -1,0 +1,134 @@
+//! Failover step 6 by T-SQL: mirror a database of the new principal (the backup instance) onto its
+//! mirror instance, in the order SQL Server requires (reference E.2).
+//!
+//! Endpoints first (only where none exists: an instance has at most one mirroring endpoint), then a
+//! full and a log backup into one file restored WITH NORECOVERY on the mirror, then SET PARTNER on the
+//! mirror first and the principal second. Every statement is a single plain statement; the endpoint
+//! condition is carried as `when` and checked live by the executor rather than written as T-SQL `IF`.
+
+use std::time::Duration;
+
+use super::{Command, MINUTE, Target, ident};
+use crate::quote::sql_string;
+use crate::runbook::{MirroringEndpoint, Role, StepReader};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorDatabase {
+    pub principal: Role,
+    pub mirror: Role,
+    pub database: String,
+    /// A file both instances can reach (a share); holds the full backup (FILE = 1) and log (FILE = 2).
+    pub backup_file: String,
+    pub principal_endpoint: MirroringEndpoint,
+    pub mirror_endpoint: MirroringEndpoint,
+}
+
+impl MirrorDatabase {
+    pub(crate) fn parse(r: &mut StepReader<'_, '_, '_, '_>) -> Option<Self> {
+        let principal = r.instance_or("instance", Role::Backup);
+        let mirror = r.instance_or("mirror", Role::BackupMirror);
+        let database = r.database("database");
+        let backup_file = r.text("backup_file");
+        let (principal, mirror) = (principal?, mirror?);
+        if principal == mirror {
+            r.d.error(
+                r.table.span(),
+                format!(
+                    "{} mirrors `{principal}` onto itself; `mirror` must be another instance",
+                    r.table.context()
+                ),
+            );
+            return None;
+        }
+        let principal_endpoint = r.endpoint(principal);
+        let mirror_endpoint = r.endpoint(mirror);
+        Some(Self {
+            principal,
+            mirror,
+            database: database?,
+            backup_file: backup_file?,
+            principal_endpoint: principal_endpoint?,
+            mirror_endpoint: mirror_endpoint?,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        "mirror_database"
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "Mirror `{}` from the {} instance to the {} instance",
+            self.database, self.principal, self.mirror
+        )
+    }
+
+    fn endpoint(role: Role, port: u16) -> Command {
+        Command::Sql {
+            instance: role,
+            database: "master".to_owned(),
+            // Microsoft's examples name the endpoint freely; `Mirroring` is what SSMS's wizard uses.
+            text: format!(
+                "CREATE ENDPOINT [Mirroring] STATE = STARTED AS TCP (LISTENER_PORT = {port}) FOR DATABASE_MIRRORING (ROLE = PARTNER)"
+            ),
+            when: Some(format!(
+                "only if {role} has no DATABASE_MIRRORING endpoint (sys.database_mirroring_endpoints)"
+            )),
+        }
+    }
+
+    pub fn render(&self) -> Vec<Command> {
+        let db = ident(&self.database);
+        let file = sql_string(&self.backup_file);
+        vec![
+            Self::endpoint(self.mirror, self.mirror_endpoint.port),
+            Self::endpoint(self.principal, self.principal_endpoint.port),
+            Command::sql(
+                self.principal,
+                format!("BACKUP DATABASE {db} TO DISK = {file} WITH INIT, FORMAT, CHECKSUM"),
+            ),
+            Command::sql(
+                self.principal,
+                format!("BACKUP LOG {db} TO DISK = {file} WITH NOINIT, CHECKSUM"),
+            ),
+            Command::sql(
+                self.mirror,
+                format!(
+                    "RESTORE DATABASE {db} FROM DISK = {file} WITH FILE = 1, NORECOVERY, REPLACE"
+                ),
+            ),
+            Command::sql(
+                self.mirror,
+                format!("RESTORE LOG {db} FROM DISK = {file} WITH FILE = 2, NORECOVERY"),
+            ),
+            // The mirror must know its partner before the principal does (reference E.2).
+            Command::sql(
+                self.mirror,
+                format!(
+                    "ALTER DATABASE {db} SET PARTNER = {}",
+                    sql_string(&self.principal_endpoint.to_string())
+                ),
+            ),
+            Command::sql(
+                self.principal,
+                format!(
+                    "ALTER DATABASE {db} SET PARTNER = {}",
+                    sql_string(&self.mirror_endpoint.to_string())
+                ),
+            ),
+        ]
+    }
+
+    pub fn target(&self) -> Target {
+        Target::Instance(self.principal)
+    }
+
+    /// RESTORE ... REPLACE overwrites whatever copy of the database the mirror instance held.
+    pub fn irreversible(&self) -> bool {
+        true
+    }
+
+    pub fn default_timeout(&self) -> Option<Duration> {
+        Some(Duration::from_secs(60 * MINUTE))
+    }
+}

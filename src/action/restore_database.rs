@@ -1,0 +1,63 @@
+//! Fail-back: restore the backup over the primary's database, "overwrite the existing database"
+//! (REPLACE) and "leave the database ready to use" (RECOVERY), as Microsoft's runbook says (reference H.6).
+
+use std::time::Duration;
+
+use super::{Command, MINUTE, Target, ident};
+use crate::quote::sql_string;
+use crate::runbook::{Role, StepReader};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreDatabase {
+    pub instance: Role,
+    pub database: String,
+    pub file: String,
+}
+
+impl RestoreDatabase {
+    pub(crate) fn parse(r: &mut StepReader<'_, '_, '_, '_>) -> Option<Self> {
+        let instance = r.instance_or("instance", Role::Primary);
+        let database = r.database("database");
+        let file = r.text("file");
+        Some(Self {
+            instance: instance?,
+            database: database?,
+            file: file?,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        "restore_database"
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "Restore `{}` on the {} instance from `{}`, replacing it",
+            self.database, self.instance, self.file
+        )
+    }
+
+    pub fn render(&self) -> Vec<Command> {
+        vec![Command::sql(
+            self.instance,
+            format!(
+                "RESTORE DATABASE {} FROM DISK = {} WITH FILE = 1, REPLACE, RECOVERY",
+                ident(&self.database),
+                sql_string(&self.file)
+            ),
+        )]
+    }
+
+    pub fn target(&self) -> Target {
+        Target::Instance(self.instance)
+    }
+
+    /// REPLACE discards whatever the primary's database held.
+    pub fn irreversible(&self) -> bool {
+        true
+    }
+
+    pub fn default_timeout(&self) -> Option<Duration> {
+        Some(Duration::from_secs(60 * MINUTE))
+    }
+}

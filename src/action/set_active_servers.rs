@@ -1,0 +1,70 @@
+//! Set (or clear) the Persistent Chat servers that accept new connections: failover step 7, and the
+//! first and last fail-back steps (reference H.3).
+//!
+//! The lists come from `[active_servers]`, where the loader has already checked that the post-failover
+//! servers stand in the backup data center. Clearing is `-ActiveServers $null`, as Microsoft documents.
+
+use std::time::Duration;
+
+use super::{Command, MINUTE, Target};
+use crate::quote::ps_string;
+use crate::runbook::StepReader;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetActiveServers {
+    /// Which runbook list: `after_failover`, `after_failback` or `none`.
+    pub list: &'static str,
+    /// Empty means clear.
+    pub servers: Vec<String>,
+}
+
+impl SetActiveServers {
+    pub(crate) fn parse(r: &mut StepReader<'_, '_, '_, '_>) -> Option<Self> {
+        let list = r.choice("servers", &["after_failover", "after_failback", "none"])?;
+        let servers = match list {
+            "after_failover" => r.context().active_after_failover.clone(),
+            "after_failback" => r.context().active_after_failback.clone(),
+            _ => Vec::new(),
+        };
+        Some(Self { list, servers })
+    }
+
+    pub fn name(&self) -> &'static str {
+        "set_active_servers"
+    }
+
+    pub fn describe(&self) -> String {
+        if self.servers.is_empty() {
+            "Clear the list of active Persistent Chat servers".to_owned()
+        } else {
+            format!(
+                "Make {} the active Persistent Chat servers",
+                self.servers.join(", ")
+            )
+        }
+    }
+
+    pub fn render(&self) -> Vec<Command> {
+        let value = if self.servers.is_empty() {
+            "$null".to_owned()
+        } else {
+            let quoted: Vec<String> = self.servers.iter().map(|s| ps_string(s)).collect();
+            format!("@({})", quoted.join(","))
+        };
+        vec![Command::powershell(format!(
+            "Set-CsPersistentChatActiveServer -ActiveServers {value} -Confirm:$false"
+        ))]
+    }
+
+    pub fn target(&self) -> Target {
+        Target::Shell
+    }
+
+    pub fn irreversible(&self) -> bool {
+        false
+    }
+
+    pub fn default_timeout(&self) -> Option<Duration> {
+        Some(Duration::from_secs(5 * MINUTE))
+    }
+}

@@ -1,0 +1,167 @@
+//! pcfail: failover and fail-back of a Skype for Business / Lync Persistent Chat pool between data
+//! centers, following Microsoft's procedure step by step.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! argv -> cli (clap derive, plain data) -> config (resolved paths, env, secrets by reference)
+//!      -> runbook::load (TOML -> validated model, every problem with file:line:col)
+//!      -> plan (pure function of runbook + operation)
+//!           |-> render (text / json to stdout)            `pcfail plan`
+//!           '-> executor (later: journal, sql and powershell adapters)
+//!      -> exit status
+//! ```
+//!
+//! The plan that `pcfail plan` prints is the very value an executor runs. Everything is in the library
+//! so that [`run`] can be tested; `main.rs` only calls it. Errors are printed in one place, [`run`].
+
+pub mod action;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod exit;
+pub mod plan;
+pub mod quote;
+pub mod render;
+pub mod runbook;
+
+#[allow(dead_code)]
+pub(crate) mod powershell;
+#[allow(dead_code)]
+pub(crate) mod sql;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Format};
+use crate::config::{Config, Task, Verbosity};
+use crate::error::Error;
+use crate::exit::Exit;
+use crate::plan::Plan;
+use crate::runbook::{Operation, Runbook};
+
+/// Runs pcfail with `args` (including the program name) and returns the exit status.
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help and version on stdout and usage errors on stderr, with its own status.
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Ok
+            }
+            .into();
+        }
+    };
+    let config = Config::resolve(cli, |name| std::env::var_os(name));
+    init_logging(config.verbosity);
+    let stdout = std::io::stdout();
+    match execute(&config, &mut stdout.lock()) {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("{}", e.report());
+            e.exit().into()
+        }
+    }
+}
+
+fn init_logging(verbosity: Verbosity) {
+    let level = match verbosity {
+        Verbosity::Quiet => tracing::Level::ERROR,
+        Verbosity::Normal => tracing::Level::WARN,
+        Verbosity::Verbose => tracing::Level::INFO,
+        Verbosity::Debug => tracing::Level::DEBUG,
+        Verbosity::Trace => tracing::Level::TRACE,
+    };
+    // Logs go to stderr so that `pcfail plan > plan.txt` captures only the plan. `try_init` because
+    // tests may call `run` more than once in a process.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .try_init();
+}
+
+/// Carries out `config`, writing results to `out`.
+pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Exit, Error> {
+    match &config.task {
+        Task::Completions(shell) => {
+            clap_complete::generate(*shell, &mut Cli::command(), "pcfail", out);
+            Ok(Exit::Ok)
+        }
+        Task::Validate => {
+            let runbook = runbook::load(&config.runbook)?;
+            if config.verbosity > Verbosity::Quiet {
+                writeln!(
+                    out,
+                    "{}: ok ({}, {})",
+                    config.runbook.display(),
+                    count(runbook.failover.steps.len(), "failover step"),
+                    count(runbook.failback.steps.len(), "fail-back step")
+                )?;
+            }
+            Ok(Exit::Ok)
+        }
+        Task::Plan {
+            operation,
+            pool,
+            format,
+        } => {
+            let runbook = load_for_pool(config, pool.as_deref())?;
+            let plan = Plan::build(&runbook, *operation);
+            tracing::info!(
+                steps = plan.steps.len(),
+                operation = operation.key(),
+                "plan built"
+            );
+            let text = match format {
+                Format::Text => render::text(&plan),
+                Format::Json => render::json(&plan),
+            };
+            out.write_all(text.as_bytes())?;
+            Ok(Exit::Ok)
+        }
+        Task::Run {
+            operation, pool, ..
+        } => {
+            load_for_pool(config, pool.as_deref())?;
+            Err(Error::ExecutionUnavailable {
+                operation: Operation::key(*operation),
+            })
+        }
+    }
+}
+
+/// Loads the runbook and, if the operator named a pool, checks it is this runbook's pool.
+fn load_for_pool(config: &Config, pool: Option<&str>) -> Result<Runbook, Error> {
+    let runbook = runbook::load(&config.runbook)?;
+    if let Some(given) = pool {
+        // DNS names compare case-insensitively; a trailing dot is the same name.
+        let norm = |s: &str| s.trim_end_matches('.').to_ascii_lowercase();
+        if norm(given) != norm(&runbook.pool.fqdn) {
+            return Err(Error::PoolMismatch {
+                given: given.to_owned(),
+                runbook: runbook.pool.fqdn.clone(),
+            });
+        }
+    }
+    Ok(runbook)
+}
+
+/// "1 step", "2 steps".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}

@@ -1,0 +1,222 @@
+//! The plan: a pure function of a validated runbook and an operation, and the value both `pcfail plan`
+//! prints and the executor runs.
+//!
+//! Each [`PlannedStep`] carries its typed [`Action`] (which the executor runs) together with the exact
+//! commands rendered from it (which the operator reviews), its target, timeout and flags. Building a
+//! plan touches nothing outside memory: no connection, no process, no file. Live preconditions and the
+//! journal's progress are the executor's inputs, not this module's.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::action::{Action, Command, Target};
+use crate::runbook::{Address, Operation, Role, Runbook};
+
+/// Where an instance is, for the plan's header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanInstance {
+    pub role: Role,
+    pub host: String,
+    pub address: Address,
+    pub data_center: String,
+}
+
+/// One step, ready to review and to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedStep {
+    /// 1-based position in the plan.
+    pub number: usize,
+    pub id: String,
+    pub description: String,
+    pub action: Action,
+    pub target: Target,
+    /// `None`: no limit (a pause waits for the operator).
+    pub timeout: Option<Duration>,
+    pub irreversible: bool,
+    pub confirm: bool,
+    pub commands: Vec<Command>,
+}
+
+/// A failover or fail-back, step by step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub operation: Operation,
+    pub pool: String,
+    pub runbook: PathBuf,
+    pub instances: Vec<PlanInstance>,
+    pub notes: Vec<String>,
+    pub steps: Vec<PlannedStep>,
+}
+
+impl Plan {
+    /// Builds the plan of `operation` from `runbook`.
+    pub fn build(runbook: &Runbook, operation: Operation) -> Plan {
+        let procedure = runbook.procedure(operation);
+        let steps = procedure
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| PlannedStep {
+                number: i + 1,
+                id: step.id.clone(),
+                description: step.description.clone(),
+                target: step.action.target(),
+                timeout: step.timeout.or_else(|| step.action.default_timeout()),
+                irreversible: step.action.irreversible(),
+                // A pause is a confirmation by nature, whatever the runbook says.
+                confirm: step.confirm || matches!(step.action, Action::Pause(_)),
+                commands: step.action.render(),
+                action: step.action.clone(),
+            })
+            .collect();
+        Plan {
+            operation,
+            pool: runbook.pool.fqdn.clone(),
+            runbook: runbook.path.clone(),
+            instances: runbook
+                .instances
+                .values()
+                .map(|i| PlanInstance {
+                    role: i.role,
+                    host: i.host.clone(),
+                    address: i.address.clone(),
+                    data_center: i.data_center.clone(),
+                })
+                .collect(),
+            notes: procedure.notes.clone(),
+            steps,
+        }
+    }
+
+    /// The number of the first irreversible step: from there on, stopping does not restore the
+    /// previous state.
+    pub fn point_of_no_return(&self) -> Option<usize> {
+        self.steps.iter().find(|s| s.irreversible).map(|s| s.number)
+    }
+
+    pub fn instance(&self, role: Role) -> Option<&PlanInstance> {
+        self.instances.iter().find(|i| i.role == role)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::runbook;
+
+    const SHIPPED: &str = include_str!("../runbooks/persistent-chat.toml");
+
+    fn shipped() -> Runbook {
+        runbook::parse_str(Path::new("runbooks/persistent-chat.toml"), SHIPPED)
+            .expect("shipped runbook is valid")
+    }
+
+    fn sql_texts(plan: &Plan) -> Vec<(usize, Role, String)> {
+        let mut out = Vec::new();
+        for step in &plan.steps {
+            for command in &step.commands {
+                if let Command::Sql { instance, text, .. } = command {
+                    out.push((step.number, *instance, text.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn failover_follows_microsofts_order() {
+        let plan = Plan::build(&shipped(), Operation::Failover);
+        let actions: Vec<&str> = plan.steps.iter().map(|s| s.action.name()).collect();
+        assert_eq!(
+            actions,
+            [
+                "remove_log_shipping_secondary",
+                "copy_log_backups",
+                "apply_log_backups",
+                "end_sessions",
+                "recover_database",
+                "pause",
+                "set_pool_state",
+                "mirror_database",
+                "mirror_database",
+                "set_active_servers",
+            ]
+        );
+        assert_eq!(plan.point_of_no_return(), Some(1));
+    }
+
+    #[test]
+    fn failback_restores_primary_and_reships_logs() {
+        let plan = Plan::build(&shipped(), Operation::Failback);
+        let actions: Vec<&str> = plan.steps.iter().map(|s| s.action.name()).collect();
+        assert_eq!(
+            actions,
+            [
+                "set_active_servers",
+                "remove_mirroring",
+                "remove_mirroring",
+                "backup_database",
+                "pause",
+                "restore_database",
+                "configure_log_shipping",
+                "set_active_servers",
+                "set_pool_state",
+            ]
+        );
+        let restore = sql_texts(&plan)
+            .into_iter()
+            .find(|(_, _, t)| t.contains("REPLACE, RECOVERY"))
+            .expect("a restore over the primary");
+        assert_eq!(restore.1, Role::Primary);
+        assert_eq!(plan.point_of_no_return(), Some(2));
+    }
+
+    #[test]
+    fn mirroring_sets_the_partner_on_the_mirror_before_the_principal() {
+        let plan = Plan::build(&shipped(), Operation::Failover);
+        let partners: Vec<(Role, String)> = sql_texts(&plan)
+            .into_iter()
+            .filter(|(n, _, t)| *n == 8 && t.contains("SET PARTNER"))
+            .map(|(_, r, t)| (r, t))
+            .collect();
+        assert_eq!(
+            partners,
+            [
+                (
+                    Role::BackupMirror,
+                    "ALTER DATABASE [mgc] SET PARTNER = N'TCP://dal-sql-001.litwareinc.com:5022'"
+                        .to_owned()
+                ),
+                (
+                    Role::Backup,
+                    "ALTER DATABASE [mgc] SET PARTNER = N'TCP://dal-sql-002.litwareinc.com:5022'"
+                        .to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_sql_statement_is_one_plain_statement() {
+        for operation in [Operation::Failover, Operation::Failback] {
+            let plan = Plan::build(&shipped(), operation);
+            for (_, _, text) in sql_texts(&plan) {
+                let upper = text.to_ascii_uppercase();
+                for banned in ["IF ", "BEGIN", "DECLARE", "@@", ";", "\n"] {
+                    assert!(!upper.contains(banned), "{banned:?} in {text}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn plan_uses_step_timeout_or_the_action_default() {
+        let plan = Plan::build(&shipped(), Operation::Failover);
+        let cases = [(1, Some(Duration::from_secs(300))), (6, None)];
+        for (number, expected) in cases {
+            assert_eq!(plan.steps[number - 1].timeout, expected, "step {number}");
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The runbook: a TOML file that describes one Persistent Chat pool's topology and its failover and
+//! fail-back steps, loaded into a validated model.
+//!
+//! [`load`] reads the file, parses it with `toml`'s recoverable parser (so a syntax error does not hide
+//! the other problems), walks the spanned tree with a typed reader, and returns either a [`Runbook`]
+//! whose every name, host, duration and reference has been checked, or every problem at once as
+//! `path:line:column: error: message` lines. It does not decide what runs: that is `plan`'s job.
+//! The file format is documented in docs/runbook.md.
+
+mod check;
+mod diagnostic;
+mod instance;
+mod parse;
+mod reader;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::action::Action;
+
+pub use diagnostic::Diagnostic;
+pub use instance::{Address, Auth, Encryption, Instance, MirroringEndpoint, Role};
+pub(crate) use parse::StepReader;
+pub(crate) use reader::{Located, with_suggestion};
+
+/// The PowerShell module that provides the Cs* cmdlets (reference H.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Module {
+    SkypeForBusiness,
+    Lync,
+}
+
+/// How to start the Management Shell host (docs/powershell-host-protocol.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerShell {
+    pub program: String,
+    pub module: Module,
+    /// Arguments placed before the standard `-NoProfile -NonInteractive ...` ones.
+    pub args: Vec<String>,
+}
+
+/// The Persistent Chat pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    pub fqdn: String,
+    /// The `-Identity` passed to Set-CsPersistentChatState, e.g. `service:atl-cs-001.litwareinc.com`.
+    pub identity: String,
+}
+
+/// A Persistent Chat server and the data center it stands in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatServer {
+    pub fqdn: String,
+    pub data_center: String,
+}
+
+/// Folders that log shipping uses, when the operator wants to override what msdb records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogShippingOverrides {
+    pub share: Option<String>,
+    pub copy_folder: Option<String>,
+}
+
+/// Which of the two procedures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Failover,
+    Failback,
+}
+
+impl Operation {
+    pub fn key(self) -> &'static str {
+        match self {
+            Operation::Failover => "failover",
+            Operation::Failback => "failback",
+        }
+    }
+}
+
+/// One step as the runbook declares it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub id: String,
+    pub description: String,
+    pub action: Action,
+    /// `None` means the action's default; a pause has no timeout at all.
+    pub timeout: Option<Duration>,
+    /// Ask the operator before running this step.
+    pub confirm: bool,
+}
+
+/// A procedure: its steps in order and the notes the operator must read first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Procedure {
+    pub notes: Vec<String>,
+    pub steps: Vec<Step>,
+}
+
+/// A validated runbook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Runbook {
+    pub path: PathBuf,
+    pub pool: Pool,
+    pub powershell: PowerShell,
+    /// The Persistent Chat store (`mgc`) and compliance (`mgccomp`) database names.
+    pub chat_database: String,
+    pub compliance_database: String,
+    pub instances: BTreeMap<Role, Instance>,
+    pub log_shipping: LogShippingOverrides,
+    pub chat_servers: Vec<ChatServer>,
+    pub active_after_failover: Vec<String>,
+    pub active_after_failback: Vec<String>,
+    pub failover: Procedure,
+    pub failback: Procedure,
+}
+
+impl Runbook {
+    pub fn procedure(&self, operation: Operation) -> &Procedure {
+        match operation {
+            Operation::Failover => &self.failover,
+            Operation::Failback => &self.failback,
+        }
+    }
+}
+
+/// Why a runbook could not be loaded.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("runbook `{path}` not found")]
+    NotFound { path: PathBuf },
+    #[error("cannot read runbook `{path}`: permission denied")]
+    PermissionDenied { path: PathBuf },
+    #[error("cannot read runbook `{path}`: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Every problem found, in file order.
+    #[error("{}", render_diagnostics(.diagnostics))]
+    Invalid { diagnostics: Vec<Diagnostic> },
+}
+
+fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {
+    let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+    lines.join("\n")
+}
+
+/// Reads and validates the runbook at `path`.
+pub fn load(path: &Path) -> Result<Runbook, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => LoadError::NotFound {
+            path: path.to_owned(),
+        },
+        std::io::ErrorKind::PermissionDenied => LoadError::PermissionDenied {
+            path: path.to_owned(),
+        },
+        _ => LoadError::Io {
+            path: path.to_owned(),
+            source,
+        },
+    })?;
+    parse::parse(path, &text).map_err(|diagnostics| LoadError::Invalid { diagnostics })
+}
+
+/// Validates runbook text; `path` is used for messages and recorded in the model.
+pub fn parse_str(path: &Path, text: &str) -> Result<Runbook, LoadError> {
+    parse::parse(path, text).map_err(|diagnostics| LoadError::Invalid { diagnostics })
+}

@@ -1,0 +1,102 @@
+//! The command line: exit codes, the runbook path from the environment, the guard on failover, the
+//! not-yet-available execution, completions and help.
+
+use crate::test::{MINIMAL, SHIPPED, Test};
+
+#[test]
+fn failover_requires_pool() {
+    let output = Test::new()
+        .runbook(MINIMAL)
+        .args(&["failover"])
+        .stdout("")
+        .status(2)
+        .run();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with(
+            "error: the following required arguments were not provided:\n  --pool <FQDN>\n"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn failover_says_execution_is_not_available_yet() {
+    Test::new()
+        .runbook(SHIPPED)
+        .args(&["failover", "--pool", "atl-cs-001.litwareinc.com", "--yes"])
+        .stdout("")
+        .stderr("error: execution is not available yet in this build; review the plan with `pcfail plan failover`\n")
+        .status(2)
+        .run();
+}
+
+#[test]
+fn failback_validates_the_runbook_before_saying_execution_is_not_available() {
+    Test::new()
+        .runbook(SHIPPED)
+        .args(&["failback"])
+        .stderr("error: execution is not available yet in this build; review the plan with `pcfail plan failback`\n")
+        .status(2)
+        .run();
+    Test::new()
+        .runbook(&crate::test::edit(MINIMAL, "port = 1433", "port = 0"))
+        .args(&["failback"])
+        .stderr("runbook.toml:14:8: error: `port` must be between 1 and 65535\n")
+        .status(2)
+        .run();
+}
+
+#[test]
+fn failover_checks_the_pool_against_the_runbook() {
+    Test::new()
+        .runbook(MINIMAL)
+        .args(&["failover", "--pool", "atl-cs-002.litwareinc.com"])
+        .stderr("error: --pool `atl-cs-002.litwareinc.com` does not match the runbook's pool `atl-cs-001.litwareinc.com`\n")
+        .status(2)
+        .run();
+}
+
+#[test]
+fn runbook_path_comes_from_the_environment() {
+    let test = Test::new();
+    std::fs::write(test.path().join("env.toml"), MINIMAL).expect("write runbook");
+    test.env("PCFAIL_RUNBOOK", "env.toml")
+        .args(&["validate"])
+        .stdout("env.toml: ok (2 failover steps, 1 fail-back step)\n")
+        .run();
+}
+
+#[test]
+fn default_runbook_path_is_runbooks_persistent_chat_toml() {
+    Test::new()
+        .args(&["validate"])
+        .stderr("error: runbook `runbooks/persistent-chat.toml` not found\n")
+        .status(2)
+        .run();
+}
+
+#[test]
+fn unknown_subcommand_is_a_usage_error() {
+    Test::new().args(&["explode"]).stdout("").status(2).run();
+}
+
+#[test]
+fn help_shows_the_exit_codes() {
+    let output = Test::new().args(&["--help"]).stderr("").run();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        help.contains(
+            "Exit status:\n    0    success\n    1    a step failed\n    2    usage or runbook error\n    3    a precondition check failed\n    4    aborted by the operator\n    5    another run holds the lock\n  130    interrupted\n"
+        ),
+        "{help}"
+    );
+}
+
+#[test]
+fn completions_are_generated_for_bash() {
+    let output = Test::new().args(&["completions", "bash"]).stderr("").run();
+    let script = String::from_utf8_lossy(&output.stdout);
+    assert!(script.contains("_pcfail()"), "{script}");
+    assert!(script.contains("failover"), "{script}");
+}

@@ -1,0 +1,201 @@
+//! `pcfail validate`: the shipped runbook passes; broken ones exit 2 with every problem located, and
+//! the messages are checked word for word.
+
+use crate::test::{MINIMAL, SHIPPED, Test, edit};
+
+#[test]
+fn shipped_runbook_is_valid() {
+    Test::new()
+        .runbook(SHIPPED)
+        .args(&["validate"])
+        .stdout("runbook.toml: ok (10 failover steps, 9 fail-back steps)\n")
+        .stderr("")
+        .run();
+}
+
+#[test]
+fn quiet_validate_prints_nothing() {
+    Test::new()
+        .runbook(MINIMAL)
+        .args(&["-q", "validate"])
+        .stdout("")
+        .stderr("")
+        .run();
+}
+
+/// Runs `validate` on MINIMAL with one edit and expects exactly `stderr`.
+fn rejects(from: &str, to: &str, stderr: &str) {
+    Test::new()
+        .runbook(&edit(MINIMAL, from, to))
+        .args(&["validate"])
+        .stdout("")
+        .stderr(stderr)
+        .status(2)
+        .run();
+}
+
+#[test]
+fn toml_syntax_error_is_located() {
+    rejects(
+        "fqdn = \"atl-cs-001.litwareinc.com\"\n\n[databases]",
+        "fqdn = \"atl-cs-001.litwareinc.com\n\n[databases]",
+        "runbook.toml:2:34: error: invalid TOML: invalid basic string, expected `\"`\n",
+    );
+}
+
+#[test]
+fn unknown_key_suggests_the_known_one() {
+    rejects(
+        "port = 1433",
+        "prot = 1433",
+        "runbook.toml:14:1: error: unknown key `prot` in `instances.backup`; did you mean `port`?\n",
+    );
+}
+
+#[test]
+fn missing_field_names_the_key_and_table() {
+    rejects(
+        "host = \"dal-sql-001.litwareinc.com\"\n",
+        "",
+        "runbook.toml:12:1: error: missing key `host` in `instances.backup`\n",
+    );
+}
+
+#[test]
+fn wrong_type_names_expected_and_found() {
+    rejects(
+        "port = 1433",
+        "port = \"1433\"",
+        "runbook.toml:14:8: error: `port` in `instances.backup` must be an integer, found a string\n",
+    );
+}
+
+#[test]
+fn duplicate_step_id_points_to_the_first() {
+    rejects(
+        "id = \"recover\"",
+        "id = \"remove-log-shipping\"",
+        "runbook.toml:38:6: error: duplicate step id `remove-log-shipping` in `failover` (first used on line 33)\n",
+    );
+}
+
+#[test]
+fn bad_identifier_is_refused() {
+    rejects(
+        "chat = \"mgc\"",
+        "chat = \"1mgc\"",
+        "runbook.toml:5:8: error: `1mgc` is not a valid SQL Server identifier: it must start with a letter or `_`\n",
+    );
+}
+
+#[test]
+fn injection_in_a_database_name_is_refused() {
+    rejects(
+        "chat = \"mgc\"",
+        "chat = \"mgc]; DROP DATABASE x; --\"",
+        "runbook.toml:5:8: error: `mgc]; DROP DATABASE x; --` is not a valid SQL Server identifier: `]` is not allowed (use letters, digits, `_`, `@`, `$`, `#`)\n",
+    );
+}
+
+#[test]
+fn injection_in_a_step_database_is_refused() {
+    let text = edit(
+        MINIMAL,
+        "database = \"mgc\"\n\n[[failover.steps]]",
+        "database = \"mgc]; DROP DATABASE x; --\"\n\n[[failover.steps]]",
+    );
+    Test::new()
+        .runbook(&text)
+        .args(&["validate"])
+        .stderr("runbook.toml:35:12: error: `mgc]; DROP DATABASE x; --` is not a valid SQL Server identifier: `]` is not allowed (use letters, digits, `_`, `@`, `$`, `#`)\n")
+        .status(2)
+        .run();
+}
+
+#[test]
+fn injection_in_a_host_is_refused() {
+    rejects(
+        "host = \"dal-sql-001.litwareinc.com\"",
+        "host = \"a;b\"",
+        "runbook.toml:13:8: error: `a;b` is not a valid host name or IP address\n",
+    );
+}
+
+#[test]
+fn inlined_password_is_refused() {
+    rejects(
+        "port = 1433\n",
+        "port = 1433\nauth = \"sql\"\nuser = \"pcfail\"\npassword = \"hunter2\"\n",
+        "runbook.toml:12:1: error: missing key `password_env` in `instances.backup`\n\
+         runbook.toml:17:1: error: passwords must not be written in the runbook; put the password in an environment variable and name it with `password_env` in `instances.backup`\n",
+    );
+}
+
+#[test]
+fn password_value_never_appears_in_output() {
+    let output = Test::new()
+        .runbook(&edit(
+            MINIMAL,
+            "port = 1433\n",
+            "port = 1433\npassword = \"hunter2\"\n",
+        ))
+        .args(&["validate"])
+        .status(2)
+        .run();
+    let all = [output.stdout, output.stderr].concat();
+    assert!(!String::from_utf8_lossy(&all).contains("hunter2"));
+}
+
+#[test]
+fn active_servers_after_failover_must_be_in_the_backup_data_center() {
+    rejects(
+        "after_failover = [\"dal-pc-001.litwareinc.com\"]",
+        "after_failover = [\"atl-pc-001.litwareinc.com\"]",
+        "runbook.toml:26:19: error: active server `atl-pc-001.litwareinc.com` is in data center `ATL`, but after failover the active servers must be in data center `DAL`\n",
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = edit(
+        &edit(MINIMAL, "port = 1433", "port = \"x\""),
+        "action = \"recover_database\"",
+        "action = \"recover_databse\"",
+    );
+    Test::new()
+        .runbook(&text)
+        .args(&["validate"])
+        .stderr(
+            "runbook.toml:14:8: error: `port` in `instances.backup` must be an integer, found a string\n\
+             runbook.toml:39:10: error: unknown action `recover_databse`; did you mean `recover_database`?\n",
+        )
+        .status(2)
+        .run();
+}
+
+#[test]
+fn bad_duration_and_unknown_instance_are_located() {
+    let text = edit(
+        MINIMAL,
+        "action = \"recover_database\"",
+        "action = \"recover_database\"\ninstance = \"bakup\"\ntimeout = \"5 minutes\"",
+    );
+    Test::new()
+        .runbook(&text)
+        .args(&["validate"])
+        .stderr(
+            "runbook.toml:40:12: error: unknown instance `bakup`; did you mean `backup`?\n\
+             runbook.toml:41:11: error: `5 minutes` is not a duration; write a number and a unit, e.g. `90s`, `15m`, `1h30m`\n",
+        )
+        .status(2)
+        .run();
+}
+
+#[test]
+fn missing_runbook_file_is_a_usage_error() {
+    Test::new()
+        .args(&["validate", "--runbook", "nope.toml"])
+        .stderr("error: runbook `nope.toml` not found\n")
+        .status(2)
+        .run();
+}
