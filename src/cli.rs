@@ -1,7 +1,6 @@
 //! The command line as plain data (clap derive). No defaults that depend on the environment and no
 //! behaviour live here: `config` resolves these values, `run` acts on them.
 //!
-//! Subcommands the executor and lab work add (`lab`, `drill`, `status`) slot into [`Command`].
 
 use std::path::PathBuf;
 
@@ -25,6 +24,11 @@ pub struct Cli {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
+    /// Where run journals and the run lock are kept [env: PCFAIL_STATE_DIR] [default: pcfail-state
+    /// next to the runbook]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub state_dir: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -39,11 +43,88 @@ pub enum Command {
     Plan(PlanArgs),
     /// Check the runbook and report every problem
     Validate,
+    /// List the runs in the state directory and where each stands
+    Status,
+    /// Rehearse a whole failover and fail-back against a lab of simulated servers
+    Drill(DrillArgs),
+    /// Run and inspect a lab: simulated SQL Server instances and Management Shell
+    #[command(subcommand)]
+    Lab(LabCommand),
     /// Print a shell completion script
     Completions {
         /// The shell
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// Keep the lab in this folder (default: a temporary folder, removed afterwards)
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Lab seconds per real second while log shipping builds its backlog
+    #[arg(long, default_value_t = 600.0, value_name = "N")]
+    pub clock_speed: f64,
+    /// How many log backups to let the primary take before the disaster
+    #[arg(long, default_value_t = 6, value_name = "N")]
+    pub backups: usize,
+}
+
+#[derive(Debug, PartialEq, Subcommand)]
+pub enum LabCommand {
+    /// Start a lab (four instances, log shipping running, the shell) and write DIR/runbook.toml
+    Up(LabUpArgs),
+    /// Show a lab's instances, databases, log shipping, backup files and pool state
+    Status {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// The primary data center is lost: the primary and its mirror stop answering
+    Disaster {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// The primary data center is back, its databases rebuilt empty
+    RebuildPrimary {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Stop a lab (its state stays in DIR)
+    Down {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// The simulated Management Shell (started by pcfail's PowerShell adapter, not by people)
+    #[command(hide = true)]
+    Shell {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The PowerShell arguments the adapter passes (-NoProfile ... -File host.ps1)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Debug, PartialEq, Args)]
+pub struct LabUpArgs {
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Run in this process instead of starting a background lab
+    #[arg(long)]
+    pub foreground: bool,
+    /// Lab seconds per real second
+    #[arg(long, default_value_t = 60.0, value_name = "N")]
+    pub clock_speed: f64,
+    #[arg(long, default_value_t = 5, value_name = "MIN")]
+    pub backup_every_min: u32,
+    #[arg(long, default_value_t = 15, value_name = "MIN")]
+    pub copy_every_min: u32,
+    #[arg(long, default_value_t = 15, value_name = "MIN")]
+    pub restore_every_min: u32,
+    #[arg(long, default_value_t = 200, value_name = "MS")]
+    pub tick_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -76,6 +157,9 @@ pub struct PlanArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Also connect (read-only) and check every precondition; exit 3 if one fails
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,15 +6,16 @@
 //! passwords stay environment-variable names until a connection needs them.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap_complete::Shell;
 
-use crate::cli::{Cli, Command, Format, OperationArg};
+use crate::cli::{Cli, Command, Format, LabCommand, OperationArg};
 use crate::runbook::Operation;
 
 pub const RUNBOOK_ENV: &str = "PCFAIL_RUNBOOK";
 pub const DEFAULT_RUNBOOK: &str = "runbooks/persistent-chat.toml";
+pub const STATE_DIR_ENV: &str = "PCFAIL_STATE_DIR";
 
 /// How much pcfail logs to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -27,7 +28,7 @@ pub enum Verbosity {
 }
 
 /// What to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum Task {
     Run {
         operation: Operation,
@@ -38,14 +39,26 @@ pub enum Task {
         operation: Operation,
         pool: Option<String>,
         format: Format,
+        /// Also check every precondition, read-only.
+        check: bool,
     },
     Validate,
     Completions(Shell),
+    Status,
+    Drill {
+        dir: Option<PathBuf>,
+        clock_speed: f64,
+        backups: usize,
+    },
+    Lab(LabCommand),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub struct Config {
     pub runbook: PathBuf,
+    /// Journals and the run lock: `--state-dir`, else `PCFAIL_STATE_DIR`, else `pcfail-state` next
+    /// to the runbook (so a runbook and the record of running it stay together).
+    pub state_dir: PathBuf,
     pub verbosity: Verbosity,
     pub task: Task,
 }
@@ -86,12 +99,34 @@ impl Config {
                 },
                 pool: a.pool,
                 format: a.format,
+                check: a.check,
             },
             Command::Validate => Task::Validate,
             Command::Completions { shell } => Task::Completions(shell),
+            Command::Status => Task::Status,
+            Command::Drill(a) => Task::Drill {
+                dir: a.dir,
+                clock_speed: a.clock_speed,
+                backups: a.backups,
+            },
+            Command::Lab(lab) => Task::Lab(lab),
         };
+        let state_dir = cli
+            .state_dir
+            .or_else(|| {
+                env(STATE_DIR_ENV)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| {
+                runbook
+                    .parent()
+                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+                    .join("pcfail-state")
+            });
         Config {
             runbook,
+            state_dir,
             verbosity,
             task,
         }
@@ -107,9 +142,10 @@ mod tests {
     fn resolve(args: &[&str], env_runbook: Option<&str>) -> Config {
         let cli = Cli::try_parse_from(std::iter::once("pcfail").chain(args.iter().copied()))
             .expect("valid arguments");
-        Config::resolve(cli, |name| {
-            assert_eq!(name, RUNBOOK_ENV);
-            env_runbook.map(OsString::from)
+        Config::resolve(cli, |name| match name {
+            RUNBOOK_ENV => env_runbook.map(OsString::from),
+            STATE_DIR_ENV => None,
+            other => panic!("unexpected environment variable {other}"),
         })
     }
 
@@ -129,6 +165,45 @@ mod tests {
         for (args, env, expected) in cases {
             assert_eq!(
                 resolve(args, env).runbook,
+                PathBuf::from(expected),
+                "args {args:?} env {env:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn state_dir_comes_from_flag_then_env_then_next_to_the_runbook() {
+        let resolve_state = |args: &[&str], env_state: Option<&str>| {
+            let cli = Cli::try_parse_from(std::iter::once("pcfail").chain(args.iter().copied()))
+                .expect("valid arguments");
+            Config::resolve(cli, |name| match name {
+                STATE_DIR_ENV => env_state.map(OsString::from),
+                _ => None,
+            })
+            .state_dir
+        };
+        let cases = [
+            (&["status"][..], None, "runbooks/pcfail-state"),
+            (
+                &["status", "--runbook", "pc.toml"][..],
+                None,
+                "pcfail-state",
+            ),
+            (
+                &["status", "--runbook", "/etc/pc/pc.toml"][..],
+                None,
+                "/etc/pc/pcfail-state",
+            ),
+            (&["status"][..], Some("/var/lib/pcfail"), "/var/lib/pcfail"),
+            (
+                &["status", "--state-dir", "s"][..],
+                Some("/var/lib/pcfail"),
+                "s",
+            ),
+        ];
+        for (args, env, expected) in cases {
+            assert_eq!(
+                resolve_state(args, env),
                 PathBuf::from(expected),
                 "args {args:?} env {env:?}"
             );
@@ -174,6 +249,7 @@ mod tests {
                     operation: Operation::Failover,
                     pool: None,
                     format: Format::Text,
+                    check: false,
                 },
             ),
             (
@@ -189,6 +265,7 @@ mod tests {
                     operation: Operation::Failback,
                     pool: Some("p.example.com".into()),
                     format: Format::Json,
+                    check: false,
                 },
             ),
             (&["completions", "bash"][..], Task::Completions(Shell::Bash)),

@@ -1,7 +1,8 @@
 //! Why pcfail could not do what was asked, and which exit status that means.
 //!
-//! These are pcfail's own failures (bad runbook, wrong pool, cannot write output). A step that fails
-//! against a server is an outcome the executor reports, not one of these.
+//! These are pcfail's own failures (bad runbook, wrong pool, cannot write output or keep a journal,
+//! a lab or drill that failed). A step that fails against a server is an outcome the executor
+//! reports, not one of these.
 
 use thiserror::Error;
 
@@ -16,10 +17,20 @@ pub enum Error {
     #[error("--pool `{given}` does not match the runbook's pool `{runbook}`")]
     PoolMismatch { given: String, runbook: String },
 
-    #[error(
-        "execution is not available yet in this build; review the plan with `pcfail plan {operation}`"
-    )]
-    ExecutionUnavailable { operation: &'static str },
+    #[error(transparent)]
+    Exec(#[from] crate::exec::ExecError),
+
+    #[error(transparent)]
+    Lab(#[from] pcfail_lab::LabError),
+
+    #[error(transparent)]
+    Drill(#[from] crate::drill::DrillError),
+
+    #[error("cannot read runbook `{path}`: {source}")]
+    RunbookBytes {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
@@ -28,9 +39,11 @@ pub enum Error {
 impl Error {
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Runbook(_) | Error::PoolMismatch { .. } | Error::ExecutionUnavailable { .. } => {
+            Error::Runbook(_) | Error::PoolMismatch { .. } | Error::RunbookBytes { .. } => {
                 Exit::Usage
             }
+            // pcfail could not keep its journal or lock, a lab would not start, a drill failed.
+            Error::Exec(_) | Error::Lab(_) | Error::Drill(_) => Exit::StepFailed,
             // A closed pipe (`pcfail plan | head`) is not the plan's fault, but it is not success either.
             Error::Output(_) => Exit::StepFailed,
         }
@@ -59,13 +72,6 @@ mod tests {
                 },
                 Exit::Usage,
                 "error: --pool `x.example.com` does not match the runbook's pool `atl-cs-001.litwareinc.com`",
-            ),
-            (
-                Error::ExecutionUnavailable {
-                    operation: "failover",
-                },
-                Exit::Usage,
-                "error: execution is not available yet in this build; review the plan with `pcfail plan failover`",
             ),
             (
                 Error::Runbook(LoadError::NotFound {

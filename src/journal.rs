@@ -87,7 +87,7 @@ pub(crate) enum Event {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum JournalError {
+pub enum JournalError {
     #[error("cannot {what} the journal `{path}`: {source}")]
     Io {
         what: &'static str,
@@ -155,8 +155,7 @@ impl Journal {
             file.set_len(good_len).map_err(|e| io_err("repair", e))?;
             file.sync_data().map_err(|e| io_err("repair", e))?;
         }
-        file.seek(SeekFrom::End(0))
-            .map_err(|e| io_err("open", e))?;
+        file.seek(SeekFrom::End(0)).map_err(|e| io_err("open", e))?;
         let run = records
             .first()
             .map(|r| r.run.clone())

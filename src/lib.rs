@@ -8,7 +8,8 @@
 //!      -> runbook::load (TOML -> validated model, every problem with file:line:col)
 //!      -> plan (pure function of runbook + operation)
 //!           |-> render (text / json to stdout)            `pcfail plan`
-//!           '-> executor (later: journal, sql and powershell adapters)
+//!           '-> executor (journal before and after each step) -> adapters (sql via tiberius,
+//!                                                                 powershell host process)
 //!      -> exit status
 //! ```
 //!
@@ -25,9 +26,13 @@ pub mod quote;
 pub mod render;
 pub mod runbook;
 
-#[allow(dead_code)]
+pub(crate) mod drill;
+pub(crate) mod exec;
+pub(crate) mod journal;
+pub(crate) mod labrunbook;
+pub(crate) mod lock;
+mod operate;
 pub(crate) mod powershell;
-#[allow(dead_code)]
 pub(crate) mod sql;
 
 use std::ffi::OsString;
@@ -41,7 +46,7 @@ use crate::config::{Config, Task, Verbosity};
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::plan::Plan;
-use crate::runbook::{Operation, Runbook};
+use crate::runbook::Runbook;
 
 /// Runs pcfail with `args` (including the program name) and returns the exit status.
 pub fn run<I, T>(args: I) -> ExitCode
@@ -115,6 +120,7 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Exit, Error> {
             operation,
             pool,
             format,
+            check,
         } => {
             let runbook = load_for_pool(config, pool.as_deref())?;
             let plan = Plan::build(&runbook, *operation);
@@ -128,16 +134,26 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Exit, Error> {
                 Format::Json => render::json(&plan),
             };
             out.write_all(text.as_bytes())?;
+            if *check {
+                return operate::check_plan(&runbook, &plan, out);
+            }
             Ok(Exit::Ok)
         }
         Task::Run {
-            operation, pool, ..
+            operation,
+            pool,
+            yes,
         } => {
-            load_for_pool(config, pool.as_deref())?;
-            Err(Error::ExecutionUnavailable {
-                operation: Operation::key(*operation),
-            })
+            let runbook = load_for_pool(config, pool.as_deref())?;
+            operate::run_operation(config, &runbook, *operation, *yes, out)
         }
+        Task::Status => operate::status(config, out),
+        Task::Drill {
+            dir,
+            clock_speed,
+            backups,
+        } => operate::drill(dir.as_deref(), *clock_speed, *backups, out),
+        Task::Lab(command) => operate::lab(command, out),
     }
 }
 

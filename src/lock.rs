@@ -10,7 +10,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum LockError {
+pub enum LockError {
     #[error("another pcfail run holds the lock `{path}` ({holder})")]
     Held { path: PathBuf, holder: String },
     #[error("cannot take the lock `{path}`: {source}")]

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::{Command, MINUTE, Target, ident};
+use crate::exec::{Session, StepError};
 use crate::quote::sql_string;
 use crate::runbook::{Role, StepReader};
 
@@ -62,5 +63,40 @@ impl BackupDatabase {
 
     pub fn default_timeout(&self) -> Option<Duration> {
         Some(Duration::from_secs(60 * MINUTE))
+    }
+}
+
+/// Running it: a backup is never "already done" (the database may have changed since); WITH INIT,
+/// FORMAT makes running it again overwrite the same file, so a resumed run simply takes it again.
+impl BackupDatabase {
+    pub(crate) async fn check_done(&self, _s: &mut Session<'_>) -> Result<bool, StepError> {
+        Ok(false)
+    }
+
+    pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        for command in self.render() {
+            s.run_command(&command).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        let text = format!("RESTORE HEADERONLY FROM DISK = {}", sql_string(&self.file));
+        let set = s.query(self.instance, &text, &[]).await?;
+        let full = set.rows.iter().any(|row| {
+            set.get(row, "BackupType").as_i64() == Some(1)
+                && set
+                    .get(row, "DatabaseName")
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(&self.database))
+        });
+        if full {
+            Ok(())
+        } else {
+            Err(StepError::Failed(format!(
+                "`{}` holds no full backup of `{}`",
+                self.file, self.database
+            )))
+        }
     }
 }

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use super::{Command, MINUTE, Target, ident};
+use crate::exec::{Session, StepError, probe};
 use crate::quote::sql_string;
 use crate::runbook::{Role, StepReader};
 
@@ -208,5 +209,54 @@ impl ConfigureLogShipping {
 
     pub fn default_timeout(&self) -> Option<Duration> {
         Some(Duration::from_secs(60 * MINUTE))
+    }
+}
+
+/// Running it: done when the primary lists the database as a log-shipping primary and the secondary
+/// as a secondary. The procedures are called with `@overwrite = 1`, so a resumed run may call them again.
+impl ConfigureLogShipping {
+    pub(crate) async fn check_done(&self, s: &mut Session<'_>) -> Result<bool, StepError> {
+        Ok(
+            probe::is_log_shipping_primary(s, self.primary, &self.database).await?
+                && probe::log_shipping_secondary(s, self.secondary, &self.database)
+                    .await?
+                    .is_some(),
+        )
+    }
+
+    pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        for command in self.render() {
+            s.run_command(&command).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        if !probe::is_log_shipping_primary(s, self.primary, &self.database).await? {
+            return Err(StepError::Failed(format!(
+                "`{}` on `{}` is not a log-shipping primary",
+                self.database, self.primary
+            )));
+        }
+        if probe::log_shipping_secondary(s, self.secondary, &self.database)
+            .await?
+            .is_none()
+        {
+            return Err(StepError::Failed(format!(
+                "`{}` on `{}` is not a log-shipping secondary",
+                self.database, self.secondary
+            )));
+        }
+        match probe::database(s, self.secondary, &self.database).await? {
+            Some(db) if db.is_restoring() || db.is_in_standby => Ok(()),
+            Some(db) => Err(StepError::Failed(format!(
+                "`{}` on `{}` is {}; a log-shipping secondary must be restoring",
+                self.database, self.secondary, db.state_desc
+            ))),
+            None => Err(StepError::Failed(format!(
+                "`{}` does not exist on `{}`",
+                self.database, self.secondary
+            ))),
+        }
     }
 }

@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use super::{Command, MINUTE, Target};
+use crate::exec::{Session, StepError, copy};
 use crate::runbook::{Role, StepReader};
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyLogBackups {
@@ -92,5 +94,64 @@ impl CopyLogBackups {
 
     pub fn default_timeout(&self) -> Option<Duration> {
         Some(Duration::from_secs(30 * MINUTE))
+    }
+}
+
+/// Running it: the folders come from the runbook's overrides, else from the log-shipping settings
+/// captured before step 1 removed them. Done when every `.trn` in the share is in the copy folder
+/// with identical contents.
+impl CopyLogBackups {
+    fn folders(&self, s: &Session<'_>) -> Result<(PathBuf, PathBuf), StepError> {
+        let captured = s.captured_log_shipping(&self.database);
+        let share = self
+            .share
+            .clone()
+            .or_else(|| captured.as_ref().map(|c| c.backup_source_directory.clone()));
+        let copy = self.copy_folder.clone().or_else(|| {
+            captured
+                .as_ref()
+                .map(|c| c.backup_destination_directory.clone())
+        });
+        match (share, copy) {
+            (Some(share), Some(copy)) => Ok((PathBuf::from(share), PathBuf::from(copy))),
+            _ => Err(StepError::Failed(format!(
+                "the backup share and copy folder of `{}` are unknown: msdb's log-shipping settings were not captured before they were removed; set `share` and `copy_folder` under [log_shipping] in the runbook",
+                self.database
+            ))),
+        }
+    }
+
+    pub(crate) async fn check_done(&self, s: &mut Session<'_>) -> Result<bool, StepError> {
+        let (share, copy) = self.folders(s)?;
+        Ok(copy::pending(&share, &copy)
+            .map_err(|e| StepError::Failed(e.to_string()))?
+            .is_empty())
+    }
+
+    pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        let (share, copy) = self.folders(s)?;
+        let started = std::time::Instant::now();
+        let report = copy::copy_missing(&share, &copy, |done, total, name| {
+            s.progress(&format!("copied {done}/{total} {name}"));
+        })
+        .map_err(|e| StepError::Failed(e.to_string()))?;
+        s.record_file_copy(&share, &copy, &report, started)?;
+        Ok(())
+    }
+
+    pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        let (share, copy) = self.folders(s)?;
+        let missing = copy::pending(&share, &copy).map_err(|e| StepError::Failed(e.to_string()))?;
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(StepError::Failed(format!(
+                "{} log backup(s) still differ between `{}` and `{}`: {}",
+                missing.len(),
+                share.display(),
+                copy.display(),
+                missing.join(", ")
+            )))
+        }
     }
 }

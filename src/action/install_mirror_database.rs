@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use super::{Command, MINUTE, Target};
+use crate::exec::{Session, StepError, probe};
 use crate::quote::ps_string;
 use crate::runbook::{Address, Role, StepReader};
 
@@ -80,5 +81,42 @@ impl InstallMirrorDatabase {
 
     pub fn default_timeout(&self) -> Option<Duration> {
         Some(Duration::from_secs(60 * MINUTE))
+    }
+}
+
+/// Running it: the cmdlet does the work; SQL tells whether the database is mirrored before and after.
+impl InstallMirrorDatabase {
+    fn database<'a>(&self, s: &'a Session<'_>) -> &'a str {
+        if self.database_type == "PersistentChatCompliance" {
+            &s.runbook.compliance_database
+        } else {
+            &s.runbook.chat_database
+        }
+    }
+
+    pub(crate) async fn check_done(&self, s: &mut Session<'_>) -> Result<bool, StepError> {
+        let db = self.database(s).to_owned();
+        Ok(probe::mirroring(s, self.instance, &db)
+            .await?
+            .is_some_and(|m| m.role_desc.eq_ignore_ascii_case("PRINCIPAL")))
+    }
+
+    pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        for command in self.render() {
+            s.run_command(&command).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        if self.check_done(s).await? {
+            Ok(())
+        } else {
+            Err(StepError::Failed(format!(
+                "Install-CsMirrorDatabase returned, but `{}` on `{}` is not a mirroring principal",
+                self.database(s),
+                self.instance
+            )))
+        }
     }
 }

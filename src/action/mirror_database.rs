@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use super::{Command, MINUTE, Target, ident};
+use crate::exec::{Session, StepError, probe};
 use crate::quote::sql_string;
 use crate::runbook::{MirroringEndpoint, Role, StepReader};
 
@@ -130,5 +131,85 @@ impl MirrorDatabase {
 
     pub fn default_timeout(&self) -> Option<Duration> {
         Some(Duration::from_secs(60 * MINUTE))
+    }
+}
+
+/// Running it: endpoints are created only where missing; if an earlier attempt already made the mirror
+/// a partner of the principal, only the principal's SET PARTNER is left to do (restoring the mirror
+/// again would fail with 3104). Done when both sides report the session.
+impl MirrorDatabase {
+    async fn sides(
+        &self,
+        s: &mut Session<'_>,
+    ) -> Result<(Option<probe::Mirroring>, Option<probe::Mirroring>), StepError> {
+        let principal = probe::mirroring(s, self.principal, &self.database).await?;
+        let mirror = probe::mirroring(s, self.mirror, &self.database).await?;
+        Ok((principal, mirror))
+    }
+
+    fn partnered(side: &Option<probe::Mirroring>, role: &str, partner: &MirroringEndpoint) -> bool {
+        side.as_ref().is_some_and(|m| {
+            m.role_desc.eq_ignore_ascii_case(role)
+                && m.partner_name.eq_ignore_ascii_case(&partner.to_string())
+        })
+    }
+
+    pub(crate) async fn check_done(&self, s: &mut Session<'_>) -> Result<bool, StepError> {
+        let (p, m) = self.sides(s).await?;
+        Ok(Self::partnered(&p, "PRINCIPAL", &self.mirror_endpoint)
+            && Self::partnered(&m, "MIRROR", &self.principal_endpoint))
+    }
+
+    pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        let (p, m) = self.sides(s).await?;
+        if let Some(p) = &p {
+            return Err(StepError::Failed(format!(
+                "`{}` on `{}` is already mirrored ({} with partner {}); remove that mirroring first",
+                self.database, self.principal, p.role_desc, p.partner_name
+            )));
+        }
+        let commands = self.render();
+        let last = commands.len() - 1;
+        let mirror_ready = Self::partnered(&m, "MIRROR", &self.principal_endpoint);
+        for (i, command) in commands.iter().enumerate() {
+            if mirror_ready && i != last {
+                continue;
+            }
+            if let Command::Sql {
+                instance,
+                when: Some(_),
+                ..
+            } = command
+            {
+                // The only conditional statements are the endpoint creations.
+                if probe::has_mirroring_endpoint(s, *instance).await? {
+                    continue;
+                }
+                s.run_unconditionally(command).await?;
+                continue;
+            }
+            s.run_command(command).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        if self.check_done(s).await? {
+            return Ok(());
+        }
+        let (p, m) = self.sides(s).await?;
+        let show = |x: &Option<probe::Mirroring>| {
+            x.as_ref().map_or("not mirrored".to_owned(), |m| {
+                format!("{} {} with {}", m.role_desc, m.state_desc, m.partner_name)
+            })
+        };
+        Err(StepError::Failed(format!(
+            "mirroring of `{}` is not established: principal `{}` is {}, mirror `{}` is {}",
+            self.database,
+            self.principal,
+            show(&p),
+            self.mirror,
+            show(&m)
+        )))
     }
 }

@@ -4,7 +4,8 @@
 //! known, endpoint addresses and server names looked up), so [`Action::render`] is a pure function and
 //! the plan that `pcfail plan` prints is the very value an executor runs. Each action file owns the
 //! action's parameters (`parse`), its one-line summary (`describe`) and its exact commands (`render`).
-//! Running, checking and verifying against live servers belong to the executor, not to this module.
+//! Each file also says how the action is checked, run and verified against live servers
+//! (`check_done`, `run`, `verify`), through the executor's `Session`.
 
 mod apply_log_backups;
 mod backup_database;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::exec::{Session, StepError};
 use crate::quote;
 use crate::runbook::{Role, StepReader};
 
@@ -233,6 +235,22 @@ impl Action {
     /// first such step).
     pub fn irreversible(&self) -> bool {
         each!(self, a => a.irreversible())
+    }
+
+    /// Whether the step's effect is already in place (so running it again is skipped). Asked before
+    /// every run, which is what makes a resumed run safe.
+    pub(crate) async fn check_done(&self, s: &mut Session<'_>) -> Result<bool, StepError> {
+        each!(self, a => a.check_done(s).await)
+    }
+
+    /// Carries the step out.
+    pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        each!(self, a => a.run(s).await)
+    }
+
+    /// Checks the step's postcondition after it ran.
+    pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        each!(self, a => a.verify(s).await)
     }
 
     /// How long the step may take when the runbook sets no `timeout`; `None` waits indefinitely.

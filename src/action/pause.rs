@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::{Command, Target};
+use crate::exec::{Session, StepError};
 use crate::runbook::StepReader;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,5 +45,20 @@ impl Pause {
     /// A person decides; pcfail does not guess how long that takes.
     pub fn default_timeout(&self) -> Option<Duration> {
         None
+    }
+}
+
+/// Running it: the operator answers; `--yes` answers for them (and the journal says so).
+impl Pause {
+    pub(crate) async fn check_done(&self, _s: &mut Session<'_>) -> Result<bool, StepError> {
+        Ok(false)
+    }
+
+    pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        s.confirm_continue(&self.message)
+    }
+
+    pub(crate) async fn verify(&self, _s: &mut Session<'_>) -> Result<(), StepError> {
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::{Command, MINUTE, Target, ident};
+use crate::exec::{Session, StepError, probe};
 use crate::runbook::{Role, StepReader};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,5 +53,48 @@ impl RecoverDatabase {
 
     pub fn default_timeout(&self) -> Option<Duration> {
         Some(Duration::from_secs(30 * MINUTE))
+    }
+}
+
+/// Running it: 3101 (exclusive access could not be obtained) means a session slipped in after the
+/// sessions were ended; end them again and retry, a bounded number of times. 3153 (already fully
+/// recovered) means it is done.
+impl RecoverDatabase {
+    pub(crate) async fn check_done(&self, s: &mut Session<'_>) -> Result<bool, StepError> {
+        Ok(probe::database(s, self.instance, &self.database)
+            .await?
+            .is_some_and(|db| db.is_recovered()))
+    }
+
+    pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        const ATTEMPTS: usize = 3;
+        let command = &self.render()[0];
+        for attempt in 1..=ATTEMPTS {
+            match s.run_command(command).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.sql_number() == Some(3153) => return Ok(()),
+                Err(e) if e.sql_number() == Some(3101) && attempt < ATTEMPTS => {
+                    s.progress("the database is in use again; ending its sessions and retrying");
+                    super::end_sessions::end_sessions(s, self.instance, &self.database).await?;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        match probe::database(s, self.instance, &self.database).await? {
+            Some(db) if db.is_recovered() => Ok(()),
+            Some(db) => Err(StepError::Failed(format!(
+                "`{}` on `{}` is {} (standby: {}), not ONLINE",
+                self.database, self.instance, db.state_desc, db.is_in_standby
+            ))),
+            None => Err(StepError::Failed(format!(
+                "`{}` does not exist on `{}`",
+                self.database, self.instance
+            ))),
+        }
     }
 }

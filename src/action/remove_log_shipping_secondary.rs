@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::{Command, MINUTE, Target};
+use crate::exec::{Session, StepError, probe};
 use crate::quote::sql_string;
 use crate::runbook::{Role, StepReader};
 
@@ -58,5 +59,49 @@ impl RemoveLogShippingSecondary {
 
     pub fn default_timeout(&self) -> Option<Duration> {
         Some(Duration::from_secs(5 * MINUTE))
+    }
+}
+
+/// Running it: done when msdb no longer lists the database as a log-shipping secondary. 32014 ("does
+/// not exist as log shipping secondary", UNVERIFIED as this procedure's answer, reference A.2) means
+/// someone removed it between the check and the call, which is the state we want.
+impl RemoveLogShippingSecondary {
+    pub(crate) async fn check_done(&self, s: &mut Session<'_>) -> Result<bool, StepError> {
+        Ok(
+            probe::log_shipping_secondary(s, self.instance, &self.database)
+                .await?
+                .is_none(),
+        )
+    }
+
+    pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        for command in self.render() {
+            match s.run_command(&command).await {
+                Err(e) if e.sql_number() == Some(32014) => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        if !self.check_done(s).await? {
+            return Err(StepError::Failed(format!(
+                "msdb on `{}` still lists `{}` as a log-shipping secondary",
+                self.instance, self.database
+            )));
+        }
+        // The procedure must leave the database itself alone (reference A.2): still restoring.
+        match probe::database(s, self.instance, &self.database).await? {
+            Some(db) if db.is_restoring() || db.is_in_standby => Ok(()),
+            Some(db) => Err(StepError::Failed(format!(
+                "`{}` on `{}` is {} after removing log shipping; it should still be restoring",
+                self.database, self.instance, db.state_desc
+            ))),
+            None => Err(StepError::Failed(format!(
+                "`{}` no longer exists on `{}`",
+                self.database, self.instance
+            ))),
+        }
     }
 }

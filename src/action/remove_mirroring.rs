@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::{Command, MINUTE, Target, ident};
+use crate::exec::{Session, StepError, probe};
 use crate::runbook::{Role, StepReader};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,5 +53,34 @@ impl RemoveMirroring {
 
     pub fn default_timeout(&self) -> Option<Duration> {
         Some(Duration::from_secs(5 * MINUTE))
+    }
+}
+
+/// Running it: 1416 (not configured for database mirroring) means it is already removed.
+impl RemoveMirroring {
+    pub(crate) async fn check_done(&self, s: &mut Session<'_>) -> Result<bool, StepError> {
+        Ok(probe::mirroring(s, self.instance, &self.database)
+            .await?
+            .is_none())
+    }
+
+    pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        for command in self.render() {
+            match s.run_command(&command).await {
+                Err(e) if e.sql_number() == Some(1416) => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        match probe::mirroring(s, self.instance, &self.database).await? {
+            None => Ok(()),
+            Some(m) => Err(StepError::Failed(format!(
+                "`{}` on `{}` is still mirrored ({} with {})",
+                self.database, self.instance, m.role_desc, m.partner_name
+            ))),
+        }
     }
 }

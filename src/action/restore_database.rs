@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::{Command, MINUTE, Target, ident};
+use crate::exec::{Session, StepError, probe};
 use crate::quote::sql_string;
 use crate::runbook::{Role, StepReader};
 
@@ -59,5 +60,34 @@ impl RestoreDatabase {
 
     pub fn default_timeout(&self) -> Option<Duration> {
         Some(Duration::from_secs(60 * MINUTE))
+    }
+}
+
+/// Running it: REPLACE makes running it again harmless, so it is never skipped by a live check (the
+/// journal skips it once it has finished).
+impl RestoreDatabase {
+    pub(crate) async fn check_done(&self, _s: &mut Session<'_>) -> Result<bool, StepError> {
+        Ok(false)
+    }
+
+    pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        for command in self.render() {
+            s.run_command(&command).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        match probe::database(s, self.instance, &self.database).await? {
+            Some(db) if db.is_recovered() => Ok(()),
+            Some(db) => Err(StepError::Failed(format!(
+                "`{}` on `{}` is {} after the restore, not ONLINE",
+                self.database, self.instance, db.state_desc
+            ))),
+            None => Err(StepError::Failed(format!(
+                "`{}` does not exist on `{}` after the restore",
+                self.database, self.instance
+            ))),
+        }
     }
 }

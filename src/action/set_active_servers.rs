@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::{Command, MINUTE, Target};
+use crate::exec::{Session, StepError};
 use crate::quote::ps_string;
 use crate::runbook::StepReader;
 
@@ -66,5 +67,25 @@ impl SetActiveServers {
 
     pub fn default_timeout(&self) -> Option<Duration> {
         Some(Duration::from_secs(5 * MINUTE))
+    }
+}
+
+/// Running it: no cmdlet reads the active-server list back (Get-CsPersistentChatActiveServer does
+/// not exist, reference H.3), so the step cannot be checked beforehand or verified afterwards beyond
+/// the cmdlet's own success. Setting the list is idempotent, so it is simply always run.
+impl SetActiveServers {
+    pub(crate) async fn check_done(&self, _s: &mut Session<'_>) -> Result<bool, StepError> {
+        Ok(false)
+    }
+
+    pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        for command in self.render() {
+            s.run_command(&command).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn verify(&self, _s: &mut Session<'_>) -> Result<(), StepError> {
+        Ok(())
     }
 }

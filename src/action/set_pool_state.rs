@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use super::{Command, MINUTE, Target};
+use crate::exec::{Session, StepError};
 use crate::quote::ps_string;
 use crate::runbook::StepReader;
 
@@ -74,5 +75,49 @@ impl SetPoolState {
 
     pub fn default_timeout(&self) -> Option<Duration> {
         Some(Duration::from_secs(5 * MINUTE))
+    }
+}
+
+/// Running it: Get-CsPersistentChatState tells whether the pool is already in the wanted state, and
+/// confirms it afterwards. The object's `PoolState` is compared by name, case-insensitively.
+impl SetPoolState {
+    async fn current(&self, s: &mut Session<'_>) -> Result<Option<String>, StepError> {
+        let command = format!(
+            "Get-CsPersistentChatState -Identity {}",
+            ps_string(&self.identity)
+        );
+        let timeout = s.step_timeout();
+        let invocation = s.cmdlet(&command, timeout).await?;
+        Ok(invocation
+            .output
+            .first()
+            .and_then(|o| o.get("PoolState"))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned))
+    }
+
+    pub(crate) async fn check_done(&self, s: &mut Session<'_>) -> Result<bool, StepError> {
+        Ok(self
+            .current(s)
+            .await?
+            .is_some_and(|state| state.eq_ignore_ascii_case(self.state.as_str())))
+    }
+
+    pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        for command in self.render() {
+            s.run_command(&command).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        match self.current(s).await? {
+            Some(state) if state.eq_ignore_ascii_case(self.state.as_str()) => Ok(()),
+            other => Err(StepError::Failed(format!(
+                "Get-CsPersistentChatState reports the pool as {}, not {}",
+                other.as_deref().unwrap_or("(no state)"),
+                self.state.as_str()
+            ))),
+        }
     }
 }

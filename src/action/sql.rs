@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::{Command, MINUTE, Target};
+use crate::exec::{Session, StepError};
 use crate::runbook::{Role, StepReader};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,5 +61,23 @@ impl Sql {
 
     pub fn default_timeout(&self) -> Option<Duration> {
         Some(Duration::from_secs(10 * MINUTE))
+    }
+}
+
+/// Running it: raw T-SQL cannot be checked or verified by pcfail; it runs every time the step runs.
+impl Sql {
+    pub(crate) async fn check_done(&self, _s: &mut Session<'_>) -> Result<bool, StepError> {
+        Ok(false)
+    }
+
+    pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        for command in self.render() {
+            s.run_command(&command).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn verify(&self, _s: &mut Session<'_>) -> Result<(), StepError> {
+        Ok(())
     }
 }

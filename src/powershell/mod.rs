@@ -142,7 +142,13 @@ impl PowerShell {
         let program = settings.program.display().to_string();
         let mut child = Command::new(&settings.program)
             .args(&settings.args)
-            .args(["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass", "-File"])
+            .args([
+                "-NoProfile",
+                "-NonInteractive",
+                "-ExecutionPolicy",
+                "Bypass",
+                "-File",
+            ])
             .arg(&script)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -33,6 +33,16 @@ pub enum Module {
     Lync,
 }
 
+impl Module {
+    /// The name `Import-Module` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Module::SkypeForBusiness => "SkypeForBusiness",
+            Module::Lync => "Lync",
+        }
+    }
+}
+
 /// How to start the Management Shell host (docs/powershell-host-protocol.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PowerShell {

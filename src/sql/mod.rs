@@ -102,14 +102,12 @@ impl SqlError {
 /// A parameter for [`Sql::query`], sent through sp_executesql so values never become SQL text.
 pub(crate) enum Param<'a> {
     Str(&'a str),
-    Int(i64),
 }
 
 impl Param<'_> {
     fn as_to_sql(&self) -> &dyn ToSql {
         match self {
             Param::Str(s) => s,
-            Param::Int(i) => i,
         }
     }
 }
@@ -160,11 +158,6 @@ impl Sql {
             client: Some(client),
             instance,
         })
-    }
-
-    /// The runbook role key of the instance this connection talks to.
-    pub(crate) fn instance(&self) -> &str {
-        &self.instance
     }
 
     /// Runs one batch as SQLBatch (no parameters) and returns every result set in order.

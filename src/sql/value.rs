@@ -48,10 +48,6 @@ impl Value {
             _ => None,
         }
     }
-
-    pub(crate) fn is_null(&self) -> bool {
-        matches!(self, Value::Null)
-    }
 }
 
 /// One result set: column names and rows in order.
@@ -179,6 +175,6 @@ mod tests {
             set.get(&set.rows[0], "STATE_DESC").as_str(),
             Some("RESTORING")
         );
-        assert!(set.get(&set.rows[0], "is_in_standby").is_null());
+        assert_eq!(set.get(&set.rows[0], "is_in_standby"), &Value::Null);
     }
 }

@@ -21,24 +21,20 @@ fn failover_requires_pool() {
 }
 
 #[test]
-fn failover_says_execution_is_not_available_yet() {
+fn failover_that_cannot_take_its_lock_stops_as_a_failed_precondition() {
+    // The shipped runbook asks for TLS, which this build refuses before connecting: nothing runs,
+    // and the refusal says why.
     Test::new()
         .runbook(SHIPPED)
         .args(&["failover", "--pool", "atl-cs-001.litwareinc.com", "--yes"])
         .stdout("")
-        .stderr("error: execution is not available yet in this build; review the plan with `pcfail plan failover`\n")
-        .status(2)
+        .stderr("error: cannot take the run lock on `backup`: cannot connect to `backup`: encryption `required` needs TLS, which this build does not include yet; only `not_supported` (plaintext, for the lab) works\n")
+        .status(3)
         .run();
 }
 
 #[test]
-fn failback_validates_the_runbook_before_saying_execution_is_not_available() {
-    Test::new()
-        .runbook(SHIPPED)
-        .args(&["failback"])
-        .stderr("error: execution is not available yet in this build; review the plan with `pcfail plan failback`\n")
-        .status(2)
-        .run();
+fn failback_validates_the_runbook_before_connecting() {
     Test::new()
         .runbook(&crate::test::edit(MINIMAL, "port = 1433", "port = 0"))
         .args(&["failback"])

@@ -1,0 +1,436 @@
+//! `pcfail drill`: a whole failover and fail-back rehearsed against a lab, with no setup.
+//!
+//! The drill starts a lab in a folder of its own, lets log shipping build a realistic backlog, declares
+//! the primary data center lost, and then runs exactly what an operator types, `pcfail failover
+//! --pool ... --yes` and later `pcfail failback --yes`, as child processes of the same binary (so the
+//! rehearsal goes through the real CLI, runbook, executor and both adapters). After each, it checks the
+//! lab's end state the way an auditor would and reports each step's duration, the RPO and the RTO.
+//!
+//! It does not verify through pcfail's own code: the checks read the lab's state (`Lab::status`), so a
+//! bug in the executor cannot vouch for itself.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use pcfail_lab::{Lab, LabOptions, Role, Status};
+
+use crate::journal::Event;
+use crate::labrunbook;
+
+/// How to drill.
+#[derive(Clone, Debug)]
+pub(crate) struct DrillOptions {
+    /// Where the lab lives; a temporary folder (removed afterwards) when `None`.
+    pub dir: Option<PathBuf>,
+    /// Lab seconds per real second while log shipping builds its backlog.
+    pub clock_speed: f64,
+    /// Log backups to wait for before the disaster.
+    pub backups_before_disaster: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    #[error("cannot prepare the drill: {0}")]
+    Setup(String),
+    #[error("the lab failed: {0}")]
+    Lab(#[from] pcfail_lab::LabError),
+    #[error("`pcfail {operation}` exited with status {status}; its journal is in `{journal_dir}`")]
+    Run {
+        operation: &'static str,
+        status: String,
+        journal_dir: PathBuf,
+    },
+    #[error("after the {operation}, the lab is not as it should be:\n{}", .problems.join("\n"))]
+    Verify {
+        operation: &'static str,
+        problems: Vec<String>,
+    },
+}
+
+/// Runs the drill and returns the report to print.
+pub(crate) async fn drill(options: &DrillOptions) -> Result<String, DrillError> {
+    let scratch;
+    let dir = match &options.dir {
+        Some(dir) => dir.clone(),
+        None => {
+            scratch = tempfile_dir()?;
+            scratch.path().to_owned()
+        }
+    };
+    let program = std::env::current_exe()
+        .map_err(|e| DrillError::Setup(format!("cannot find the pcfail binary: {e}")))?;
+    let mut lab_options = LabOptions::new(&dir);
+    lab_options.clock_speed = options.clock_speed;
+    eprintln!("drill: starting a lab in `{}`", dir.display());
+    let lab = Lab::start(lab_options).await?;
+    let result = rehearse(&lab, &dir, &program, options).await;
+    lab.shutdown().await?;
+    result
+}
+
+async fn rehearse(
+    lab: &Lab,
+    dir: &Path,
+    program: &Path,
+    options: &DrillOptions,
+) -> Result<String, DrillError> {
+    let manifest = lab.manifest().clone();
+    let runbook_path = dir.join("runbook.toml");
+    let text = labrunbook::render(&manifest, dir, program)
+        .map_err(|e| DrillError::Setup(e.to_string()))?;
+    std::fs::write(&runbook_path, text).map_err(|e| {
+        DrillError::Setup(format!("cannot write `{}`: {e}", runbook_path.display()))
+    })?;
+    let state_dir = dir.join("pcfail-state");
+
+    eprintln!(
+        "drill: letting log shipping run until {} log backups exist (clock x{})",
+        options.backups_before_disaster, options.clock_speed
+    );
+    let before = wait_for(lab, Duration::from_secs(120), |s| {
+        trn_count(s) >= options.backups_before_disaster
+    })
+    .await
+    .ok_or_else(|| DrillError::Setup("log shipping produced no backups in time".to_owned()))?;
+    let newest_before = before
+        .share
+        .iter()
+        .filter(|f| f.name.ends_with(".trn"))
+        .map(|f| f.name.clone())
+        .max();
+    let disaster_lab_ms = lab.now().0;
+    let primary_records =
+        database(&before, Role::Primary, "mgc").and_then(|d| d["chat_records"].as_u64());
+
+    eprintln!("drill: the primary data center (ATL) is lost");
+    lab.disaster().await?;
+    let disaster = Instant::now();
+    // Now that the primary is gone, no backup can appear any more: this is what failover can recover.
+    let at_disaster = lab.status().await;
+
+    let pool = manifest.pool.clone();
+    run_pcfail(
+        program,
+        &runbook_path,
+        &state_dir,
+        &manifest,
+        &["failover", "--pool", &pool, "--yes"],
+        "failover",
+    )
+    .await?;
+    let rto = disaster.elapsed();
+    let after_failover = lab.status().await;
+    let problems = check_failover(&at_disaster, &after_failover);
+    if !problems.is_empty() {
+        return Err(DrillError::Verify {
+            operation: "failover",
+            problems,
+        });
+    }
+
+    eprintln!("drill: the primary data center is rebuilt");
+    lab.rebuild_primary().await?;
+    run_pcfail(
+        program,
+        &runbook_path,
+        &state_dir,
+        &manifest,
+        &["failback", "--yes"],
+        "failback",
+    )
+    .await?;
+    let after_failback = lab.status().await;
+    let problems = check_failback(&after_failover, &after_failback);
+    if !problems.is_empty() {
+        return Err(DrillError::Verify {
+            operation: "failback",
+            problems,
+        });
+    }
+
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "pcfail drill: failover and fail-back of {pool} rehearsed against the lab; every check passed.\n"
+    );
+    for (title, operation) in [("Failover", "failover"), ("Fail-back", "failback")] {
+        let _ = writeln!(report, "{title}:");
+        for (step, secs) in step_durations(&state_dir, operation) {
+            let _ = writeln!(report, "  {step:<28} {secs:>8.2}s");
+        }
+    }
+    let newest_ms = newest_before
+        .as_deref()
+        .and_then(crate::exec::ledger::backup_time)
+        .map(|t| t.as_millisecond());
+    let _ = writeln!(report);
+    match newest_ms {
+        Some(ms) => {
+            let _ = writeln!(
+                report,
+                "RPO: {:.1} lab minutes (newest log backup {} taken before the disaster; chat written after it was lost)",
+                (disaster_lab_ms - ms) as f64 / 60_000.0,
+                newest_before.as_deref().unwrap_or("?")
+            );
+        }
+        None => {
+            let _ = writeln!(report, "RPO: unknown (no log backup name to date it)");
+        }
+    }
+    let _ = writeln!(
+        report,
+        "RTO: {:.1} s from the disaster to the pool failed over and mirrored (real time)",
+        rto.as_secs_f64()
+    );
+    if let (Some(primary), Some(backup)) = (
+        primary_records,
+        database(&after_failover, Role::Backup, "mgc").and_then(|d| d["chat_records"].as_u64()),
+    ) {
+        let _ = writeln!(
+            report,
+            "Chat records: {primary} on the primary at the disaster, {backup} recovered on the backup ({} lost with the primary)",
+            primary.saturating_sub(backup)
+        );
+    }
+    let _ = writeln!(report, "Lab: `{}`", dir.display());
+    Ok(report)
+}
+
+fn tempfile_dir() -> Result<tempfile::TempDir, DrillError> {
+    tempfile::Builder::new()
+        .prefix("pcfail-drill-")
+        .tempdir()
+        .map_err(|e| DrillError::Setup(format!("cannot create a temporary folder: {e}")))
+}
+
+/// Runs `pcfail <args>` against the lab's runbook, as an operator would, with the lab's password in
+/// the environment variable the runbook names.
+async fn run_pcfail(
+    program: &Path,
+    runbook: &Path,
+    state_dir: &Path,
+    manifest: &pcfail_lab::Manifest,
+    args: &[&str],
+    operation: &'static str,
+) -> Result<(), DrillError> {
+    eprintln!("drill: pcfail {}", args.join(" "));
+    let status = tokio::process::Command::new(program)
+        .args(args)
+        .arg("--runbook")
+        .arg(runbook)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .env(&manifest.login.password_env, &manifest.login.password)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .await
+        .map_err(|e| DrillError::Setup(format!("cannot start `{}`: {e}", program.display())))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(DrillError::Run {
+            operation,
+            status: status.to_string(),
+            journal_dir: state_dir.join("runs"),
+        })
+    }
+}
+
+async fn wait_for(lab: &Lab, limit: Duration, ready: impl Fn(&Status) -> bool) -> Option<Status> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let status = lab.status().await;
+        if ready(&status) {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn trn_count(status: &Status) -> usize {
+    status
+        .share
+        .iter()
+        .filter(|f| f.name.ends_with(".trn"))
+        .count()
+}
+
+fn instance(status: &Status, role: Role) -> Option<&serde_json::Value> {
+    status
+        .instances
+        .iter()
+        .find(|i| i.role == role)
+        .map(|i| &i.sql)
+}
+
+/// The engine's status of database `name` on `role`.
+fn database<'a>(status: &'a Status, role: Role, name: &str) -> Option<&'a serde_json::Value> {
+    instance(status, role)?["databases"]
+        .as_array()?
+        .iter()
+        .find(|d| {
+            d["name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+        })
+}
+
+fn mirroring_role(status: &Status, role: Role, db: &str) -> Option<String> {
+    database(status, role, db)?["mirroring"]["role"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn check_failover(at_disaster: &Status, after: &Status) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut expect = |ok: bool, what: String| {
+        if !ok {
+            problems.push(format!("  - {what}"));
+        }
+    };
+    let mgc = database(after, Role::Backup, "mgc");
+    expect(
+        mgc.and_then(|d| d["state_desc"].as_str()) == Some("ONLINE"),
+        format!(
+            "backup `mgc` should be ONLINE, is {:?}",
+            mgc.map(|d| &d["state_desc"])
+        ),
+    );
+    expect(
+        mirroring_role(after, Role::Backup, "mgc").as_deref() == Some("PRINCIPAL"),
+        "backup `mgc` should be the mirroring principal".to_owned(),
+    );
+    expect(
+        mirroring_role(after, Role::BackupMirror, "mgc").as_deref() == Some("MIRROR"),
+        "backup mirror `mgc` should be the mirror".to_owned(),
+    );
+    let ls = instance(after, Role::Backup).map(|i| &i["log_shipping"]["secondary"]);
+    expect(
+        ls.and_then(|v| v.as_array()).is_some_and(Vec::is_empty),
+        "log shipping should be removed from the backup instance".to_owned(),
+    );
+    // Every log backup taken before the disaster is applied: the backup's mgc ends exactly where the
+    // newest log backup ends. (Applying one twice is impossible past SQL Server's LSN checks.)
+    let newest_backup_end = instance(at_disaster, Role::Primary)
+        .and_then(|i| i["backup_history"].as_array())
+        .and_then(|h| {
+            h.iter()
+                .find(|b| b["type"] == "L" && b["database"] == "mgc")
+        })
+        .and_then(|b| b["last_lsn"].as_str().map(str::to_owned));
+    let backup_end = mgc.and_then(|d| d["last_lsn"].as_str().map(str::to_owned));
+    expect(
+        newest_backup_end.is_some() && newest_backup_end == backup_end,
+        format!(
+            "backup `mgc` should end at the newest log backup's LastLSN {newest_backup_end:?}, ends at {backup_end:?}"
+        ),
+    );
+    expect(
+        after.pool_state == "FailedOver",
+        format!("pool state should be FailedOver, is {}", after.pool_state),
+    );
+    expect(
+        !after.active_servers.is_empty()
+            && after.active_servers.iter().all(|s| s.starts_with("dal-")),
+        format!(
+            "active servers should be in DAL, are {:?}",
+            after.active_servers
+        ),
+    );
+    problems
+}
+
+fn check_failback(after_failover: &Status, after: &Status) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut expect = |ok: bool, what: String| {
+        if !ok {
+            problems.push(format!("  - {what}"));
+        }
+    };
+    let primary = database(after, Role::Primary, "mgc");
+    expect(
+        primary.and_then(|d| d["state_desc"].as_str()) == Some("ONLINE"),
+        format!(
+            "primary `mgc` should be ONLINE, is {:?}",
+            primary.map(|d| &d["state_desc"])
+        ),
+    );
+    let recovered =
+        database(after_failover, Role::Backup, "mgc").and_then(|d| d["chat_records"].as_u64());
+    expect(
+        recovered.is_some() && primary.and_then(|d| d["chat_records"].as_u64()) >= recovered,
+        "primary `mgc` should hold every chat record the backup held".to_owned(),
+    );
+    for db in ["mgc", "mgccomp"] {
+        expect(
+            mirroring_role(after, Role::Backup, db).is_none(),
+            format!("backup `{db}` should no longer be mirrored"),
+        );
+    }
+    let primary_ls =
+        instance(after, Role::Primary).and_then(|i| i["log_shipping"]["primary"].as_array());
+    expect(
+        primary_ls.is_some_and(|l| l.iter().any(|p| p["primary_database"] == "mgc")),
+        "the primary should be the log-shipping primary of `mgc`".to_owned(),
+    );
+    let backup_ls =
+        instance(after, Role::Backup).and_then(|i| i["log_shipping"]["secondary"].as_array());
+    expect(
+        backup_ls.is_some_and(|l| !l.is_empty()),
+        "the backup instance should be a log-shipping secondary again".to_owned(),
+    );
+    let backup_mgc = database(after, Role::Backup, "mgc").and_then(|d| d["state_desc"].as_str());
+    expect(
+        backup_mgc == Some("RESTORING"),
+        format!("backup `mgc` should be RESTORING, is {backup_mgc:?}"),
+    );
+    expect(
+        after.pool_state == "Normal",
+        format!("pool state should be Normal, is {}", after.pool_state),
+    );
+    expect(
+        !after.active_servers.is_empty()
+            && after.active_servers.iter().all(|s| s.starts_with("atl-")),
+        format!(
+            "active servers should be in ATL, are {:?}",
+            after.active_servers
+        ),
+    );
+    problems
+}
+
+/// Each step's duration in the newest completed run of `operation`, from its journal.
+fn step_durations(state_dir: &Path, operation: &str) -> Vec<(String, f64)> {
+    let Ok(runs) = crate::exec::list_runs(&state_dir.join("runs")) else {
+        return Vec::new();
+    };
+    let Some((_, records)) = runs.into_iter().rev().find(|(_, records)| {
+        matches!(records.first().map(|r| &r.event), Some(Event::RunStarted { operation: o, .. }) if o == operation)
+    }) else {
+        return Vec::new();
+    };
+    let mut started: Vec<(String, jiff::Timestamp)> = Vec::new();
+    let mut out = Vec::new();
+    for r in &records {
+        let Ok(t) = r.time.parse::<jiff::Timestamp>() else {
+            continue;
+        };
+        match &r.event {
+            Event::StepStarted { step, .. } => started.push((step.clone(), t)),
+            Event::StepFinished { step, .. } => {
+                if let Some((_, t0)) = started.iter().rev().find(|(s, _)| s == step) {
+                    out.push((
+                        step.clone(),
+                        (t - *t0).total(jiff::Unit::Second).unwrap_or(0.0),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}

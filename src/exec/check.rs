@@ -1,0 +1,345 @@
+//! `pcfail plan ... --check`: every precondition, checked read-only, as a pass/fail table.
+//!
+//! It connects to each instance the plan uses, asks only SELECT-shaped questions (the same probes the
+//! actions use), starts the PowerShell host to see that the module loads and that every cmdlet and
+//! parameter the plan sends exists, and lists the folders log shipping uses. It writes no journal and
+//! changes nothing; the host script goes to a temporary folder.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::probe;
+use super::session::{Session, Timeouts};
+use crate::action::{Action, Command, Target};
+use crate::plan::Plan;
+use crate::powershell::HostSettings;
+use crate::runbook::{Operation, Role, Runbook};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CheckRow {
+    pub ok: bool,
+    pub check: String,
+    pub detail: String,
+}
+
+impl CheckRow {
+    fn new(ok: bool, check: impl Into<String>, detail: impl Into<String>) -> CheckRow {
+        CheckRow {
+            ok,
+            check: check.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// Renders the table: one row per check, PASS or FAIL first.
+pub(crate) fn render(rows: &[CheckRow]) -> String {
+    let width = rows.iter().map(|r| r.check.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for row in rows {
+        out.push_str(&format!(
+            "{}  {:width$}  {}\n",
+            if row.ok { "PASS" } else { "FAIL" },
+            row.check,
+            row.detail
+        ));
+    }
+    let failed = rows.iter().filter(|r| !r.ok).count();
+    out.push_str(&match failed {
+        0 => format!("all {} checks passed\n", rows.len()),
+        1 => format!("1 of {} checks failed\n", rows.len()),
+        n => format!("{n} of {} checks failed\n", rows.len()),
+    });
+    out
+}
+
+pub(crate) async fn preflight(runbook: &Runbook, plan: &Plan, timeouts: Timeouts) -> Vec<CheckRow> {
+    // The host script needs a file; a scratch folder keeps the check from writing into the state dir.
+    let script_dir = std::env::temp_dir().join(format!("pcfail-check-{}", std::process::id()));
+    let host = HostSettings {
+        program: PathBuf::from(&runbook.powershell.program),
+        args: runbook.powershell.args.clone(),
+        script_dir: script_dir.clone(),
+        startup_timeout: timeouts.connect.max(Duration::from_secs(60)),
+    };
+    let mut s = Session::unjournaled(runbook, host, timeouts);
+    let mut rows = Vec::new();
+
+    for role in instances_used(plan) {
+        let check = format!("instance `{role}` reachable, sysadmin");
+        match s
+            .query(
+                role,
+                "SELECT IS_SRVROLEMEMBER('sysadmin') AS is_sysadmin",
+                &[],
+            )
+            .await
+        {
+            Ok(set) => {
+                let admin = set
+                    .rows
+                    .first()
+                    .and_then(|r| set.get(r, "is_sysadmin").as_i64())
+                    == Some(1);
+                rows.push(CheckRow::new(
+                    admin,
+                    check,
+                    if admin { "logged in as a sysadmin" } else { "logged in, but not a member of sysadmin (log shipping, RESTORE and KILL need it)" },
+                ));
+            }
+            Err(e) => rows.push(CheckRow::new(false, check, e.to_string())),
+        }
+    }
+
+    match plan.operation {
+        Operation::Failover => failover_checks(plan, &mut s, &mut rows).await,
+        Operation::Failback => failback_checks(plan, &mut s, &mut rows).await,
+    }
+    shell_checks(plan, &mut s, &mut rows).await;
+    let _ = s.close().await;
+    let _ = std::fs::remove_dir_all(&script_dir);
+    rows
+}
+
+async fn failover_checks(plan: &Plan, s: &mut Session<'_>, rows: &mut Vec<CheckRow>) {
+    for step in &plan.steps {
+        match &step.action {
+            Action::ApplyLogBackups(a) => {
+                let check = format!("`{}` on `{}` is restoring", a.database, a.instance);
+                match probe::database(s, a.instance, &a.database).await {
+                    Ok(Some(db)) if db.is_restoring() || db.is_in_standby => {
+                        rows.push(CheckRow::new(
+                            true,
+                            check,
+                            format!("{} (standby: {})", db.state_desc, db.is_in_standby),
+                        ));
+                    }
+                    Ok(Some(db)) => rows.push(CheckRow::new(
+                        false,
+                        check,
+                        format!("it is {}: no log backup can be applied", db.state_desc),
+                    )),
+                    Ok(None) => {
+                        rows.push(CheckRow::new(false, check, "the database does not exist"))
+                    }
+                    Err(e) => rows.push(CheckRow::new(false, check, e.to_string())),
+                }
+            }
+            Action::RemoveLogShippingSecondary(r) => {
+                let check = format!(
+                    "log shipping of `{}` configured on `{}`",
+                    r.database, r.instance
+                );
+                match probe::log_shipping_secondary(s, r.instance, &r.database).await {
+                    Ok(Some(ls)) => {
+                        rows.push(CheckRow::new(
+                            true,
+                            check,
+                            format!(
+                                "from {} (`{}`)",
+                                ls.primary_server, ls.backup_source_directory
+                            ),
+                        ));
+                        let overrides = s.runbook.log_shipping.clone();
+                        let share = overrides.share.unwrap_or(ls.backup_source_directory);
+                        let copy = overrides
+                            .copy_folder
+                            .unwrap_or(ls.backup_destination_directory);
+                        rows.push(folder_row("backup share readable", Path::new(&share)));
+                        rows.push(folder_row("copy folder readable", Path::new(&copy)));
+                    }
+                    Ok(None) => {
+                        let overrides = &s.runbook.log_shipping;
+                        let given = overrides.share.is_some() && overrides.copy_folder.is_some();
+                        rows.push(CheckRow::new(
+                            given,
+                            check,
+                            if given {
+                                "not configured; the runbook's share and copy_folder will be used"
+                            } else {
+                                "not configured, and the runbook gives no share and copy_folder"
+                            },
+                        ));
+                    }
+                    Err(e) => rows.push(CheckRow::new(false, check, e.to_string())),
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+async fn failback_checks(plan: &Plan, s: &mut Session<'_>, rows: &mut Vec<CheckRow>) {
+    for step in &plan.steps {
+        if let Action::BackupDatabase(b) = &step.action {
+            let check = format!("`{}` on `{}` is online", b.database, b.instance);
+            match probe::database(s, b.instance, &b.database).await {
+                Ok(Some(db)) if db.is_recovered() => {
+                    rows.push(CheckRow::new(true, check, "ONLINE"))
+                }
+                Ok(Some(db)) => rows.push(CheckRow::new(
+                    false,
+                    check,
+                    format!("it is {}", db.state_desc),
+                )),
+                Ok(None) => rows.push(CheckRow::new(false, check, "the database does not exist")),
+                Err(e) => rows.push(CheckRow::new(false, check, e.to_string())),
+            }
+        }
+    }
+}
+
+async fn shell_checks(plan: &Plan, s: &mut Session<'_>, rows: &mut Vec<CheckRow>) {
+    let mut used: Vec<(String, BTreeSet<String>)> = Vec::new();
+    for step in &plan.steps {
+        for command in &step.commands {
+            if let Command::PowerShell { text, .. } = command {
+                let (name, params) = cmdlet_and_parameters(text);
+                match used.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+                    Some((_, set)) => set.extend(params),
+                    None => used.push((name, params)),
+                }
+            }
+        }
+        if let Action::SetPoolState(_) = &step.action {
+            // Checked and verified with Get-CsPersistentChatState.
+            if !used.iter().any(|(n, _)| n == "Get-CsPersistentChatState") {
+                used.push((
+                    "Get-CsPersistentChatState".to_owned(),
+                    ["Identity".to_owned()].into(),
+                ));
+            }
+        }
+    }
+    if used.is_empty() && !plan.steps.iter().any(|st| st.target == Target::Shell) {
+        return;
+    }
+    for (name, params) in used {
+        let check = format!("cmdlet `{name}` and its parameters exist");
+        let command = format!("Get-Command -Name {}", crate::quote::ps_string(&name));
+        match s.cmdlet(&command, s.timeouts.query).await {
+            Ok(inv) => {
+                let known: BTreeSet<String> = inv
+                    .output
+                    .first()
+                    .and_then(|o| o.get("Parameters"))
+                    .and_then(|p| p.as_array())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_ascii_lowercase))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let missing: Vec<&String> = params
+                    .iter()
+                    .filter(|p| !known.contains(&p.to_ascii_lowercase()))
+                    .collect();
+                if missing.is_empty() {
+                    rows.push(CheckRow::new(
+                        true,
+                        check,
+                        format!("{} parameter(s) used", params.len()),
+                    ));
+                } else {
+                    let list: Vec<String> = missing.iter().map(|p| format!("-{p}")).collect();
+                    rows.push(CheckRow::new(
+                        false,
+                        check,
+                        format!("unknown parameter(s): {}", list.join(", ")),
+                    ));
+                }
+            }
+            Err(e) => rows.push(CheckRow::new(false, check, e.to_string())),
+        }
+    }
+}
+
+/// The cmdlet name and the `-Parameter` names of a command pcfail rendered (one command; values are
+/// single-quoted literals, so a `-` inside a value is never at a token start outside quotes).
+fn cmdlet_and_parameters(text: &str) -> (String, BTreeSet<String>) {
+    let mut params = BTreeSet::new();
+    let mut name = String::new();
+    let mut in_quote = false;
+    let mut token = String::new();
+    let mut tokens = Vec::new();
+    for c in text.chars() {
+        if crate::quote::is_powershell_single_quote(c) {
+            in_quote = !in_quote;
+            token.push(c);
+        } else if c.is_whitespace() && !in_quote {
+            if !token.is_empty() {
+                tokens.push(std::mem::take(&mut token));
+            }
+        } else {
+            token.push(c);
+        }
+    }
+    if !token.is_empty() {
+        tokens.push(token);
+    }
+    for (i, t) in tokens.iter().enumerate() {
+        if i == 0 {
+            name = t.clone();
+        } else if let Some(p) = t.strip_prefix('-') {
+            let p = p.split(':').next().unwrap_or(p);
+            if !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()) {
+                params.insert(p.to_owned());
+            }
+        }
+    }
+    (name, params)
+}
+
+fn folder_row(what: &str, path: &Path) -> CheckRow {
+    match std::fs::read_dir(path) {
+        Ok(_) => CheckRow::new(true, what, format!("`{}`", path.display())),
+        Err(e) => CheckRow::new(false, what, format!("`{}`: {e}", path.display())),
+    }
+}
+
+/// Every instance a step of the plan talks to, plus the backup instance (the run lock lives there).
+fn instances_used(plan: &Plan) -> Vec<Role> {
+    let mut roles = BTreeSet::new();
+    roles.insert(Role::Backup);
+    for step in &plan.steps {
+        if let Target::Instance(role) = step.target {
+            roles.insert(role);
+        }
+        for command in &step.commands {
+            if let Command::Sql { instance, .. } = command {
+                roles.insert(*instance);
+            }
+        }
+    }
+    roles.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_read_from_rendered_commands_but_not_from_inside_values() {
+        let (name, params) = cmdlet_and_parameters(
+            "Set-CsPersistentChatState -Identity 'service:a -Force b' -PoolState 'FailedOver' -Confirm:$false",
+        );
+        assert_eq!(name, "Set-CsPersistentChatState");
+        assert_eq!(
+            params.into_iter().collect::<Vec<_>>(),
+            vec!["Confirm", "Identity", "PoolState"]
+        );
+    }
+
+    #[test]
+    fn the_table_counts_failures_with_the_right_plural() {
+        let rows = vec![
+            CheckRow::new(true, "a", "fine"),
+            CheckRow::new(false, "bb", "broken"),
+        ];
+        assert_eq!(
+            render(&rows),
+            "PASS  a   fine\nFAIL  bb  broken\n1 of 2 checks failed\n"
+        );
+    }
+}

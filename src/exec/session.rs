@@ -1,0 +1,529 @@
+//! What one run holds open: a connection per instance, the PowerShell host, the journal.
+//!
+//! Every statement and cmdlet an action sends goes through here, so every one of them is journaled
+//! (what, where, how long, what came back) without the actions having to remember to. Connections
+//! and the host are opened on first use: a failback that never touches the backup mirror never
+//! connects to it, and a plan that needs no cmdlet never starts PowerShell.
+//!
+//! What this module deliberately does not do: retry a statement that changes state. A dropped
+//! connection in the middle of a RESTORE fails the step; the next run re-examines the step with its
+//! done-check before anything is sent again.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use super::copy::CopyReport;
+use super::probe::LogShippingSecondary;
+use crate::action::Command;
+use crate::journal::{Event, Journal, JournalError};
+use crate::powershell::{CmdletError, HostError, HostSettings, Invocation, PowerShell};
+use crate::quote;
+use crate::runbook::{Role, Runbook};
+use crate::sql::{Param, ResultSet, Sql, SqlError};
+
+/// Why a step could not complete. Reported with the step, journaled, and turned into exit code 1.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum StepError {
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    #[error(transparent)]
+    Host(#[from] HostError),
+    #[error("`{command}` failed: {}", .error.message)]
+    Cmdlet {
+        command: String,
+        error: Box<CmdletError>,
+    },
+    #[error("{0}")]
+    Failed(String),
+    /// The operator declined to continue (or could not be asked).
+    #[error("{0}")]
+    Aborted(String),
+    /// pcfail itself cannot go on: the journal is the one thing a run cannot do without.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+impl StepError {
+    /// The SQL Server error number, when the server sent one.
+    pub(crate) fn sql_number(&self) -> Option<u32> {
+        match self {
+            StepError::Sql(e) => e.number(),
+            _ => None,
+        }
+    }
+}
+
+/// How the operator answers questions during a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Answers {
+    /// `--yes`: every confirmation is given, and journaled as given by `--yes`.
+    Yes,
+    /// Ask on the terminal.
+    Ask,
+}
+
+/// When a step has no timeout of its own: effectively forever, but a number tokio can add to now.
+const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Timeouts that are not per step.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timeouts {
+    pub connect: Duration,
+    /// For the read-only queries actions make to check state.
+    pub query: Duration,
+}
+
+pub(crate) struct Session<'r> {
+    pub(crate) runbook: &'r Runbook,
+    /// `None` for read-only checks (`plan --check`), which must leave no journal behind.
+    journal: Option<Journal>,
+    sql: BTreeMap<Role, Sql>,
+    host: Option<PowerShell>,
+    host_settings: HostSettings,
+    pub(crate) timeouts: Timeouts,
+    /// The step whose commands are being journaled, and its timeout.
+    step: String,
+    step_timeout: Duration,
+    /// Facts captured before they could be destroyed, by key (see `Event::Captured`).
+    captured: BTreeMap<String, serde_json::Value>,
+    answers: Answers,
+    quiet: bool,
+}
+
+impl<'r> Session<'r> {
+    pub(crate) fn new(
+        runbook: &'r Runbook,
+        journal: Journal,
+        host_settings: HostSettings,
+        timeouts: Timeouts,
+        answers: Answers,
+        quiet: bool,
+    ) -> Session<'r> {
+        Session {
+            runbook,
+            journal: Some(journal),
+            sql: BTreeMap::new(),
+            host: None,
+            host_settings,
+            timeouts,
+            step: String::new(),
+            step_timeout: NO_TIMEOUT,
+            captured: BTreeMap::new(),
+            answers,
+            quiet,
+        }
+    }
+
+    /// Makes a fact captured earlier (from this run's journal) available to the actions.
+    pub(crate) fn remember(&mut self, key: &str, value: serde_json::Value) {
+        self.captured.insert(key.to_owned(), value);
+    }
+
+    pub(crate) fn captured(&self, key: &str) -> Option<&serde_json::Value> {
+        self.captured.get(key)
+    }
+
+    /// Captures a fact: journaled first, then remembered.
+    pub(crate) fn capture(
+        &mut self,
+        key: &str,
+        value: serde_json::Value,
+    ) -> Result<(), JournalError> {
+        self.record(Event::Captured {
+            key: key.to_owned(),
+            value: value.clone(),
+        })?;
+        self.remember(key, value);
+        Ok(())
+    }
+
+    /// The log-shipping settings of `db` as captured before step 1 removed them.
+    pub(crate) fn captured_log_shipping(&self, db: &str) -> Option<LogShippingSecondary> {
+        self.captured
+            .get(&log_shipping_key(db))
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+
+    pub(crate) fn answers(&self) -> Answers {
+        self.answers
+    }
+
+    pub(crate) fn step_timeout(&self) -> Duration {
+        self.step_timeout
+    }
+
+    /// A line of progress for the person watching (stderr; the journal has the details).
+    pub(crate) fn progress(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("      {line}");
+        }
+    }
+
+    /// Asks the operator whether to go on. `Err(Aborted)` when they say no or cannot be asked.
+    pub(crate) fn confirm_continue(&mut self, message: &str) -> Result<(), StepError> {
+        eprintln!("\n{message}");
+        let how = match self.answers {
+            Answers::Yes => "--yes",
+            Answers::Ask => {
+                if !std::io::stdin().is_terminal() {
+                    return Err(StepError::Aborted(
+                        "confirmation needed, but standard input is not a terminal; run again with `--yes` to confirm in advance".to_owned(),
+                    ));
+                }
+                eprint!("Type `yes` to continue: ");
+                let _ = std::io::stderr().flush();
+                let mut line = String::new();
+                let _ = std::io::stdin().lock().read_line(&mut line);
+                if line.trim() != "yes" {
+                    return Err(StepError::Aborted(
+                        "the operator did not confirm".to_owned(),
+                    ));
+                }
+                "typed"
+            }
+        };
+        self.record(Event::Confirmed {
+            step: self.step.clone(),
+            how: how.to_owned(),
+        })?;
+        Ok(())
+    }
+
+    /// Runs one rendered command exactly as the plan shows it. Conditional commands (`when`) must be
+    /// decided by their action first, then run with [`Session::run_unconditionally`].
+    pub(crate) async fn run_command(&mut self, command: &Command) -> Result<(), StepError> {
+        match command {
+            Command::Sql {
+                when: Some(when), ..
+            }
+            | Command::PowerShell {
+                when: Some(when), ..
+            } => Err(StepError::Failed(format!(
+                "internal error: the conditional command ({when}) reached the executor undecided"
+            ))),
+            other => self.run_unconditionally(other).await,
+        }
+    }
+
+    pub(crate) async fn run_unconditionally(&mut self, command: &Command) -> Result<(), StepError> {
+        match command {
+            Command::Sql {
+                instance,
+                database,
+                text,
+                ..
+            } => {
+                let batch = if database.eq_ignore_ascii_case("master") {
+                    text.clone()
+                } else {
+                    // Back to master at the end: a session left in a database blocks RESTORE
+                    // of that database with 3102.
+                    let db = quote::sql_identifier(database)
+                        .map_err(|e| StepError::Failed(e.to_string()))?;
+                    format!("USE {db};\n{text};\nUSE [master];")
+                };
+                self.execute(*instance, &batch, self.step_timeout).await?;
+                Ok(())
+            }
+            Command::PowerShell { text, .. } => {
+                self.cmdlet(text, self.step_timeout).await?;
+                Ok(())
+            }
+            Command::Computed { what, .. } => Err(StepError::Failed(format!(
+                "internal error: a computed command ({what}) cannot run as text"
+            ))),
+            Command::Pause { message } => self.confirm_continue(message),
+        }
+    }
+
+    /// [`Session::execute`] with the current step's timeout.
+    pub(crate) async fn execute_in_step(
+        &mut self,
+        role: Role,
+        text: &str,
+    ) -> Result<Vec<ResultSet>, StepError> {
+        let timeout = self.step_timeout;
+        self.execute(role, text, timeout).await
+    }
+
+    /// Journals a file copy as one command per file, so the audit log shows every file moved.
+    pub(crate) fn record_file_copy(
+        &mut self,
+        from: &Path,
+        to: &Path,
+        report: &CopyReport,
+        started: Instant,
+    ) -> Result<(), JournalError> {
+        for name in report.copied.iter().chain(&report.replaced) {
+            self.record(Event::Command {
+                step: self.step.clone(),
+                target: "filesystem".to_owned(),
+                text: format!(
+                    "copy `{}` to `{}`",
+                    from.join(name).display(),
+                    to.join(name).display()
+                ),
+                duration_ms: millis(started),
+                ok: true,
+                error: None,
+                messages: Vec::new(),
+            })?;
+        }
+        if !report.in_progress.is_empty() {
+            self.record(Event::Captured {
+                key: "copy_skipped_in_progress".to_owned(),
+                value: serde_json::json!(report.in_progress),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A session that journals nothing, for read-only checks.
+    pub(crate) fn unjournaled(
+        runbook: &'r Runbook,
+        host_settings: HostSettings,
+        timeouts: Timeouts,
+    ) -> Session<'r> {
+        Session {
+            runbook,
+            journal: None,
+            sql: BTreeMap::new(),
+            host: None,
+            host_settings,
+            timeouts,
+            step: String::new(),
+            step_timeout: NO_TIMEOUT,
+            captured: BTreeMap::new(),
+            answers: Answers::Ask,
+            quiet: true,
+        }
+    }
+
+    pub(crate) fn set_step(&mut self, step: &str, timeout: Option<Duration>) {
+        self.step = step.to_owned();
+        self.step_timeout = timeout.unwrap_or(NO_TIMEOUT);
+    }
+
+    pub(crate) fn record(&mut self, event: Event) -> Result<(), JournalError> {
+        match &mut self.journal {
+            Some(journal) => journal.append(event).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs a batch that may change state; journaled before success or failure is known to anyone.
+    pub(crate) async fn execute(
+        &mut self,
+        role: Role,
+        text: &str,
+        timeout: Duration,
+    ) -> Result<Vec<ResultSet>, StepError> {
+        let started = Instant::now();
+        let result = match self.connection(role).await {
+            Ok(conn) => conn.batch(text, timeout).await,
+            Err(e) => Err(e),
+        };
+        self.journal_sql(role, text, started, &result)?;
+        self.forget_broken(role, &result);
+        Ok(result?)
+    }
+
+    /// Runs a read-only query with parameters. Transport failures are retried once on a fresh
+    /// connection, because reading twice is harmless.
+    pub(crate) async fn query(
+        &mut self,
+        role: Role,
+        text: &str,
+        params: &[Param<'_>],
+    ) -> Result<ResultSet, StepError> {
+        let timeout = self.timeouts.query;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let started = Instant::now();
+            let result = match self.connection(role).await {
+                Ok(conn) => conn.query(text, params, timeout).await,
+                Err(e) => Err(e),
+            };
+            self.journal_sql(role, text, started, &result)?;
+            self.forget_broken(role, &result);
+            match result {
+                Err(e) if e.is_transport() && attempt == 1 => continue,
+                Err(e) => return Err(e.into()),
+                Ok(mut sets) => {
+                    return Ok(if sets.is_empty() {
+                        ResultSet::default()
+                    } else {
+                        sets.remove(0)
+                    });
+                }
+            }
+        }
+    }
+
+    /// Runs one cmdlet through the host, starting it (and importing the module) on first use. A
+    /// failed cmdlet is `Err(StepError::Cmdlet)`.
+    pub(crate) async fn cmdlet(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<Invocation, StepError> {
+        let invocation = self.invoke_logged(command, timeout).await?;
+        match &invocation.error {
+            Some(error) => Err(StepError::Cmdlet {
+                command: command.to_owned(),
+                error: Box::new(error.clone()),
+            }),
+            None => Ok(invocation),
+        }
+    }
+
+    async fn invoke_logged(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<Invocation, StepError> {
+        if self.host.is_none() {
+            let started = Instant::now();
+            let mut host = PowerShell::start(&self.host_settings).await?;
+            let import = format!(
+                "Import-Module -Name {}",
+                quote::ps_string(self.runbook.powershell.module.name())
+            );
+            let result = host.invoke(&import, timeout).await;
+            self.journal_cmdlet(&import, started, &result)?;
+            let invocation = result?;
+            if let Some(error) = invocation.error {
+                return Err(StepError::Cmdlet {
+                    command: import,
+                    error: Box::new(error),
+                });
+            }
+            self.host = Some(host);
+        }
+        let host = self.host.as_mut().expect("started above");
+        let started = Instant::now();
+        let result = host.invoke(command, timeout).await;
+        self.journal_cmdlet(command, started, &result)?;
+        if result.is_err() {
+            // A host that failed is gone; the next cmdlet starts a fresh one.
+            if let Some(host) = self.host.take() {
+                self.record_host_streams(&host)?;
+            }
+        }
+        Ok(result?)
+    }
+
+    /// Closes everything, keeping the host's stderr and stray output in the journal.
+    pub(crate) async fn close(mut self) -> Result<(), JournalError> {
+        if let Some(host) = self.host.take() {
+            self.record_host_streams(&host)?;
+            host.close().await;
+        }
+        for (_, conn) in std::mem::take(&mut self.sql) {
+            conn.close().await;
+        }
+        Ok(())
+    }
+
+    fn record_host_streams(&mut self, host: &PowerShell) -> Result<(), JournalError> {
+        let stderr = host.stderr_all();
+        let stray = host.stray_output();
+        if stderr.is_empty() && stray.is_empty() {
+            return Ok(());
+        }
+        self.record(Event::Captured {
+            key: "powershell_streams".to_owned(),
+            value: serde_json::json!({ "stderr": stderr, "stdout_other": stray }),
+        })
+    }
+
+    async fn connection(&mut self, role: Role) -> Result<&mut Sql, SqlError> {
+        if !self.sql.contains_key(&role) {
+            let instance =
+                self.runbook
+                    .instances
+                    .get(&role)
+                    .ok_or_else(|| SqlError::Connection {
+                        instance: role.key().to_owned(),
+                        message: "the runbook describes no such instance".to_owned(),
+                    })?;
+            let conn = Sql::connect(instance, self.timeouts.connect).await?;
+            self.sql.insert(role, conn);
+        }
+        Ok(self.sql.get_mut(&role).expect("inserted above"))
+    }
+
+    fn forget_broken<T>(&mut self, role: Role, result: &Result<T, SqlError>) {
+        if matches!(result, Err(e) if e.is_transport()) {
+            self.sql.remove(&role);
+        }
+    }
+
+    fn journal_sql<T>(
+        &mut self,
+        role: Role,
+        text: &str,
+        started: Instant,
+        result: &Result<T, SqlError>,
+    ) -> Result<(), JournalError> {
+        let error = result.as_ref().err().map(|e| match e {
+            SqlError::Server { error, .. } | SqlError::Login { error, .. } => {
+                serde_json::to_value(error).expect("server errors serialize")
+            }
+            other => serde_json::Value::String(other.to_string()),
+        });
+        self.record(Event::Command {
+            step: self.step.clone(),
+            target: role.key().to_owned(),
+            text: text.to_owned(),
+            duration_ms: millis(started),
+            ok: result.is_ok(),
+            error,
+            messages: Vec::new(),
+        })
+    }
+
+    fn journal_cmdlet(
+        &mut self,
+        command: &str,
+        started: Instant,
+        result: &Result<Invocation, HostError>,
+    ) -> Result<(), JournalError> {
+        let (ok, error, messages) = match result {
+            Ok(inv) => (
+                inv.error.is_none(),
+                inv.error
+                    .as_ref()
+                    .map(|e| serde_json::to_value(e).expect("cmdlet errors serialize")),
+                inv.warnings.iter().chain(&inv.verbose).cloned().collect(),
+            ),
+            Err(e) => (
+                false,
+                Some(serde_json::Value::String(e.to_string())),
+                Vec::new(),
+            ),
+        };
+        self.record(Event::Command {
+            step: self.step.clone(),
+            target: "powershell".to_owned(),
+            text: command.to_owned(),
+            duration_ms: millis(started),
+            ok,
+            error,
+            messages,
+        })
+    }
+}
+
+/// The `Event::Captured` key of a database's log-shipping settings.
+pub(crate) fn log_shipping_key(db: &str) -> String {
+    format!("log_shipping:{db}")
+}
+
+fn millis(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
