@@ -108,6 +108,8 @@ async fn rehearse(
     let disaster = Instant::now();
     // Now that the primary is gone, no backup can appear any more: this is what failover can recover.
     let at_disaster = lab.status().await;
+    let primary_records =
+        database(&at_disaster, Role::Primary, "mgc").and_then(|d| d["chat_records"].as_u64());
 
     let pool = manifest.pool.clone();
     run_pcfail(
@@ -313,8 +315,9 @@ fn check_failover(at_disaster: &Status, after: &Status) -> Vec<String> {
         ls.and_then(|v| v.as_array()).is_some_and(Vec::is_empty),
         "log shipping should be removed from the backup instance".to_owned(),
     );
-    // Every log backup taken before the disaster is applied: the backup's mgc ends exactly where the
-    // newest log backup ends. (Applying one twice is impossible past SQL Server's LSN checks.)
+    // Every log backup taken before the disaster is applied exactly once: the backup's restore
+    // history (newest first), read back to the full restore that initialized it, is one unbroken
+    // chain of log restores without repeats, ending at the newest log backup's LastLSN.
     let newest_backup_end = instance(at_disaster, Role::Primary)
         .and_then(|i| i["backup_history"].as_array())
         .and_then(|h| {
@@ -322,11 +325,34 @@ fn check_failover(at_disaster: &Status, after: &Status) -> Vec<String> {
                 .find(|b| b["type"] == "L" && b["database"] == "mgc")
         })
         .and_then(|b| b["last_lsn"].as_str().map(str::to_owned));
-    let backup_end = mgc.and_then(|d| d["last_lsn"].as_str().map(str::to_owned));
+    let history = instance(after, Role::Backup)
+        .and_then(|i| i["restore_history"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    let logs: Vec<(String, String)> = history
+        .iter()
+        .filter(|r| r["database"] == "mgc")
+        .take_while(|r| r["type"] != "D")
+        .filter(|r| r["type"] == "L")
+        .filter_map(|r| {
+            Some((
+                r["first_lsn"].as_str()?.to_owned(),
+                r["last_lsn"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let contiguous = logs.windows(2).all(|w| w[0].0 == w[1].1);
     expect(
-        newest_backup_end.is_some() && newest_backup_end == backup_end,
+        !logs.is_empty() && contiguous,
         format!(
-            "backup `mgc` should end at the newest log backup's LastLSN {newest_backup_end:?}, ends at {backup_end:?}"
+            "the log restores of backup `mgc` should form one chain without repeats, were {logs:?}"
+        ),
+    );
+    expect(
+        newest_backup_end.is_some() && logs.first().map(|l| &l.1) == newest_backup_end.as_ref(),
+        format!(
+            "the last log restored on backup `mgc` should end at the newest log backup's LastLSN {newest_backup_end:?}, ends at {:?}",
+            logs.first().map(|l| &l.1)
         ),
     );
     expect(

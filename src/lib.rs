@@ -87,12 +87,27 @@ fn init_logging(verbosity: Verbosity) {
         Verbosity::Debug => tracing::Level::DEBUG,
         Verbosity::Trace => tracing::Level::TRACE,
     };
+    // tiberius warns on every plaintext connection; the runbook chose the encryption level on
+    // purpose (the lab cannot do TLS), so its warnings show only from -vv on.
+    let tiberius = if verbosity >= Verbosity::Debug {
+        level
+    } else {
+        tracing::Level::ERROR
+    };
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(level)
+        .with_target("tiberius", tiberius);
     // Logs go to stderr so that `pcfail plan > plan.txt` captures only the plan. `try_init` because
     // tests may call `run` more than once in a process.
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(level)
-        .with_target(false)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false),
+        )
+        .with(filter)
         .try_init();
 }
 

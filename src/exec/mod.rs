@@ -162,7 +162,8 @@ pub(crate) async fn run(
         None => {
             let run_id = format!(
                 "{}-{}",
-                jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ"),
+                // Milliseconds: two runs started within one second must not collide.
+                jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ"),
                 plan.operation.key()
             );
             let mut journal = Journal::create(&runs_dir, &run_id)?;
