@@ -100,8 +100,6 @@ async fn rehearse(
         .map(|f| f.name.clone())
         .max();
     let disaster_lab_ms = lab.now().0;
-    let primary_records =
-        database(&before, Role::Primary, "mgc").and_then(|d| d["chat_records"].as_u64());
 
     eprintln!("drill: the primary data center (ATL) is lost");
     lab.disaster().await?;
