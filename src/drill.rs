@@ -88,24 +88,24 @@ async fn rehearse(
         "drill: letting log shipping run until {} log backups exist (clock x{})",
         options.backups_before_disaster, options.clock_speed
     );
-    let before = wait_for(lab, Duration::from_secs(120), |s| {
+    wait_for(lab, Duration::from_secs(120), |s| {
         trn_count(s) >= options.backups_before_disaster
     })
     .await
     .ok_or_else(|| DrillError::Setup("log shipping produced no backups in time".to_owned()))?;
-    let newest_before = before
+
+    eprintln!("drill: the primary data center (ATL) is lost");
+    let disaster_lab_ms = lab.now().0;
+    lab.disaster().await?;
+    let disaster = Instant::now();
+    // Now that the primary is gone, no backup can appear any more: this is what failover can recover.
+    let at_disaster = lab.status().await;
+    let newest_before = at_disaster
         .share
         .iter()
         .filter(|f| f.name.ends_with(".trn"))
         .map(|f| f.name.clone())
         .max();
-    let disaster_lab_ms = lab.now().0;
-
-    eprintln!("drill: the primary data center (ATL) is lost");
-    lab.disaster().await?;
-    let disaster = Instant::now();
-    // Now that the primary is gone, no backup can appear any more: this is what failover can recover.
-    let at_disaster = lab.status().await;
     let primary_records =
         database(&at_disaster, Role::Primary, "mgc").and_then(|d| d["chat_records"].as_u64());
 

@@ -18,7 +18,7 @@ const SHIPPED: &str = include_str!("../runbooks/persistent-chat.toml");
 const FILE_KEYS: [&str; 3] = ["backup_file", "file", "initialize_file"];
 
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum LabRunbookError {
+pub enum LabRunbookError {
     #[error("the shipped runbook does not parse as TOML: {0}")]
     Template(#[from] toml::de::Error),
     #[error("the shipped runbook has no `{0}` table")]
@@ -26,7 +26,7 @@ pub(crate) enum LabRunbookError {
 }
 
 /// Renders the lab runbook. `program` is the `pcfail` binary the PowerShell adapter starts.
-pub(crate) fn render(
+pub fn render(
     manifest: &Manifest,
     lab_dir: &Path,
     program: &Path,

@@ -29,7 +29,7 @@ pub mod runbook;
 pub(crate) mod drill;
 pub(crate) mod exec;
 pub(crate) mod journal;
-pub(crate) mod labrunbook;
+pub mod labrunbook;
 pub(crate) mod lock;
 mod operate;
 pub(crate) mod powershell;
