@@ -6,6 +6,12 @@
 //! is detected; a torn last line (kill -9 in the middle of an append) is the one damage that is
 //! expected, and it is cut off on open because the step it announced is re-examined anyway.
 //!
+//! Every record also goes to the audit log (`audit.jsonl` beside the runs), one JSON line per event
+//! across all runs, with the operator and host on every line, so "who did what, when, and what did
+//! the server say" is answered by one `grep`. Records hold statement texts and server messages, never
+//! a password: pcfail never puts one in a statement (SQL logins are read from the environment at
+//! connect time). A raw `sql` step whose text holds a secret would be logged as written.
+//!
 //! This module knows records and files; what a step's state means for the plan is `Progress`'s job,
 //! and running steps is the executor's.
 
@@ -109,6 +115,15 @@ pub(crate) struct Journal {
     run: String,
     next_seq: u64,
     last_hash: String,
+    audit: Option<Audit>,
+}
+
+/// The cross-run audit log a journal copies its records to.
+struct Audit {
+    file: File,
+    path: PathBuf,
+    operator: String,
+    host: String,
 }
 
 impl Journal {
@@ -134,6 +149,7 @@ impl Journal {
             run: run.to_owned(),
             next_seq: 1,
             last_hash: String::new(),
+            audit: None,
         })
     }
 
@@ -168,6 +184,7 @@ impl Journal {
                 run,
                 next_seq,
                 last_hash,
+                audit: None,
             },
             records,
             torn,
@@ -176,6 +193,31 @@ impl Journal {
 
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Copies every record appended from now on to the audit log at `path`, tagged with who and where.
+    pub(crate) fn with_audit(
+        mut self,
+        path: &Path,
+        operator: &str,
+        host: &str,
+    ) -> Result<Journal, JournalError> {
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|source| JournalError::Io {
+                what: "open the audit log next to",
+                path: self.path.clone(),
+                source,
+            })?;
+        self.audit = Some(Audit {
+            file,
+            path: path.to_owned(),
+            operator: operator.to_owned(),
+            host: host.to_owned(),
+        });
+        Ok(self)
     }
 
     pub(crate) fn run(&self) -> &str {
@@ -203,6 +245,24 @@ impl Journal {
         self.file.sync_data().map_err(io_err)?;
         self.next_seq += 1;
         self.last_hash = sha256_hex(line.as_bytes());
+        if let Some(audit) = &mut self.audit {
+            let mut entry = serde_json::to_value(&record).expect("journal records serialize");
+            if let Some(map) = entry.as_object_mut() {
+                map.insert("operator".into(), audit.operator.clone().into());
+                map.insert("host".into(), audit.host.clone().into());
+            }
+            let mut bytes = serde_json::to_vec(&entry).expect("JSON values serialize");
+            bytes.push(b'\n');
+            audit
+                .file
+                .write_all(&bytes)
+                .and_then(|()| audit.file.sync_data())
+                .map_err(|source| JournalError::Io {
+                    what: "append to",
+                    path: audit.path.clone(),
+                    source,
+                })?;
+        }
         Ok(record)
     }
 }
@@ -358,6 +418,35 @@ mod tests {
             format!(
                 "the journal `{}` is damaged at line 2: its hash chain is broken (a record was changed, removed or reordered); it was not changed",
                 path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn records_are_copied_to_the_audit_log_with_operator_and_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = dir.path().join("audit.jsonl");
+        let mut journal = Journal::create(dir.path(), "r5")
+            .unwrap()
+            .with_audit(&audit, "alice", "ops-01")
+            .unwrap();
+        journal.append(started()).unwrap();
+        let line: serde_json::Value =
+            serde_json::from_str(std::fs::read_to_string(&audit).unwrap().trim()).unwrap();
+        assert_eq!(
+            (
+                &line["event"],
+                &line["step"],
+                &line["operator"],
+                &line["host"],
+                &line["run"]
+            ),
+            (
+                &serde_json::json!("step_started"),
+                &serde_json::json!("recover"),
+                &serde_json::json!("alice"),
+                &serde_json::json!("ops-01"),
+                &serde_json::json!("r5")
             )
         );
     }

@@ -121,6 +121,7 @@ pub(crate) async fn run(
     };
 
     let runs_dir = settings.state_dir.join("runs");
+    let audit_path = settings.state_dir.join("audit.jsonl");
     let unfinished = find_unfinished(&runs_dir, plan)?;
     if let Some((path, records)) = &unfinished {
         let started_with = records.iter().find_map(|r| match &r.event {
@@ -147,7 +148,9 @@ pub(crate) async fn run(
 
     let (mut journal, records) = match unfinished {
         Some((path, _)) => {
-            let (mut journal, records, torn) = Journal::open(&path)?;
+            let (journal, records, torn) = Journal::open(&path)?;
+            let mut journal =
+                journal.with_audit(&audit_path, &settings.operator, &settings.host)?;
             if torn && !settings.quiet {
                 eprintln!(
                     "note: the last journal record was cut short (pcfail was stopped while writing it); it was removed and its step is examined again"
@@ -166,7 +169,11 @@ pub(crate) async fn run(
                 jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ"),
                 plan.operation.key()
             );
-            let mut journal = Journal::create(&runs_dir, &run_id)?;
+            let mut journal = Journal::create(&runs_dir, &run_id)?.with_audit(
+                &audit_path,
+                &settings.operator,
+                &settings.host,
+            )?;
             journal.append(Event::RunStarted {
                 operation: plan.operation.key().to_owned(),
                 pool: plan.pool.clone(),

@@ -272,3 +272,24 @@ fn hostile_values_stay_one_string() {
         )]
     );
 }
+
+/// The host script pcfail starts PowerShell with cannot be run here (no PowerShell), so a real
+/// PowerShell grammar at least proves it parses: a syntax error would only show on the operator's
+/// server, at the worst moment.
+#[test]
+fn the_host_script_parses_as_powershell() {
+    let source = include_str!("../../assets/host.ps1");
+    let mut parser = Parser::new();
+    parser
+        .set_language(&tree_sitter_powershell::LANGUAGE.into())
+        .expect("grammar loads");
+    let tree = parser.parse(source, None).expect("parses");
+    let root = tree.root_node();
+    assert!(
+        !root.has_error(),
+        "syntax error in assets/host.ps1: {}",
+        root.to_sexp()
+    );
+    // The protocol's two sentinels are what pcfail reads; the script must write both.
+    assert!(source.contains("'PCFAIL-READY '") && source.contains("'PCFAIL-RESULT '"));
+}
