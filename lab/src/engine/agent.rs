@@ -1,0 +1,621 @@
+//! SQL Server Agent in the lab: the msdb job procedures (sp_add_schedule, sp_attach_schedule,
+//! sp_update_job, sp_start_job) and the scheduler that runs due log-shipping jobs on each tick:
+//! backup (log backup into the share, `.wrk` renamed to `.trn`), copy, and restore (reference A.3, A.4).
+
+use std::path::{Path, PathBuf};
+
+use pcfail_lab_tds::{SqlType, Value};
+
+use super::backup::{record_backup_history, take_backup};
+use super::backupfile::{self, BackupFile};
+use super::errors::SqlError;
+use super::exec::Ctx;
+use super::guid::Guid;
+use super::lsn::{LogFit, log_fit};
+use super::model::{DbState, JobKind, JobRun, MirrorRole, Schedule};
+use super::procs::{Args, ProcFail, ProcOut};
+use super::restore::{Finish, apply_log};
+use super::world::World;
+use super::{LabTime, Role, time};
+
+pub(crate) fn proc(ctx: &mut Ctx, proc: &str, a: &Args) -> Result<ProcOut, ProcFail> {
+    let fail = |e: SqlError| Ok(ProcOut::failed(e, proc));
+    let (role, now) = (ctx.role, ctx.now);
+    match proc {
+        "sp_add_schedule" => {
+            let name = a.req("@schedule_name")?;
+            let (id, uid) = add_schedule(ctx, name, a);
+            Ok(schedule_outputs(id, uid))
+        }
+        "sp_add_jobschedule" => {
+            // The older form: a schedule created for, and attached to, one job.
+            let job = match find_job(ctx.world, role, a) {
+                Ok(j) => j,
+                Err(e) => return fail(e),
+            };
+            let name = a.req("@name")?;
+            let (id, uid) = add_schedule(ctx, name, a);
+            if let Some(inst) = ctx.world.inst_mut(role) {
+                inst.msdb.job_schedules.push((job, id));
+            }
+            reschedule(ctx.world, role, job, now);
+            Ok(schedule_outputs(id, uid))
+        }
+        "sp_delete_job" => {
+            let job = match find_job(ctx.world, role, a) {
+                Ok(j) => j,
+                Err(e) => return fail(e),
+            };
+            super::log_shipping::remove_jobs(ctx.world, role, &[job]);
+            Ok(ProcOut::ok())
+        }
+        "sp_attach_schedule" => {
+            let job = match find_job(ctx.world, role, a) {
+                Ok(j) => j,
+                Err(e) => return fail(e),
+            };
+            let inst = ctx.world.inst_mut(role).expect("session's instance");
+            let schedule = match (a.int("@schedule_id"), a.str("@schedule_name")) {
+                (Some(id), _) => inst
+                    .msdb
+                    .schedules
+                    .iter()
+                    .find(|s| s.schedule_id == id)
+                    .map(|s| s.schedule_id)
+                    .ok_or_else(|| SqlError::new(14262, &["@schedule_id", &id.to_string()])),
+                (None, Some(name)) => inst
+                    .msdb
+                    .schedules
+                    .iter()
+                    .find(|s| s.name.eq_ignore_ascii_case(&name))
+                    .map(|s| s.schedule_id)
+                    .ok_or_else(|| SqlError::new(14262, &["@schedule_name", &name])),
+                (None, None) => Err(SqlError::new(201, &[proc, "@schedule_id"])),
+            };
+            let schedule = match schedule {
+                Ok(s) => s,
+                Err(e) => return fail(e),
+            };
+            if !inst.msdb.job_schedules.contains(&(job, schedule)) {
+                inst.msdb.job_schedules.push((job, schedule));
+            }
+            reschedule(ctx.world, role, job, now);
+            Ok(ProcOut::ok())
+        }
+        "sp_update_job" => {
+            let job = match find_job(ctx.world, role, a) {
+                Ok(j) => j,
+                Err(e) => return fail(e),
+            };
+            let inst = ctx.world.inst_mut(role).expect("session's instance");
+            let j = inst
+                .msdb
+                .jobs
+                .iter_mut()
+                .find(|j| j.job_id == job)
+                .expect("found above");
+            if let Some(enabled) = a.int("@enabled") {
+                j.enabled = enabled != 0;
+            }
+            if let Some(new_name) = a.str("@new_name") {
+                j.name = new_name;
+            }
+            reschedule(ctx.world, role, job, now);
+            Ok(ProcOut::ok())
+        }
+        "sp_start_job" => {
+            let job = match find_job(ctx.world, role, a) {
+                Ok(j) => j,
+                Err(e) => return fail(e),
+            };
+            let name = ctx
+                .world
+                .inst(role)
+                .and_then(|i| i.job(job))
+                .map(|j| j.name.clone())
+                .unwrap_or_default();
+            // SQL Agent runs the job asynchronously; the lab runs it before returning, so a test sees its
+            // effect as soon as sp_start_job answers.
+            run_job(ctx.world, role, job, now);
+            ctx.info(SqlError::new(14243, &[&name]));
+            Ok(ProcOut::ok())
+        }
+        _ => Err(SqlError::new(2812, &[proc]).into()),
+    }
+}
+
+fn add_schedule(ctx: &mut Ctx, name: String, a: &Args) -> (i64, Guid) {
+    let uid = ctx.world.rng.guid();
+    let now = ctx.now;
+    let inst = ctx.world.inst_mut(ctx.role).expect("session's instance");
+    let id = inst.msdb.next_id();
+    inst.msdb.schedules.push(Schedule {
+        schedule_id: id,
+        schedule_uid: uid,
+        name,
+        enabled: a.int("@enabled").unwrap_or(1) == 1,
+        freq_type: a.int("@freq_type").unwrap_or(0),
+        freq_interval: a.int("@freq_interval").unwrap_or(0),
+        freq_subday_type: a.int("@freq_subday_type").unwrap_or(0),
+        freq_subday_interval: a.int("@freq_subday_interval").unwrap_or(0),
+        freq_recurrence_factor: a.int("@freq_recurrence_factor").unwrap_or(0),
+        active_start_date: a
+            .int("@active_start_date")
+            .unwrap_or_else(|| time::date_int(now)),
+        active_end_date: a.int("@active_end_date").unwrap_or(99_991_231),
+        active_start_time: a.int("@active_start_time").unwrap_or(0),
+        active_end_time: a.int("@active_end_time").unwrap_or(235_959),
+    });
+    (id, uid)
+}
+
+fn schedule_outputs(id: i64, uid: Guid) -> ProcOut {
+    ProcOut {
+        status: 0,
+        outputs: vec![
+            (
+                "@schedule_uid".to_owned(),
+                (SqlType::UniqueIdentifier, Value::Guid(uid.to_wire())),
+            ),
+            ("@schedule_id".to_owned(), (SqlType::Int, Value::Int(id))),
+        ],
+        errors: vec![],
+    }
+}
+
+/// A job by @job_id or @job_name (14262 when it does not exist).
+fn find_job(world: &World, role: Role, a: &Args) -> Result<Guid, SqlError> {
+    let inst = world.inst(role).expect("session's instance");
+    if let Some(id) = a.guid("@job_id") {
+        return inst
+            .job(id)
+            .map(|j| j.job_id)
+            .ok_or_else(|| SqlError::new(14262, &["@job_id", &id.to_string()]));
+    }
+    if let Some(name) = a.str("@job_name") {
+        return inst
+            .msdb
+            .jobs
+            .iter()
+            .find(|j| j.name.eq_ignore_ascii_case(&name))
+            .map(|j| j.job_id)
+            .ok_or_else(|| SqlError::new(14262, &["@job_name", &name]));
+    }
+    Err(SqlError {
+        number: 14294,
+        class: 16,
+        state: 1,
+        text: "Supply either @job_id or @job_name to identify the job.".to_owned(),
+        procedure: String::new(),
+    })
+}
+
+/// The job's period: the shortest enabled schedule attached to it.
+fn period(world: &World, role: Role, job: Guid) -> Option<i64> {
+    let inst = world.inst(role)?;
+    inst.msdb
+        .job_schedules
+        .iter()
+        .filter(|(j, _)| *j == job)
+        .filter_map(|(_, s)| {
+            inst.msdb
+                .schedules
+                .iter()
+                .find(|x| x.schedule_id == *s && x.enabled)
+        })
+        .map(Schedule::period_ms)
+        .min()
+}
+
+/// The next run: the first multiple of the period (counted from midnight UTC) after `now`.
+fn next_boundary(now: LabTime, period: i64) -> LabTime {
+    let midnight = now.0 - now.0.rem_euclid(86_400_000);
+    let since = now.0 - midnight;
+    LabTime(midnight + (since / period + 1) * period)
+}
+
+fn reschedule(world: &mut World, role: Role, job: Guid, now: LabTime) {
+    let p = period(world, role, job);
+    if let Some(j) = world
+        .inst_mut(role)
+        .and_then(|i| i.msdb.jobs.iter_mut().find(|j| j.job_id == job))
+    {
+        j.next_run = match (j.enabled, p) {
+            (true, Some(p)) => Some(next_boundary(now, p)),
+            _ => None,
+        };
+    }
+}
+
+/// Runs every enabled, scheduled job that is due; missed runs while the lab was stopped collapse into one.
+pub(crate) fn run_due_jobs(world: &mut World, now: LabTime) {
+    for role in Role::ALL {
+        if !world.is_up(role) {
+            continue;
+        }
+        let jobs: Vec<(Guid, bool, Option<LabTime>)> = world
+            .inst(role)
+            .map(|i| {
+                i.msdb
+                    .jobs
+                    .iter()
+                    .map(|j| (j.job_id, j.enabled, j.next_run))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (id, enabled, next) in jobs {
+            let Some(p) = period(world, role, id).filter(|_| enabled) else {
+                continue;
+            };
+            match next {
+                None => reschedule(world, role, id, now),
+                Some(t) if t <= now => {
+                    run_job(world, role, id, now);
+                    if let Some(j) = world
+                        .inst_mut(role)
+                        .and_then(|i| i.msdb.jobs.iter_mut().find(|j| j.job_id == id))
+                    {
+                        j.next_run = Some(next_boundary(now, p));
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+}
+
+/// Runs one job now and records its outcome in the job's history (msdb.dbo.sysjobhistory).
+pub(crate) fn run_job(world: &mut World, role: Role, job: Guid, now: LabTime) {
+    let Some(j) = world.inst(role).and_then(|i| i.job(job)).cloned() else {
+        return;
+    };
+    let outcome = match (j.kind, j.ls_id) {
+        (JobKind::LsBackup, Some(id)) => backup_job(world, role, id, now),
+        (JobKind::LsCopy, Some(id)) => copy_job(world, role, id, now),
+        (JobKind::LsRestore, Some(id)) => restore_job(world, role, id, now),
+        _ => Ok("The job has no steps the lab can run.".to_owned()),
+    };
+    let (succeeded, message) = match outcome {
+        Ok(m) => (true, m),
+        Err(m) => (false, m),
+    };
+    if let Some(j) = world
+        .inst_mut(role)
+        .and_then(|i| i.msdb.jobs.iter_mut().find(|j| j.job_id == job))
+    {
+        j.history.push(JobRun {
+            at: now,
+            succeeded,
+            message,
+        });
+        // Keep the history bounded like msdb's job history retention.
+        if j.history.len() > 200 {
+            j.history.remove(0);
+        }
+    }
+}
+
+/// The log backup job: BACKUP LOG into `<backup_directory>/<db>_<yyyymmddhhmmss>.trn` (UTC), written
+/// as `.wrk` first and renamed once complete (message 32029).
+fn backup_job(
+    world: &mut World,
+    role: Role,
+    primary_id: Guid,
+    now: LabTime,
+) -> Result<String, String> {
+    let inst = world.inst(role).ok_or("no instance")?;
+    let row = inst
+        .msdb
+        .ls_primary_databases
+        .iter()
+        .find(|p| p.primary_id == primary_id)
+        .ok_or("log shipping primary entry is gone")?
+        .clone();
+    let db = inst
+        .db(&row.primary_database)
+        .ok_or_else(|| format!("Database {} does not exist.", row.primary_database))?;
+    if db.state != DbState::Online
+        || db.standby
+        || db
+            .mirroring
+            .as_ref()
+            .is_some_and(|m| m.role == MirrorRole::Mirror)
+    {
+        // On a mirror (or a restoring copy) the backup job has nothing to back up: skipped, as sqllogship does.
+        return Ok(format!(
+            "Database {} is not the active copy; backup skipped.",
+            row.primary_database
+        ));
+    }
+    let base = format!("{}_{}", row.primary_database, time::stamp(now));
+    let dir = PathBuf::from(&row.backup_directory);
+    let trn = dir.join(format!("{base}.trn"));
+    let wrk = dir.join(format!("{base}.wrk"));
+    if trn.exists() {
+        return Ok(format!(
+            "{} already exists; nothing to do this second.",
+            trn.display()
+        ));
+    }
+    let set_guid = world.rng.guid();
+    let media = world.rng.guid();
+    let set = take_backup(
+        world,
+        role,
+        &row.primary_database,
+        true,
+        false,
+        now,
+        set_guid,
+        1,
+    )
+    .map_err(|e| e.text)?;
+    let wrk_s = wrk.to_string_lossy().into_owned();
+    let trn_s = trn.to_string_lossy().into_owned();
+    backupfile::write(
+        &wrk_s,
+        &BackupFile {
+            media_set_guid: media,
+            sets: vec![set.clone()],
+        },
+    )
+    .map_err(|e| e.text)?;
+    std::fs::rename(&wrk, &trn).map_err(|e| format!("rename {wrk_s}: {e}"))?;
+    record_backup_history(world, role, &set, &trn_s);
+    let server = world
+        .inst(role)
+        .map(|i| i.config.name.clone())
+        .unwrap_or_default();
+    if let Some(p) = world.inst_mut(role).and_then(|i| {
+        i.msdb
+            .ls_primary_databases
+            .iter_mut()
+            .find(|p| p.primary_id == primary_id)
+    }) {
+        p.last_backup_file = Some(trn_s.clone());
+        p.last_backup_date = Some(now);
+    }
+    world.sync_mirrors();
+    let stem = dir.join(&base).to_string_lossy().into_owned();
+    Ok(SqlError::new(32029, &[&server, &stem, &stem]).text)
+}
+
+/// `.trn` files for `db` in `dir`, sorted by name (their UTC timestamps make that chronological).
+fn trn_files(dir: &Path, db: &str) -> Vec<PathBuf> {
+    let prefix = format!("{}_", db.to_lowercase());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| {
+                    let name = p
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or("")
+                        .to_lowercase();
+                    name.starts_with(&prefix) && name.ends_with(".trn")
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+fn file_name(p: &str) -> String {
+    Path::new(p)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(p)
+        .to_owned()
+}
+
+/// The copy job: every `.trn` newer than last_copied_file goes from the share to the copy folder.
+fn copy_job(
+    world: &mut World,
+    role: Role,
+    secondary_id: Guid,
+    now: LabTime,
+) -> Result<String, String> {
+    let inst = world.inst(role).ok_or("no instance")?;
+    let row = inst
+        .msdb
+        .ls_secondary
+        .iter()
+        .find(|s| s.secondary_id == secondary_id)
+        .ok_or("log shipping secondary entry is gone")?
+        .clone();
+    let last = row
+        .last_copied_file
+        .as_deref()
+        .map(file_name)
+        .unwrap_or_default();
+    let dest_dir = PathBuf::from(&row.backup_destination_directory);
+    std::fs::create_dir_all(&dest_dir).map_err(|e| format!("{}: {e}", dest_dir.display()))?;
+    let mut copied = 0;
+    for src in trn_files(
+        Path::new(&row.backup_source_directory),
+        &row.primary_database,
+    ) {
+        let name = src
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_owned();
+        if name.to_lowercase() <= last.to_lowercase() {
+            continue;
+        }
+        let dest = dest_dir.join(&name);
+        // Copy under a temporary name, so the restore job never reads half a file.
+        let tmp = dest_dir.join(format!("{name}.tmp"));
+        std::fs::copy(&src, &tmp).map_err(|e| format!("copy {}: {e}", src.display()))?;
+        std::fs::rename(&tmp, &dest).map_err(|e| format!("rename {}: {e}", tmp.display()))?;
+        copied += 1;
+        let dest_s = dest.to_string_lossy().into_owned();
+        if let Some(inst) = world.inst_mut(role) {
+            if let Some(s) = inst
+                .msdb
+                .ls_secondary
+                .iter_mut()
+                .find(|s| s.secondary_id == secondary_id)
+            {
+                s.last_copied_file = Some(dest_s.clone());
+                s.last_copied_date = Some(now);
+            }
+            for d in inst
+                .msdb
+                .ls_secondary_databases
+                .iter_mut()
+                .filter(|d| d.secondary_id == secondary_id)
+            {
+                d.monitor_last_copied_file = Some(dest_s.clone());
+                d.monitor_last_copied_date = Some(now);
+            }
+        }
+    }
+    Ok(format!("Copied {copied} file(s)."))
+}
+
+/// The restore job: copied files in order; already-applied ones are skipped, a gap stops the job.
+fn restore_job(
+    world: &mut World,
+    role: Role,
+    secondary_id: Guid,
+    now: LabTime,
+) -> Result<String, String> {
+    let inst = world.inst(role).ok_or("no instance")?;
+    let row = inst
+        .msdb
+        .ls_secondary
+        .iter()
+        .find(|s| s.secondary_id == secondary_id)
+        .ok_or("log shipping secondary entry is gone")?
+        .clone();
+    let dbs: Vec<_> = inst
+        .msdb
+        .ls_secondary_databases
+        .iter()
+        .filter(|d| d.secondary_id == secondary_id)
+        .cloned()
+        .collect();
+    let files = trn_files(
+        Path::new(&row.backup_destination_directory),
+        &row.primary_database,
+    );
+    let mut restored = 0;
+    for sdb in dbs {
+        if sdb.disconnect_users {
+            let victims: Vec<u16> = world
+                .sessions(role)
+                .iter()
+                .filter(|s| s.database.eq_ignore_ascii_case(&sdb.secondary_database))
+                .map(|s| s.spid)
+                .collect();
+            for spid in victims {
+                if let Some(s) = world.session(role, spid) {
+                    s.token.cancel();
+                }
+                world.close_session(role, spid);
+            }
+        }
+        for f in &files {
+            let path = f.to_string_lossy().into_owned();
+            let Some(d) = world.inst(role).and_then(|i| i.db(&sdb.secondary_database)) else {
+                return Err(format!(
+                    "Database {} does not exist.",
+                    sdb.secondary_database
+                ));
+            };
+            let Some(redo) = d.redo_start_lsn else {
+                return Err(SqlError::new(3117, &[]).text);
+            };
+            let file = backupfile::read(&path).map_err(|e| e.text)?;
+            let Some(set) = file.sets.first() else {
+                continue;
+            };
+            match log_fit(set.first_lsn, set.last_lsn, redo) {
+                LogFit::TooEarly => continue,
+                LogFit::TooRecent => {
+                    return Err(SqlError::new(
+                        4305,
+                        &[&set.first_lsn.to_string(), &redo.to_string()],
+                    )
+                    .text);
+                }
+                LogFit::Applies => {}
+            }
+            let finish = if sdb.restore_mode {
+                let undo = Path::new(&row.backup_destination_directory)
+                    .join(format!("{}_standby.tuf", sdb.secondary_database));
+                Finish::Standby(undo.to_string_lossy().into_owned())
+            } else {
+                Finish::NoRecovery
+            };
+            apply_log(
+                world,
+                role,
+                None,
+                &sdb.secondary_database,
+                set,
+                &path,
+                &finish,
+                "NT SERVICE\\SQLSERVERAGENT",
+                now,
+            )
+            .map_err(|e| e.text)?;
+            restored += 1;
+            let latency = (now.0 - set.backup_finish_date.0) / 60_000;
+            if let Some(d) = world.inst_mut(role).and_then(|i| {
+                i.msdb.ls_secondary_databases.iter_mut().find(|d| {
+                    d.secondary_database
+                        .eq_ignore_ascii_case(&sdb.secondary_database)
+                })
+            }) {
+                d.last_restored_file = Some(path.clone());
+                d.last_restored_date = Some(now);
+                d.last_restored_latency = Some(latency);
+            }
+            if !sdb.restore_all {
+                break;
+            }
+        }
+    }
+    world.sync_mirrors();
+    Ok(format!("Restored {restored} file(s)."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_run_on_period_boundaries_from_midnight() {
+        let minute = 60_000;
+        let midnight = LabTime(1_709_251_200_000); // 2024-03-01 00:00 UTC
+        let cases = [
+            (
+                LabTime(midnight.0),
+                15 * minute,
+                LabTime(midnight.0 + 15 * minute),
+            ),
+            (
+                LabTime(midnight.0 + 14 * minute),
+                15 * minute,
+                LabTime(midnight.0 + 15 * minute),
+            ),
+            (
+                LabTime(midnight.0 + 15 * minute),
+                15 * minute,
+                LabTime(midnight.0 + 30 * minute),
+            ),
+            (
+                LabTime(midnight.0 + 7 * minute + 1),
+                5 * minute,
+                LabTime(midnight.0 + 10 * minute),
+            ),
+        ];
+        for (now, p, expected) in cases {
+            assert_eq!(next_boundary(now, p), expected);
+        }
+    }
+}

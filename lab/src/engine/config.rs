@@ -1,0 +1,63 @@
+//! The lab's shape as the runtime hands it to the engine: the four instances and the log-shipping folders.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The part an instance plays in Microsoft's Persistent Chat HA/DR layout (reference H.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Primary,
+    PrimaryMirror,
+    Backup,
+    BackupMirror,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [
+        Role::Primary,
+        Role::PrimaryMirror,
+        Role::Backup,
+        Role::BackupMirror,
+    ];
+
+    /// The name used in lab.json and faults.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::PrimaryMirror => "primary_mirror",
+            Role::Backup => "backup",
+            Role::BackupMirror => "backup_mirror",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceConfig {
+    pub role: Role,
+    /// `@@SERVERNAME`, e.g. `ATL-SQL-001`.
+    pub name: String,
+    pub fqdn: String,
+    pub data_center: String,
+    /// The database-mirroring endpoint address, `TCP://fqdn:5022`.
+    pub endpoint: String,
+    pub mirror_fqdn: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorldConfig {
+    pub lab_dir: PathBuf,
+    pub instances: Vec<InstanceConfig>,
+    pub login_user: String,
+    /// Never persisted: `World::restore_runtime` puts it back after loading state.json.
+    #[serde(skip)]
+    pub login_password: String,
+    pub share: PathBuf,
+    pub copy_folder: PathBuf,
+    pub backups: PathBuf,
+    pub backup_every_min: u32,
+    pub copy_every_min: u32,
+    pub restore_every_min: u32,
+    pub chat_messages_per_min: u32,
+}

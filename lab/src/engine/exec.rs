@@ -1,0 +1,273 @@
+//! Runs parsed statements for one session against the world: the dispatcher from [`Statement`] to the
+//! per-request files, and the small statements that need no file of their own (DECLARE, SET, USE,
+//! PRINT, transactions).
+//!
+//! A statement ends in a [`Step`]: done (with a row count), failed (errors in SQL Server's order), or
+//! blocked (waiting for an application lock; the caller retries without holding the world's mutex).
+
+use std::time::Instant;
+
+use pcfail_lab_tds::{Event, Message, Value};
+
+use super::errors::SqlError;
+use super::expr::{self, Env, RelCol, Tv, Vars};
+use super::parser::{Expr, Statement};
+use super::world::World;
+use super::{LabTime, Role};
+
+/// Session-scoped settings that outlive a batch.
+#[derive(Debug, Default)]
+pub(crate) struct SessionLocal {
+    pub nocount: bool,
+    pub trancount: u32,
+}
+
+pub(crate) struct Ctx<'a> {
+    pub world: &'a mut World,
+    pub role: Role,
+    pub spid: u16,
+    pub now: LabTime,
+    pub vars: &'a mut Vars,
+    pub out: &'a mut Vec<Event>,
+    pub local: &'a mut SessionLocal,
+    /// When the current statement started waiting for an application lock.
+    pub waiting_since: Option<Instant>,
+}
+
+pub(crate) enum Step {
+    Done(Option<u64>),
+    /// A statement that sends no DONE of its own (DECLARE, SET @v).
+    Quiet,
+    Failed(Vec<SqlError>),
+    Blocked,
+}
+
+impl From<Result<Option<u64>, Vec<SqlError>>> for Step {
+    fn from(r: Result<Option<u64>, Vec<SqlError>>) -> Step {
+        match r {
+            Ok(n) => Step::Done(n),
+            Err(e) => Step::Failed(e),
+        }
+    }
+}
+
+pub(crate) fn message(e: &SqlError, server_line: u32) -> Message {
+    Message {
+        number: e.number,
+        state: e.state,
+        class: e.class,
+        message: e.text.clone(),
+        procedure: e.procedure.clone(),
+        line: server_line,
+    }
+}
+
+impl Ctx<'_> {
+    pub(crate) fn current_db(&self) -> String {
+        self.world
+            .session(self.role, self.spid)
+            .map(|s| s.database.clone())
+            .unwrap_or_else(|| "master".to_owned())
+    }
+
+    pub(crate) fn env<'b>(&'b self, cols: &'b [RelCol]) -> Env<'b> {
+        Env {
+            world: self.world,
+            role: self.role,
+            spid: self.spid,
+            now: self.now,
+            vars: self.vars,
+            cols,
+            row: None,
+            group: None,
+        }
+    }
+
+    pub(crate) fn eval(&self, e: &Expr) -> Result<Tv, SqlError> {
+        expr::eval(e, &self.env(&[]))
+    }
+
+    /// Evaluates to text (a database name, a path); NULL is None.
+    pub(crate) fn eval_text(&self, e: &Expr) -> Result<Option<String>, SqlError> {
+        Ok(expr::as_text(&self.eval(e)?.1))
+    }
+
+    /// Sends an informational message (INFO token) now, in order with the other output.
+    pub(crate) fn info(&mut self, e: SqlError) {
+        self.out.push(Event::Info(message(&e, 1)));
+    }
+
+    pub(crate) fn login_name(&self) -> String {
+        self.world
+            .session(self.role, self.spid)
+            .map(|s| s.login.clone())
+            .unwrap_or_else(|| "sa".to_owned())
+    }
+}
+
+/// Appends the DONE (or the errors and a DONE with the error bit) that ends a statement.
+pub(crate) fn finish(ctx: &mut Ctx, step: Step) {
+    match step {
+        Step::Done(n) => ctx.out.push(Event::Done {
+            row_count: if ctx.local.nocount { None } else { n },
+            error: false,
+        }),
+        Step::Quiet | Step::Blocked => {}
+        Step::Failed(errors) => {
+            for e in &errors {
+                ctx.out.push(if e.is_info() {
+                    Event::Info(message(e, 1))
+                } else {
+                    Event::Error(message(e, 1))
+                });
+            }
+            ctx.out.push(Event::Done {
+                row_count: None,
+                error: true,
+            });
+        }
+    }
+}
+
+pub(crate) fn run(ctx: &mut Ctx, stmt: &Statement) -> Step {
+    let one = |e: SqlError| Step::Failed(vec![e]);
+    match stmt {
+        Statement::Select(s) => super::query::select(ctx, s).into(),
+        Statement::Declare(vars) => {
+            for (name, ty, init) in vars {
+                let value = match init {
+                    Some(e) => match ctx.eval(e).and_then(|tv| expr::convert(&tv, ty)) {
+                        Ok(tv) => tv.1,
+                        Err(e) => return one(e),
+                    },
+                    None => Value::Null,
+                };
+                if let Err(e) = ctx.vars.declare(name, ty.clone(), value) {
+                    return one(e);
+                }
+            }
+            Step::Quiet
+        }
+        Statement::SetVar(name, e) => match ctx.eval(e).and_then(|tv| ctx.vars.set(name, tv.1)) {
+            Ok(()) => Step::Quiet,
+            Err(e) => one(e),
+        },
+        Statement::SetOption(option, value) => set_option(ctx, option, value),
+        Statement::Use(db) => use_db(ctx, db),
+        Statement::Exec(e) => super::procs::exec(ctx, e),
+        Statement::Print(e) => match ctx.eval_text(e) {
+            Ok(text) => {
+                // PRINT is an INFO with number 0 and class 0.
+                let msg = SqlError {
+                    number: 0,
+                    class: 0,
+                    state: 1,
+                    text: text.unwrap_or_default(),
+                    procedure: String::new(),
+                };
+                ctx.info(msg);
+                Step::Done(None)
+            }
+            Err(e) => one(e),
+        },
+        Statement::Kill(e) => super::kill::kill(ctx, e),
+        Statement::Backup(b) => super::backup::backup(ctx, b),
+        Statement::Restore(r) => super::restore::restore(ctx, r),
+        Statement::AlterDatabase { db, action } => {
+            super::mirroring::alter_database(ctx, db, action)
+        }
+        Statement::CreateEndpoint(def) => super::mirroring::create_endpoint(ctx, def),
+        Statement::AlterEndpointState { name, state } => {
+            super::mirroring::alter_endpoint(ctx, name, state)
+        }
+        Statement::DropEndpoint(name) => super::mirroring::drop_endpoint(ctx, name),
+        Statement::BeginTran => {
+            ctx.local.trancount += 1;
+            Step::Done(None)
+        }
+        Statement::Commit | Statement::Rollback => {
+            if ctx.local.trancount == 0 {
+                return one(SqlError::new(
+                    if matches!(stmt, Statement::Commit) {
+                        3902
+                    } else {
+                        3903
+                    },
+                    &[],
+                ));
+            }
+            ctx.local.trancount = if matches!(stmt, Statement::Commit) {
+                ctx.local.trancount - 1
+            } else {
+                0
+            };
+            if ctx.local.trancount == 0 {
+                super::applock::release_transaction_locks(ctx.world, ctx.role, ctx.spid);
+            }
+            Step::Done(None)
+        }
+    }
+}
+
+const SET_OPTIONS: &[&str] = &[
+    "ANSI_NULLS",
+    "ANSI_PADDING",
+    "ANSI_WARNINGS",
+    "ARITHABORT",
+    "CONCAT_NULL_YIELDS_NULL",
+    "QUOTED_IDENTIFIER",
+    "ANSI_NULL_DFLT_ON",
+    "ANSI_NULL_DFLT_OFF",
+    "CURSOR_CLOSE_ON_COMMIT",
+    "IMPLICIT_TRANSACTIONS",
+    "TEXTSIZE",
+    "DATEFORMAT",
+    "DATEFIRST",
+    "LANGUAGE",
+    "LOCK_TIMEOUT",
+    "XACT_ABORT",
+    "DEADLOCK_PRIORITY",
+    "TRANSACTION",
+    "NUMERIC_ROUNDABORT",
+    "ROWCOUNT",
+    "NOEXEC",
+    "FMTONLY",
+    "STATISTICS",
+    "SHOWPLAN_ALL",
+    "ANSI_DEFAULTS",
+];
+
+fn set_option(ctx: &mut Ctx, option: &str, value: &str) -> Step {
+    if option == "NOCOUNT" {
+        ctx.local.nocount = value == "ON";
+        return Step::Done(None);
+    }
+    if SET_OPTIONS.contains(&option) {
+        // Accepted and without effect in the lab: no lab behaviour depends on them.
+        return Step::Done(None);
+    }
+    Step::Failed(vec![SqlError::new(195, &[option, "SET option"])])
+}
+
+fn use_db(ctx: &mut Ctx, name: &str) -> Step {
+    let Some(inst) = ctx.world.inst(ctx.role) else {
+        return Step::Failed(vec![SqlError::new(911, &[name])]);
+    };
+    let Some(db) = inst.db(name) else {
+        return Step::Failed(vec![SqlError::new(911, &[name])]);
+    };
+    if db.is_restoring() {
+        return Step::Failed(vec![SqlError::new(927, &[&db.name])]);
+    }
+    let new = db.name.clone();
+    let old = ctx.current_db();
+    if let Some(s) = ctx.world.session_mut(ctx.role, ctx.spid) {
+        s.database = new.clone();
+    }
+    ctx.out.push(Event::DatabaseChanged {
+        new: new.clone(),
+        old,
+    });
+    ctx.info(SqlError::new(5701, &[&new]));
+    Step::Done(None)
+}

@@ -1,0 +1,747 @@
+//! RESTORE: HEADERONLY and FILELISTONLY (SQL Server 2016's columns), VERIFYONLY, full database
+//! restores (REPLACE, MOVE, NORECOVERY/RECOVERY/STANDBY), log restores with the LSN rules of reference
+//! B.5, and the recovery-only `RESTORE DATABASE x WITH RECOVERY`.
+//!
+//! Every failure is the specific error followed by 3013 "<RESTORE kind> is terminating abnormally."
+//! (reference B.4): clients that keep only the first error (tiberius) see the specific one.
+
+use pcfail_lab_tds::{Column, Event, SqlType, Value};
+
+use super::backup::{has, progress_messages, record_backup_history, throughput};
+use super::backupfile::{self, BackupSet};
+use super::catalog::{b, dt, g, i, lsn, s};
+use super::errors::SqlError;
+use super::exec::{Ctx, Step};
+use super::lsn::{LogFit, log_fit};
+use super::model::{Database, DbFile, DbState, RestoreHistoryRow};
+use super::parser::{Restore, RestoreKind};
+use super::world::World;
+use super::{LabTime, Role};
+
+const KNOWN_OPTIONS: &[&str] = &[
+    "FILE",
+    "REPLACE",
+    "NORECOVERY",
+    "RECOVERY",
+    "STANDBY",
+    "MOVE",
+    "STATS",
+    "CHECKSUM",
+    "NO_CHECKSUM",
+    "NOREWIND",
+    "REWIND",
+    "NOUNLOAD",
+    "UNLOAD",
+    "KEEP_REPLICATION",
+    "RESTRICTED_USER",
+    "BUFFERCOUNT",
+    "MAXTRANSFERSIZE",
+    "BLOCKSIZE",
+    "CONTINUE_AFTER_ERROR",
+    "STOP_ON_ERROR",
+];
+
+/// How a restore leaves the database.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Finish {
+    Recovery,
+    NoRecovery,
+    Standby(String),
+}
+
+pub(crate) fn restore(ctx: &mut Ctx, r: &Restore) -> Step {
+    let op = match r.kind {
+        RestoreKind::Database => "RESTORE DATABASE",
+        RestoreKind::Log => "RESTORE LOG",
+        RestoreKind::HeaderOnly => "RESTORE HEADERONLY",
+        RestoreKind::FileListOnly => "RESTORE FILELISTONLY",
+        RestoreKind::VerifyOnly => "RESTORE VERIFYONLY",
+        RestoreKind::LabelOnly => "RESTORE LABELONLY",
+    };
+    match run(ctx, r, op) {
+        Ok(n) => Step::Done(n),
+        Err(e) => Step::Failed(vec![e, SqlError::terminating(op)]),
+    }
+}
+
+fn run(ctx: &mut Ctx, r: &Restore, op: &str) -> Result<Option<u64>, SqlError> {
+    if let Some(o) = r
+        .options
+        .iter()
+        .find(|o| !KNOWN_OPTIONS.contains(&o.name.as_str()))
+    {
+        return Err(SqlError::syntax(&o.name));
+    }
+    let path = match r.disks.as_slice() {
+        [] => None,
+        [one] => Some(ctx.eval_text(one)?.unwrap_or_default()),
+        _ => return Err(SqlError::syntax("DISK")),
+    };
+    let file_no = match r
+        .options
+        .iter()
+        .find(|o| o.name == "FILE")
+        .and_then(|o| o.value.as_ref())
+    {
+        Some(e) => ctx
+            .eval_text(e)?
+            .and_then(|t| t.parse::<i64>().ok())
+            .unwrap_or(1),
+        None => 1,
+    };
+    let finish = finish_option(ctx, r)?;
+    match r.kind {
+        RestoreKind::HeaderOnly => header_only(ctx, &path.unwrap_or_default()),
+        RestoreKind::FileListOnly => file_list_only(ctx, &path.unwrap_or_default(), file_no),
+        RestoreKind::VerifyOnly => {
+            let path = path.unwrap_or_default();
+            let file = backupfile::read(&path)?;
+            if file_no < 1 || file_no as usize > file.sets.len() {
+                return Err(SqlError::new(4038, &[&file_no.to_string(), &path]));
+            }
+            ctx.info(SqlError::new(3262, &[&file_no.to_string()]));
+            Ok(None)
+        }
+        RestoreKind::LabelOnly => Err(SqlError::syntax("LABELONLY")),
+        RestoreKind::Database | RestoreKind::Log => {
+            if ctx.local.trancount > 0 {
+                return Err(SqlError::new(3021, &[]));
+            }
+            let db = match &r.db {
+                Some(e) => ctx.eval_text(e)?.unwrap_or_default(),
+                None => String::new(),
+            };
+            let Some(path) = path else {
+                if r.kind == RestoreKind::Log {
+                    return Err(SqlError::syntax(&db));
+                }
+                recovery_only(ctx.world, ctx.role, Some(ctx.spid), &db, &finish)?;
+                ctx.info(throughput(op, 0));
+                return Ok(None);
+            };
+            let file = backupfile::read(&path)?;
+            let set = file
+                .sets
+                .get((file_no.max(1) - 1) as usize)
+                .filter(|_| file_no >= 1)
+                .ok_or_else(|| SqlError::new(4038, &[&file_no.to_string(), &path]))?
+                .clone();
+            let user = ctx.login_name();
+            if r.kind == RestoreKind::Log {
+                apply_log(
+                    ctx.world,
+                    ctx.role,
+                    Some(ctx.spid),
+                    &db,
+                    &set,
+                    &path,
+                    &finish,
+                    &user,
+                    ctx.now,
+                )?;
+            } else {
+                let mut moves = Vec::new();
+                for o in r.options.iter().filter(|o| o.name == "MOVE") {
+                    let from = o
+                        .value
+                        .as_ref()
+                        .map(|e| ctx.eval_text(e))
+                        .transpose()?
+                        .flatten()
+                        .unwrap_or_default();
+                    let to = o
+                        .move_to
+                        .as_ref()
+                        .map(|e| ctx.eval_text(e))
+                        .transpose()?
+                        .flatten()
+                        .unwrap_or_default();
+                    moves.push((from, to));
+                }
+                let replace = has(&r.options, "REPLACE");
+                restore_full(
+                    ctx.world,
+                    ctx.role,
+                    Some(ctx.spid),
+                    &db,
+                    &set,
+                    &path,
+                    &finish,
+                    replace,
+                    &moves,
+                    &user,
+                    ctx.now,
+                )?;
+            }
+            ctx.world.sync_mirrors();
+            progress_messages(ctx, op, &set);
+            Ok(None)
+        }
+    }
+}
+
+fn finish_option(ctx: &Ctx, r: &Restore) -> Result<Finish, SqlError> {
+    if let Some(o) = r.options.iter().find(|o| o.name == "STANDBY") {
+        // STANDBY needs an undo file name (reference B.1).
+        let file = o
+            .value
+            .as_ref()
+            .map(|e| ctx.eval_text(e))
+            .transpose()?
+            .flatten();
+        return file
+            .map(Finish::Standby)
+            .ok_or_else(|| SqlError::syntax("STANDBY"));
+    }
+    Ok(if has(&r.options, "NORECOVERY") {
+        Finish::NoRecovery
+    } else {
+        Finish::Recovery
+    })
+}
+
+/// RESTORE needs the database to itself: 3102 when the caller's own context is in it, 3101 when any
+/// other session is (reference B.4).
+fn exclusive(
+    world: &World,
+    role: Role,
+    spid: Option<u16>,
+    db: &str,
+    op: &str,
+) -> Result<(), SqlError> {
+    if let Some(me) = spid
+        && world
+            .session(role, me)
+            .is_some_and(|s| s.database.eq_ignore_ascii_case(db))
+    {
+        return Err(SqlError::new(3102, &[op, db]));
+    }
+    if world.other_users_of(role, spid.unwrap_or(0), db) > 0 {
+        return Err(SqlError::new(3101, &[]));
+    }
+    Ok(())
+}
+
+fn write_standby_file(path: &str) {
+    // Only absolute paths name a place in the lab; a bare name would live in SQL Server's data folder.
+    let p = std::path::Path::new(path);
+    if p.is_absolute() && p.parent().is_some_and(|d| d.is_dir()) {
+        let _ = std::fs::write(p, "PCFAIL-LAB-STANDBY-UNDO\n");
+    }
+}
+
+fn apply_finish(d: &mut Database, finish: &Finish, new_fork: super::guid::Guid) {
+    match finish {
+        Finish::NoRecovery => {
+            d.state = DbState::Restoring;
+            d.standby = false;
+        }
+        Finish::Standby(file) => {
+            // A STANDBY database is ONLINE, read-only, with is_in_standby = 1 (reference C).
+            d.state = DbState::Online;
+            d.standby = true;
+            write_standby_file(file);
+        }
+        Finish::Recovery => {
+            d.state = DbState::Online;
+            d.standby = false;
+            d.redo_start_lsn = None;
+            d.fork_guid = new_fork;
+        }
+    }
+}
+
+/// `RESTORE DATABASE db WITH RECOVERY` without a backup: brings a RESTORING or STANDBY database online.
+pub(crate) fn recovery_only(
+    world: &mut World,
+    role: Role,
+    spid: Option<u16>,
+    db: &str,
+    finish: &Finish,
+) -> Result<(), SqlError> {
+    let inst = world.inst(role).ok_or_else(|| SqlError::new(3118, &[db]))?;
+    let d = inst.db(db).ok_or_else(|| SqlError::new(3118, &[db]))?;
+    if d.mirroring.is_some() {
+        return Err(SqlError::new(3104, &[&d.name]));
+    }
+    if d.state == DbState::Online && !d.standby {
+        return Err(SqlError::new(3153, &[]));
+    }
+    let name = d.name.clone();
+    exclusive(world, role, spid, &name, "RESTORE")?;
+    let fork = world.rng.guid();
+    let d = world
+        .inst_mut(role)
+        .and_then(|i| i.db_mut(&name))
+        .expect("checked above");
+    // Recovery-only NORECOVERY/STANDBY changes nothing the lab models; SQL Server accepts it too.
+    if *finish == Finish::Recovery {
+        apply_finish(d, finish, fork);
+    }
+    Ok(())
+}
+
+/// RESTORE LOG: the LSN rules of reference B.5, then the records of the log backup are applied.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn apply_log(
+    world: &mut World,
+    role: Role,
+    spid: Option<u16>,
+    db: &str,
+    set: &BackupSet,
+    path: &str,
+    finish: &Finish,
+    user: &str,
+    now: LabTime,
+) -> Result<(), SqlError> {
+    if set.kind != 'L' {
+        return Err(SqlError::new(3135, &[path, "BACKUP DATABASE"]));
+    }
+    let inst = world.inst(role).ok_or_else(|| SqlError::new(3118, &[db]))?;
+    let d = inst.db(db).ok_or_else(|| SqlError::new(3118, &[db]))?;
+    if d.mirroring.is_some() {
+        return Err(SqlError::new(3104, &[&d.name]));
+    }
+    let redo = match (d.state, d.standby, d.redo_start_lsn) {
+        (DbState::Restoring, _, Some(redo)) | (DbState::Online, true, Some(redo)) => redo,
+        _ => return Err(SqlError::new(3117, &[])),
+    };
+    let name = d.name.clone();
+    exclusive(world, role, spid, &name, "RESTORE")?;
+    let d = world
+        .inst(role)
+        .and_then(|i| i.db(&name))
+        .expect("checked above");
+    if d.family_guid != set.family_guid {
+        return Err(SqlError::new(3154, &[&name]));
+    }
+    if d.fork_guid != set.fork_guid {
+        return Err(SqlError::new(4330, &[]));
+    }
+    match log_fit(set.first_lsn, set.last_lsn, redo) {
+        LogFit::TooEarly => {
+            return Err(SqlError::new(
+                4326,
+                &[&set.last_lsn.to_string(), &redo.to_string()],
+            ));
+        }
+        LogFit::TooRecent => {
+            return Err(SqlError::new(
+                4305,
+                &[&set.first_lsn.to_string(), &redo.to_string()],
+            ));
+        }
+        LogFit::Applies => {}
+    }
+    let fork = world.rng.guid();
+    let d = world
+        .inst_mut(role)
+        .and_then(|i| i.db_mut(&name))
+        .expect("checked above");
+    // Only what lies past the redo point is new: each record is applied exactly once.
+    d.records
+        .extend(set.records.iter().filter(|r| r.lsn >= redo).cloned());
+    d.end_lsn = set.last_lsn;
+    d.redo_start_lsn = Some(set.last_lsn);
+    d.log_chain_lsn = Some(set.last_lsn);
+    d.database_backup_lsn = Some(set.database_backup_lsn);
+    apply_finish(d, finish, fork);
+    let recovery = *finish == Finish::Recovery;
+    record_restore_history(world, role, set, path, &name, user, false, recovery, now);
+    Ok(())
+}
+
+/// A database as a full backup describes it (files moved per `moves`), RESTORING until finished.
+pub(crate) fn database_from_full(
+    set: &BackupSet,
+    id: i64,
+    moves: Option<&[(String, String)]>,
+) -> Database {
+    let files: Vec<DbFile> = set
+        .files
+        .iter()
+        .map(|f| {
+            let to = moves
+                .and_then(|m| {
+                    m.iter()
+                        .find(|(from, _)| from.eq_ignore_ascii_case(&f.logical))
+                })
+                .map(|(_, to)| to.clone());
+            DbFile {
+                physical: to.unwrap_or_else(|| f.physical.clone()),
+                ..f.clone()
+            }
+        })
+        .collect();
+    Database {
+        name: set.database_name.clone(),
+        id,
+        system: false,
+        state: DbState::Restoring,
+        standby: false,
+        recovery: set.recovery,
+        user_access: "MULTI_USER".to_owned(),
+        family_guid: set.family_guid,
+        database_guid: set.database_guid,
+        fork_guid: set.fork_guid,
+        create_date: set.database_creation_date,
+        end_lsn: set.last_lsn,
+        redo_start_lsn: Some(set.last_lsn),
+        database_backup_lsn: Some(set.checkpoint_lsn),
+        log_chain_lsn: Some(set.last_lsn),
+        records: set.records.clone(),
+        files,
+        mirroring: None,
+    }
+}
+
+/// RESTORE DATABASE ... FROM DISK: the safety checks REPLACE overrides (3154, 3159), MOVE names (3234).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn restore_full(
+    world: &mut World,
+    role: Role,
+    spid: Option<u16>,
+    db: &str,
+    set: &BackupSet,
+    path: &str,
+    finish: &Finish,
+    replace: bool,
+    moves: &[(String, String)],
+    user: &str,
+    now: LabTime,
+) -> Result<(), SqlError> {
+    if set.kind != 'D' {
+        return Err(SqlError::new(3135, &[path, "BACKUP LOG"]));
+    }
+    let target = if db.is_empty() {
+        set.database_name.clone()
+    } else {
+        db.to_owned()
+    };
+    for (from, _) in moves {
+        if !set
+            .files
+            .iter()
+            .any(|f| f.logical.eq_ignore_ascii_case(from))
+        {
+            return Err(SqlError::new(3234, &[from, &set.database_name]));
+        }
+    }
+    let inst = world
+        .inst(role)
+        .ok_or_else(|| SqlError::new(3118, &[&target]))?;
+    let existing_id = match inst.db(&target) {
+        Some(d) => {
+            if d.system {
+                return Err(SqlError::new(3101, &[]));
+            }
+            if d.mirroring.is_some() {
+                return Err(SqlError::new(3104, &[&d.name]));
+            }
+            let name = d.name.clone();
+            exclusive(world, role, spid, &name, "RESTORE")?;
+            let d = world
+                .inst(role)
+                .and_then(|i| i.db(&name))
+                .expect("checked above");
+            if !replace && d.family_guid != set.family_guid {
+                return Err(SqlError::new(3154, &[&name]));
+            }
+            if !replace
+                && d.state == DbState::Online
+                && !d.standby
+                && d.recovery != super::model::Recovery::Simple
+            {
+                return Err(SqlError::new(3159, &[&name]));
+            }
+            Some(d.id)
+        }
+        None => None,
+    };
+    let fork = world.rng.guid();
+    let inst = world.inst_mut(role).expect("checked above");
+    let id = existing_id.unwrap_or_else(|| {
+        let id = inst.next_database_id;
+        inst.next_database_id += 1;
+        id
+    });
+    let mut d = database_from_full(set, id, Some(moves));
+    d.name = target.clone();
+    apply_finish(&mut d, finish, fork);
+    inst.databases
+        .retain(|x| !x.name.eq_ignore_ascii_case(&target));
+    inst.databases.push(d);
+    inst.databases.sort_by_key(|x| x.id);
+    let recovery = *finish == Finish::Recovery;
+    record_restore_history(
+        world, role, set, path, &target, user, replace, recovery, now,
+    );
+    Ok(())
+}
+
+/// restorehistory plus the backupset/backupmediafamily rows it joins to (that RESTORE adds those on
+/// the restoring server is UNVERIFIED but consistent with the documented join, reference B.5).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn record_restore_history(
+    world: &mut World,
+    role: Role,
+    set: &BackupSet,
+    path: &str,
+    db: &str,
+    user: &str,
+    replace: bool,
+    recovery: bool,
+    now: LabTime,
+) {
+    let backup_set_id = record_backup_history(world, role, set, path);
+    let Some(inst) = world.inst_mut(role) else {
+        return;
+    };
+    let id = inst.msdb.next_id();
+    inst.msdb.restorehistory.push(RestoreHistoryRow {
+        restore_history_id: id,
+        restore_date: now,
+        destination_database_name: db.to_owned(),
+        user_name: user.to_owned(),
+        backup_set_id,
+        restore_type: set.kind,
+        replace,
+        recovery,
+    });
+}
+
+fn col(name: &str, ty: SqlType) -> Column {
+    Column {
+        name: name.to_owned(),
+        ty,
+        nullable: true,
+    }
+}
+
+const LSN_T: SqlType = SqlType::Numeric {
+    precision: 25,
+    scale: 0,
+};
+
+/// RESTORE HEADERONLY: one row per backup set, SQL Server 2016's 56 columns in order (reference B.2).
+fn header_only(ctx: &mut Ctx, path: &str) -> Result<Option<u64>, SqlError> {
+    let file = backupfile::read(path)?;
+    let nv = SqlType::NVarChar(128);
+    let columns = vec![
+        col("BackupName", nv.clone()),
+        col("BackupDescription", SqlType::NVarChar(255)),
+        col("BackupType", SqlType::SmallInt),
+        col("ExpirationDate", SqlType::DateTime),
+        col("Compressed", SqlType::Bit),
+        col("Position", SqlType::SmallInt),
+        col("DeviceType", SqlType::TinyInt),
+        col("UserName", nv.clone()),
+        col("ServerName", nv.clone()),
+        col("DatabaseName", nv.clone()),
+        col("DatabaseVersion", SqlType::Int),
+        col("DatabaseCreationDate", SqlType::DateTime),
+        col(
+            "BackupSize",
+            SqlType::Numeric {
+                precision: 20,
+                scale: 0,
+            },
+        ),
+        col("FirstLSN", LSN_T),
+        col("LastLSN", LSN_T),
+        col("CheckpointLSN", LSN_T),
+        col("DatabaseBackupLSN", LSN_T),
+        col("BackupStartDate", SqlType::DateTime),
+        col("BackupFinishDate", SqlType::DateTime),
+        col("SortOrder", SqlType::SmallInt),
+        col("CodePage", SqlType::SmallInt),
+        col("UnicodeLocaleId", SqlType::Int),
+        col("UnicodeComparisonStyle", SqlType::Int),
+        col("CompatibilityLevel", SqlType::TinyInt),
+        col("SoftwareVendorId", SqlType::Int),
+        col("SoftwareVersionMajor", SqlType::Int),
+        col("SoftwareVersionMinor", SqlType::Int),
+        col("SoftwareVersionBuild", SqlType::Int),
+        col("MachineName", nv.clone()),
+        col("Flags", SqlType::Int),
+        col("BindingID", SqlType::UniqueIdentifier),
+        col("RecoveryForkID", SqlType::UniqueIdentifier),
+        col("Collation", nv.clone()),
+        col("FamilyGUID", SqlType::UniqueIdentifier),
+        col("HasBulkLoggedData", SqlType::Bit),
+        col("IsSnapshot", SqlType::Bit),
+        col("IsReadOnly", SqlType::Bit),
+        col("IsSingleUser", SqlType::Bit),
+        col("HasBackupChecksums", SqlType::Bit),
+        col("IsDamaged", SqlType::Bit),
+        col("BeginsLogChain", SqlType::Bit),
+        col("HasIncompleteMetaData", SqlType::Bit),
+        col("IsForceOffline", SqlType::Bit),
+        col("IsCopyOnly", SqlType::Bit),
+        col("FirstRecoveryForkID", SqlType::UniqueIdentifier),
+        col("ForkPointLSN", LSN_T),
+        col("RecoveryModel", SqlType::NVarChar(60)),
+        col("DifferentialBaseLSN", LSN_T),
+        col("DifferentialBaseGUID", SqlType::UniqueIdentifier),
+        col("BackupTypeDescription", SqlType::NVarChar(60)),
+        col("BackupSetGUID", SqlType::UniqueIdentifier),
+        col("CompressedBackupSize", SqlType::BigInt),
+        col("Containment", SqlType::TinyInt),
+        col("KeyAlgorithm", SqlType::NVarChar(32)),
+        col("EncryptorThumbprint", SqlType::VarBinary(20)),
+        col("EncryptorType", SqlType::NVarChar(32)),
+    ];
+    let opt = |x: &Option<String>| x.as_deref().map_or(Value::Null, s);
+    let rows: Vec<Vec<Value>> = file
+        .sets
+        .iter()
+        .map(|st| {
+            let log = st.kind == 'L';
+            vec![
+                opt(&st.name),
+                opt(&st.description),
+                i(if log { 2 } else { 1 }),
+                Value::Null,
+                b(st.compressed),
+                i(st.position),
+                i(2),
+                s(&st.user_name),
+                s(&st.server_name),
+                s(&st.database_name),
+                i(852),
+                dt(st.database_creation_date),
+                Value::Numeric(i128::from(st.backup_size()), 0),
+                lsn(st.first_lsn),
+                lsn(st.last_lsn),
+                lsn(st.checkpoint_lsn),
+                lsn(st.database_backup_lsn),
+                dt(st.backup_start_date),
+                dt(st.backup_finish_date),
+                i(52),
+                i(0),
+                i(1033),
+                i(196_609),
+                i(130),
+                i(4608),
+                i(13),
+                i(0),
+                i(5026),
+                s(&st.machine_name),
+                i(if st.checksums { 528 } else { 512 }),
+                g(st.database_guid),
+                g(st.fork_guid),
+                s(super::catalog::COLLATION),
+                g(st.family_guid),
+                b(false),
+                b(false),
+                b(false),
+                b(false),
+                b(st.checksums),
+                b(false),
+                b(false),
+                b(false),
+                b(false),
+                b(st.copy_only),
+                g(st.fork_guid),
+                Value::Null,
+                s(st.recovery.backup_desc()),
+                Value::Null,
+                Value::Null,
+                s(if log { "TRANSACTION LOG" } else { "DATABASE" }),
+                g(st.backup_set_guid),
+                i(st.compressed_size()),
+                i(0),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            ]
+        })
+        .collect();
+    let n = rows.len() as u64;
+    ctx.out.push(Event::Rows { columns, rows });
+    Ok(Some(n))
+}
+
+/// RESTORE FILELISTONLY: one row per database file of the chosen set (reference B.3, 2016 columns).
+fn file_list_only(ctx: &mut Ctx, path: &str, file_no: i64) -> Result<Option<u64>, SqlError> {
+    let file = backupfile::read(path)?;
+    let set = file
+        .sets
+        .get((file_no.max(1) - 1) as usize)
+        .filter(|_| file_no >= 1)
+        .ok_or_else(|| SqlError::new(4038, &[&file_no.to_string(), path]))?;
+    let columns = vec![
+        col("LogicalName", SqlType::NVarChar(128)),
+        col("PhysicalName", SqlType::NVarChar(260)),
+        col("Type", SqlType::Char(1)),
+        col("FileGroupName", SqlType::NVarChar(128)),
+        col(
+            "Size",
+            SqlType::Numeric {
+                precision: 20,
+                scale: 0,
+            },
+        ),
+        col(
+            "MaxSize",
+            SqlType::Numeric {
+                precision: 20,
+                scale: 0,
+            },
+        ),
+        col("FileID", SqlType::BigInt),
+        col("CreateLSN", LSN_T),
+        col("DropLSN", LSN_T),
+        col("UniqueID", SqlType::UniqueIdentifier),
+        col("ReadOnlyLSN", LSN_T),
+        col("ReadWriteLSN", LSN_T),
+        col("BackupSizeInBytes", SqlType::BigInt),
+        col("SourceBlockSize", SqlType::Int),
+        col("FileGroupID", SqlType::Int),
+        col("LogGroupGUID", SqlType::UniqueIdentifier),
+        col("DifferentialBaseLSN", LSN_T),
+        col("DifferentialBaseGUID", SqlType::UniqueIdentifier),
+        col("IsReadOnly", SqlType::Bit),
+        col("IsPresent", SqlType::Bit),
+        col("TDEThumbprint", SqlType::VarBinary(32)),
+        col("SnapshotUrl", SqlType::NVarChar(360)),
+    ];
+    let rows: Vec<Vec<Value>> = set
+        .files
+        .iter()
+        .map(|f| {
+            let log = f.kind == 'L';
+            vec![
+                s(&f.logical),
+                s(&f.physical),
+                s(if log { "L" } else { "D" }),
+                if log { Value::Null } else { s("PRIMARY") },
+                Value::Numeric(if log { 8_388_608 } else { 33_554_432 }, 0),
+                Value::Numeric(35_184_372_080_640, 0),
+                i(f.file_id),
+                Value::Numeric(0, 0),
+                Value::Numeric(0, 0),
+                g(set.database_guid),
+                Value::Numeric(0, 0),
+                Value::Numeric(0, 0),
+                i(if log { 0 } else { set.backup_size() }),
+                i(512),
+                i(if log { 0 } else { 1 }),
+                Value::Null,
+                if log {
+                    Value::Numeric(0, 0)
+                } else {
+                    lsn(set.checkpoint_lsn)
+                },
+                Value::Null,
+                b(false),
+                b(true),
+                Value::Null,
+                Value::Null,
+            ]
+        })
+        .collect();
+    let n = rows.len() as u64;
+    ctx.out.push(Event::Rows { columns, rows });
+    Ok(Some(n))
+}

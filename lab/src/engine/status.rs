@@ -1,0 +1,97 @@
+//! What `pcfail lab status` shows about one instance, as JSON: databases, mirroring, log shipping,
+//! jobs, backup and restore history, sessions.
+
+use serde_json::{Value, json};
+
+use super::catalog::mirroring_state;
+use super::model::{Instance, MirrorRole};
+use super::time;
+use super::world::World;
+
+pub(crate) fn instance_status(world: &World, inst: &Instance) -> Value {
+    let databases: Vec<Value> = inst
+        .databases
+        .iter()
+        .map(|d| {
+            let mirroring = d.mirroring.as_ref().map(|m| {
+                let (_, state) = mirroring_state(world, m);
+                json!({
+                    "role": if m.role == MirrorRole::Principal { "PRINCIPAL" } else { "MIRROR" },
+                    "state": if m.pending { "PENDING (waiting for the principal)" } else { state },
+                    "partner": m.partner,
+                    "safety": if m.safety_full { "FULL" } else { "OFF" },
+                })
+            });
+            json!({
+                "name": d.name,
+                "database_id": d.id,
+                "state_desc": d.state.desc(),
+                "is_in_standby": d.standby,
+                "recovery_model": d.recovery.desc(),
+                "family_guid": d.family_guid.to_string(),
+                "last_lsn": d.end_lsn.to_string(),
+                "redo_start_lsn": d.redo_start_lsn.filter(|_| d.is_restoring()).map(|l| l.to_string()),
+                "chat_records": d.records.len(),
+                "mirroring": mirroring,
+            })
+        })
+        .collect();
+    let msdb = &inst.msdb;
+    let jobs: Vec<Value> = msdb
+        .jobs
+        .iter()
+        .map(|j| {
+            let last = j.history.last();
+            json!({
+                "name": j.name,
+                "job_id": j.job_id.to_string(),
+                "category": j.category,
+                "enabled": j.enabled,
+                "next_run": j.next_run.map(time::display),
+                "last_run": last.map(|h| time::display(h.at)),
+                "last_outcome": last.map(|h| if h.succeeded { "succeeded" } else { "failed" }),
+                "last_message": last.map(|h| h.message.clone()),
+            })
+        })
+        .collect();
+    json!({
+        "name": inst.config.name,
+        "role": inst.config.role.as_str(),
+        "up": inst.up,
+        "endpoint": inst.endpoint.as_ref().map(|e| json!({"name": e.name, "port": e.port, "state": e.state_desc, "role": e.role})),
+        "databases": databases,
+        "log_shipping": {
+            "primary": msdb.ls_primary_databases.iter().map(|p| json!({
+                "primary_database": p.primary_database,
+                "backup_directory": p.backup_directory,
+                "backup_share": p.backup_share,
+                "last_backup_file": p.last_backup_file,
+                "secondaries": msdb.ls_primary_secondaries.iter().filter(|s| s.primary_id == p.primary_id)
+                    .map(|s| format!("{}.{}", s.secondary_server, s.secondary_database)).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "secondary": msdb.ls_secondary.iter().map(|s| json!({
+                "primary_server": s.primary_server,
+                "primary_database": s.primary_database,
+                "backup_source_directory": s.backup_source_directory,
+                "backup_destination_directory": s.backup_destination_directory,
+                "last_copied_file": s.last_copied_file,
+                "databases": msdb.ls_secondary_databases.iter().filter(|d| d.secondary_id == s.secondary_id).map(|d| json!({
+                    "secondary_database": d.secondary_database,
+                    "restore_mode": if d.restore_mode { "STANDBY" } else { "NORECOVERY" },
+                    "last_restored_file": d.last_restored_file,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        },
+        "jobs": jobs,
+        "backup_history": msdb.backupset.iter().rev().take(20).map(|b| {
+            let device = msdb.backupmediafamily.iter().find(|m| m.media_set_id == b.media_set_id).map(|m| m.physical_device_name.clone());
+            json!({"database": b.database_name, "type": b.kind.to_string(), "first_lsn": b.first_lsn.to_string(), "last_lsn": b.last_lsn.to_string(), "device": device, "finished": time::display(b.backup_finish_date)})
+        }).collect::<Vec<_>>(),
+        "restore_history": msdb.restorehistory.iter().rev().take(20).map(|r| {
+            let set = msdb.backupset.iter().find(|b| b.backup_set_id == r.backup_set_id);
+            json!({"database": r.destination_database_name, "type": r.restore_type.to_string(), "recovery": r.recovery, "replace": r.replace,
+                   "first_lsn": set.map(|s| s.first_lsn.to_string()), "last_lsn": set.map(|s| s.last_lsn.to_string()), "date": time::display(r.restore_date)})
+        }).collect::<Vec<_>>(),
+        "sessions": world.sessions(inst.config.role).len(),
+    })
+}

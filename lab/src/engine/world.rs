@@ -1,0 +1,788 @@
+//! The world: the four simulated instances, their persistent state, and the runtime-only parts
+//! (sessions, transcripts, application locks, the fault rules) that a restart does not keep.
+//!
+//! Owns the layout Microsoft's Persistent Chat HA/DR guide leaves behind ([`World::new_hadr`]), the
+//! passage of time ([`World::tick`]: chat traffic and Agent jobs), and what `pcfail lab status` shows.
+//! What individual statements do lives in the per-request files.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::backupfile::{self, BackupFile, BackupSet};
+use super::faults::Faults;
+use super::guid::{Guid, Rng};
+use super::model::{
+    Database, DbState, Endpoint, Instance, Job, JobKind, LsPrimaryDb, LsPrimarySecondary,
+    LsSecondary, LsSecondaryDb, MirrorRole, Mirroring, Msdb, Schedule,
+};
+use super::{InstanceConfig, LabTime, Role, WorldConfig, time};
+
+pub type SharedWorld = Arc<Mutex<World>>;
+
+/// One thing a client sent, for tests to assert on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TranscriptEntry {
+    pub spid: u16,
+    /// "login", "batch" or "rpc".
+    pub kind: String,
+    pub text: String,
+}
+
+/// A connection (or a staged "virtual" one, e.g. a Persistent Chat server) as sys.dm_exec_sessions shows it.
+#[derive(Clone, Debug)]
+pub(crate) struct SessionInfo {
+    pub spid: u16,
+    pub login: String,
+    pub host: String,
+    pub program: String,
+    pub database: String,
+    pub login_time: LabTime,
+    pub last_batch: LabTime,
+    pub token: CancellationToken,
+    /// None for a real TCP session; Some(end) for a virtual one (None = until killed).
+    pub virtual_end: Option<Option<Instant>>,
+    pub running: bool,
+}
+
+/// An application lock held through sp_getapplock (session-owned, reference: sp_getapplock docs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AppLock {
+    pub role: Role,
+    pub database: String,
+    pub resource: String,
+    pub mode: String,
+    pub spid: u16,
+    pub count: u32,
+    /// "Session" or "Transaction".
+    pub owner: String,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Runtime {
+    pub sessions: HashMap<Role, Vec<SessionInfo>>,
+    pub transcripts: HashMap<Role, Vec<TranscriptEntry>>,
+    pub applocks: Vec<AppLock>,
+    pub faults: Faults,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct ChatTraffic {
+    pub last: Option<LabTime>,
+    pub carry: f64,
+    pub sent: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct World {
+    pub(crate) config: WorldConfig,
+    pub(crate) instances: Vec<Instance>,
+    pub(crate) rng: Rng,
+    pub(crate) chat: ChatTraffic,
+    #[serde(skip)]
+    pub(crate) rt: Runtime,
+}
+
+/// The first spid a user connection gets; lower ones belong to system sessions (KILL -> 6107).
+pub(crate) const FIRST_USER_SPID: u16 = 51;
+
+impl World {
+    /// Microsoft's HA/DR layout (reference H.6): primary `mgc` and `mgccomp` ONLINE, FULL recovery, each
+    /// mirrored (principal) to the primary mirror (which holds them RESTORING, role MIRROR); the backup
+    /// instance holds `mgc` initialized from a full backup of the primary, RESTORING, configured as
+    /// log-shipping secondary of the primary (msdb tables + LSCopy_/LSRestore_ jobs enabled with
+    /// schedules) and `mgccomp` ONLINE empty; the primary has the log-shipping primary config and
+    /// LSBackup_mgc job; the backup mirror has no user databases.
+    pub fn new_hadr(config: WorldConfig, now: LabTime) -> World {
+        let mut world = World {
+            instances: Vec::new(),
+            rng: Rng(now.0 as u64 ^ 0x5EED_1AB5),
+            chat: ChatTraffic {
+                last: Some(now),
+                ..ChatTraffic::default()
+            },
+            rt: Runtime::default(),
+            config,
+        };
+        for ic in world.config.instances.clone() {
+            let inst = world.bare_instance(ic, now);
+            world.instances.push(inst);
+        }
+        for role in [Role::Primary, Role::PrimaryMirror] {
+            if let Some(inst) = world.inst_mut(role) {
+                inst.endpoint = Some(Endpoint::mirroring_default());
+            }
+        }
+        if world.inst(Role::Primary).is_none() {
+            return world;
+        }
+        world.create_user_db(Role::Primary, "mgc", now);
+        world.create_user_db(Role::Primary, "mgccomp", now);
+        // Some history, so the first log backups carry chat records.
+        for _ in 0..5 {
+            world.chat_message(Role::Primary, now);
+        }
+        for db in ["mgc", "mgccomp"] {
+            let set = world.initial_full_backup(Role::Primary, db, now);
+            if world.inst(Role::PrimaryMirror).is_some() {
+                world.seed_copy(Role::PrimaryMirror, &set, now);
+                world.establish_mirroring(Role::Primary, Role::PrimaryMirror, db);
+            }
+            if db == "mgc" && world.inst(Role::Backup).is_some() {
+                world.seed_copy(Role::Backup, &set, now);
+            }
+        }
+        if world.inst(Role::Backup).is_some() {
+            world.create_user_db(Role::Backup, "mgccomp", now);
+            world.configure_log_shipping(now);
+        }
+        world
+    }
+
+    fn bare_instance(&mut self, config: InstanceConfig, now: LabTime) -> Instance {
+        let mut inst = Instance {
+            config,
+            up: true,
+            databases: Vec::new(),
+            next_database_id: 5,
+            endpoint: None,
+            msdb: Msdb::default(),
+        };
+        let dir = inst.data_dir();
+        for (id, name) in [(1, "master"), (2, "tempdb"), (3, "model"), (4, "msdb")] {
+            let guids = [self.rng.guid(), self.rng.guid(), self.rng.guid()];
+            inst.databases
+                .push(Database::new(name, id, true, guids, now, &dir));
+        }
+        inst
+    }
+
+    pub(crate) fn create_user_db(&mut self, role: Role, name: &str, now: LabTime) {
+        let guids = [self.rng.guid(), self.rng.guid(), self.rng.guid()];
+        let Some(inst) = self.inst_mut(role) else {
+            return;
+        };
+        let id = inst.next_database_id;
+        inst.next_database_id += 1;
+        let dir = inst.data_dir();
+        inst.databases
+            .retain(|d| !d.name.eq_ignore_ascii_case(name));
+        inst.databases
+            .push(Database::new(name, id, false, guids, now, &dir));
+    }
+
+    /// The full backup Topology Builder / SSMS took to initialize the mirror and the secondary; also
+    /// written to `<backups>/<db>_init.bak` so it can be inspected with RESTORE HEADERONLY.
+    fn initial_full_backup(&mut self, role: Role, db: &str, now: LabTime) -> BackupSet {
+        let path = self
+            .config
+            .backups
+            .join(format!("{db}_init.bak"))
+            .to_string_lossy()
+            .into_owned();
+        let media = self.rng.guid();
+        let set_guid = self.rng.guid();
+        let set = super::backup::take_backup(self, role, db, false, false, now, set_guid, 1)
+            .expect("a freshly created database can be backed up");
+        let _ = std::fs::create_dir_all(&self.config.backups);
+        // Best effort: a world can be built without its folders (unit tests); the history still records it.
+        let _ = backupfile::write(
+            &path,
+            &BackupFile {
+                media_set_guid: media,
+                sets: vec![set.clone()],
+            },
+        );
+        super::backup::record_backup_history(self, role, &set, &path);
+        set
+    }
+
+    /// Restores `set` on `role` WITH NORECOVERY (the state the mirror and the secondary start in).
+    fn seed_copy(&mut self, role: Role, set: &BackupSet, now: LabTime) {
+        let id = {
+            let Some(inst) = self.inst_mut(role) else {
+                return;
+            };
+            let id = inst.next_database_id;
+            inst.next_database_id += 1;
+            id
+        };
+        let db = super::restore::database_from_full(set, id, None);
+        let inst = self.inst_mut(role).expect("checked above");
+        inst.databases.push(db);
+        let user = self.config.login_user.clone();
+        super::restore::record_restore_history(
+            self,
+            role,
+            set,
+            "",
+            &set.database_name,
+            &user,
+            false,
+            false,
+            now,
+        );
+    }
+
+    fn establish_mirroring(&mut self, principal: Role, mirror: Role, db: &str) {
+        let guid = self.rng.guid();
+        let (p_end, p_name) = self.endpoint_and_name(principal);
+        let (m_end, m_name) = self.endpoint_and_name(mirror);
+        if let Some(d) = self.inst_mut(principal).and_then(|i| i.db_mut(db)) {
+            d.mirroring = Some(Mirroring::new(MirrorRole::Principal, m_end, m_name, guid));
+        }
+        if let Some(d) = self.inst_mut(mirror).and_then(|i| i.db_mut(db)) {
+            d.mirroring = Some(Mirroring::new(MirrorRole::Mirror, p_end, p_name, guid));
+        }
+        self.sync_mirrors();
+    }
+
+    fn endpoint_and_name(&self, role: Role) -> (String, String) {
+        self.inst(role)
+            .map(|i| (i.config.endpoint.clone(), i.config.name.clone()))
+            .unwrap_or_default()
+    }
+
+    /// The log-shipping configuration SSMS leaves (reference G): primary entry + LSBackup job on the
+    /// primary, secondary entry + LSCopy/LSRestore jobs on the backup instance, all enabled and scheduled.
+    fn configure_log_shipping(&mut self, now: LabTime) {
+        let primary_name = self
+            .inst(Role::Primary)
+            .map(|i| i.config.name.clone())
+            .unwrap_or_default();
+        let backup_name = self
+            .inst(Role::Backup)
+            .map(|i| i.config.name.clone())
+            .unwrap_or_default();
+        let share = self.config.share.to_string_lossy().into_owned();
+        let copy = self.config.copy_folder.to_string_lossy().into_owned();
+        let (primary_id, backup_job) = (self.rng.guid(), self.rng.guid());
+        let every = (
+            self.config.backup_every_min,
+            self.config.copy_every_min,
+            self.config.restore_every_min,
+        );
+        let inst = self.inst_mut(Role::Primary).expect("checked by caller");
+        inst.msdb.ls_primary_databases.push(LsPrimaryDb::new(
+            primary_id, "mgc", &share, &share, backup_job,
+        ));
+        inst.msdb.ls_primary_secondaries.push(LsPrimarySecondary {
+            primary_id,
+            secondary_server: backup_name,
+            secondary_database: "mgc".to_owned(),
+        });
+        let name = "LSBackup_mgc".to_owned();
+        self.add_scheduled_job(
+            Role::Primary,
+            backup_job,
+            &name,
+            JobKind::LsBackup,
+            primary_id,
+            every.0,
+            now,
+        );
+
+        let (secondary_id, copy_job, restore_job) =
+            (self.rng.guid(), self.rng.guid(), self.rng.guid());
+        let inst = self.inst_mut(Role::Backup).expect("checked by caller");
+        inst.msdb.ls_secondary.push(LsSecondary {
+            secondary_id,
+            primary_server: primary_name.clone(),
+            primary_database: "mgc".to_owned(),
+            backup_source_directory: share,
+            backup_destination_directory: copy,
+            file_retention_period: 4320,
+            copy_job_id: copy_job,
+            restore_job_id: restore_job,
+            monitor_server: None,
+            monitor_server_security_mode: 1,
+            last_copied_file: None,
+            last_copied_date: None,
+        });
+        inst.msdb
+            .ls_secondary_databases
+            .push(LsSecondaryDb::new("mgc", secondary_id));
+        let copy_name = format!("LSCopy_{primary_name}_mgc");
+        let restore_name = format!("LSRestore_{primary_name}_mgc");
+        self.add_scheduled_job(
+            Role::Backup,
+            copy_job,
+            &copy_name,
+            JobKind::LsCopy,
+            secondary_id,
+            every.1,
+            now,
+        );
+        self.add_scheduled_job(
+            Role::Backup,
+            restore_job,
+            &restore_name,
+            JobKind::LsRestore,
+            secondary_id,
+            every.2,
+            now,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_scheduled_job(
+        &mut self,
+        role: Role,
+        id: Guid,
+        name: &str,
+        kind: JobKind,
+        ls_id: Guid,
+        every_min: u32,
+        now: LabTime,
+    ) {
+        let uid = self.rng.guid();
+        let Some(inst) = self.inst_mut(role) else {
+            return;
+        };
+        let mut job = Job::new(id, name, kind, Some(ls_id), now);
+        job.enabled = true;
+        // First run at the next period boundary, as SQL Agent computes next_run_date/time.
+        let period = i64::from(every_min.max(1)) * 60_000;
+        let midnight = now.0 - now.0.rem_euclid(86_400_000);
+        job.next_run = Some(LabTime(
+            midnight + ((now.0 - midnight) / period + 1) * period,
+        ));
+        inst.msdb.jobs.push(job);
+        let schedule_id = inst.msdb.next_id();
+        inst.msdb.schedules.push(Schedule::every_minutes(
+            schedule_id,
+            uid,
+            name,
+            i64::from(every_min.max(1)),
+            now,
+        ));
+        inst.msdb.job_schedules.push((id, schedule_id));
+    }
+
+    /// Runs whatever is due at `now`: chat traffic into the active `mgc`, then each enabled job whose
+    /// schedule is due (log backup on the primary, copy and restore on the secondary).
+    pub fn tick(&mut self, now: LabTime) {
+        self.chat_traffic(now);
+        super::agent::run_due_jobs(self, now);
+        self.sync_mirrors();
+    }
+
+    /// Chat messages at `chat_messages_per_min` into the `mgc` the pool uses: in the data center that
+    /// cms.json's pool state points at (Normal = the primary's, FailedOver = the backup's), the copy that
+    /// is ONLINE and not a mirror.
+    fn chat_traffic(&mut self, now: LabTime) {
+        let last = self.chat.last.unwrap_or(now);
+        self.chat.last = Some(now);
+        let minutes = (now.0 - last.0).max(0) as f64 / 60_000.0;
+        let due = self.chat.carry + minutes * f64::from(self.config.chat_messages_per_min);
+        let count = due.floor() as u64;
+        self.chat.carry = due - count as f64;
+        let Some(role) = self.active_mgc() else {
+            return;
+        };
+        // A lab left down for days does not replay days of chat.
+        for _ in 0..count.min(10_000) {
+            self.chat_message(role, now);
+        }
+    }
+
+    pub(crate) fn active_mgc(&self) -> Option<Role> {
+        let failed_over = std::fs::read_to_string(self.config.lab_dir.join("cms.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| {
+                v.get("pool_state")
+                    .and_then(|s| s.as_str())
+                    .map(|s| s.eq_ignore_ascii_case("FailedOver"))
+            })
+            .unwrap_or(false);
+        let candidates = if failed_over {
+            [Role::Backup, Role::BackupMirror]
+        } else {
+            [Role::Primary, Role::PrimaryMirror]
+        };
+        candidates.into_iter().find(|&r| {
+            self.inst(r).is_some_and(|i| {
+                i.up && i.db("mgc").is_some_and(|d| {
+                    d.state == DbState::Online
+                        && !d.standby
+                        && d.mirroring
+                            .as_ref()
+                            .is_none_or(|m| m.role == MirrorRole::Principal || m.pending)
+                })
+            })
+        })
+    }
+
+    fn chat_message(&mut self, role: Role, now: LabTime) {
+        self.chat.sent += 1;
+        let text = format!("chat message {} at {}", self.chat.sent, time::display(now));
+        if let Some(db) = self.inst_mut(role).and_then(|i| i.db_mut("mgc")) {
+            db.log(Some(text));
+        }
+    }
+
+    /// Synchronous mirroring: every principal whose mirror is up and not suspended pushes its log to it.
+    pub(crate) fn sync_mirrors(&mut self) {
+        let mut pushes = Vec::new();
+        for inst in &self.instances {
+            if !inst.up {
+                continue;
+            }
+            for db in &inst.databases {
+                if let Some(m) = &db.mirroring
+                    && m.role == MirrorRole::Principal
+                    && !m.pending
+                    && !m.suspended
+                    && let Some(partner) = self.role_by_endpoint(&m.partner)
+                {
+                    pushes.push((
+                        partner,
+                        db.name.clone(),
+                        db.records.clone(),
+                        db.end_lsn,
+                        db.clone(),
+                    ));
+                }
+            }
+        }
+        for (partner, name, records, end, source) in pushes {
+            let Some(inst) = self.inst_mut(partner) else {
+                continue;
+            };
+            if !inst.up {
+                continue;
+            }
+            if let Some(d) = inst.db_mut(&name)
+                && d.mirroring
+                    .as_ref()
+                    .is_some_and(|m| m.role == MirrorRole::Mirror)
+            {
+                d.records = records;
+                d.end_lsn = end;
+                d.redo_start_lsn = Some(end);
+                d.log_chain_lsn = source.log_chain_lsn;
+                d.database_backup_lsn = source.database_backup_lsn;
+                d.fork_guid = source.fork_guid;
+            }
+        }
+    }
+
+    /// The instance whose mirroring endpoint address is `address` (case-insensitive, `TCP://host:port`).
+    pub(crate) fn role_by_endpoint(&self, address: &str) -> Option<Role> {
+        let want = address.trim().trim_end_matches('/').to_lowercase();
+        self.instances
+            .iter()
+            .find(|i| i.config.endpoint.to_lowercase() == want)
+            .map(|i| i.config.role)
+    }
+
+    pub(crate) fn inst(&self, role: Role) -> Option<&Instance> {
+        self.instances.iter().find(|i| i.config.role == role)
+    }
+
+    pub(crate) fn inst_mut(&mut self, role: Role) -> Option<&mut Instance> {
+        self.instances.iter_mut().find(|i| i.config.role == role)
+    }
+
+    /// The instance stops answering (false) or comes back (true). Going down cancels all its
+    /// sessions' tokens (the protocol layer then closes the sockets) and drops their locks.
+    pub fn set_instance_up(&mut self, role: Role, up: bool) {
+        if let Some(inst) = self.inst_mut(role) {
+            inst.up = up;
+        }
+        if !up {
+            for s in self.rt.sessions.remove(&role).unwrap_or_default() {
+                s.token.cancel();
+            }
+            self.rt.applocks.retain(|l| l.role != role);
+        } else {
+            self.sync_mirrors();
+        }
+    }
+
+    pub fn is_up(&self, role: Role) -> bool {
+        self.inst(role).is_some_and(|i| i.up)
+    }
+
+    /// The primary data center is back, rebuilt by Topology Builder: primary and primary mirror up,
+    /// `mgc` and `mgccomp` recreated empty ONLINE FULL on the primary, nothing on the primary mirror, no
+    /// mirroring, no log-shipping configuration or jobs on the primary.
+    pub fn rebuild_primary(&mut self, now: LabTime) {
+        for role in [Role::Primary, Role::PrimaryMirror] {
+            self.set_instance_up(role, false);
+            let Some(ic) = self.inst(role).map(|i| i.config.clone()) else {
+                continue;
+            };
+            let mut fresh = self.bare_instance(ic, now);
+            // The servers were rebuilt; their mirroring endpoints come back with the SQL Server install.
+            fresh.endpoint = Some(Endpoint::mirroring_default());
+            if let Some(inst) = self.inst_mut(role) {
+                *inst = fresh;
+            }
+        }
+        self.create_user_db(Role::Primary, "mgc", now);
+        self.create_user_db(Role::Primary, "mgccomp", now);
+        for role in [Role::Primary, Role::PrimaryMirror] {
+            self.set_instance_up(role, true);
+        }
+    }
+
+    /// Everything `pcfail lab status` shows about SQL, per instance (by role).
+    pub fn status(&self) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        for inst in &self.instances {
+            out.insert(
+                inst.config.role.as_str().to_owned(),
+                super::status::instance_status(self, inst),
+            );
+        }
+        json!({ "instances": out, "active_mgc": self.active_mgc().map(Role::as_str), "chat_messages_sent": self.chat.sent })
+    }
+
+    /// What clients sent to `role`: logins and statement texts, in order.
+    pub fn transcript(&self, role: Role) -> Vec<TranscriptEntry> {
+        self.rt.transcripts.get(&role).cloned().unwrap_or_default()
+    }
+
+    pub fn clear_transcripts(&mut self) {
+        self.rt.transcripts.clear();
+    }
+
+    pub(crate) fn record(&mut self, role: Role, spid: u16, kind: &str, text: &str) {
+        self.rt
+            .transcripts
+            .entry(role)
+            .or_default()
+            .push(TranscriptEntry {
+                spid,
+                kind: kind.to_owned(),
+                text: text.to_owned(),
+            });
+    }
+
+    /// After deserializing: re-attach runtime-only parts (the login password is never persisted).
+    pub fn restore_runtime(&mut self, config_password: &str) {
+        self.config.login_password = config_password.to_owned();
+        self.rt = Runtime::default();
+    }
+
+    // ---- sessions
+
+    /// Registers a session and returns its spid: the lowest free id from 51 up, reused after a close
+    /// like SQL Server does.
+    pub(crate) fn open_session(&mut self, role: Role, mut info: SessionInfo) -> u16 {
+        let list = self.rt.sessions.entry(role).or_default();
+        let mut spid = FIRST_USER_SPID;
+        while list.iter().any(|s| s.spid == spid) {
+            spid += 1;
+        }
+        info.spid = spid;
+        list.push(info);
+        spid
+    }
+
+    pub(crate) fn close_session(&mut self, role: Role, spid: u16) {
+        if let Some(list) = self.rt.sessions.get_mut(&role) {
+            list.retain(|s| s.spid != spid);
+        }
+        self.rt
+            .applocks
+            .retain(|l| !(l.role == role && l.spid == spid));
+    }
+
+    /// Ends virtual sessions whose time is up.
+    pub(crate) fn prune_sessions(&mut self, role: Role) {
+        let now = Instant::now();
+        let ended: Vec<u16> = self
+            .rt
+            .sessions
+            .get(&role)
+            .map(|l| {
+                l.iter()
+                    .filter(|s| matches!(s.virtual_end, Some(Some(t)) if t <= now))
+                    .map(|s| s.spid)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for spid in ended {
+            self.close_session(role, spid);
+        }
+    }
+
+    pub(crate) fn sessions(&self, role: Role) -> &[SessionInfo] {
+        self.rt
+            .sessions
+            .get(&role)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    pub(crate) fn session(&self, role: Role, spid: u16) -> Option<&SessionInfo> {
+        self.sessions(role).iter().find(|s| s.spid == spid)
+    }
+
+    pub(crate) fn session_mut(&mut self, role: Role, spid: u16) -> Option<&mut SessionInfo> {
+        self.rt
+            .sessions
+            .get_mut(&role)?
+            .iter_mut()
+            .find(|s| s.spid == spid)
+    }
+
+    /// Other sessions whose current database is `db` (what makes RESTORE fail with 3101).
+    pub(crate) fn other_users_of(&self, role: Role, spid: u16, db: &str) -> usize {
+        self.sessions(role)
+            .iter()
+            .filter(|s| s.spid != spid && s.database.eq_ignore_ascii_case(db))
+            .count()
+    }
+}
+
+impl Endpoint {
+    pub(crate) fn mirroring_default() -> Endpoint {
+        Endpoint {
+            name: "Mirroring".to_owned(),
+            id: 65536,
+            port: 5022,
+            started: true,
+            state_desc: "STARTED".to_owned(),
+            role: "PARTNER".to_owned(),
+        }
+    }
+}
+
+impl Mirroring {
+    pub(crate) fn new(
+        role: MirrorRole,
+        partner: String,
+        partner_instance: String,
+        guid: Guid,
+    ) -> Mirroring {
+        Mirroring {
+            role,
+            partner,
+            partner_instance,
+            guid,
+            safety_full: true,
+            suspended: false,
+            role_sequence: 1,
+            safety_sequence: 1,
+            timeout: 10,
+            pending: false,
+        }
+    }
+}
+
+impl LsPrimaryDb {
+    pub(crate) fn new(
+        primary_id: Guid,
+        db: &str,
+        dir: &str,
+        share: &str,
+        job: Guid,
+    ) -> LsPrimaryDb {
+        LsPrimaryDb {
+            primary_id,
+            primary_database: db.to_owned(),
+            backup_directory: dir.to_owned(),
+            backup_share: share.to_owned(),
+            backup_retention_period: 4320,
+            backup_compression: 2,
+            backup_job_id: job,
+            monitor_server: None,
+            monitor_server_security_mode: 1,
+            backup_threshold: 60,
+            threshold_alert: 14420,
+            threshold_alert_enabled: false,
+            history_retention_period: 14420,
+            last_backup_file: None,
+            last_backup_date: None,
+        }
+    }
+}
+
+impl LsSecondaryDb {
+    pub(crate) fn new(db: &str, secondary_id: Guid) -> LsSecondaryDb {
+        LsSecondaryDb {
+            secondary_database: db.to_owned(),
+            secondary_id,
+            restore_delay: 0,
+            restore_all: true,
+            restore_mode: false,
+            disconnect_users: false,
+            block_size: -1,
+            buffer_count: -1,
+            max_transfer_size: None,
+            restore_threshold: 45,
+            threshold_alert: 14420,
+            threshold_alert_enabled: true,
+            history_retention_period: 14420,
+            last_restored_file: None,
+            last_restored_date: None,
+            last_restored_latency: None,
+            monitor_last_copied_file: None,
+            monitor_last_copied_date: None,
+        }
+    }
+}
+
+impl Job {
+    pub(crate) fn new(
+        job_id: Guid,
+        name: &str,
+        kind: JobKind,
+        ls_id: Option<Guid>,
+        now: LabTime,
+    ) -> Job {
+        let category = match kind {
+            JobKind::LsBackup => "Log Shipping Backup",
+            JobKind::LsCopy => "Log Shipping Copy",
+            JobKind::LsRestore => "Log Shipping Restore",
+            JobKind::Other => "[Uncategorized (Local)]",
+        };
+        Job {
+            job_id,
+            name: name.to_owned(),
+            // Log-shipping procs create their jobs disabled (reference G).
+            enabled: false,
+            category: category.to_owned(),
+            kind,
+            ls_id,
+            date_created: now,
+            next_run: None,
+            start_requested: false,
+            history: Vec::new(),
+        }
+    }
+}
+
+impl Schedule {
+    pub(crate) fn every_minutes(
+        id: i64,
+        uid: Guid,
+        name: &str,
+        minutes: i64,
+        now: LabTime,
+    ) -> Schedule {
+        Schedule {
+            schedule_id: id,
+            schedule_uid: uid,
+            name: name.to_owned(),
+            enabled: true,
+            freq_type: 4,
+            freq_interval: 1,
+            freq_subday_type: 4,
+            freq_subday_interval: minutes,
+            freq_recurrence_factor: 0,
+            active_start_date: time::date_int(now),
+            active_end_date: 99_991_231,
+            active_start_time: 0,
+            active_end_time: 235_900,
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! `Lab`: a running lab inside the current tokio runtime: listeners, scheduler, persistence, control.
+//!
+//! Owns the lifecycle only. The engine's `World` gives SQL its meaning and the TDS crate speaks the
+//! wire; this file decides when each instance listens, when the world's clock ticks, when state.json
+//! is written, and what lab.json says. Tests, `pcfail drill` and the `lab up` daemon all use it.
+//!
+//! Concurrency: the world sits behind a `std::sync::Mutex` that is only held for short, synchronous
+//! calls (tick, status, serialize); nothing here awaits while holding it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::control;
+use crate::engine::{Clock, InstanceBackend, LabTime, Role, SharedWorld, TranscriptEntry, World};
+use crate::error::LabError;
+use crate::fsutil;
+use crate::manifest::{LabState, Liveness, Manifest};
+use crate::options::LabOptions;
+use crate::status::Status;
+use crate::topology;
+
+/// How often state.json may be rewritten while the world changes.
+const PERSIST_EVERY: Duration = Duration::from_millis(500);
+/// How long a stopping instance's accept loop may take to let go of its port.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running lab. Dropping it without [`Lab::shutdown`] stops its tasks but does not save state.
+pub struct Lab {
+    inner: Arc<Inner>,
+    manifest: Manifest,
+    background: Vec<JoinHandle<()>>,
+}
+
+/// What the control server and the background tasks share with the `Lab` handle.
+pub(crate) struct Inner {
+    dir: PathBuf,
+    world: SharedWorld,
+    clock: Arc<Clock>,
+    backends: HashMap<Role, Arc<InstanceBackend>>,
+    addresses: HashMap<Role, SocketAddr>,
+    /// The accept loop of each instance currently listening.
+    listening: tokio::sync::Mutex<HashMap<Role, Listening>>,
+    /// The manifest as last written (lab_time_ms moves with each save).
+    manifest: Mutex<Manifest>,
+    /// The world as last written to state.json, to skip writes when nothing changed.
+    last_saved: Mutex<Vec<u8>>,
+    /// Stops the scheduler, the persistence loop and the control server.
+    stop: CancellationToken,
+    /// Cancelled when a client asks the lab to go down (`pcfail lab down`).
+    down_requested: CancellationToken,
+}
+
+struct Listening {
+    token: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Lab {
+    /// Creates DIR (or resumes the world from DIR/state.json), binds one 127.0.0.1 listener per instance
+    /// (port 0 the first time, the ports from lab.json afterwards), starts the scheduler, persistence and
+    /// the control port, creates share/, backup-copy/ and backups/, and writes DIR/lab.json as ready.
+    /// Refuses a DIR whose lab.json names a live lab.
+    pub async fn start(opts: LabOptions) -> Result<Lab, LabError> {
+        std::fs::create_dir_all(&opts.dir).map_err(|e| LabError::io("create", &opts.dir, e))?;
+        let dir =
+            std::fs::canonicalize(&opts.dir).map_err(|e| LabError::io("resolve", &opts.dir, e))?;
+
+        let previous = match Manifest::load(&dir) {
+            Ok(m) => Some(m),
+            Err(LabError::NoLab { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        if let Some(m) = &previous {
+            match m.liveness() {
+                Liveness::Running { pid } => {
+                    let control = m
+                        .control
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "not yet open".to_owned());
+                    return Err(LabError::AlreadyRunning { dir, pid, control });
+                }
+                Liveness::Stale { pid } => {
+                    tracing::warn!(pid, "taking over a lab whose process is gone")
+                }
+                Liveness::Stopped => {}
+            }
+        }
+        for sub in ["share", "backup-copy", "backups"] {
+            let path = dir.join(sub);
+            std::fs::create_dir_all(&path).map_err(|e| LabError::io("create", &path, e))?;
+        }
+
+        let password = match &previous {
+            Some(m) => m.login.password.clone(),
+            None => random_password()?,
+        };
+        let state_path = dir.join("state.json");
+        let (world, origin) = match std::fs::read(&state_path) {
+            Ok(bytes) => {
+                let mut world: World =
+                    serde_json::from_slice(&bytes).map_err(|source| LabError::BadState {
+                        path: state_path.clone(),
+                        source,
+                    })?;
+                world.restore_runtime(&password);
+                // Resume the lab's own time: log backup names must keep increasing across restarts.
+                let origin = previous
+                    .as_ref()
+                    .and_then(|m| m.lab_time_ms)
+                    .map(LabTime)
+                    .unwrap_or_else(wall_clock);
+                (world, origin)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let now = wall_clock();
+                let config = topology::world_config(
+                    &dir,
+                    &password,
+                    opts.backup_every_min,
+                    opts.copy_every_min,
+                    opts.restore_every_min,
+                );
+                (World::new_hadr(config, now), now)
+            }
+            Err(e) => return Err(LabError::io("read", state_path, e)),
+        };
+        let clock = Arc::new(Clock::new(origin, opts.clock_speed));
+        let world: SharedWorld = Arc::new(Mutex::new(world));
+
+        // Bind every instance that is up; a down one (after a disaster) only keeps its address.
+        let mut listeners = HashMap::new();
+        let mut addresses = HashMap::new();
+        for role in Role::ALL {
+            let wanted = previous
+                .as_ref()
+                .and_then(|m| m.instance(role))
+                .map(|i| i.address);
+            let up = world.lock().expect("world lock").is_up(role);
+            let address = if up {
+                let listener = bind(
+                    role,
+                    wanted.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
+                )
+                .await?;
+                let address = listener
+                    .local_addr()
+                    .map_err(|e| listen_error(role, wanted, e))?;
+                listeners.insert(role, listener);
+                address
+            } else if let Some(address) = wanted {
+                address
+            } else {
+                // A down instance with no recorded port (state.json without lab.json): reserve a free one.
+                let probe = bind(role, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+                probe
+                    .local_addr()
+                    .map_err(|e| listen_error(role, None, e))?
+            };
+            addresses.insert(role, address);
+        }
+
+        let mut manifest =
+            Manifest::fresh(&dir, password, opts.clock_speed, &|role| addresses[&role]);
+        manifest.lab_time_ms = Some(clock.now().0);
+        let backends = Role::ALL
+            .into_iter()
+            .map(|role| {
+                (
+                    role,
+                    Arc::new(InstanceBackend::new(world.clone(), role, clock.clone())),
+                )
+            })
+            .collect();
+        let inner = Arc::new(Inner {
+            dir: dir.clone(),
+            world,
+            clock,
+            backends,
+            addresses,
+            listening: tokio::sync::Mutex::new(HashMap::new()),
+            manifest: Mutex::new(manifest.clone()),
+            last_saved: Mutex::new(Vec::new()),
+            stop: CancellationToken::new(),
+            down_requested: CancellationToken::new(),
+        });
+        {
+            let mut listening = inner.listening.lock().await;
+            for (role, listener) in listeners {
+                listening.insert(role, inner.serve(role, listener));
+            }
+        }
+
+        let control_listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .map_err(|e| LabError::io("open the control port in", &dir, e))?;
+        manifest.control = Some(
+            control_listener
+                .local_addr()
+                .map_err(|e| LabError::io("open the control port in", &dir, e))?,
+        );
+        manifest.state = LabState::Ready;
+        *inner.manifest.lock().expect("manifest lock") = manifest.clone();
+        inner.persist(true)?;
+
+        let background = vec![
+            tokio::spawn(control::serve(control_listener, inner.clone())),
+            tokio::spawn(inner.clone().tick_loop(opts.tick_ms)),
+            tokio::spawn(inner.clone().persist_loop()),
+        ];
+        tracing::info!(dir = %dir.display(), control = ?manifest.control, "lab ready");
+        Ok(Lab {
+            inner,
+            manifest,
+            background,
+        })
+    }
+
+    /// The lab.json content as written when the lab became ready.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub fn world(&self) -> SharedWorld {
+        self.inner.world.clone()
+    }
+
+    /// The lab clock now.
+    pub fn now(&self) -> LabTime {
+        self.inner.clock.now()
+    }
+
+    /// The primary and the primary mirror stop answering: listeners closed, sessions dropped.
+    pub async fn disaster(&self) -> Result<(), LabError> {
+        self.inner.disaster().await
+    }
+
+    /// The primary data center comes back on the same ports, rebuilt by Topology Builder.
+    pub async fn rebuild_primary(&self) -> Result<(), LabError> {
+        self.inner.rebuild_primary().await
+    }
+
+    pub async fn status(&self) -> Status {
+        self.inner.status().await
+    }
+
+    /// What clients sent to one instance (logins and statements), in order.
+    pub fn transcript(&self, role: Role) -> Vec<TranscriptEntry> {
+        self.inner
+            .world
+            .lock()
+            .expect("world lock")
+            .transcript(role)
+    }
+
+    /// Resolves when a client asked this lab to go down through its control port.
+    pub async fn down_requested(&self) {
+        self.inner.down_requested.cancelled().await
+    }
+
+    /// Stops everything, writes state.json, and marks lab.json stopped (ports and password are kept).
+    pub async fn shutdown(mut self) -> Result<(), LabError> {
+        self.inner.stop.cancel();
+        for task in self.background.drain(..) {
+            if let Err(e) = task.await
+                && e.is_panic()
+            {
+                tracing::error!("a lab background task panicked: {e}");
+            }
+        }
+        for role in Role::ALL {
+            self.inner.stop_listening(role).await;
+        }
+        self.inner.persist(true)?;
+        let mut manifest = self.inner.manifest.lock().expect("manifest lock").clone();
+        manifest.state = LabState::Stopped;
+        manifest.pid = None;
+        manifest.control = None;
+        manifest.save(&self.inner.dir)?;
+        tracing::info!(dir = %self.inner.dir.display(), "lab stopped");
+        Ok(())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // Without shutdown (a panicking test): stop the tasks; accept loops end with their tokens.
+        self.inner.stop.cancel();
+        if let Ok(listening) = self.inner.listening.try_lock() {
+            for l in listening.values() {
+                l.token.cancel();
+            }
+        }
+    }
+}
+
+impl Inner {
+    pub(crate) fn stop_token(&self) -> &CancellationToken {
+        &self.stop
+    }
+
+    pub(crate) fn request_down(&self) {
+        self.down_requested.cancel();
+    }
+
+    pub(crate) fn transcript(&self, role: Role) -> Vec<TranscriptEntry> {
+        self.world.lock().expect("world lock").transcript(role)
+    }
+
+    pub(crate) fn clear_transcripts(&self) {
+        self.world.lock().expect("world lock").clear_transcripts();
+    }
+
+    /// Starts the accept loop of one instance on an already bound listener.
+    fn serve(&self, role: Role, listener: TcpListener) -> Listening {
+        let token = self.stop.child_token();
+        let backend = self.backends[&role].clone();
+        let task = tokio::spawn(pcfail_lab_tds::run(listener, backend, token.clone()));
+        Listening { token, task }
+    }
+
+    /// Closes an instance's listener and waits until its port is free again.
+    async fn stop_listening(&self, role: Role) {
+        let Some(listening) = self.listening.lock().await.remove(&role) else {
+            return;
+        };
+        listening.token.cancel();
+        if tokio::time::timeout(STOP_TIMEOUT, listening.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                role = role.as_str(),
+                "instance accept loop did not stop in time"
+            );
+        }
+    }
+
+    pub(crate) async fn disaster(&self) -> Result<(), LabError> {
+        for role in [Role::Primary, Role::PrimaryMirror] {
+            // Listener first, so no new session slips in after the world has dropped the old ones.
+            self.stop_listening(role).await;
+            self.world
+                .lock()
+                .expect("world lock")
+                .set_instance_up(role, false);
+        }
+        tracing::info!("disaster: primary data center down");
+        self.persist(true)
+    }
+
+    pub(crate) async fn rebuild_primary(&self) -> Result<(), LabError> {
+        {
+            let mut world = self.world.lock().expect("world lock");
+            world.rebuild_primary(self.clock.now());
+            world.set_instance_up(Role::Primary, true);
+            world.set_instance_up(Role::PrimaryMirror, true);
+        }
+        let mut listening = self.listening.lock().await;
+        for role in [Role::Primary, Role::PrimaryMirror] {
+            if listening.contains_key(&role) {
+                continue;
+            }
+            let listener = bind(role, self.addresses[&role]).await?;
+            listening.insert(role, self.serve(role, listener));
+        }
+        drop(listening);
+        tracing::info!("primary data center rebuilt");
+        self.persist(true)
+    }
+
+    pub(crate) async fn status(&self) -> Status {
+        let (engine, up, now) = {
+            let world = self.world.lock().expect("world lock");
+            let up: HashMap<Role, bool> =
+                Role::ALL.into_iter().map(|r| (r, world.is_up(r))).collect();
+            (world.status(), up, self.clock.now())
+        };
+        let listening = self.listening.lock().await;
+        let manifest = self.manifest.lock().expect("manifest lock").clone();
+        let answering = |role: Role| up[&role] && listening.contains_key(&role);
+        Status::gather(&self.dir, &manifest, true, Some(now), &engine, &answering)
+    }
+
+    async fn tick_loop(self: Arc<Self>, tick_ms: u64) {
+        let mut interval = tokio::time::interval(Duration::from_millis(tick_ms.max(1)));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = interval.tick() => {
+                    let now = self.clock.now();
+                    self.world.lock().expect("world lock").tick(now);
+                }
+            }
+        }
+    }
+
+    async fn persist_loop(self: Arc<Self>) {
+        let mut interval = tokio::time::interval(PERSIST_EVERY);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                _ = interval.tick() => {
+                    let inner = self.clone();
+                    // File writes (with fsync) belong on a blocking thread, not on a runtime worker.
+                    match tokio::task::spawn_blocking(move || inner.persist(false)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::error!("could not save the lab state: {e}"),
+                        Err(e) => tracing::error!("the lab state writer failed: {e}"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes state.json (and lab.json's lab time) if the world changed since the last write, or always
+    /// when `force`. Serializing happens under the world lock; writing does not.
+    fn persist(&self, force: bool) -> Result<(), LabError> {
+        let (bytes, now) = {
+            let world = self.world.lock().expect("world lock");
+            (
+                serde_json::to_vec(&*world).expect("the world always serializes"),
+                self.clock.now(),
+            )
+        };
+        let mut last = self.last_saved.lock().expect("persist lock");
+        if !force && *last == bytes {
+            return Ok(());
+        }
+        fsutil::write_atomic(&self.dir.join("state.json"), &bytes, false)?;
+        *last = bytes;
+        let manifest = {
+            let mut manifest = self.manifest.lock().expect("manifest lock");
+            manifest.lab_time_ms = Some(now.0);
+            manifest.clone()
+        };
+        manifest.save(&self.dir)
+    }
+}
+
+async fn bind(role: Role, address: SocketAddr) -> Result<TcpListener, LabError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|e| listen_error(role, Some(address), e))
+}
+
+fn listen_error(role: Role, address: Option<SocketAddr>, source: std::io::Error) -> LabError {
+    let address = address
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "127.0.0.1".to_owned());
+    LabError::Listen {
+        role: role.as_str(),
+        address,
+        source,
+    }
+}
+
+/// The real UTC time, where a new lab's clock starts.
+fn wall_clock() -> LabTime {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    LabTime(since_epoch.as_millis() as i64)
+}
+
+/// A fresh sa password: 20 characters from the kernel's random source, with upper case, lower case and a
+/// digit guaranteed (SQL Server's password policy), and nothing that needs quoting in T-SQL or PowerShell.
+fn random_password() -> Result<String, LabError> {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut bytes = [0u8; 20];
+    let urandom = Path::new("/dev/urandom");
+    std::io::Read::read_exact(
+        &mut std::fs::File::open(urandom).map_err(|e| LabError::io("open", urandom, e))?,
+        &mut bytes,
+    )
+    .map_err(|e| LabError::io("read", urandom, e))?;
+    let body: String = bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect();
+    Ok(format!("Lab{body}7"))
+}

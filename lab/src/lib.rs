@@ -1,0 +1,37 @@
+//! The pcfail lab: simulated SQL Server instances and the Persistent Chat HA/DR world they form.
+//!
+//! Two halves share this crate. [`engine`] gives SQL its meaning (databases, backups, RESTORE, log
+//! shipping, mirroring, sessions). The runtime (every other module) runs that world:
+//!
+//! ```text
+//! LabOptions -> Lab::start -> one pcfail_lab_tds::run(listener, InstanceBackend) per instance (127.0.0.1)
+//!                          -> tick loop (World::tick at lab time: chat traffic, log-shipping jobs)
+//!                          -> persistence (DIR/state.json, DIR/lab.json)
+//!                          -> control port (JSON lines) <- up/status/disaster/rebuild_primary/down/transcript
+//! ```
+//!
+//! In-process users (tests, `pcfail drill`) hold a [`Lab`]; the CLI reaches a lab daemon in another
+//! process through the free functions ([`up`], [`status`], [`down`], ...), which find it through DIR/lab.json
+//! ([`Manifest`]). The directory layout and lab.json format are in docs/lab.md.
+
+mod cli;
+mod control;
+pub mod engine;
+mod error;
+mod fsutil;
+mod lab;
+mod manifest;
+mod options;
+mod status;
+mod topology;
+
+pub use cli::{
+    clear_transcripts, disaster, down, rebuild_primary, run_foreground, status, transcript, up,
+};
+pub use engine::{LabTime, Role, SharedWorld, TranscriptEntry};
+pub use error::LabError;
+pub use lab::Lab;
+pub use manifest::{ChatServer, LabState, LoginInfo, Manifest, ManifestInstance};
+pub use options::LabOptions;
+pub use status::{BackupFile, BackupFileKind, InstanceStatus, Status, format_utc};
+pub use topology::{PASSWORD_ENV, POOL, parse_role};

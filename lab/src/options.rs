@@ -1,0 +1,204 @@
+//! `LabOptions`: how a lab is started (directory, clock speed, job schedule, tick rate).
+//!
+//! Plain data with the documented defaults. The schedule only shapes a *new* world: a lab resumed
+//! from state.json keeps the schedule its jobs were created with, as SQL Agent jobs would.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabOptions {
+    /// The lab directory (lab.json, state.json, share/, backup-copy/, backups/, lab.log).
+    pub dir: PathBuf,
+    /// Lab seconds per real second: 60 makes the 15-minute copy job run every 15 real seconds.
+    pub clock_speed: f64,
+    /// LSBackup_mgc schedule on the primary, in lab minutes.
+    pub backup_every_min: u32,
+    /// LSCopy_ schedule on the backup instance, in lab minutes.
+    pub copy_every_min: u32,
+    /// LSRestore_ schedule on the backup instance, in lab minutes.
+    pub restore_every_min: u32,
+    /// Real milliseconds between two runs of the world's scheduler (chat traffic and due jobs).
+    pub tick_ms: u64,
+}
+
+impl LabOptions {
+    /// The documented defaults for a lab in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        LabOptions {
+            dir: dir.into(),
+            clock_speed: 60.0,
+            backup_every_min: 5,
+            copy_every_min: 15,
+            restore_every_min: 15,
+            tick_ms: 200,
+        }
+    }
+
+    /// The arguments `lab up` gives the `pcfail` binary to run this lab as a detached daemon:
+    /// `lab up --foreground --dir DIR --clock-speed S --backup-every-min B --copy-every-min C
+    /// --restore-every-min R --tick-ms T`. The CLI must accept exactly these flags.
+    pub fn foreground_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = ["lab", "up", "--foreground", "--dir"]
+            .into_iter()
+            .map(OsString::from)
+            .collect();
+        args.push(self.dir.clone().into_os_string());
+        let pairs = [
+            ("--clock-speed", self.clock_speed.to_string()),
+            ("--backup-every-min", self.backup_every_min.to_string()),
+            ("--copy-every-min", self.copy_every_min.to_string()),
+            ("--restore-every-min", self.restore_every_min.to_string()),
+            ("--tick-ms", self.tick_ms.to_string()),
+        ];
+        for (flag, value) in pairs {
+            args.push(flag.into());
+            args.push(value.into());
+        }
+        args
+    }
+
+    /// The inverse of [`LabOptions::foreground_args`]: reads `lab up --foreground --dir DIR ...` back into
+    /// options (flags in any order, defaults for missing ones). For daemons and tests that are not the
+    /// `pcfail` CLI; the CLI parses the same flags with clap.
+    pub fn from_foreground_args<I, S>(args: I) -> Result<LabOptions, String>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        let rest = match args.iter().position(|a| a == "--foreground") {
+            Some(i) => &args[i + 1..],
+            None => return Err("expected `lab up --foreground`".to_owned()),
+        };
+        let mut opts = LabOptions::default();
+        let mut dir = None;
+        let mut iter = rest.iter();
+        while let Some(flag) = iter.next() {
+            let flag = flag.to_string_lossy();
+            let value = iter
+                .next()
+                .ok_or_else(|| format!("`{flag}` needs a value"))?;
+            let text = value.to_string_lossy();
+            let number = |what: &str| format!("`{flag}` expects {what}, not `{text}`");
+            match flag.as_ref() {
+                "--dir" => dir = Some(PathBuf::from(value)),
+                "--clock-speed" => {
+                    opts.clock_speed = text
+                        .parse()
+                        .ok()
+                        .filter(|s: &f64| *s > 0.0)
+                        .ok_or_else(|| number("a positive number"))?
+                }
+                "--backup-every-min" => {
+                    opts.backup_every_min = text.parse().map_err(|_| number("minutes"))?
+                }
+                "--copy-every-min" => {
+                    opts.copy_every_min = text.parse().map_err(|_| number("minutes"))?
+                }
+                "--restore-every-min" => {
+                    opts.restore_every_min = text.parse().map_err(|_| number("minutes"))?
+                }
+                "--tick-ms" => opts.tick_ms = text.parse().map_err(|_| number("milliseconds"))?,
+                other => return Err(format!("unknown flag `{other}`")),
+            }
+        }
+        opts.dir = dir.ok_or("`--dir` is required")?;
+        Ok(opts)
+    }
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions::new("pcfail-lab")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let o = LabOptions::default();
+        assert_eq!(
+            (
+                o.clock_speed,
+                o.backup_every_min,
+                o.copy_every_min,
+                o.restore_every_min,
+                o.tick_ms
+            ),
+            (60.0, 5, 15, 15, 200)
+        );
+    }
+
+    #[test]
+    fn foreground_args_read_back_into_the_same_options() {
+        let o = LabOptions {
+            clock_speed: 600.0,
+            backup_every_min: 1,
+            tick_ms: 20,
+            ..LabOptions::new("/tmp/lab")
+        };
+        assert_eq!(LabOptions::from_foreground_args(o.foreground_args()), Ok(o));
+    }
+
+    #[test]
+    fn bad_foreground_args_are_explained() {
+        let cases: [(&[&str], &str); 5] = [
+            (&["lab", "up"], "expected `lab up --foreground`"),
+            (&["--foreground"], "`--dir` is required"),
+            (&["--foreground", "--dir"], "`--dir` needs a value"),
+            (
+                &["--foreground", "--dir", "d", "--clock-speed", "0"],
+                "`--clock-speed` expects a positive number, not `0`",
+            ),
+            (
+                &["--foreground", "--dir", "d", "--fast", "1"],
+                "unknown flag `--fast`",
+            ),
+        ];
+        for (args, expected) in cases {
+            assert_eq!(
+                LabOptions::from_foreground_args(args.iter().copied()),
+                Err(expected.to_owned()),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn foreground_args_carry_every_option() {
+        let o = LabOptions {
+            clock_speed: 600.0,
+            tick_ms: 50,
+            ..LabOptions::new("/tmp/my lab")
+        };
+        let args: Vec<String> = o
+            .foreground_args()
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "lab",
+                "up",
+                "--foreground",
+                "--dir",
+                "/tmp/my lab",
+                "--clock-speed",
+                "600",
+                "--backup-every-min",
+                "5",
+                "--copy-every-min",
+                "15",
+                "--restore-every-min",
+                "15",
+                "--tick-ms",
+                "50",
+            ]
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! The lab's fixed topology: which SQL instances and Persistent Chat servers exist, with their names.
+//!
+//! One place for the Litware names used in Microsoft's Persistent Chat HA/DR documentation (pool
+//! `atl-cs-001.litwareinc.com`, data centers ATL and DAL), so the engine's `WorldConfig` and lab.json
+//! can never disagree. Addresses are not here: ports are chosen when the lab binds its listeners.
+
+use std::path::Path;
+
+use crate::engine::{InstanceConfig, Role, WorldConfig};
+
+/// The Persistent Chat pool whose state `Set-CsPersistentChatState` flips.
+pub const POOL: &str = "atl-cs-001.litwareinc.com";
+/// The login every instance accepts (SQL authentication; the password is random per lab).
+pub const LOGIN_USER: &str = "sa";
+/// Where pcfail's runbook tells it to look for the password: it never lives in the runbook itself.
+pub const PASSWORD_ENV: &str = "PCFAIL_LAB_PASSWORD";
+/// Chat messages the simulated Persistent Chat servers write into the active `mgc` per lab minute.
+pub const CHAT_MESSAGES_PER_MIN: u32 = 6;
+
+/// One SQL instance of the topology, minus its address.
+pub(crate) struct InstanceSpec {
+    pub role: Role,
+    pub name: &'static str,
+    pub data_center: &'static str,
+    /// The instance the topology pairs with this one as its mirror (Topology Builder's "mirror SQL store").
+    pub mirror: Option<Role>,
+}
+
+pub(crate) const INSTANCES: [InstanceSpec; 4] = [
+    InstanceSpec {
+        role: Role::Primary,
+        name: "ATL-SQL-001",
+        data_center: "ATL",
+        mirror: Some(Role::PrimaryMirror),
+    },
+    InstanceSpec {
+        role: Role::PrimaryMirror,
+        name: "ATL-SQL-002",
+        data_center: "ATL",
+        mirror: None,
+    },
+    InstanceSpec {
+        role: Role::Backup,
+        name: "DAL-SQL-001",
+        data_center: "DAL",
+        mirror: Some(Role::BackupMirror),
+    },
+    InstanceSpec {
+        role: Role::BackupMirror,
+        name: "DAL-SQL-002",
+        data_center: "DAL",
+        mirror: None,
+    },
+];
+
+/// Persistent Chat front ends: two per data center; the primary data center's are active at first.
+pub const PERSISTENT_CHAT_SERVERS: [(&str, &str); 4] = [
+    ("atl-pc-001.litwareinc.com", "ATL"),
+    ("atl-pc-002.litwareinc.com", "ATL"),
+    ("dal-pc-001.litwareinc.com", "DAL"),
+    ("dal-pc-002.litwareinc.com", "DAL"),
+];
+
+/// The `mgc` database mirroring endpoint port; 5022 is the SSMS wizard's customary default (reference E.1).
+const MIRRORING_PORT: u16 = 5022;
+
+impl InstanceSpec {
+    pub fn fqdn(&self) -> String {
+        fqdn_of(self.name)
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("TCP://{}:{MIRRORING_PORT}", self.fqdn())
+    }
+
+    pub fn mirror_fqdn(&self) -> Option<String> {
+        self.mirror.map(|role| spec(role).fqdn())
+    }
+}
+
+fn fqdn_of(name: &str) -> String {
+    format!("{}.litwareinc.com", name.to_ascii_lowercase())
+}
+
+pub(crate) fn spec(role: Role) -> &'static InstanceSpec {
+    INSTANCES
+        .iter()
+        .find(|s| s.role == role)
+        .expect("every role is in the topology")
+}
+
+/// Parses a role as lab.json and the CLI spell it (`primary`, `primary_mirror`, `backup`, `backup_mirror`).
+pub fn parse_role(text: &str) -> Option<Role> {
+    Role::ALL.into_iter().find(|role| role.as_str() == text)
+}
+
+/// The engine's view of this topology, with the lab directory's folders and the schedule.
+pub(crate) fn world_config(
+    dir: &Path,
+    password: &str,
+    backup_every_min: u32,
+    copy_every_min: u32,
+    restore_every_min: u32,
+) -> WorldConfig {
+    let instances = INSTANCES
+        .iter()
+        .map(|s| InstanceConfig {
+            role: s.role,
+            name: s.name.to_owned(),
+            fqdn: s.fqdn(),
+            data_center: s.data_center.to_owned(),
+            endpoint: s.endpoint(),
+            mirror_fqdn: s.mirror_fqdn(),
+        })
+        .collect();
+    WorldConfig {
+        lab_dir: dir.to_path_buf(),
+        instances,
+        login_user: LOGIN_USER.to_owned(),
+        login_password: password.to_owned(),
+        share: dir.join("share"),
+        copy_folder: dir.join("backup-copy"),
+        backups: dir.join("backups"),
+        backup_every_min,
+        copy_every_min,
+        restore_every_min,
+        chat_messages_per_min: CHAT_MESSAGES_PER_MIN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_documented_layout() {
+        let cases = [
+            (
+                Role::Primary,
+                "atl-sql-001.litwareinc.com",
+                "TCP://atl-sql-001.litwareinc.com:5022",
+                Some("atl-sql-002.litwareinc.com"),
+            ),
+            (
+                Role::PrimaryMirror,
+                "atl-sql-002.litwareinc.com",
+                "TCP://atl-sql-002.litwareinc.com:5022",
+                None,
+            ),
+            (
+                Role::Backup,
+                "dal-sql-001.litwareinc.com",
+                "TCP://dal-sql-001.litwareinc.com:5022",
+                Some("dal-sql-002.litwareinc.com"),
+            ),
+            (
+                Role::BackupMirror,
+                "dal-sql-002.litwareinc.com",
+                "TCP://dal-sql-002.litwareinc.com:5022",
+                None,
+            ),
+        ];
+        for (role, fqdn, endpoint, mirror) in cases {
+            let s = spec(role);
+            assert_eq!(s.fqdn(), fqdn);
+            assert_eq!(s.endpoint(), endpoint);
+            assert_eq!(s.mirror_fqdn().as_deref(), mirror);
+        }
+    }
+
+    #[test]
+    fn role_names_round_trip_and_match_serde() {
+        for role in Role::ALL {
+            assert_eq!(parse_role(role.as_str()), Some(role));
+            assert_eq!(
+                serde_json::to_value(role).unwrap(),
+                serde_json::json!(role.as_str())
+            );
+        }
+        assert_eq!(parse_role("Primary"), None);
+    }
+}
