@@ -99,15 +99,17 @@ fn init_logging(verbosity: Verbosity) {
         .with_target("tiberius", tiberius);
     // Logs go to stderr so that `pcfail plan > plan.txt` captures only the plan. `try_init` because
     // tests may call `run` more than once in a process.
+    use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let _ = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_target(false),
+                .with_target(false)
+                .with_filter(filter),
         )
-        .with(filter)
+        .with(sql::messages::layer())
         .try_init();
 }
 

@@ -322,6 +322,8 @@ impl<'r> Session<'r> {
         timeout: Duration,
     ) -> Result<Vec<ResultSet>, StepError> {
         let started = Instant::now();
+        // Whatever was caught before belongs to no statement of this run's journal.
+        crate::sql::messages::take();
         let result = match self.connection(role).await {
             Ok(conn) => conn.batch(text, timeout).await,
             Err(e) => Err(e),
@@ -344,6 +346,7 @@ impl<'r> Session<'r> {
         loop {
             attempt += 1;
             let started = Instant::now();
+            crate::sql::messages::take();
             let result = match self.connection(role).await {
                 Ok(conn) => conn.query(text, params, timeout).await,
                 Err(e) => Err(e),
@@ -452,6 +455,8 @@ impl<'r> Session<'r> {
                         message: "the runbook describes no such instance".to_owned(),
                     })?;
             let conn = Sql::connect(instance, self.timeouts.connect).await?;
+            // The login's own chatter (database context, language) belongs to no statement.
+            crate::sql::messages::take();
             self.sql.insert(role, conn);
         }
         Ok(self.sql.get_mut(&role).expect("inserted above"))
@@ -483,7 +488,7 @@ impl<'r> Session<'r> {
             duration_ms: millis(started),
             ok: result.is_ok(),
             error,
-            messages: Vec::new(),
+            messages: crate::sql::messages::take(),
         })
     }
 

@@ -10,6 +10,7 @@
 //! after a timeout the connection is marked broken and the caller reconnects. The server-side statement
 //! may still complete; the actions are written to re-examine state before acting again.
 
+pub(crate) mod messages;
 mod value;
 
 use std::time::Duration;
