@@ -39,7 +39,10 @@ pub enum LabError {
         source: serde_json::Error,
     },
 
-    #[error("`{path}` is not a valid lab state: {source}", path = path.display())]
+    #[error(
+        "`{path}` is not a valid lab state: {source}; remove it to start the lab afresh",
+        path = path.display()
+    )]
     BadState {
         path: PathBuf,
         source: serde_json::Error,
@@ -112,9 +115,6 @@ pub enum LabError {
 
     #[error("the lab must run in the foreground outside an async runtime (it starts its own)")]
     InsideRuntime,
-
-    #[error("the lab's background task failed: {message}")]
-    Task { message: String },
 }
 
 impl LabError {

@@ -31,6 +31,16 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(
     std::fs::rename(&tmp, path).map_err(|source| LabError::io("replace", path, source))
 }
 
+/// `N` bytes from the kernel's random source (passwords, port choice).
+pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], LabError> {
+    let urandom = Path::new("/dev/urandom");
+    let mut bytes = [0u8; N];
+    let mut file = std::fs::File::open(urandom).map_err(|e| LabError::io("open", urandom, e))?;
+    std::io::Read::read_exact(&mut file, &mut bytes)
+        .map_err(|e| LabError::io("read", urandom, e))?;
+    Ok(bytes)
+}
+
 /// Whether process `pid` exists and is not a zombie. Linux only (reads /proc), which is where the lab
 /// runs; a zombie counts as gone because a crashed daemon whose parent has not reaped it is gone.
 pub(crate) fn process_alive(pid: u32) -> bool {

@@ -23,6 +23,7 @@ use crate::error::LabError;
 use crate::fsutil;
 use crate::manifest::{LabState, Liveness, Manifest};
 use crate::options::LabOptions;
+use crate::ports;
 use crate::status::Status;
 use crate::topology;
 
@@ -64,7 +65,7 @@ struct Listening {
 
 impl Lab {
     /// Creates DIR (or resumes the world from DIR/state.json), binds one 127.0.0.1 listener per instance
-    /// (port 0 the first time, the ports from lab.json afterwards), starts the scheduler, persistence and
+    /// (free ports below the ephemeral range the first time, see `ports`; the ports from lab.json afterwards), starts the scheduler, persistence and
     /// the control port, creates share/, backup-copy/ and backups/, and writes DIR/lab.json as ready.
     /// Refuses a DIR whose lab.json names a live lab.
     pub async fn start(opts: LabOptions) -> Result<Lab, LabError> {
@@ -101,71 +102,10 @@ impl Lab {
             Some(m) => m.login.password.clone(),
             None => random_password()?,
         };
-        let state_path = dir.join("state.json");
-        let (world, origin) = match std::fs::read(&state_path) {
-            Ok(bytes) => {
-                let mut world: World =
-                    serde_json::from_slice(&bytes).map_err(|source| LabError::BadState {
-                        path: state_path.clone(),
-                        source,
-                    })?;
-                world.restore_runtime(&password);
-                // Resume the lab's own time: log backup names must keep increasing across restarts.
-                let origin = previous
-                    .as_ref()
-                    .and_then(|m| m.lab_time_ms)
-                    .map(LabTime)
-                    .unwrap_or_else(wall_clock);
-                (world, origin)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let now = wall_clock();
-                let config = topology::world_config(
-                    &dir,
-                    &password,
-                    opts.backup_every_min,
-                    opts.copy_every_min,
-                    opts.restore_every_min,
-                );
-                (World::new_hadr(config, now), now)
-            }
-            Err(e) => return Err(LabError::io("read", state_path, e)),
-        };
+        let (world, origin) = load_or_create_world(&dir, previous.as_ref(), &opts, &password)?;
         let clock = Arc::new(Clock::new(origin, opts.clock_speed));
+        let (listeners, addresses) = bind_instances(&world, previous.as_ref()).await?;
         let world: SharedWorld = Arc::new(Mutex::new(world));
-
-        // Bind every instance that is up; a down one (after a disaster) only keeps its address.
-        let mut listeners = HashMap::new();
-        let mut addresses = HashMap::new();
-        for role in Role::ALL {
-            let wanted = previous
-                .as_ref()
-                .and_then(|m| m.instance(role))
-                .map(|i| i.address);
-            let up = world.lock().expect("world lock").is_up(role);
-            let address = if up {
-                let listener = bind(
-                    role,
-                    wanted.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
-                )
-                .await?;
-                let address = listener
-                    .local_addr()
-                    .map_err(|e| listen_error(role, wanted, e))?;
-                listeners.insert(role, listener);
-                address
-            } else if let Some(address) = wanted {
-                address
-            } else {
-                // A down instance with no recorded port (state.json without lab.json): reserve a free one.
-                let probe = bind(role, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-                probe
-                    .local_addr()
-                    .map_err(|e| listen_error(role, None, e))?
-            };
-            addresses.insert(role, address);
-        }
-
         let mut manifest =
             Manifest::fresh(&dir, password, opts.clock_speed, &|role| addresses[&role]);
         manifest.lab_time_ms = Some(clock.now().0);
@@ -450,6 +390,83 @@ impl Inner {
     }
 }
 
+/// The world from DIR/state.json (with lab time resumed from lab.json), or Microsoft's HA/DR layout for
+/// a new lab; and the lab time its clock starts at.
+fn load_or_create_world(
+    dir: &Path,
+    previous: Option<&Manifest>,
+    opts: &LabOptions,
+    password: &str,
+) -> Result<(World, LabTime), LabError> {
+    let state_path = dir.join("state.json");
+    match std::fs::read(&state_path) {
+        Ok(bytes) => {
+            let mut world: World =
+                serde_json::from_slice(&bytes).map_err(|source| LabError::BadState {
+                    path: state_path.clone(),
+                    source,
+                })?;
+            world.restore_runtime(password);
+            // Resume the lab's own time: log backup names must keep increasing across restarts.
+            let origin = previous
+                .and_then(|m| m.lab_time_ms)
+                .map(LabTime)
+                .unwrap_or_else(wall_clock);
+            Ok((world, origin))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let now = wall_clock();
+            let config = topology::world_config(
+                dir,
+                password,
+                opts.backup_every_min,
+                opts.copy_every_min,
+                opts.restore_every_min,
+            );
+            Ok((World::new_hadr(config, now), now))
+        }
+        Err(e) => Err(LabError::io("read", state_path, e)),
+    }
+}
+
+type Listeners = HashMap<Role, TcpListener>;
+
+/// Binds every instance that is up; a down one (after a disaster) only keeps its address, so it refuses
+/// connections until it is rebuilt.
+async fn bind_instances(
+    world: &World,
+    previous: Option<&Manifest>,
+) -> Result<(Listeners, HashMap<Role, SocketAddr>), LabError> {
+    let mut listeners = HashMap::new();
+    let mut addresses = HashMap::new();
+    for role in Role::ALL {
+        let wanted = previous.and_then(|m| m.instance(role)).map(|i| i.address);
+        let up = world.is_up(role);
+        let address = if up {
+            let listener = match wanted {
+                Some(address) => bind(role, address).await?,
+                None => ports::bind_fresh(role.as_str()).await?,
+            };
+            let address = listener
+                .local_addr()
+                .map_err(|e| listen_error(role, wanted, e))?;
+            listeners.insert(role, listener);
+            address
+        } else if let Some(address) = wanted {
+            address
+        } else {
+            // A down instance with no recorded port (state.json without lab.json): reserve a free one.
+            let probe = ports::bind_fresh(role.as_str()).await?;
+            probe
+                .local_addr()
+                .map_err(|e| listen_error(role, None, e))?
+        };
+        addresses.insert(role, address);
+    }
+
+    Ok((listeners, addresses))
+}
+
 async fn bind(role: Role, address: SocketAddr) -> Result<TcpListener, LabError> {
     TcpListener::bind(address)
         .await
@@ -479,16 +496,38 @@ fn wall_clock() -> LabTime {
 /// digit guaranteed (SQL Server's password policy), and nothing that needs quoting in T-SQL or PowerShell.
 fn random_password() -> Result<String, LabError> {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-    let mut bytes = [0u8; 20];
-    let urandom = Path::new("/dev/urandom");
-    std::io::Read::read_exact(
-        &mut std::fs::File::open(urandom).map_err(|e| LabError::io("open", urandom, e))?,
-        &mut bytes,
-    )
-    .map_err(|e| LabError::io("read", urandom, e))?;
+    let bytes = fsutil::random_bytes::<20>()?;
     let body: String = bytes
         .iter()
         .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
         .collect();
     Ok(format!("Lab{body}7"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: T) {}
+
+    #[test]
+    fn lab_futures_can_be_spawned_on_a_multi_threaded_runtime() {
+        // Compile-time property: `pcfail drill` and the daemon spawn these; nothing here is polled.
+        let opts = LabOptions::new("/nonexistent");
+        assert_send(Lab::start(opts.clone()));
+        assert_send(crate::cli::run_foreground(opts));
+    }
+
+    #[test]
+    fn passwords_are_random_and_meet_the_sql_server_policy() {
+        let (a, b) = (random_password().unwrap(), random_password().unwrap());
+        assert_ne!(a, b);
+        for p in [a, b] {
+            assert_eq!(p.len(), 24);
+            assert!(p.chars().any(|c| c.is_ascii_uppercase()), "{p}");
+            assert!(p.chars().any(|c| c.is_ascii_lowercase()), "{p}");
+            assert!(p.chars().any(|c| c.is_ascii_digit()), "{p}");
+            assert!(p.chars().all(|c| c.is_ascii_alphanumeric()), "{p}");
+        }
+    }
 }

@@ -22,6 +22,7 @@ mod fsutil;
 mod lab;
 mod manifest;
 mod options;
+mod ports;
 mod status;
 mod topology;
 
