@@ -74,10 +74,7 @@ impl BackupDatabase {
     }
 
     pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
-        for command in self.render() {
-            s.run_command(&command).await?;
-        }
-        Ok(())
+        s.run_all(&self.render()).await
     }
 
     pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {

@@ -85,16 +85,12 @@ impl RecoverDatabase {
     }
 
     pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {
-        match probe::database(s, self.instance, &self.database).await? {
-            Some(db) if db.is_recovered() => Ok(()),
-            Some(db) => Err(StepError::Failed(format!(
-                "`{}` on `{}` is {} (standby: {}), not ONLINE",
-                self.database, self.instance, db.state_desc, db.is_in_standby
-            ))),
-            None => Err(StepError::Failed(format!(
-                "`{}` does not exist on `{}`",
-                self.database, self.instance
-            ))),
-        }
+        probe::require_online(
+            s,
+            self.instance,
+            &self.database,
+            "after RESTORE WITH RECOVERY",
+        )
+        .await
     }
 }

@@ -71,23 +71,10 @@ impl RestoreDatabase {
     }
 
     pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
-        for command in self.render() {
-            s.run_command(&command).await?;
-        }
-        Ok(())
+        s.run_all(&self.render()).await
     }
 
     pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {
-        match probe::database(s, self.instance, &self.database).await? {
-            Some(db) if db.is_recovered() => Ok(()),
-            Some(db) => Err(StepError::Failed(format!(
-                "`{}` on `{}` is {} after the restore, not ONLINE",
-                self.database, self.instance, db.state_desc
-            ))),
-            None => Err(StepError::Failed(format!(
-                "`{}` does not exist on `{}` after the restore",
-                self.database, self.instance
-            ))),
-        }
+        probe::require_online(s, self.instance, &self.database, "after the restore").await
     }
 }

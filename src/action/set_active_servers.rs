@@ -79,10 +79,7 @@ impl SetActiveServers {
     }
 
     pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
-        for command in self.render() {
-            s.run_command(&command).await?;
-        }
-        Ok(())
+        s.run_all(&self.render()).await
     }
 
     pub(crate) async fn verify(&self, _s: &mut Session<'_>) -> Result<(), StepError> {

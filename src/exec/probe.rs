@@ -48,6 +48,26 @@ pub(crate) async fn database(
     }))
 }
 
+/// Succeeds when `db` on `role` is ONLINE and not a standby; otherwise says what it is, `after` the
+/// step that should have brought it online.
+pub(crate) async fn require_online(
+    s: &mut Session<'_>,
+    role: Role,
+    db: &str,
+    after: &str,
+) -> Result<(), StepError> {
+    match database(s, role, db).await? {
+        Some(state) if state.is_recovered() => Ok(()),
+        Some(state) => Err(StepError::Failed(format!(
+            "`{db}` on `{role}` is {} (standby: {}) {after}, not ONLINE",
+            state.state_desc, state.is_in_standby
+        ))),
+        None => Err(StepError::Failed(format!(
+            "`{db}` does not exist on `{role}` {after}"
+        ))),
+    }
+}
+
 /// `sys.master_files.redo_start_lsn` of the primary data file: where the next log must start. NULL
 /// (None) unless the database is restoring (reference B.5).
 pub(crate) async fn redo_start_lsn(

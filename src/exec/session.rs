@@ -208,6 +208,14 @@ impl<'r> Session<'r> {
         }
     }
 
+    /// Runs every command in order, exactly as rendered; stops at the first failure.
+    pub(crate) async fn run_all(&mut self, commands: &[Command]) -> Result<(), StepError> {
+        for command in commands {
+            self.run_command(command).await?;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn run_unconditionally(&mut self, command: &Command) -> Result<(), StepError> {
         match command {
             Command::Sql {
