@@ -82,6 +82,17 @@ impl MirrorDatabase {
         let db = ident(&self.database);
         let file = sql_string(&self.backup_file);
         vec![
+            // A run stopped between the two SET PARTNERs leaves the mirror's copy half-configured,
+            // and RESTORE then refuses it with 3104: a re-run clears it first.
+            Command::Sql {
+                instance: self.mirror,
+                database: "master".to_owned(),
+                text: format!("ALTER DATABASE {db} SET PARTNER OFF"),
+                when: Some(
+                    "only when this step runs again after an earlier attempt stopped part-way (1416, not configured, and 5011, no such database, mean there is nothing to clear)"
+                        .to_owned(),
+                ),
+            },
             Self::endpoint(self.mirror, self.mirror_endpoint.port),
             Self::endpoint(self.principal, self.principal_endpoint.port),
             Command::sql(
@@ -170,25 +181,37 @@ impl MirrorDatabase {
         }
         let commands = self.render();
         let last = commands.len() - 1;
+        // If an earlier attempt already made the mirror a partner of the principal, only the
+        // principal's SET PARTNER is left to do.
         let mirror_ready = Self::partnered(&m, "MIRROR", &self.principal_endpoint);
         for (i, command) in commands.iter().enumerate() {
             if mirror_ready && i != last {
                 continue;
             }
-            if let Command::Sql {
-                instance,
-                when: Some(_),
-                ..
-            } = command
-            {
-                // The only conditional statements are the endpoint creations.
-                if probe::has_mirroring_endpoint(s, *instance).await? {
-                    continue;
+            match (i, command) {
+                (0, _) => {
+                    if s.retrying() {
+                        match s.run_unconditionally(command).await {
+                            Err(e) if matches!(e.sql_number(), Some(1416 | 5011)) => {}
+                            other => other?,
+                        }
+                    }
                 }
-                s.run_unconditionally(command).await?;
-                continue;
+                (
+                    _,
+                    Command::Sql {
+                        instance,
+                        when: Some(_),
+                        ..
+                    },
+                ) => {
+                    // The endpoint creations: an instance has at most one mirroring endpoint.
+                    if !probe::has_mirroring_endpoint(s, *instance).await? {
+                        s.run_unconditionally(command).await?;
+                    }
+                }
+                _ => s.run_command(command).await?,
             }
-            s.run_command(command).await?;
         }
         Ok(())
     }

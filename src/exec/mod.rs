@@ -309,7 +309,7 @@ async fn run_steps(
         }
         say("");
         let started = Instant::now();
-        session.set_step(&step.id, step.timeout);
+        session.set_step(&step.id, step.timeout, progress.started.contains(&step.id));
         let fail = |error: StepError| match error {
             StepError::Aborted(message) => Stop::Aborted(message),
             error => Stop::Failed {
@@ -537,6 +537,8 @@ async fn take_applock(
 /// What an earlier attempt of this run got done, from its journal.
 #[derive(Default, Debug)]
 struct Progress {
+    /// Steps an earlier attempt started (finished or not).
+    started: Vec<String>,
     finished: Vec<String>,
     confirmed: Vec<String>,
     captured: BTreeMap<String, serde_json::Value>,
@@ -550,7 +552,10 @@ impl Progress {
                 Event::StepFinished { step, ok: true, .. } => p.finished.push(step.clone()),
                 // A step that started again is no longer finished (it cannot be: steps run in
                 // order), but keep the rule simple and robust to odd journals.
-                Event::StepStarted { step, .. } => p.finished.retain(|s| s != step),
+                Event::StepStarted { step, .. } => {
+                    p.finished.retain(|s| s != step);
+                    p.started.push(step.clone());
+                }
                 Event::Confirmed { step, .. } => p.confirmed.push(step.clone()),
                 Event::Captured { key, value } => {
                     p.captured.insert(key.clone(), value.clone());

@@ -87,6 +87,7 @@ pub(crate) struct Session<'r> {
     /// The step whose commands are being journaled, and its timeout.
     step: String,
     step_timeout: Duration,
+    retrying: bool,
     /// Facts captured before they could be destroyed, by key (see `Event::Captured`).
     captured: BTreeMap<String, serde_json::Value>,
     answers: Answers,
@@ -111,6 +112,7 @@ impl<'r> Session<'r> {
             timeouts,
             step: String::new(),
             step_timeout: NO_TIMEOUT,
+            retrying: false,
             captured: BTreeMap::new(),
             answers,
             quiet,
@@ -304,15 +306,23 @@ impl<'r> Session<'r> {
             timeouts,
             step: String::new(),
             step_timeout: NO_TIMEOUT,
+            retrying: false,
             captured: BTreeMap::new(),
             answers: Answers::Ask,
             quiet: true,
         }
     }
 
-    pub(crate) fn set_step(&mut self, step: &str, timeout: Option<Duration>) {
+    /// Names the step whose commands follow; `retrying` when an earlier attempt of this run started it.
+    pub(crate) fn set_step(&mut self, step: &str, timeout: Option<Duration>, retrying: bool) {
         self.step = step.to_owned();
         self.step_timeout = timeout.unwrap_or(NO_TIMEOUT);
+        self.retrying = retrying;
+    }
+
+    /// Whether an earlier attempt of this run started the current step (and may have left it half done).
+    pub(crate) fn retrying(&self) -> bool {
+        self.retrying
     }
 
     pub(crate) fn record(&mut self, event: Event) -> Result<(), JournalError> {

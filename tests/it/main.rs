@@ -2,8 +2,12 @@
 //! binary through the small builder in `test.rs`.
 
 mod cli;
+mod lab_support;
 mod no_side_effects;
 mod plan;
 mod powershell_syntax;
+mod run_end_to_end;
+mod run_faults;
+mod run_safety;
 mod test;
 mod validate;

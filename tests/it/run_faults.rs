@@ -1,0 +1,477 @@
+//! A failure at any failover step stops the run (exit 1) with a message naming the step, the instance
+//! and the server's error; once the fault is gone, the same command finishes the run without redoing
+//! what was done. The issue's second "done when" item, one test per step.
+//!
+//! SQL faults are matched by the lab on the statement a step sends (a case-insensitive substring), and
+//! `"times"` makes them fire only so often, so "the fault is cleared" needs nothing from the test; the
+//! copy step's fault is on the file system, and the test undoes it. The operator-check step
+//! (`confirm-mgc-online`, a pause) cannot fail under `--yes`: there is nothing to inject there.
+
+use pcfail_lab::Role;
+use serde_json::{Value, json};
+
+use crate::lab_support::{
+    LabRig, OPERATOR, RestoreJob, assert_exit, assert_failed_over, database, started_steps, text,
+};
+
+/// One failover step and how to make it fail.
+struct Fault {
+    /// The step's id and number in the shipped runbook.
+    step: &'static str,
+    number: usize,
+    restore: RestoreJob,
+    /// Makes the step fail; called after the disaster, before the first run.
+    inject: fn(&LabRig),
+    /// Undoes what `inject` did that does not undo itself (`times` rules run out on their own).
+    clear: fn(&LabRig),
+    /// The error line pcfail prints (paths differ per lab, hence a function).
+    error: fn(&LabRig) -> String,
+    /// False when only the beginning of the line is pcfail's and the rest is the lab's approximation
+    /// of a server text (placeholders it cannot fill faithfully).
+    whole_line: bool,
+}
+
+const FAILOVER_STEPS: [&str; 10] = [
+    "remove-log-shipping",
+    "copy-log-backups",
+    "apply-log-backups",
+    "end-sessions",
+    "recover-mgc",
+    "confirm-mgc-online",
+    "set-pool-failed-over",
+    "mirror-mgc",
+    "mirror-mgccomp",
+    "set-active-servers",
+];
+
+fn nothing(_: &LabRig) {}
+
+fn sql_fault(instance: &str, pattern: &str, error: u32, times: u32) -> Value {
+    json!({ "kind": "sql", "instance": instance, "pattern": pattern, "error": error, "times": times })
+}
+
+fn cmdlet_fault(cmdlet: &str, message: &str) -> Value {
+    json!({ "kind": "cmdlet", "cmdlet": cmdlet, "error": message, "times": 1 })
+}
+
+/// The whole scenario: disaster, fault, failed run, fault gone, the same command again.
+fn fails_then_resumes(fault: Fault) {
+    assert_eq!(
+        FAILOVER_STEPS[fault.number - 1],
+        fault.step,
+        "step numbering"
+    );
+    let rig = LabRig::start(fault.restore);
+    let at_disaster = rig.disaster();
+    (fault.inject)(&rig);
+
+    let failed = rig.failover();
+    assert_exit(&failed, 1);
+    let stderr = text(&failed.stderr);
+    let error_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    let expected = (fault.error)(&rig);
+    match error_lines.as_slice() {
+        [line] if fault.whole_line => assert_eq!(*line, expected),
+        [line] => assert!(
+            line.starts_with(&expected),
+            "{line}\nshould start with\n{expected}"
+        ),
+        _ => panic!("one error line expected, stderr:\n{stderr}"),
+    }
+    assert!(
+        stderr.contains(
+            "the run stopped before anything else was done; fix the cause and run the same command again to resume at this step"
+        ),
+        "{stderr}"
+    );
+    // Every counted rule fired as often as it was meant to, so the rerun runs without it.
+    let rules = rig.lab_dir().join("faults.json");
+    if rules.exists() {
+        for rule in rig.faults().as_array().expect("rules") {
+            assert!(
+                rule.get("times").is_none_or(|t| t == 0),
+                "a fault rule did not fire as often as intended: {rule}"
+            );
+        }
+    }
+    let run = rig.run_ids().pop().expect("the failed run left a journal");
+    let status = rig.pcfail(&["status"]);
+    assert_exit(&status, 0);
+    assert_eq!(
+        text(&status.stdout),
+        format!(
+            "{run}: failover of {} by {OPERATOR}: failed; last step: {} (failed)\n",
+            rig.pool(),
+            fault.step
+        )
+    );
+    (fault.clear)(&rig);
+
+    let resumed = rig.failover();
+    assert_exit(&resumed, 0);
+    let stdout = text(&resumed.stdout);
+    for (i, step) in FAILOVER_STEPS.iter().enumerate() {
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(*step))
+            .unwrap_or_else(|| panic!("no report line for `{step}`:\n{stdout}"));
+        let earlier = line.contains(" done earlier ");
+        assert_eq!(
+            earlier,
+            i + 1 < fault.number,
+            "`{step}` should be reported done earlier exactly when it precedes the failed step: {line}"
+        );
+    }
+    assert!(
+        text(&resumed.stderr).contains(": resuming run "),
+        "{}",
+        text(&resumed.stderr)
+    );
+
+    // One journal, resumed: the steps before the failure started once, the failed one twice.
+    let journals = rig.journals();
+    assert_eq!(journals.len(), 1, "the rerun resumes the same run");
+    let mut expected: Vec<String> = FAILOVER_STEPS[..fault.number]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    expected.extend(
+        FAILOVER_STEPS[fault.number - 1..]
+            .iter()
+            .map(|s| (*s).to_owned()),
+    );
+    assert_eq!(started_steps(&journals[0]), expected);
+
+    let status = rig.pcfail(&["status"]);
+    assert_eq!(
+        text(&status.stdout),
+        format!(
+            "{run}: failover of {} by {OPERATOR}: completed; last step: set-active-servers (done)\n",
+            rig.pool()
+        )
+    );
+    assert_failed_over(&rig, &at_disaster, &rig.status());
+}
+
+fn step_error(number: usize, step: &str, what: &str) -> String {
+    format!("error: step {number} (`{step}`) failed: {what}")
+}
+
+#[test]
+fn an_error_removing_log_shipping_stops_the_run_and_the_same_command_resumes() {
+    fails_then_resumes(Fault {
+        step: "remove-log-shipping",
+        number: 1,
+        restore: RestoreJob::Default,
+        inject: |rig| {
+            // A job deleted by hand makes sp_delete_job, called inside, fail; not "already removed".
+            rig.set_faults(json!([sql_fault(
+                "backup",
+                "sp_delete_log_shipping_secondary_database",
+                14262,
+                1
+            )]));
+        },
+        clear: nothing,
+        // The lab fills the placeholders of 14262 ("The specified %s ('%s') does not exist.") from
+        // the statement's literals, which SQL Server would fill with `@job_id` and the job's id.
+        error: |_| {
+            step_error(
+                1,
+                "remove-log-shipping",
+                "`backup` answered with an error: Msg 14262, Level 16, State 1: The specified ",
+            )
+        },
+        whole_line: false,
+    });
+}
+
+#[test]
+fn an_unusable_copy_folder_stops_the_run_and_the_same_command_resumes() {
+    fails_then_resumes(Fault {
+        step: "copy-log-backups",
+        number: 2,
+        restore: RestoreJob::Default,
+        inject: |rig| {
+            // The folder replaced by a file: nothing can be listed or written inside it.
+            let copy = rig.copy_folder();
+            std::fs::rename(&copy, copy.with_extension("away")).expect("move the copy folder");
+            std::fs::write(&copy, b"not a folder").expect("a file in its place");
+        },
+        clear: |rig| {
+            let copy = rig.copy_folder();
+            std::fs::remove_file(&copy).expect("remove the file");
+            std::fs::rename(copy.with_extension("away"), &copy).expect("restore the copy folder");
+        },
+        error: |rig| {
+            let first = crate::lab_support::trn_names(&rig.status())
+                .into_iter()
+                .next()
+                .expect("log backups");
+            step_error(
+                2,
+                "copy-log-backups",
+                &format!(
+                    "cannot copy `{}` to `{}`: Not a directory (os error 20)",
+                    rig.share().join(&first).display(),
+                    rig.copy_folder().join(&first).display()
+                ),
+            )
+        },
+        whole_line: true,
+    });
+}
+
+#[test]
+fn an_error_applying_a_log_backup_stops_the_run_and_the_same_command_resumes() {
+    fails_then_resumes(Fault {
+        step: "apply-log-backups",
+        number: 3,
+        // Nothing restored by the lab's job: the step certainly sends RESTORE LOG.
+        restore: RestoreJob::Idle,
+        inject: |rig| rig.set_faults(json!([sql_fault("backup", "RESTORE LOG", 3201, 1)])),
+        clear: nothing,
+        error: |rig| {
+            let first = crate::lab_support::trn_names(&rig.status())
+                .into_iter()
+                .next()
+                .expect("log backups");
+            step_error(
+                3,
+                "apply-log-backups",
+                &format!(
+                    "`backup` answered with an error: Msg 3201, Level 16, State 1: Cannot open backup device '{}'. Operating system error 2(The system cannot find the file specified.).",
+                    rig.copy_folder().join(first).display()
+                ),
+            )
+        },
+        whole_line: true,
+    });
+}
+
+#[test]
+fn an_error_ending_a_session_stops_the_run_and_the_same_command_resumes() {
+    fails_then_resumes(Fault {
+        step: "end-sessions",
+        number: 4,
+        restore: RestoreJob::Default,
+        inject: |rig| {
+            // A session in `mgc` would make the earlier RESTORE LOG fail with 3101, so wait until
+            // the lab's own restore job has applied everything: then pcfail applies nothing.
+            let newest = crate::lab_support::primary_log_backups(&rig.status())
+                .last()
+                .expect("log backups")
+                .1
+                .to_string();
+            rig.wait_for("the restore job to catch up", |s| {
+                database(s, Role::Backup, "mgc")["redo_start_lsn"] == newest.as_str()
+            });
+            rig.set_faults(json!([
+                { "kind": "session", "instance": "backup", "database": "mgc", "count": 1 },
+                sql_fault("backup", "KILL", 6107, 1),
+            ]));
+        },
+        clear: nothing,
+        error: |_| {
+            step_error(
+                4,
+                "end-sessions",
+                "`backup` answered with an error: Msg 6107, Level 14, State 1: Only user processes can be killed.",
+            )
+        },
+        whole_line: true,
+    });
+}
+
+#[test]
+fn recovery_that_stays_blocked_past_its_retries_stops_the_run_and_the_same_command_resumes() {
+    fails_then_resumes(Fault {
+        step: "recover-mgc",
+        number: 5,
+        restore: RestoreJob::Default,
+        // The step retries 3101 twice after ending sessions again; a third 3101 is a failure.
+        inject: |rig| {
+            rig.set_faults(json!([sql_fault(
+                "backup",
+                "RESTORE DATABASE [mgc] WITH RECOVERY",
+                3101,
+                3
+            )]))
+        },
+        clear: nothing,
+        error: |_| {
+            step_error(
+                5,
+                "recover-mgc",
+                "`backup` answered with an error: Msg 3101, Level 16, State 1: Exclusive access could not be obtained because the database is in use.",
+            )
+        },
+        whole_line: true,
+    });
+}
+
+#[test]
+fn a_cmdlet_error_setting_the_pool_state_stops_the_run_and_the_same_command_resumes() {
+    fails_then_resumes(Fault {
+        step: "set-pool-failed-over",
+        number: 7,
+        restore: RestoreJob::Default,
+        inject: |rig| {
+            rig.set_faults(json!([cmdlet_fault(
+                "Set-CsPersistentChatState",
+                "Cannot connect to the Central Management Store."
+            )]))
+        },
+        clear: nothing,
+        error: |_| {
+            step_error(
+                7,
+                "set-pool-failed-over",
+                "`Set-CsPersistentChatState -Identity 'service:atl-cs-001.litwareinc.com' -PoolState 'FailedOver' -Confirm:$false` failed: Cannot connect to the Central Management Store.",
+            )
+        },
+        whole_line: true,
+    });
+}
+
+#[test]
+fn an_unreachable_mirror_partner_stops_the_run_and_the_same_command_resumes() {
+    fails_then_resumes(Fault {
+        step: "mirror-mgc",
+        number: 8,
+        restore: RestoreJob::Default,
+        inject: |rig| {
+            // The mirror's SET PARTNER (sent first) cannot reach the principal's endpoint.
+            rig.set_faults(json!([sql_fault(
+                "backup_mirror",
+                "ALTER DATABASE [mgc] SET PARTNER",
+                1418,
+                1
+            )]))
+        },
+        clear: nothing,
+        // The lab fills 1418's address placeholder with the statement's first literal (`mgc`);
+        // SQL Server names the partner address there.
+        error: |_| {
+            step_error(
+                8,
+                "mirror-mgc",
+                "`backup_mirror` answered with an error: Msg 1418, Level 16, State 1: The server network address \"",
+            )
+        },
+        whole_line: false,
+    });
+}
+
+#[test]
+fn a_principal_refusing_its_mirror_partner_stops_the_run_and_the_same_command_resumes() {
+    // The mirror's SET PARTNER succeeded, the principal's failed: the re-run must clear the mirror's
+    // half-made session before restoring it again (RESTORE would refuse it with 3104).
+    fails_then_resumes(Fault {
+        step: "mirror-mgc",
+        number: 8,
+        restore: RestoreJob::Default,
+        inject: |rig| {
+            rig.set_faults(json!([sql_fault(
+                "backup",
+                "ALTER DATABASE [mgc] SET PARTNER",
+                1412,
+                1
+            )]))
+        },
+        clear: nothing,
+        error: |_| {
+            step_error(
+                8,
+                "mirror-mgc",
+                "`backup` answered with an error: Msg 1412, Level 16, State 1: The remote copy of database \"mgc\" has not been rolled forward to a point in time that is encompassed in the local copy of the database log.",
+            )
+        },
+        whole_line: true,
+    });
+}
+
+#[test]
+fn an_error_backing_up_mgccomp_for_its_mirror_stops_the_run_and_the_same_command_resumes() {
+    fails_then_resumes(Fault {
+        step: "mirror-mgccomp",
+        number: 9,
+        restore: RestoreJob::Default,
+        inject: |rig| {
+            rig.set_faults(json!([sql_fault(
+                "backup",
+                "BACKUP DATABASE [mgccomp]",
+                3201,
+                1
+            )]))
+        },
+        clear: nothing,
+        error: |rig| {
+            step_error(
+                9,
+                "mirror-mgccomp",
+                &format!(
+                    "`backup` answered with an error: Msg 3201, Level 16, State 1: Cannot open backup device '{}'. Operating system error 2(The system cannot find the file specified.).",
+                    rig.lab_dir()
+                        .join("backups")
+                        .join("mgccomp_mirror.bak")
+                        .display()
+                ),
+            )
+        },
+        whole_line: true,
+    });
+}
+
+#[test]
+fn a_cmdlet_error_setting_the_active_servers_stops_the_run_and_the_same_command_resumes() {
+    fails_then_resumes(Fault {
+        step: "set-active-servers",
+        number: 10,
+        restore: RestoreJob::Default,
+        inject: |rig| {
+            rig.set_faults(json!([cmdlet_fault(
+                "Set-CsPersistentChatActiveServer",
+                "The server dal-pc-002.litwareinc.com is not a Persistent Chat server of this pool."
+            )]))
+        },
+        clear: nothing,
+        error: |_| {
+            step_error(
+                10,
+                "set-active-servers",
+                "`Set-CsPersistentChatActiveServer -ActiveServers @('dal-pc-001.litwareinc.com','dal-pc-002.litwareinc.com') -Confirm:$false` failed: The server dal-pc-002.litwareinc.com is not a Persistent Chat server of this pool.",
+            )
+        },
+        whole_line: true,
+    });
+}
+
+/// The journal of the failed run records the server's error on the statement that failed, with its
+/// number, for the audit trail (not only on stderr).
+#[test]
+fn the_journal_keeps_the_server_error_of_the_failed_statement() {
+    let rig = LabRig::start(RestoreJob::Idle);
+    rig.disaster();
+    rig.set_faults(json!([sql_fault("backup", "RESTORE LOG", 3201, 1)]));
+    assert_exit(&rig.failover(), 1);
+    let journals = rig.journals();
+    let failed: Vec<&Value> = journals[0]
+        .iter()
+        .filter(|r| r["event"] == "command" && r["ok"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["step"], "apply-log-backups");
+    assert_eq!(failed[0]["target"], "backup");
+    assert_eq!(failed[0]["error"]["number"], 3201);
+    assert!(
+        failed[0]["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("RESTORE LOG [mgc] FROM DISK = N'")),
+        "{}",
+        failed[0]["text"]
+    );
+}
