@@ -178,7 +178,7 @@ mod tests {
         let plan = Plan::build(&shipped(), Operation::Failover);
         let partners: Vec<(Role, String)> = sql_texts(&plan)
             .into_iter()
-            .filter(|(n, _, t)| *n == 8 && t.contains("SET PARTNER"))
+            .filter(|(n, _, t)| *n == 8 && t.contains("SET PARTNER ="))
             .map(|(_, r, t)| (r, t))
             .collect();
         assert_eq!(

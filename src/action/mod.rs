@@ -444,6 +444,8 @@ mod tests {
         assert_eq!(
             rendered,
             [
+                // Conditional: clears a half-made session left by an interrupted earlier attempt.
+                (Role::BackupMirror, "ALTER DATABASE [mgc] SET PARTNER OFF".into(), true),
                 (Role::BackupMirror, endpoint(5023), true),
                 (Role::Backup, endpoint(5022), true),
                 (Role::Backup, "BACKUP DATABASE [mgc] TO DISK = N'/m/mgc.bak' WITH INIT, FORMAT, CHECKSUM".into(), false),
