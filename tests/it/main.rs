@@ -7,6 +7,7 @@ mod no_side_effects;
 mod plan;
 mod powershell_syntax;
 mod run_end_to_end;
+mod run_failback_faults;
 mod run_faults;
 mod run_safety;
 mod test;
