@@ -130,6 +130,16 @@ async fn rows(c: &mut Sql, sql: &str) -> tiberius::Result<Vec<Row>> {
     .expect("the batch answered in time")
 }
 
+/// Runs a parameterized query (tiberius sends it as an sp_executesql RPC) with @P1 = `p1`; all rows
+/// of the first result set, or the first server error.
+async fn query_rows(c: &mut Sql, sql: &str, p1: &str) -> tiberius::Result<Vec<Row>> {
+    tokio::time::timeout(LIMIT, async {
+        c.query(sql, &[&p1]).await?.into_first_result().await
+    })
+    .await
+    .expect("the query answered in time")
+}
+
 /// The (number, message) of the error a batch raises; panics if it succeeds.
 async fn error(c: &mut Sql, sql: &str) -> (u32, String) {
     let result = tokio::time::timeout(LIMIT, async {
@@ -172,12 +182,7 @@ async fn sys_databases_columns_read_with_their_real_types() {
     let lab = start().await;
     let mut p = lab.connect(Role::Primary).await;
     let sql = "SELECT name, database_id, state, state_desc, is_in_standby, is_read_only, recovery_model_desc, user_access_desc FROM sys.databases WHERE name = @P1";
-    let r = tokio::time::timeout(LIMIT, async {
-        p.query(sql, &[&"mgc"]).await?.into_first_result().await
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let r = query_rows(&mut p, sql, "mgc").await.unwrap();
     assert_eq!(r.len(), 1);
     let row = &r[0];
     assert_eq!(row.get::<&str, _>("name"), Some("mgc"));
@@ -596,15 +601,7 @@ async fn deleting_the_secondary_database_entry_removes_its_jobs_and_leaves_it_re
     let jobs_sql = "SELECT j.name FROM msdb.dbo.sysjobs AS j JOIN msdb.dbo.log_shipping_secondary AS s ON j.job_id = s.copy_job_id OR j.job_id = s.restore_job_id";
     assert_eq!(rows(&mut b, jobs_sql).await.unwrap().len(), 2);
     let config_sql = "SELECT s.primary_server, s.primary_database, s.backup_source_directory, s.backup_destination_directory, s.last_copied_file, d.last_restored_file, s.copy_job_id, s.restore_job_id FROM msdb.dbo.log_shipping_secondary AS s JOIN msdb.dbo.log_shipping_secondary_databases AS d ON d.secondary_id = s.secondary_id WHERE d.secondary_database = @P1";
-    let before = tokio::time::timeout(LIMIT, async {
-        b.query(config_sql, &[&"mgc"])
-            .await?
-            .into_first_result()
-            .await
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let before = query_rows(&mut b, config_sql, "mgc").await.unwrap();
     assert_eq!(before.len(), 1);
     assert_eq!(
         before[0].get::<&str, _>("primary_server"),
@@ -617,15 +614,7 @@ async fn deleting_the_secondary_database_entry_removes_its_jobs_and_leaves_it_re
         "EXEC master.dbo.sp_delete_log_shipping_secondary_database @secondary_database = N'mgc'",
     )
     .await;
-    let after = tokio::time::timeout(LIMIT, async {
-        b.query(config_sql, &[&"mgc"])
-            .await?
-            .into_first_result()
-            .await
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let after = query_rows(&mut b, config_sql, "mgc").await.unwrap();
     assert!(after.is_empty());
     assert_eq!(
         rows(&mut b, "SELECT COUNT(*) FROM msdb.dbo.sysjobs")

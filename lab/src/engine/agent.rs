@@ -12,8 +12,8 @@ use super::errors::SqlError;
 use super::exec::Ctx;
 use super::guid::Guid;
 use super::lsn::{LogFit, log_fit};
-use super::model::{DbState, JobKind, JobRun, MirrorRole, Schedule};
-use super::procs::{Args, ProcFail, ProcOut};
+use super::model::{DbState, JobKind, JobRun, LsSecondary, MirrorRole, Schedule};
+use super::procs::{Args, ProcFail, ProcOut, guid_out};
 use super::restore::{Finish, apply_log};
 use super::world::World;
 use super::{LabTime, Role, time};
@@ -150,17 +150,10 @@ fn add_schedule(ctx: &mut Ctx, name: String, a: &Args) -> (i64, Guid) {
 }
 
 fn schedule_outputs(id: i64, uid: Guid) -> ProcOut {
-    ProcOut {
-        status: 0,
-        outputs: vec![
-            (
-                "@schedule_uid".to_owned(),
-                (SqlType::UniqueIdentifier, Value::Guid(uid.to_wire())),
-            ),
-            ("@schedule_id".to_owned(), (SqlType::Int, Value::Int(id))),
-        ],
-        errors: vec![],
-    }
+    ProcOut::with_outputs(vec![
+        guid_out("@schedule_uid", uid),
+        ("@schedule_id".to_owned(), (SqlType::Int, Value::Int(id))),
+    ])
 }
 
 /// A job by @job_id or @job_name (14262 when it does not exist).
@@ -410,6 +403,19 @@ fn file_name(p: &str) -> String {
         .to_owned()
 }
 
+/// The copy and restore jobs' log_shipping_secondary row, cloned so the job can change the world as
+/// it works; the error is the job's history message.
+fn secondary_row(world: &World, role: Role, secondary_id: Guid) -> Result<LsSecondary, String> {
+    let inst = world.inst(role).ok_or("no instance")?;
+    Ok(inst
+        .msdb
+        .ls_secondary
+        .iter()
+        .find(|s| s.secondary_id == secondary_id)
+        .ok_or("log shipping secondary entry is gone")?
+        .clone())
+}
+
 /// The copy job: every `.trn` newer than last_copied_file goes from the share to the copy folder.
 fn copy_job(
     world: &mut World,
@@ -417,14 +423,7 @@ fn copy_job(
     secondary_id: Guid,
     now: LabTime,
 ) -> Result<String, String> {
-    let inst = world.inst(role).ok_or("no instance")?;
-    let row = inst
-        .msdb
-        .ls_secondary
-        .iter()
-        .find(|s| s.secondary_id == secondary_id)
-        .ok_or("log shipping secondary entry is gone")?
-        .clone();
+    let row = secondary_row(world, role, secondary_id)?;
     let last = row
         .last_copied_file
         .as_deref()
@@ -483,14 +482,8 @@ fn restore_job(
     secondary_id: Guid,
     now: LabTime,
 ) -> Result<String, String> {
+    let row = secondary_row(world, role, secondary_id)?;
     let inst = world.inst(role).ok_or("no instance")?;
-    let row = inst
-        .msdb
-        .ls_secondary
-        .iter()
-        .find(|s| s.secondary_id == secondary_id)
-        .ok_or("log shipping secondary entry is gone")?
-        .clone();
     let dbs: Vec<_> = inst
         .msdb
         .ls_secondary_databases
@@ -505,18 +498,7 @@ fn restore_job(
     let mut restored = 0;
     for sdb in dbs {
         if sdb.disconnect_users {
-            let victims: Vec<u16> = world
-                .sessions(role)
-                .iter()
-                .filter(|s| s.database.eq_ignore_ascii_case(&sdb.secondary_database))
-                .map(|s| s.spid)
-                .collect();
-            for spid in victims {
-                if let Some(s) = world.session(role, spid) {
-                    s.token.cancel();
-                }
-                world.close_session(role, spid);
-            }
+            world.disconnect_users_of(role, &sdb.secondary_database, None);
         }
         for f in &files {
             let path = f.to_string_lossy().into_owned();

@@ -140,11 +140,7 @@ pub(crate) fn release(ctx: &mut Ctx, args: &Args) -> Result<ProcOut, ProcFail> {
     if locks[pos].count == 0 {
         locks.remove(pos);
     }
-    Ok(ProcOut {
-        status: 0,
-        outputs: vec![],
-        errors: vec![],
-    })
+    Ok(ProcOut::ok())
 }
 
 /// COMMIT/ROLLBACK of the outermost transaction frees its transaction-owned locks.

@@ -419,10 +419,7 @@ impl Session for EngineSession {
     }
 
     fn database(&self) -> String {
-        lock(&self.world)
-            .session(self.role, self.spid)
-            .map(|s| s.database.clone())
-            .unwrap_or_else(|| "master".to_owned())
+        lock(&self.world).current_db(self.role, self.spid)
     }
 
     async fn batch(&mut self, sql: String) -> Vec<Event> {

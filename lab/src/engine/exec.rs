@@ -64,10 +64,7 @@ pub(crate) fn message(e: &SqlError, server_line: u32) -> Message {
 
 impl Ctx<'_> {
     pub(crate) fn current_db(&self) -> String {
-        self.world
-            .session(self.role, self.spid)
-            .map(|s| s.database.clone())
-            .unwrap_or_else(|| "master".to_owned())
+        self.world.current_db(self.role, self.spid)
     }
 
     pub(crate) fn env<'b>(&'b self, cols: &'b [RelCol]) -> Env<'b> {

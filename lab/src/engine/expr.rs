@@ -89,10 +89,7 @@ impl<'a> Env<'a> {
     }
 
     fn current_db(&self) -> String {
-        self.world
-            .session(self.role, self.spid)
-            .map(|s| s.database.clone())
-            .unwrap_or_else(|| "master".to_owned())
+        self.world.current_db(self.role, self.spid)
     }
 }
 

@@ -58,6 +58,16 @@ pub(crate) fn kill(ctx: &mut Ctx, target: &Expr) -> Step {
     Step::Done(None)
 }
 
+/// A listing's rows and their DONE, which carries the row count unless NOCOUNT is on [2.2.7.6].
+fn result_set(ctx: &mut Ctx, columns: Vec<Column>, rows: Vec<Vec<Value>>) {
+    let n = rows.len() as u64;
+    ctx.out.push(Event::Rows { columns, rows });
+    ctx.out.push(Event::Done {
+        row_count: (!ctx.local.nocount).then_some(n),
+        error: false,
+    });
+}
+
 fn text_col(name: &str, len: u16) -> Column {
     Column {
         name: name.to_owned(),
@@ -131,12 +141,7 @@ pub(crate) fn sp_who2(ctx: &mut Ctx) -> Result<(), ProcFail> {
             s("0"),
         ]);
     }
-    let n = rows.len() as u64;
-    ctx.out.push(Event::Rows { columns, rows });
-    ctx.out.push(Event::Done {
-        row_count: (!ctx.local.nocount).then_some(n),
-        error: false,
-    });
+    result_set(ctx, columns, rows);
     Ok(())
 }
 
@@ -195,11 +200,6 @@ pub(crate) fn sp_who(ctx: &mut Ctx) -> Result<(), ProcFail> {
             Value::Int(0),
         ]);
     }
-    let n = rows.len() as u64;
-    ctx.out.push(Event::Rows { columns, rows });
-    ctx.out.push(Event::Done {
-        row_count: (!ctx.local.nocount).then_some(n),
-        error: false,
-    });
+    result_set(ctx, columns, rows);
     Ok(())
 }

@@ -3,24 +3,15 @@
 //!
 //! What the jobs they create *do* is in agent.rs; these procedures only write msdb.
 
-use pcfail_lab_tds::{SqlType, Value};
-
 use super::errors::SqlError;
 use super::exec::Ctx;
 use super::guid::Guid;
 use super::model::{
     DbState, Job, JobKind, LsPrimarySecondary, LsSecondary, LsSecondaryDb, Recovery,
 };
-use super::procs::{Args, ProcFail, ProcOut};
+use super::procs::{Args, ProcFail, ProcOut, guid_out};
 use super::world::World;
 use super::{LabTime, Role};
-
-fn guid_out(name: &str, g: Guid) -> (String, (SqlType, Value)) {
-    (
-        name.to_owned(),
-        (SqlType::UniqueIdentifier, Value::Guid(g.to_wire())),
-    )
-}
 
 pub(crate) fn proc(ctx: &mut Ctx, proc: &str, a: &Args) -> Result<ProcOut, ProcFail> {
     let fail = |e: SqlError| Ok(ProcOut::failed(e, proc));
@@ -45,16 +36,10 @@ pub(crate) fn proc(ctx: &mut Ctx, proc: &str, a: &Args) -> Result<ProcOut, ProcF
                 return fail(SqlError::new(32015, &[&db]));
             }
             let inst = ctx.world.inst(role).expect("checked");
-            if let Some(existing) = inst
-                .msdb
-                .ls_primary_databases
-                .iter()
-                .find(|p| p.primary_database.eq_ignore_ascii_case(&db))
-            {
+            if let Some(id) = inst.msdb.ls_primary_id(&db) {
                 if !overwrite {
                     return fail(SqlError::new(32009, &[&db]));
                 }
-                let id = existing.primary_id;
                 delete_primary(ctx.world, role, id);
             }
             let job_id = match create_job(ctx.world, role, &job_name, JobKind::LsBackup, now) {
@@ -74,27 +59,17 @@ pub(crate) fn proc(ctx: &mut Ctx, proc: &str, a: &Args) -> Result<ProcOut, ProcF
             row.history_retention_period = a.int("@history_retention_period").unwrap_or(14420);
             inst.msdb.ls_primary_databases.push(row);
             set_job_ls_id(ctx.world, role, job_id, primary_id);
-            Ok(ProcOut {
-                status: 0,
-                outputs: vec![
-                    guid_out("@backup_job_id", job_id),
-                    guid_out("@primary_id", primary_id),
-                ],
-                errors: vec![],
-            })
+            Ok(ProcOut::with_outputs(vec![
+                guid_out("@backup_job_id", job_id),
+                guid_out("@primary_id", primary_id),
+            ]))
         }
         "sp_add_log_shipping_primary_secondary" => {
             let db = a.req("@primary_database")?;
             let server = a.req("@secondary_server")?;
             let sdb = a.req("@secondary_database")?;
             let inst = ctx.world.inst_mut(role).expect("session's instance");
-            let Some(primary_id) = inst
-                .msdb
-                .ls_primary_databases
-                .iter()
-                .find(|p| p.primary_database.eq_ignore_ascii_case(&db))
-                .map(|p| p.primary_id)
-            else {
+            let Some(primary_id) = inst.msdb.ls_primary_id(&db) else {
                 return fail(SqlError::new(32010, &[&db]));
             };
             let same = |r: &LsPrimarySecondary| {
@@ -123,14 +98,10 @@ pub(crate) fn proc(ctx: &mut Ctx, proc: &str, a: &Args) -> Result<ProcOut, ProcF
             let copy_name = a.req("@copy_job_name")?;
             let restore_name = a.req("@restore_job_name")?;
             let inst = ctx.world.inst(role).expect("session's instance");
-            if let Some(existing) = inst.msdb.ls_secondary.iter().find(|s| {
-                s.primary_server.eq_ignore_ascii_case(&server)
-                    && s.primary_database.eq_ignore_ascii_case(&db)
-            }) {
+            if let Some(id) = inst.msdb.ls_secondary_id(&server, &db) {
                 if !overwrite {
                     return fail(SqlError::new(32024, &[&server, &db]));
                 }
-                let id = existing.secondary_id;
                 delete_secondary_primary(ctx.world, role, id);
             }
             let copy_job = match create_job(ctx.world, role, &copy_name, JobKind::LsCopy, now) {
@@ -164,31 +135,18 @@ pub(crate) fn proc(ctx: &mut Ctx, proc: &str, a: &Args) -> Result<ProcOut, ProcF
             });
             set_job_ls_id(ctx.world, role, copy_job, secondary_id);
             set_job_ls_id(ctx.world, role, restore_job, secondary_id);
-            Ok(ProcOut {
-                status: 0,
-                outputs: vec![
-                    guid_out("@copy_job_id", copy_job),
-                    guid_out("@restore_job_id", restore_job),
-                    guid_out("@secondary_id", secondary_id),
-                ],
-                errors: vec![],
-            })
+            Ok(ProcOut::with_outputs(vec![
+                guid_out("@copy_job_id", copy_job),
+                guid_out("@restore_job_id", restore_job),
+                guid_out("@secondary_id", secondary_id),
+            ]))
         }
         "sp_add_log_shipping_secondary_database" => {
             let sdb = a.req("@secondary_database")?;
             let server = a.req("@primary_server")?;
             let db = a.req("@primary_database")?;
             let inst = ctx.world.inst_mut(role).expect("session's instance");
-            let Some(secondary_id) = inst
-                .msdb
-                .ls_secondary
-                .iter()
-                .find(|s| {
-                    s.primary_server.eq_ignore_ascii_case(&server)
-                        && s.primary_database.eq_ignore_ascii_case(&db)
-                })
-                .map(|s| s.secondary_id)
-            else {
+            let Some(secondary_id) = inst.msdb.ls_secondary_id(&server, &db) else {
                 return fail(SqlError::new(32023, &[&server, &db]));
             };
             if inst
@@ -250,16 +208,7 @@ pub(crate) fn proc(ctx: &mut Ctx, proc: &str, a: &Args) -> Result<ProcOut, ProcF
             let server = a.req("@primary_server")?;
             let db = a.req("@primary_database")?;
             let inst = ctx.world.inst(role).expect("session's instance");
-            let Some(id) = inst
-                .msdb
-                .ls_secondary
-                .iter()
-                .find(|s| {
-                    s.primary_server.eq_ignore_ascii_case(&server)
-                        && s.primary_database.eq_ignore_ascii_case(&db)
-                })
-                .map(|s| s.secondary_id)
-            else {
+            let Some(id) = inst.msdb.ls_secondary_id(&server, &db) else {
                 return fail(SqlError::new(32023, &[&server, &db]));
             };
             if inst
@@ -278,13 +227,7 @@ pub(crate) fn proc(ctx: &mut Ctx, proc: &str, a: &Args) -> Result<ProcOut, ProcF
             let server = a.req("@secondary_server")?;
             let sdb = a.req("@secondary_database")?;
             let inst = ctx.world.inst_mut(role).expect("session's instance");
-            let Some(primary_id) = inst
-                .msdb
-                .ls_primary_databases
-                .iter()
-                .find(|p| p.primary_database.eq_ignore_ascii_case(&db))
-                .map(|p| p.primary_id)
-            else {
+            let Some(primary_id) = inst.msdb.ls_primary_id(&db) else {
                 return fail(SqlError::new(32010, &[&db]));
             };
             inst.msdb.ls_primary_secondaries.retain(|r| {
@@ -297,13 +240,7 @@ pub(crate) fn proc(ctx: &mut Ctx, proc: &str, a: &Args) -> Result<ProcOut, ProcF
         "sp_delete_log_shipping_primary_database" => {
             let db = a.req("@database")?;
             let inst = ctx.world.inst(role).expect("session's instance");
-            let Some(primary_id) = inst
-                .msdb
-                .ls_primary_databases
-                .iter()
-                .find(|p| p.primary_database.eq_ignore_ascii_case(&db))
-                .map(|p| p.primary_id)
-            else {
+            let Some(primary_id) = inst.msdb.ls_primary_id(&db) else {
                 return fail(SqlError::new(32010, &[&db]));
             };
             if inst

@@ -52,19 +52,8 @@ pub(crate) fn alter_database(ctx: &mut Ctx, db: &str, action: &AlterAction) -> S
         AlterAction::UserAccess(access) => {
             // WITH ROLLBACK IMMEDIATE is what scripts use; the lab applies it for every form.
             if access != "MULTI_USER" {
-                let victims: Vec<u16> = ctx
-                    .world
-                    .sessions(ctx.role)
-                    .iter()
-                    .filter(|s| s.spid != ctx.spid && s.database.eq_ignore_ascii_case(&name))
-                    .map(|s| s.spid)
-                    .collect();
-                for spid in victims {
-                    if let Some(s) = ctx.world.session(ctx.role, spid) {
-                        s.token.cancel();
-                    }
-                    ctx.world.close_session(ctx.role, spid);
-                }
+                ctx.world
+                    .disconnect_users_of(ctx.role, &name, Some(ctx.spid));
             }
             if let Some(d) = ctx.world.inst_mut(ctx.role).and_then(|i| i.db_mut(&name)) {
                 d.user_access = access.clone();
@@ -225,6 +214,23 @@ fn partner_of(ctx: &Ctx, name: &str) -> Option<Role> {
     ctx.world.role_by_endpoint(&m.partner)
 }
 
+/// The database's established mirroring session (1416 if there is none, or the mirror still waits for
+/// its principal); when `role` is given, this side must have it (1468).
+fn established(ctx: &Ctx, name: &str, role: Option<MirrorRole>) -> Result<Mirroring, SqlError> {
+    let d = ctx
+        .world
+        .inst(ctx.role)
+        .and_then(|i| i.db(name))
+        .expect("caller checked");
+    let Some(m) = d.mirroring.clone().filter(|m| !m.pending) else {
+        return Err(SqlError::new(1416, &[name]));
+    };
+    if role.is_some_and(|r| m.role != r) {
+        return Err(SqlError::new(1468, &[name]));
+    }
+    Ok(m)
+}
+
 /// Applies `f` to the mirroring state on both sides; `principal_only` options fail on the mirror.
 fn on_both_sides(
     ctx: &mut Ctx,
@@ -232,17 +238,7 @@ fn on_both_sides(
     principal_only: bool,
     f: impl Fn(&mut Mirroring),
 ) -> Result<(), SqlError> {
-    let d = ctx
-        .world
-        .inst(ctx.role)
-        .and_then(|i| i.db(name))
-        .expect("caller checked");
-    let Some(m) = d.mirroring.as_ref().filter(|m| !m.pending) else {
-        return Err(SqlError::new(1416, &[name]));
-    };
-    if principal_only && m.role != MirrorRole::Principal {
-        return Err(SqlError::new(1468, &[name]));
-    }
+    established(ctx, name, principal_only.then_some(MirrorRole::Principal))?;
     let partner = partner_of(ctx, name);
     for role in std::iter::once(ctx.role).chain(partner) {
         if let Some(m) = ctx
@@ -277,17 +273,7 @@ fn partner_off(ctx: &mut Ctx, name: &str) -> Result<(), SqlError> {
 }
 
 fn failover(ctx: &mut Ctx, name: &str) -> Result<(), SqlError> {
-    let d = ctx
-        .world
-        .inst(ctx.role)
-        .and_then(|i| i.db(name))
-        .expect("caller checked");
-    let Some(m) = d.mirroring.clone().filter(|m| !m.pending) else {
-        return Err(SqlError::new(1416, &[name]));
-    };
-    if m.role != MirrorRole::Principal {
-        return Err(SqlError::new(1468, &[name]));
-    }
+    let m = established(ctx, name, Some(MirrorRole::Principal))?;
     if !m.safety_full {
         return Err(SqlError::new(1477, &[name]));
     }
@@ -299,19 +285,7 @@ fn failover(ctx: &mut Ctx, name: &str) -> Result<(), SqlError> {
     }
     ctx.world.sync_mirrors();
     // Connections to the old principal's database are dropped by the role switch.
-    let victims: Vec<u16> = ctx
-        .world
-        .sessions(ctx.role)
-        .iter()
-        .filter(|s| s.database.eq_ignore_ascii_case(name))
-        .map(|s| s.spid)
-        .collect();
-    for spid in victims {
-        if let Some(s) = ctx.world.session(ctx.role, spid) {
-            s.token.cancel();
-        }
-        ctx.world.close_session(ctx.role, spid);
-    }
+    ctx.world.disconnect_users_of(ctx.role, name, None);
     for (role, new_role) in [
         (ctx.role, MirrorRole::Mirror),
         (partner, MirrorRole::Principal),
@@ -334,17 +308,7 @@ fn failover(ctx: &mut Ctx, name: &str) -> Result<(), SqlError> {
 }
 
 fn force_service(ctx: &mut Ctx, name: &str) -> Result<(), SqlError> {
-    let d = ctx
-        .world
-        .inst(ctx.role)
-        .and_then(|i| i.db(name))
-        .expect("caller checked");
-    let Some(m) = d.mirroring.clone().filter(|m| !m.pending) else {
-        return Err(SqlError::new(1416, &[name]));
-    };
-    if m.role != MirrorRole::Mirror {
-        return Err(SqlError::new(1468, &[name]));
-    }
+    established(ctx, name, Some(MirrorRole::Mirror))?;
     if partner_of(ctx, name).is_some_and(|r| ctx.world.is_up(r)) {
         // Forcing service is for a lost principal only.
         return Err(SqlError::new(1404, &[]));

@@ -64,3 +64,5 @@ pub use backend::{EngineSession, InstanceBackend};
 pub use clock::{Clock, LabTime};
 pub use config::{InstanceConfig, Role, WorldConfig};
 pub use world::{SharedWorld, TranscriptEntry, World};
+// For the lab's status report, which shows lab time in the same calendar.
+pub(crate) use time::civil;

@@ -416,6 +416,24 @@ impl Msdb {
         self.next_id += 1;
         self.next_id
     }
+    /// The primary_id of the log_shipping_primary_databases row for `db`, if it is configured.
+    pub(crate) fn ls_primary_id(&self, db: &str) -> Option<Guid> {
+        self.ls_primary_databases
+            .iter()
+            .find(|p| p.primary_database.eq_ignore_ascii_case(db))
+            .map(|p| p.primary_id)
+    }
+    /// The secondary_id of the log_shipping_secondary row for (`server`, `db`), the key the procedures
+    /// name it by.
+    pub(crate) fn ls_secondary_id(&self, server: &str, db: &str) -> Option<Guid> {
+        self.ls_secondary
+            .iter()
+            .find(|s| {
+                s.primary_server.eq_ignore_ascii_case(server)
+                    && s.primary_database.eq_ignore_ascii_case(db)
+            })
+            .map(|s| s.secondary_id)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

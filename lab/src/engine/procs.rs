@@ -58,6 +58,14 @@ impl Args {
     }
 }
 
+/// A uniqueidentifier OUTPUT value (the ids the msdb procedures hand back).
+pub(crate) fn guid_out(name: &str, g: Guid) -> (String, Tv) {
+    (
+        name.to_owned(),
+        (SqlType::UniqueIdentifier, Value::Guid(g.to_wire())),
+    )
+}
+
 /// What a procedure returns: its status, OUTPUT values by parameter name, and errors it raised
 /// without stopping (sent before the statement's DONE).
 #[derive(Default)]
@@ -70,6 +78,13 @@ pub(crate) struct ProcOut {
 impl ProcOut {
     pub(crate) fn ok() -> ProcOut {
         ProcOut::default()
+    }
+    /// Status 0 with these OUTPUT values.
+    pub(crate) fn with_outputs(outputs: Vec<(String, Tv)>) -> ProcOut {
+        ProcOut {
+            outputs,
+            ..ProcOut::default()
+        }
     }
     /// A procedure that raised `e` and returned 1, the way the log-shipping procedures fail.
     pub(crate) fn failed(e: SqlError, proc: &str) -> ProcOut {

@@ -222,6 +222,19 @@ fn exclusive(
     Ok(())
 }
 
+/// The database a recovery-only RESTORE or a RESTORE LOG continues: 3118 when there is none, 3104
+/// while it takes part in mirroring.
+fn existing_target<'w>(world: &'w World, role: Role, db: &str) -> Result<&'w Database, SqlError> {
+    let d = world
+        .inst(role)
+        .and_then(|i| i.db(db))
+        .ok_or_else(|| SqlError::new(3118, &[db]))?;
+    if d.mirroring.is_some() {
+        return Err(SqlError::new(3104, &[&d.name]));
+    }
+    Ok(d)
+}
+
 fn write_standby_file(path: &str) {
     // Only absolute paths name a place in the lab; a bare name would live in SQL Server's data folder.
     let p = std::path::Path::new(path);
@@ -259,11 +272,7 @@ pub(crate) fn recovery_only(
     db: &str,
     finish: &Finish,
 ) -> Result<(), SqlError> {
-    let inst = world.inst(role).ok_or_else(|| SqlError::new(3118, &[db]))?;
-    let d = inst.db(db).ok_or_else(|| SqlError::new(3118, &[db]))?;
-    if d.mirroring.is_some() {
-        return Err(SqlError::new(3104, &[&d.name]));
-    }
+    let d = existing_target(world, role, db)?;
     if d.state == DbState::Online && !d.standby {
         return Err(SqlError::new(3153, &[]));
     }
@@ -297,11 +306,7 @@ pub(crate) fn apply_log(
     if set.kind != 'L' {
         return Err(SqlError::new(3135, &[path, "BACKUP DATABASE"]));
     }
-    let inst = world.inst(role).ok_or_else(|| SqlError::new(3118, &[db]))?;
-    let d = inst.db(db).ok_or_else(|| SqlError::new(3118, &[db]))?;
-    if d.mirroring.is_some() {
-        return Err(SqlError::new(3104, &[&d.name]));
-    }
+    let d = existing_target(world, role, db)?;
     let redo = match (d.state, d.standby, d.redo_start_lsn) {
         (DbState::Restoring, _, Some(redo)) | (DbState::Online, true, Some(redo)) => redo,
         _ => return Err(SqlError::new(3117, &[])),

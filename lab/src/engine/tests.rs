@@ -832,29 +832,13 @@ async fn partner_failover_swaps_roles_and_chat_follows_the_new_principal() {
     );
     let mut w = h.world.lock().unwrap();
     assert_eq!(w.active_mgc(), Some(Role::PrimaryMirror));
-    let before = w
-        .inst(Role::PrimaryMirror)
-        .unwrap()
-        .db("mgc")
-        .unwrap()
-        .records
-        .len();
+    let records = |w: &World, role| w.inst(role).unwrap().db("mgc").unwrap().records.len();
+    let before = records(&w, Role::PrimaryMirror);
     w.tick(LabTime(START.0 + 10 * 60_000));
-    let after = w
-        .inst(Role::PrimaryMirror)
-        .unwrap()
-        .db("mgc")
-        .unwrap()
-        .records
-        .len();
+    let after = records(&w, Role::PrimaryMirror);
     assert!(after > before);
     assert_eq!(
-        w.inst(Role::Primary)
-            .unwrap()
-            .db("mgc")
-            .unwrap()
-            .records
-            .len(),
+        records(&w, Role::Primary),
         after,
         "the new mirror is kept in sync"
     );

@@ -626,12 +626,36 @@ impl World {
         self.sessions(role).iter().find(|s| s.spid == spid)
     }
 
+    /// The session's current database, or master (the default database) for a session it does not know.
+    pub(crate) fn current_db(&self, role: Role, spid: u16) -> String {
+        self.session(role, spid)
+            .map(|s| s.database.clone())
+            .unwrap_or_else(|| "master".to_owned())
+    }
+
     pub(crate) fn session_mut(&mut self, role: Role, spid: u16) -> Option<&mut SessionInfo> {
         self.rt
             .sessions
             .get_mut(&role)?
             .iter_mut()
             .find(|s| s.spid == spid)
+    }
+
+    /// Ends every session but `keep` whose current database is `db`, as ROLLBACK IMMEDIATE or a role
+    /// switch does: each token is cancelled (the protocol layer closes the socket) and the session closed.
+    pub(crate) fn disconnect_users_of(&mut self, role: Role, db: &str, keep: Option<u16>) {
+        let victims: Vec<u16> = self
+            .sessions(role)
+            .iter()
+            .filter(|s| Some(s.spid) != keep && s.database.eq_ignore_ascii_case(db))
+            .map(|s| s.spid)
+            .collect();
+        for spid in victims {
+            if let Some(s) = self.session(role, spid) {
+                s.token.cancel();
+            }
+            self.close_session(role, spid);
+        }
     }
 
     /// Other sessions whose current database is `db` (what makes RESTORE fail with 3101).

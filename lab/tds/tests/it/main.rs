@@ -72,6 +72,17 @@ impl Server {
     }
 }
 
+/// The first row of a batch (`None`: it returned none); any error fails the test.
+pub async fn first_row(client: &mut Client<Compat<TcpStream>>, sql: &str) -> Option<tiberius::Row> {
+    client
+        .simple_query(sql)
+        .await
+        .unwrap()
+        .into_row()
+        .await
+        .unwrap()
+}
+
 /// Fails the test instead of hanging when the server does not answer.
 pub async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(10), fut)

@@ -10,7 +10,7 @@ use tiberius::xml::XmlData;
 use tiberius::{ColumnData, Command, Uuid};
 
 use crate::backend::{PASSWORD, SERVER_NAME, column, done, error};
-use crate::{Server, within};
+use crate::{Server, first_row, within};
 
 fn server_error(e: tiberius::error::Error) -> tiberius::error::TokenError {
     match e {
@@ -23,14 +23,7 @@ fn server_error(e: tiberius::error::Error) -> tiberius::error::TokenError {
 async fn login_succeeds_and_simple_query_returns_the_row() {
     let server = Server::start().await;
     let mut client = within("login", server.connect()).await;
-    let row = client
-        .simple_query("SELECT 1")
-        .await
-        .unwrap()
-        .into_row()
-        .await
-        .unwrap()
-        .unwrap();
+    let row = first_row(&mut client, "SELECT 1").await.unwrap();
     assert_eq!(row.get::<i32, _>(0), Some(1));
     assert_eq!(server.backend.transcript(), vec!["batch SELECT 1"]);
 }
@@ -252,14 +245,7 @@ async fn every_encoded_column_type_reads_back_through_row_get() {
     );
     let server = Server::start_with(backend).await;
     let mut client = server.connect().await;
-    let row = client
-        .simple_query("SELECT TYPES")
-        .await
-        .unwrap()
-        .into_row()
-        .await
-        .unwrap()
-        .unwrap();
+    let row = first_row(&mut client, "SELECT TYPES").await.unwrap();
     assert_eq!(row.get::<u8, _>("tiny"), Some(255));
     assert_eq!(row.get::<i16, _>("small"), Some(-300));
     assert_eq!(row.get::<i32, _>("int_nn"), Some(i32::MIN));
@@ -369,14 +355,7 @@ async fn an_error_event_is_server_error_with_its_number_class_and_state_and_the_
         );
         assert!(token.message().starts_with("The log in this backup set"));
         assert_eq!(token.server(), SERVER_NAME);
-        let row = client
-            .simple_query("SELECT 1")
-            .await
-            .unwrap()
-            .into_row()
-            .await
-            .unwrap()
-            .unwrap();
+        let row = first_row(&mut client, "SELECT 1").await.unwrap();
         assert_eq!(
             row.get::<i32, _>(0),
             Some(1),
@@ -406,16 +385,7 @@ async fn an_error_after_a_result_set_ends_the_row_stream_with_that_error() {
         .await
         .expect_err("error at the end");
     assert_eq!(server_error(err).code(), 1205);
-    assert!(
-        client
-            .simple_query("SELECT 1")
-            .await
-            .unwrap()
-            .into_row()
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(first_row(&mut client, "SELECT 1").await.is_some());
 }
 
 #[tokio::test]
@@ -460,13 +430,8 @@ async fn a_request_larger_than_one_packet_arrives_whole() {
     let text: String = (0..20_000)
         .map(|i| char::from(b'a' + (i % 26) as u8))
         .collect();
-    let row = client
-        .simple_query(format!("ECHO {text}"))
+    let row = first_row(&mut client, &format!("ECHO {text}"))
         .await
-        .unwrap()
-        .into_row()
-        .await
-        .unwrap()
         .unwrap();
     assert_eq!(row.get::<&str, _>(0), Some(text.as_str()));
     let row = client
@@ -504,26 +469,11 @@ async fn transaction_manager_requests_are_acknowledged() {
     let server = Server::start().await;
     let mut client = server.connect().await;
     client.begin_transaction().await.unwrap();
-    client
-        .simple_query("SELECT 1")
-        .await
-        .unwrap()
-        .into_row()
-        .await
-        .unwrap();
+    first_row(&mut client, "SELECT 1").await;
     client.commit_transaction().await.unwrap();
     client.begin_transaction().await.unwrap();
     client.rollback_transaction().await.unwrap();
-    assert!(
-        client
-            .simple_query("SELECT 1")
-            .await
-            .unwrap()
-            .into_row()
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(first_row(&mut client, "SELECT 1").await.is_some());
 }
 
 #[tokio::test]
@@ -602,16 +552,7 @@ async fn a_disconnect_event_closes_the_socket_without_an_answer() {
     assert!(result.is_err());
     // Other clients are unaffected.
     let mut other = server.connect().await;
-    assert!(
-        other
-            .simple_query("SELECT 1")
-            .await
-            .unwrap()
-            .into_row()
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(first_row(&mut other, "SELECT 1").await.is_some());
 }
 
 #[tokio::test]
