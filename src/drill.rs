@@ -189,7 +189,18 @@ async fn rehearse(
             "Chat records on the primary at the disaster: {primary} (those after the newest log backup are the RPO's loss)"
         );
     }
-    let _ = writeln!(report, "Lab: `{}`", dir.display());
+    if options.dir.is_some() {
+        let _ = writeln!(
+            report,
+            "Lab: `{}` (stopped; its state and both journals stay there)",
+            dir.display()
+        );
+    } else {
+        let _ = writeln!(
+            report,
+            "Lab: a temporary folder, removed now (keep the lab with `--dir DIR`)"
+        );
+    }
     Ok(report)
 }
 
