@@ -62,6 +62,10 @@ pub(crate) async fn drill(options: &DrillOptions) -> Result<String, DrillError> 
         .map_err(|e| DrillError::Setup(format!("cannot find the pcfail binary: {e}")))?;
     let mut lab_options = LabOptions::new(&dir);
     lab_options.clock_speed = options.clock_speed;
+    // Copy and restore jobs that lag behind the backups, as they often do in production, so that
+    // the failover has log backups left to copy and apply.
+    lab_options.copy_every_min = 20;
+    lab_options.restore_every_min = 60;
     eprintln!("drill: starting a lab in `{}`", dir.display());
     let lab = Lab::start(lab_options).await?;
     let result = rehearse(&lab, &dir, &program, options).await;

@@ -127,6 +127,7 @@ impl ApplyLogBackups {
             .await?
             .map_err(|gap| StepError::Failed(gap.to_string()))?;
         let total = plan.to_apply.len();
+        let mut bar = s.bar("applying");
         for (i, backup) in plan.to_apply.iter().enumerate() {
             let text = format!(
                 "RESTORE LOG {} FROM DISK = {} WITH FILE = {}, NORECOVERY",
@@ -134,7 +135,7 @@ impl ApplyLogBackups {
                 quote::sql_string(&backup.path),
                 backup.position
             );
-            s.progress(&format!("applying {}/{total} {}", i + 1, backup.path));
+            bar.update(i + 1, total, &backup.path);
             match s.execute_in_step(self.instance, &text).await {
                 // 4326: already applied. Only possible if something else restored it since the
                 // chain was read; the redo point moved past it, which is what we wanted.

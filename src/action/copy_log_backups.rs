@@ -131,8 +131,9 @@ impl CopyLogBackups {
     pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
         let (share, copy) = self.folders(s)?;
         let started = std::time::Instant::now();
+        let mut bar = s.bar("copied");
         let report = copy::copy_missing(&share, &copy, |done, total, name| {
-            s.progress(&format!("copied {done}/{total} {name}"));
+            bar.update(done, total, name);
         })
         .map_err(|e| StepError::Failed(e.to_string()))?;
         s.record_file_copy(&share, &copy, &report, started)?;

@@ -12,6 +12,7 @@
 //! return, the data-loss ledger the operator confirms. Both go into the journal so a resumed run
 //! sees exactly what the first one saw.
 
+mod bar;
 pub(crate) mod chain;
 pub(crate) mod check;
 pub(crate) mod copy;
@@ -33,6 +34,7 @@ use crate::quote;
 use crate::runbook::{Role, Runbook};
 use crate::sql::{Sql, SqlError};
 
+pub(crate) use bar::Bar;
 pub(crate) use session::{Answers, Session, StepError, Timeouts};
 
 /// How a run is carried out.

@@ -164,6 +164,11 @@ impl<'r> Session<'r> {
         }
     }
 
+    /// Progress of a long step over many items (see `Bar`).
+    pub(crate) fn bar(&self, verb: &'static str) -> super::Bar {
+        super::Bar::new(verb, self.quiet)
+    }
+
     /// Asks the operator whether to go on. `Err(Aborted)` when they say no or cannot be asked.
     pub(crate) fn confirm_continue(&mut self, message: &str) -> Result<(), StepError> {
         eprintln!("\n{message}");
