@@ -245,7 +245,7 @@ impl ConfigureLogShipping {
             )));
         }
         match probe::database(s, self.secondary, &self.database).await? {
-            Some(db) if db.is_restoring() || db.is_in_standby => Ok(()),
+            Some(db) if db.accepts_log() => Ok(()),
             Some(db) => Err(StepError::Failed(format!(
                 "`{}` on `{}` is {}; a log-shipping secondary must be restoring",
                 self.database, self.secondary, db.state_desc

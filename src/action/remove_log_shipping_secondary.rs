@@ -93,7 +93,7 @@ impl RemoveLogShippingSecondary {
         }
         // The procedure must leave the database itself alone (reference A.2): still restoring.
         match probe::database(s, self.instance, &self.database).await? {
-            Some(db) if db.is_restoring() || db.is_in_standby => Ok(()),
+            Some(db) if db.accepts_log() => Ok(()),
             Some(db) => Err(StepError::Failed(format!(
                 "`{}` on `{}` is {} after removing log shipping; it should still be restoring",
                 self.database, self.instance, db.state_desc

@@ -108,7 +108,7 @@ async fn failover_checks(plan: &Plan, s: &mut Session<'_>, rows: &mut Vec<CheckR
             Action::ApplyLogBackups(a) => {
                 let check = format!("`{}` on `{}` is restoring", a.database, a.instance);
                 match probe::database(s, a.instance, &a.database).await {
-                    Ok(Some(db)) if db.is_restoring() || db.is_in_standby => {
+                    Ok(Some(db)) if db.accepts_log() => {
                         rows.push(CheckRow::new(
                             true,
                             check,

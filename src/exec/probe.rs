@@ -24,6 +24,12 @@ impl DbState {
         self.state_desc.eq_ignore_ascii_case("RESTORING")
     }
 
+    /// Still accepting log backups: RESTORING (NORECOVERY), or a read-only STANDBY, which SQL Server
+    /// reports as ONLINE with `is_in_standby = 1` (reference C).
+    pub(crate) fn accepts_log(&self) -> bool {
+        self.is_restoring() || self.is_in_standby
+    }
+
     /// ONLINE and not a read-only standby (reference C: a STANDBY secondary is ONLINE too).
     pub(crate) fn is_recovered(&self) -> bool {
         self.state_desc.eq_ignore_ascii_case("ONLINE") && !self.is_in_standby
