@@ -43,8 +43,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Check the runbook and report every problem
     Validate,
-    /// List the runs in the state directory and where each stands
-    Status,
+    /// List the runs in the state directory; with --live, observe the pool and name its situation
+    Status(StatusArgs),
     /// Rehearse a whole failover and fail-back against a lab of simulated servers
     Drill(DrillArgs),
     /// Run and inspect a lab: simulated SQL Server instances and Management Shell
@@ -135,6 +135,18 @@ pub struct FailoverArgs {
     /// Do not ask for confirmation at steps that would ask
     #[arg(long)]
     pub yes: bool,
+    /// The primary is reachable: stop chat writes, take a tail-log backup that fences it, and move
+    /// with no data loss (the runbook's [planned_failover] steps, then the failover's)
+    #[arg(long)]
+    pub planned: bool,
+    /// Fail over although the primary's mgc answers ONLINE (two writable copies); asks for a typed
+    /// confirmation at the terminal
+    #[arg(long, conflicts_with = "planned")]
+    pub accept_split_brain: bool,
+    /// Accept losing the log backups that cannot be had (a gap in the chain, a share lost mid-run)
+    /// and recover with what is there
+    #[arg(long)]
+    pub accept_data_loss: bool,
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +172,20 @@ pub struct PlanArgs {
     /// Also connect (read-only) and check every precondition; exit 3 if one fails
     #[arg(long)]
     pub check: bool,
+    /// The planned failover (with `failover`): the [planned_failover] steps, then the failover's
+    #[arg(long)]
+    pub planned: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Observe the pool now (read-only): every instance, the share, the pool state; name the
+    /// situation and the next command
+    #[arg(long)]
+    pub live: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -34,6 +34,8 @@ pub enum Task {
         operation: Operation,
         pool: Option<String>,
         yes: bool,
+        accept_split_brain: bool,
+        accept_data_loss: bool,
     },
     Plan {
         operation: Operation,
@@ -44,7 +46,10 @@ pub enum Task {
     },
     Validate,
     Completions(Shell),
-    Status,
+    Status {
+        live: bool,
+        format: Format,
+    },
     Drill {
         dir: Option<PathBuf>,
         clock_speed: f64,
@@ -83,19 +88,28 @@ impl Config {
         };
         let task = match cli.command {
             Command::Failover(a) => Task::Run {
-                operation: Operation::Failover,
+                operation: if a.planned {
+                    Operation::PlannedFailover
+                } else {
+                    Operation::Failover
+                },
                 pool: Some(a.pool),
                 yes: a.yes,
+                accept_split_brain: a.accept_split_brain,
+                accept_data_loss: a.accept_data_loss,
             },
             Command::Failback(a) => Task::Run {
                 operation: Operation::Failback,
                 pool: a.pool,
                 yes: a.yes,
+                accept_split_brain: false,
+                accept_data_loss: false,
             },
             Command::Plan(a) => Task::Plan {
-                operation: match a.operation {
-                    OperationArg::Failover => Operation::Failover,
-                    OperationArg::Failback => Operation::Failback,
+                operation: match (a.operation, a.planned) {
+                    (OperationArg::Failover, false) => Operation::Failover,
+                    (OperationArg::Failover, true) => Operation::PlannedFailover,
+                    (OperationArg::Failback, _) => Operation::Failback,
                 },
                 pool: a.pool,
                 format: a.format,
@@ -103,7 +117,10 @@ impl Config {
             },
             Command::Validate => Task::Validate,
             Command::Completions { shell } => Task::Completions(shell),
-            Command::Status => Task::Status,
+            Command::Status(a) => Task::Status {
+                live: a.live,
+                format: a.format,
+            },
             Command::Drill(a) => Task::Drill {
                 dir: a.dir,
                 clock_speed: a.clock_speed,
@@ -233,6 +250,24 @@ mod tests {
                     operation: Operation::Failover,
                     pool: Some("atl-cs-001.litwareinc.com".into()),
                     yes: false,
+                    accept_split_brain: false,
+                    accept_data_loss: false,
+                },
+            ),
+            (
+                &[
+                    "failover",
+                    "--planned",
+                    "--pool",
+                    "p.example.com",
+                    "--accept-data-loss",
+                ][..],
+                Task::Run {
+                    operation: Operation::PlannedFailover,
+                    pool: Some("p.example.com".into()),
+                    yes: false,
+                    accept_split_brain: false,
+                    accept_data_loss: true,
                 },
             ),
             (
@@ -241,6 +276,24 @@ mod tests {
                     operation: Operation::Failback,
                     pool: None,
                     yes: true,
+                    accept_split_brain: false,
+                    accept_data_loss: false,
+                },
+            ),
+            (
+                &["plan", "failover", "--planned"][..],
+                Task::Plan {
+                    operation: Operation::PlannedFailover,
+                    pool: None,
+                    format: Format::Text,
+                    check: false,
+                },
+            ),
+            (
+                &["status", "--live", "--format", "json"][..],
+                Task::Status {
+                    live: true,
+                    format: Format::Json,
                 },
             ),
             (
@@ -279,6 +332,13 @@ mod tests {
     fn failover_requires_the_pool_and_q_excludes_v() {
         let cases = [
             &["failover"][..],
+            &[
+                "failover",
+                "--pool",
+                "p",
+                "--planned",
+                "--accept-split-brain",
+            ][..],
             &["-q", "-v", "validate"][..],
             &["plan"][..],
         ];

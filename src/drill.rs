@@ -440,12 +440,16 @@ fn check_failback(after_failover: &Status, after: &Status) -> Vec<String> {
 
 /// Each step's duration in the newest completed run of `operation`, from its journal.
 fn step_durations(state_dir: &Path, operation: &str) -> Vec<(String, f64)> {
-    let Ok(runs) = crate::exec::list_runs(&state_dir.join("runs")) else {
+    let Ok(history) = crate::situation::History::read(state_dir, None) else {
         return Vec::new();
     };
-    let Some((_, records)) = runs.into_iter().rev().find(|(_, records)| {
-        matches!(records.first().map(|r| &r.event), Some(Event::RunStarted { operation: o, .. }) if o == operation)
-    }) else {
+    let Some(records) = history
+        .runs
+        .into_iter()
+        .rev()
+        .find(|r| r.operation == operation && r.completed())
+        .map(|r| r.records)
+    else {
         return Vec::new();
     };
     let mut started: Vec<(String, jiff::Timestamp)> = Vec::new();

@@ -26,6 +26,11 @@ pub enum Error {
     #[error(transparent)]
     Drill(#[from] crate::drill::DrillError),
 
+    #[error(
+        "the runbook has no `[planned_failover]` steps, so `--planned` has nothing to run; docs/runbook.md shows the steps a planned failover needs"
+    )]
+    NoPlannedSteps,
+
     #[error("cannot read runbook `{path}`: {source}")]
     RunbookBytes {
         path: std::path::PathBuf,
@@ -39,9 +44,10 @@ pub enum Error {
 impl Error {
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Runbook(_) | Error::PoolMismatch { .. } | Error::RunbookBytes { .. } => {
-                Exit::Usage
-            }
+            Error::Runbook(_)
+            | Error::PoolMismatch { .. }
+            | Error::NoPlannedSteps
+            | Error::RunbookBytes { .. } => Exit::Usage,
             // pcfail could not keep its journal or lock, a lab would not start, a drill failed.
             Error::Exec(_) | Error::Lab(_) | Error::Drill(_) => Exit::StepFailed,
             // A closed pipe (`pcfail plan | head`) is not the plan's fault, but it is not success either.

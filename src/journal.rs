@@ -76,6 +76,10 @@ pub(crate) enum Event {
     Confirmed {
         step: String,
         how: String,
+        /// What was confirmed: `operation` (before the first step), `pause`, `split_brain`,
+        /// `data_loss`. Absent in journals of earlier versions.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        what: Option<String>,
     },
     StepSkipped {
         step: String,
@@ -89,6 +93,9 @@ pub(crate) enum Event {
     },
     RunFinished {
         outcome: String,
+        /// Why a run was closed without completing (an abandoned run, a refused resume).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
 }
 
@@ -371,6 +378,7 @@ mod tests {
         let second = journal
             .append(Event::RunFinished {
                 outcome: "completed".into(),
+                reason: None,
             })
             .unwrap();
         assert_eq!((first.seq, first.prev.as_str()), (1, ""));

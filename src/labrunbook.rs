@@ -78,7 +78,14 @@ pub fn render(
         instances.insert(key, toml::Value::Table(t));
     }
 
-    for operation in ["failover", "failback"] {
+    // Instances in a lost data center never answer: a short connect timeout keeps a drill brisk
+    // while staying far above a loopback login, even on a loaded machine.
+    let mut timeouts = toml::Table::new();
+    timeouts.insert("connect".into(), "5s".into());
+    timeouts.insert("query".into(), "60s".into());
+    doc.insert("timeouts".into(), toml::Value::Table(timeouts));
+
+    for operation in ["failover", "planned_failover", "failback"] {
         let Some(steps) = doc
             .get_mut(operation)
             .and_then(|o| o.get_mut("steps"))
@@ -87,9 +94,16 @@ pub fn render(
             continue;
         };
         for step in steps.iter_mut().filter_map(toml::Value::as_table_mut) {
+            // A tail-log backup belongs in the log-shipping share, where the copy step finds it.
+            let folder =
+                if step.get("action").and_then(toml::Value::as_str) == Some("backup_log_tail") {
+                    &manifest.share
+                } else {
+                    &manifest.backups
+                };
             for key in FILE_KEYS {
                 if let Some(toml::Value::String(path)) = step.get(key) {
-                    let moved = manifest.backups.join(file_name(path));
+                    let moved = folder.join(file_name(path));
                     step.insert(key.into(), s(&moved));
                 }
             }

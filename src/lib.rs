@@ -8,9 +8,10 @@
 //!      -> runbook::load (TOML -> validated model, every problem with file:line:col)
 //!      -> plan (pure function of runbook + operation)
 //!           |-> render (text / json to stdout)            `pcfail plan`
-//!           '-> executor (journal before and after each step) -> adapters (sql via tiberius,
-//!                                                                 powershell host process)
-//!      -> exit status
+//!           '-> situation (observe the pool read-only, name it, gate the operation)
+//!                 '-> executor (journal before and after each step) -> adapters (sql via
+//!                                                       tiberius, powershell host process)
+//!      -> outcome (stdout report, one stderr message) -> exit status
 //! ```
 //!
 //! The plan that `pcfail plan` prints is the very value an executor runs. Everything is in the library
@@ -33,6 +34,7 @@ pub mod labrunbook;
 pub(crate) mod lock;
 mod operate;
 pub(crate) mod powershell;
+pub(crate) mod situation;
 pub(crate) mod sql;
 
 use std::ffi::OsString;
@@ -70,11 +72,33 @@ where
     let config = Config::resolve(cli, |name| std::env::var_os(name));
     init_logging(config.verbosity);
     let stdout = std::io::stdout();
+    // The one place that prints an error or a failed outcome.
     match execute(&config, &mut stdout.lock()) {
-        Ok(exit) => exit.into(),
+        Ok(Done { exit, message }) => {
+            if let Some(message) = message {
+                eprintln!("{message}");
+            }
+            exit.into()
+        }
         Err(e) => {
             eprintln!("{}", e.report());
             e.exit().into()
+        }
+    }
+}
+
+/// How a command ended: its exit status and, for a refusal or a failure, the message for stderr.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Done {
+    pub exit: Exit,
+    pub message: Option<String>,
+}
+
+impl From<Exit> for Done {
+    fn from(exit: Exit) -> Done {
+        Done {
+            exit,
+            message: None,
         }
     }
 }
@@ -87,12 +111,13 @@ fn init_logging(verbosity: Verbosity) {
         Verbosity::Debug => tracing::Level::DEBUG,
         Verbosity::Trace => tracing::Level::TRACE,
     };
-    // tiberius warns on every plaintext connection; the runbook chose the encryption level on
-    // purpose (the lab cannot do TLS), so its warnings show only from -vv on.
+    // tiberius warns on every plaintext connection (the runbook chose the encryption level on purpose)
+    // and logs every server error at ERROR level, which pcfail reports itself, once: its own lines
+    // show only from -vv on.
     let tiberius = if verbosity >= Verbosity::Debug {
-        level
+        tracing::level_filters::LevelFilter::from_level(level)
     } else {
-        tracing::Level::ERROR
+        tracing::level_filters::LevelFilter::OFF
     };
     let filter = tracing_subscriber::filter::Targets::new()
         .with_default(level)
@@ -114,11 +139,11 @@ fn init_logging(verbosity: Verbosity) {
 }
 
 /// Carries out `config`, writing results to `out`.
-pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Exit, Error> {
+pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
     match &config.task {
         Task::Completions(shell) => {
             clap_complete::generate(*shell, &mut Cli::command(), "pcfail", out);
-            Ok(Exit::Ok)
+            Ok(Exit::Ok.into())
         }
         Task::Validate => {
             let runbook = runbook::load(&config.runbook)?;
@@ -131,7 +156,7 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Exit, Error> {
                     count(runbook.failback.steps.len(), "fail-back step")
                 )?;
             }
-            Ok(Exit::Ok)
+            Ok(Exit::Ok.into())
         }
         Task::Plan {
             operation,
@@ -140,6 +165,7 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Exit, Error> {
             check,
         } => {
             let runbook = load_for_pool(config, pool.as_deref())?;
+            require_procedure(&runbook, *operation)?;
             let plan = Plan::build(&runbook, *operation);
             tracing::info!(
                 steps = plan.steps.len(),
@@ -152,26 +178,49 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Exit, Error> {
             };
             out.write_all(text.as_bytes())?;
             if *check {
-                return operate::check_plan(&runbook, &plan, out);
+                return operate::check_plan(config, &runbook, &plan, out);
             }
-            Ok(Exit::Ok)
+            Ok(Exit::Ok.into())
         }
         Task::Run {
             operation,
             pool,
             yes,
+            accept_split_brain,
+            accept_data_loss,
         } => {
             let runbook = load_for_pool(config, pool.as_deref())?;
-            operate::run_operation(config, &runbook, *operation, *yes, out)
+            require_procedure(&runbook, *operation)?;
+            let options = operate::RunOptions {
+                yes: *yes,
+                accept_split_brain: *accept_split_brain,
+                accept_data_loss: *accept_data_loss,
+            };
+            operate::run_operation(config, &runbook, *operation, options, out)
         }
-        Task::Status => operate::status(config, out),
+        Task::Status { live, format } => {
+            if *live {
+                let runbook = runbook::load(&config.runbook)?;
+                operate::status_live(config, &runbook, *format, out)
+            } else {
+                operate::status(config, *format, out)
+            }
+        }
         Task::Drill {
             dir,
             clock_speed,
             backups,
-        } => operate::drill(dir.as_deref(), *clock_speed, *backups, out),
-        Task::Lab(command) => operate::lab(command, out),
+        } => operate::drill(dir.as_deref(), *clock_speed, *backups, out).map(Done::from),
+        Task::Lab(command) => operate::lab(command, out).map(Done::from),
     }
+}
+
+/// A planned failover needs the runbook's `[planned_failover]` steps.
+fn require_procedure(runbook: &Runbook, operation: runbook::Operation) -> Result<(), Error> {
+    if runbook.procedure(operation).is_none() {
+        return Err(Error::NoPlannedSteps);
+    }
+    Ok(())
 }
 
 /// Loads the runbook and, if the operator named a pool, checks it is this runbook's pool.

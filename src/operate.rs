@@ -7,23 +7,18 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
 
+use crate::Done;
 use crate::cli::{Format, LabCommand, LabUpArgs};
 use crate::config::{Config, Verbosity};
 use crate::drill::{self, DrillOptions};
 use crate::error::Error;
-use crate::exec::{self, Answers, RunOutcome, RunSettings, Timeouts, check};
+use crate::exec::{self, Answers, Rendered, RunSettings, Timeouts, check};
 use crate::exit::Exit;
-use crate::journal::{Event, sha256_hex};
+use crate::journal::sha256_hex;
 use crate::plan::Plan;
 use crate::runbook::{Operation, Runbook};
-
-/// Connection and read timeouts for runs and checks. Step timeouts come from the runbook.
-const TIMEOUTS: Timeouts = Timeouts {
-    connect: Duration::from_secs(15),
-    query: Duration::from_secs(60),
-};
+use crate::situation::{self, History};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -32,14 +27,31 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime starts")
 }
 
+/// Connection and read timeouts for runs and checks, from the runbook's `[timeouts]`. Step timeouts
+/// come from each step.
+fn timeouts(runbook: &Runbook) -> Timeouts {
+    Timeouts {
+        connect: runbook.timeouts.connect,
+        query: runbook.timeouts.query,
+    }
+}
+
+/// The flags of `pcfail failover` / `pcfail failback`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RunOptions {
+    pub yes: bool,
+    pub accept_split_brain: bool,
+    pub accept_data_loss: bool,
+}
+
 /// `pcfail failover` / `pcfail failback`.
 pub(crate) fn run_operation(
     config: &Config,
     runbook: &Runbook,
     operation: Operation,
-    yes: bool,
+    options: RunOptions,
     out: &mut dyn Write,
-) -> Result<Exit, Error> {
+) -> Result<Done, Error> {
     let bytes = std::fs::read(&config.runbook).map_err(|source| Error::RunbookBytes {
         path: config.runbook.clone(),
         source,
@@ -47,11 +59,17 @@ pub(crate) fn run_operation(
     let plan = Plan::build(runbook, operation);
     let settings = RunSettings {
         state_dir: config.state_dir.clone(),
-        answers: if yes { Answers::Yes } else { Answers::Ask },
+        answers: if options.yes {
+            Answers::Yes
+        } else {
+            Answers::Ask
+        },
         quiet: config.verbosity == Verbosity::Quiet,
-        timeouts: TIMEOUTS,
+        timeouts: timeouts(runbook),
         operator: operator(),
         host: host_name(),
+        accept_split_brain: options.accept_split_brain,
+        accept_data_loss: options.accept_data_loss,
     };
     let digest = sha256_hex(&bytes);
     let rt = runtime();
@@ -62,150 +80,149 @@ pub(crate) fn run_operation(
         }
     });
     let Some(outcome) = outcome else {
-        eprintln!(
-            "interrupted: the journal records where the run stopped; run the same command again to resume (the step that was running is examined again first)"
-        );
-        return Ok(Exit::Interrupted);
+        return Ok(Done {
+            exit: Exit::Interrupted,
+            message: Some(
+                "interrupted: the journal records where the run stopped; run the same command again to resume (the step that was running is examined again first)".to_owned(),
+            ),
+        });
     };
-    Ok(match outcome? {
-        RunOutcome::Completed {
-            run,
-            journal,
-            steps,
-        } => {
-            writeln!(
-                out,
-                "{} of {} completed (run {run})",
-                operation.key(),
-                plan.pool
-            )?;
-            for step in steps {
-                writeln!(
-                    out,
-                    "  {:>2}. {:<28} {:<13} {:>7.1}s",
-                    step.number,
-                    step.id,
-                    step.status,
-                    step.duration.as_secs_f64()
-                )?;
-            }
-            writeln!(out, "journal: {}", journal.display())?;
-            if operation == Operation::Failover {
-                writeln!(
-                    out,
-                    "note: mgccomp (compliance) was not failed over; its contents are transient (Microsoft's procedure)."
-                )?;
-            }
-            Exit::Ok
-        }
-        RunOutcome::StepFailed {
-            journal,
-            step,
-            id,
-            error,
-        } => {
-            eprintln!("error: step {step} (`{id}`) failed: {error}");
-            let tail = match &error {
-                exec::StepError::Host(h) => h.stderr_tail().to_vec(),
-                _ => Vec::new(),
-            };
-            if !tail.is_empty() {
-                eprintln!("--- PowerShell stderr (last lines) ---");
-                for line in tail {
-                    eprintln!("{line}");
-                }
-                eprintln!("---");
-            }
-            eprintln!(
-                "the run stopped before anything else was done; fix the cause and run the same command again to resume at this step (journal: {})",
-                journal.display()
-            );
-            Exit::StepFailed
-        }
-        RunOutcome::Aborted { journal, message } => {
-            eprintln!(
-                "aborted: {message}; nothing more was done (journal: {})",
-                journal.display()
-            );
-            Exit::Aborted
-        }
-        RunOutcome::Precondition { message } => {
-            eprintln!("error: {message}");
-            Exit::PreconditionFailed
-        }
-        RunOutcome::Locked { message } => {
-            eprintln!("error: {message}");
-            Exit::Locked
-        }
-        RunOutcome::Refused { message } => {
-            eprintln!("error: {message}");
-            Exit::Usage
-        }
+    let Rendered {
+        stdout,
+        stderr,
+        exit,
+    } = outcome?.render(operation, &plan.pool);
+    out.write_all(stdout.as_bytes())?;
+    Ok(Done {
+        exit,
+        message: stderr,
     })
 }
 
-/// `pcfail plan ... --check`: the pass/fail table on stdout.
+/// `pcfail plan ... --check`: the situation and the pass/fail table on stdout.
 pub(crate) fn check_plan(
+    config: &Config,
     runbook: &Runbook,
     plan: &Plan,
     out: &mut dyn Write,
-) -> Result<Exit, Error> {
-    let rows = runtime().block_on(check::preflight(runbook, plan, TIMEOUTS));
+) -> Result<Done, Error> {
+    let history = History::read(&config.state_dir, Some(&plan.pool)).unwrap_or_default();
+    let rows = runtime().block_on(check::preflight(runbook, plan, &history, timeouts(runbook)));
     writeln!(out, "\nPrecondition checks (read-only):")?;
     out.write_all(check::render(&rows).as_bytes())?;
     Ok(if rows.iter().all(|r| r.ok) {
         Exit::Ok
     } else {
         Exit::PreconditionFailed
+    }
+    .into())
+}
+
+/// `pcfail status --live`: observe the pool, name the situation, say what to type next.
+pub(crate) fn status_live(
+    config: &Config,
+    runbook: &Runbook,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Done, Error> {
+    let history = read_history(config, Some(&runbook.pool.fqdn))?;
+    let timeouts = timeouts(runbook);
+    // The host script needs a file; a scratch folder keeps a look from writing into the state dir.
+    let scratch = tempfile::Builder::new()
+        .prefix("pcfail-status-")
+        .tempdir()
+        .map_err(Error::Output)?;
+    let host = exec::host_settings(runbook, scratch.path().to_owned(), timeouts);
+    let (observation, assessment) = runtime().block_on(async {
+        let mut shell = exec::Session::unjournaled(runbook, host.clone(), timeouts);
+        let known = situation::known_folders(&history, &runbook.chat_database);
+        let observation = situation::observe(runbook, timeouts, &host, &mut shell, &known).await;
+        let _ = shell.close().await;
+        let assessment = situation::with_history(
+            situation::classify(&observation),
+            &history,
+            &runbook.pool.fqdn,
+        );
+        (observation, assessment)
+    });
+    let report = situation::Report {
+        observation: &observation,
+        assessment: &assessment,
+        history: &history,
+    };
+    let text = match format {
+        Format::Text => situation::report_text(&report),
+        Format::Json => situation::report_json(&report),
+    };
+    out.write_all(text.as_bytes())?;
+    Ok(Exit::Ok.into())
+}
+
+fn read_history(config: &Config, pool: Option<&str>) -> Result<History, Error> {
+    History::read(&config.state_dir, pool).map_err(|source| {
+        Error::Exec(exec::ExecError::Runs {
+            path: config.state_dir.join("runs"),
+            source,
+        })
     })
 }
 
 /// `pcfail status`: every run in the state directory and where it stands.
-pub(crate) fn status(config: &Config, out: &mut dyn Write) -> Result<Exit, Error> {
-    let runs = exec::list_runs(&config.state_dir.join("runs"))?;
-    if runs.is_empty() {
-        writeln!(out, "no runs in `{}`", config.state_dir.display())?;
-        return Ok(Exit::Ok);
+pub(crate) fn status(config: &Config, format: Format, out: &mut dyn Write) -> Result<Done, Error> {
+    let history = read_history(config, None)?;
+    if format == Format::Json {
+        let value = serde_json::json!({
+            "format_version": 1,
+            "state_dir": config.state_dir,
+            "runs": history.runs,
+            "damaged": history
+                .damaged
+                .iter()
+                .map(|(p, why)| serde_json::json!({ "path": p, "reason": why }))
+                .collect::<Vec<_>>(),
+        });
+        let mut text = serde_json::to_string_pretty(&value).expect("runs serialize");
+        text.push('\n');
+        out.write_all(text.as_bytes())?;
+        return Ok(Exit::Ok.into());
     }
-    for (path, records) in runs {
+    if history.runs.is_empty() && history.damaged.is_empty() {
+        writeln!(out, "no runs in `{}`", config.state_dir.display())?;
+        return Ok(Exit::Ok.into());
+    }
+    for run in &history.runs {
+        let last_step = run.last_step.as_ref().map_or("none".to_owned(), |s| {
+            format!(
+                "{} ({})",
+                s.id,
+                match s.status {
+                    "started" => "started, not finished",
+                    other => other,
+                }
+            )
+        });
+        writeln!(
+            out,
+            "{}: {} of {} by {}: {}; last step: {last_step}",
+            run.id,
+            run.operation,
+            run.pool,
+            run.operator,
+            run.outcome.as_deref().unwrap_or("unfinished"),
+        )?;
+    }
+    for (path, why) in &history.damaged {
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let Some(Event::RunStarted {
-            operation,
-            pool,
-            operator,
-            ..
-        }) = records.first().map(|r| &r.event)
-        else {
-            writeln!(
-                out,
-                "{name}: the journal is damaged or empty; see `{}`",
-                path.display()
-            )?;
-            continue;
-        };
-        let outcome = records.iter().rev().find_map(|r| match &r.event {
-            Event::RunFinished { outcome } => Some(outcome.as_str()),
-            Event::RunResumed { .. } | Event::StepStarted { .. } => Some("unfinished"),
-            _ => None,
-        });
-        let last_step = records.iter().rev().find_map(|r| match &r.event {
-            Event::StepFinished { step, ok, .. } => {
-                Some(format!("{step} ({})", if *ok { "done" } else { "failed" }))
-            }
-            Event::StepStarted { step, .. } => Some(format!("{step} (started, not finished)")),
-            _ => None,
-        });
         writeln!(
             out,
-            "{name}: {operation} of {pool} by {operator}: {}; last step: {}",
-            outcome.unwrap_or("unfinished"),
-            last_step.as_deref().unwrap_or("none")
+            "{name}: the journal is damaged ({why}); see `{}`",
+            path.display()
         )?;
     }
-    Ok(Exit::Ok)
+    Ok(Exit::Ok.into())
 }
 
 /// `pcfail drill`.

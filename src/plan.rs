@@ -50,8 +50,10 @@ pub struct Plan {
 
 impl Plan {
     /// Builds the plan of `operation` from `runbook`.
+    /// A planned failover of a runbook without `[planned_failover]` steps is an empty plan; the
+    /// command line refuses it before building one.
     pub fn build(runbook: &Runbook, operation: Operation) -> Plan {
-        let procedure = runbook.procedure(operation);
+        let procedure = runbook.procedure(operation).unwrap_or_default();
         let steps = procedure
             .steps
             .iter()

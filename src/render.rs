@@ -50,6 +50,7 @@ pub fn text(plan: &Plan) -> String {
     let mut out = String::new();
     let op = match plan.operation {
         crate::runbook::Operation::Failover => "Failover",
+        crate::runbook::Operation::PlannedFailover => "Planned failover",
         crate::runbook::Operation::Failback => "Fail-back",
     };
     let _ = writeln!(out, "{op} plan for Persistent Chat pool {}", plan.pool);

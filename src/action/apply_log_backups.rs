@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::copy_log_backups::copy_folder_from;
 use super::{Command, MINUTE, Target, ident};
 use crate::exec::chain::{self, ChainPlan, Gap};
-use crate::exec::{Session, StepError, copy, probe};
+use crate::exec::{Session, StepError, copy, probe, prompt};
 use crate::quote;
 use crate::runbook::{Role, StepReader};
 use std::path::Path;
@@ -74,10 +74,29 @@ impl ApplyLogBackups {
 }
 
 /// Running it: the chain is built from the headers of the copied files and the redo point (see
-/// `exec::chain`), all over the one connection to the instance. Done when no copied log backup ends
-/// past the redo point.
+/// `exec::chain`), all over the one connection to the instance. Done when no copied log backup that
+/// continues the chain is left, and any gap after it has been accepted as data loss. A database that
+/// is already recovered takes no more log backups: nothing is left to do for this step.
 impl ApplyLogBackups {
-    async fn chain(&self, s: &mut Session<'_>) -> Result<Result<ChainPlan, Gap>, StepError> {
+    /// The chain, or None when the database no longer accepts log backups because it is recovered.
+    async fn chain(&self, s: &mut Session<'_>) -> Result<Option<ChainPlan>, StepError> {
+        let redo = match probe::redo_start_lsn(s, self.instance, &self.database).await? {
+            Some(lsn) => lsn,
+            None => {
+                let state = probe::database(s, self.instance, &self.database).await?;
+                return match state {
+                    Some(db) if db.is_recovered() => Ok(None),
+                    Some(db) => Err(StepError::Failed(format!(
+                        "`{}` on `{}` is {}, not restoring: no log backup can be applied to it",
+                        self.database, self.instance, db.state_desc
+                    ))),
+                    None => Err(StepError::Failed(format!(
+                        "`{}` does not exist on `{}`",
+                        self.database, self.instance
+                    ))),
+                };
+            }
+        };
         let folder = self
             .copy_folder
             .clone()
@@ -91,19 +110,6 @@ impl ApplyLogBackups {
                     self.database
                 ))
             })?;
-        let redo = match probe::redo_start_lsn(s, self.instance, &self.database).await? {
-            Some(lsn) => lsn,
-            None => {
-                let state = probe::database(s, self.instance, &self.database).await?;
-                return Err(StepError::Failed(match state {
-                    Some(db) => format!(
-                        "`{}` on `{}` is {}, not restoring: no log backup can be applied to it",
-                        self.database, self.instance, db.state_desc
-                    ),
-                    None => format!("`{}` does not exist on `{}`", self.database, self.instance),
-                }));
-            }
-        };
         let (names, _) = copy::list_log_backups(Path::new(&folder))
             .map_err(|e| StepError::Failed(e.to_string()))?;
         let mut backups = Vec::new();
@@ -114,18 +120,63 @@ impl ApplyLogBackups {
                 .into_owned();
             backups.extend(probe::log_backups_in(s, self.instance, &self.database, &path).await?);
         }
-        Ok(chain::plan_chain(backups, redo))
+        Ok(Some(chain::plan_chain(backups, redo)))
+    }
+
+    /// Whether the operator accepted losing what lies past `gap` (now, or earlier in this run).
+    fn gap_accepted(&self, s: &mut Session<'_>, gap: &Gap) -> Result<bool, StepError> {
+        let key = format!("data_loss_accepted:{}", self.database);
+        if s.captured(&key)
+            .and_then(|v| v.get("from_lsn"))
+            .and_then(|v| v.as_str())
+            == Some(gap.from.to_string().as_str())
+        {
+            return Ok(true);
+        }
+        let how = if s.accepts_data_loss() {
+            "--accept-data-loss"
+        } else {
+            // Never `--yes`: this loss was not in the ledger the operator confirmed.
+            eprintln!("\n{gap}.");
+            match prompt::typed(
+                "Type `accept data loss` to recover without the rest: ",
+                "accept data loss",
+                "`--accept-data-loss`",
+            ) {
+                Ok(how) => how,
+                Err(_) => return Ok(false),
+            }
+        };
+        s.capture(
+            &key,
+            serde_json::json!({
+                "from_lsn": gap.from.to_string(),
+                "next_file": gap.next_file,
+                "how": how,
+            }),
+        )?;
+        s.progress(&format!(
+            "the log chain ends at LSN {}: everything after it is lost (accepted: {how})",
+            gap.from
+        ));
+        Ok(true)
     }
 
     pub(crate) async fn check_done(&self, s: &mut Session<'_>) -> Result<bool, StepError> {
-        Ok(matches!(self.chain(s).await?, Ok(plan) if plan.to_apply.is_empty()))
+        let Some(plan) = self.chain(s).await? else {
+            return Ok(true);
+        };
+        Ok(plan.to_apply.is_empty()
+            && match &plan.gap {
+                None => true,
+                Some(gap) => self.gap_accepted(s, gap)?,
+            })
     }
 
     pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
-        let plan = self
-            .chain(s)
-            .await?
-            .map_err(|gap| StepError::Failed(gap.to_string()))?;
+        let Some(plan) = self.chain(s).await? else {
+            return Ok(());
+        };
         let total = plan.to_apply.len();
         let mut bar = s.bar("applying");
         for (i, backup) in plan.to_apply.iter().enumerate() {
@@ -145,18 +196,31 @@ impl ApplyLogBackups {
                 }
             }
         }
+        drop(bar);
+        if let Some(gap) = &plan.gap
+            && !self.gap_accepted(s, gap)?
+        {
+            return Err(StepError::Failed(format!(
+                "applied {total} log backup(s), then stopped: {gap}"
+            )));
+        }
         Ok(())
     }
 
     pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {
-        match self.chain(s).await? {
-            Ok(plan) if plan.to_apply.is_empty() => Ok(()),
-            Ok(plan) => Err(StepError::Failed(format!(
+        let Some(plan) = self.chain(s).await? else {
+            return Ok(());
+        };
+        if !plan.to_apply.is_empty() {
+            return Err(StepError::Failed(format!(
                 "{} log backup(s) are still not applied to `{}`",
                 plan.to_apply.len(),
                 self.database
-            ))),
-            Err(gap) => Err(StepError::Failed(gap.to_string())),
+            )));
+        }
+        match &plan.gap {
+            Some(gap) if !self.gap_accepted(s, gap)? => Err(StepError::Failed(gap.to_string())),
+            _ => Ok(()),
         }
     }
 }

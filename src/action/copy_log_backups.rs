@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use super::{Command, MINUTE, Target};
-use crate::exec::{Session, StepError, copy};
+use crate::exec::{Session, StepError, copy, probe};
 use crate::runbook::{Role, StepReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyLogBackups {
@@ -99,7 +99,9 @@ impl CopyLogBackups {
 
 /// Running it: the folders come from the runbook's overrides, else from the log-shipping settings
 /// captured before step 1 removed them. Done when every `.trn` in the share is in the copy folder
-/// with identical contents.
+/// with identical contents, or when the database is already recovered (nothing more can be applied).
+/// A share that cannot be read is the loss the operator confirmed in the ledger (or accepts with
+/// `--accept-data-loss`): what the copy folder holds is applied, nothing more.
 impl CopyLogBackups {
     fn folders(&self, s: &Session<'_>) -> Result<(PathBuf, PathBuf), StepError> {
         let captured = s.captured_log_shipping(&self.database);
@@ -121,15 +123,62 @@ impl CopyLogBackups {
         }
     }
 
+    /// True when the database no longer takes log backups: copying would serve nothing.
+    async fn recovered(&self, s: &mut Session<'_>) -> Result<bool, StepError> {
+        Ok(probe::database(s, self.instance, &self.database)
+            .await?
+            .is_some_and(|db| db.is_recovered()))
+    }
+
+    /// Whether a share that cannot be read may be left behind: the ledger the operator confirmed
+    /// said so, or `--accept-data-loss` says so now.
+    fn share_loss_accepted(&self, s: &Session<'_>) -> Option<&'static str> {
+        let confirmed = s
+            .captured("data_loss_ledger")
+            .and_then(|l| l.get("share_reachable"))
+            .and_then(serde_json::Value::as_bool)
+            == Some(false);
+        if confirmed {
+            Some("the ledger confirmed before the first step")
+        } else if s.accepts_data_loss() {
+            Some("--accept-data-loss")
+        } else {
+            None
+        }
+    }
+
+    /// What is still to copy, or None when the share cannot be read and that loss is accepted.
+    fn pending(
+        &self,
+        s: &Session<'_>,
+        share: &Path,
+        copy: &Path,
+    ) -> Result<Option<Vec<String>>, StepError> {
+        match copy::pending(share, copy) {
+            Ok(list) => Ok(Some(list)),
+            Err(e) if e.is_share_unreadable(share) => match self.share_loss_accepted(s) {
+                Some(_) => Ok(None),
+                None => Err(StepError::Failed(format!(
+                    "{e}; the share was readable when the ledger was confirmed. Run the same command again once it is back, or, to apply only what the copy folder holds and lose the rest, run it again with `--accept-data-loss`"
+                ))),
+            },
+            Err(e) => Err(StepError::Failed(e.to_string())),
+        }
+    }
+
     pub(crate) async fn check_done(&self, s: &mut Session<'_>) -> Result<bool, StepError> {
+        if self.recovered(s).await? {
+            return Ok(true);
+        }
         let (share, copy) = self.folders(s)?;
-        Ok(copy::pending(&share, &copy)
-            .map_err(|e| StepError::Failed(e.to_string()))?
-            .is_empty())
+        Ok(self.pending(s, &share, &copy)?.is_none_or(|p| p.is_empty()))
     }
 
     pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
         let (share, copy) = self.folders(s)?;
+        if self.pending(s, &share, &copy)?.is_none() {
+            return Ok(());
+        }
         let started = std::time::Instant::now();
         let mut bar = s.bar("copied");
         let report = copy::copy_missing(&share, &copy, |done, total, name| {
@@ -142,7 +191,14 @@ impl CopyLogBackups {
 
     pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {
         let (share, copy) = self.folders(s)?;
-        let missing = copy::pending(&share, &copy).map_err(|e| StepError::Failed(e.to_string()))?;
+        let Some(missing) = self.pending(s, &share, &copy)? else {
+            s.progress(&format!(
+                "the share `{}` cannot be read; only the copy folder's log backups are applied (accepted: {})",
+                share.display(),
+                self.share_loss_accepted(s).unwrap_or("?")
+            ));
+            return Ok(());
+        };
         if missing.is_empty() {
             Ok(())
         } else {

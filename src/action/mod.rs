@@ -9,6 +9,7 @@
 
 mod apply_log_backups;
 mod backup_database;
+mod backup_log_tail;
 mod cmdlet;
 mod configure_log_shipping;
 mod copy_log_backups;
@@ -34,6 +35,8 @@ use crate::runbook::{Role, StepReader};
 
 pub use apply_log_backups::ApplyLogBackups;
 pub use backup_database::BackupDatabase;
+pub use backup_log_tail::BackupLogTail;
+pub(crate) use backup_log_tail::tail_key;
 pub use cmdlet::Cmdlet;
 pub use configure_log_shipping::ConfigureLogShipping;
 pub use copy_log_backups::CopyLogBackups;
@@ -116,6 +119,7 @@ pub enum Action {
     InstallMirrorDatabase(InstallMirrorDatabase),
     RemoveMirroring(RemoveMirroring),
     BackupDatabase(BackupDatabase),
+    BackupLogTail(BackupLogTail),
     RestoreDatabase(RestoreDatabase),
     /// Boxed: it carries many names and paths, the other variants a few words.
     ConfigureLogShipping(Box<ConfigureLogShipping>),
@@ -139,6 +143,7 @@ macro_rules! each {
             Action::InstallMirrorDatabase($a) => $body,
             Action::RemoveMirroring($a) => $body,
             Action::BackupDatabase($a) => $body,
+            Action::BackupLogTail($a) => $body,
             Action::RestoreDatabase($a) => $body,
             Action::ConfigureLogShipping($a) => $body,
             Action::Pause($a) => $body,
@@ -162,6 +167,7 @@ impl Action {
         "install_mirror_database",
         "remove_mirroring",
         "backup_database",
+        "backup_log_tail",
         "restore_database",
         "configure_log_shipping",
         "pause",
@@ -190,6 +196,7 @@ impl Action {
             }
             "remove_mirroring" => Action::RemoveMirroring(RemoveMirroring::parse(r)?),
             "backup_database" => Action::BackupDatabase(BackupDatabase::parse(r)?),
+            "backup_log_tail" => Action::BackupLogTail(BackupLogTail::parse(r)?),
             "restore_database" => Action::RestoreDatabase(RestoreDatabase::parse(r)?),
             "configure_log_shipping" => {
                 Action::ConfigureLogShipping(Box::new(ConfigureLogShipping::parse(r)?))
@@ -251,6 +258,12 @@ impl Action {
     /// Checks the step's postcondition after it ran.
     pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {
         each!(self, a => a.verify(s).await)
+    }
+
+    /// Whether the step's result describes a moment (a full backup of a database that may change
+    /// afterwards): a resumed run takes it again when a later step still has to use it.
+    pub fn perishable(&self) -> bool {
+        matches!(self, Action::BackupDatabase(_))
     }
 
     /// How long the step may take when the runbook sets no `timeout`; `None` waits indefinitely.

@@ -66,7 +66,32 @@ impl RecoverDatabase {
             .is_some_and(|db| db.is_recovered()))
     }
 
+    /// A planned failover took a tail-log backup: recovering before it is applied would throw away
+    /// the primary's last transactions, which is exactly what the planned failover promised to keep.
+    async fn require_tail_applied(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        let Some(tail) = s.captured(&super::tail_key(&self.database)).cloned() else {
+            return Ok(());
+        };
+        let last = tail
+            .get("last_lsn")
+            .and_then(|v| v.as_str())
+            .and_then(|v| v.parse::<i128>().ok());
+        let redo = probe::redo_start_lsn(s, self.instance, &self.database).await?;
+        match (last, redo) {
+            (Some(last), Some(redo)) if redo >= last => Ok(()),
+            (Some(last), redo) => Err(StepError::Failed(format!(
+                "the tail-log backup `{}` (ending at LSN {last}) has not been applied to `{}` on `{}` (its redo point is {}); recovering now would lose the primary's last transactions",
+                tail.get("file").and_then(|v| v.as_str()).unwrap_or("?"),
+                self.database,
+                self.instance,
+                redo.map_or("unknown".to_owned(), |r| r.to_string())
+            ))),
+            (None, _) => Ok(()),
+        }
+    }
+
     pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        self.require_tail_applied(s).await?;
         const ATTEMPTS: usize = 3;
         let command = &self.render()[0];
         for attempt in 1..=ATTEMPTS {

@@ -72,14 +72,17 @@ impl SetActiveServers {
 
 /// Running it: no cmdlet reads the active-server list back (Get-CsPersistentChatActiveServer does
 /// not exist, reference H.3), so the step cannot be checked beforehand or verified afterwards beyond
-/// the cmdlet's own success. Setting the list is idempotent, so it is simply always run.
+/// the cmdlet's own success. Setting the list is idempotent, so it is simply always run. The list set
+/// is journaled (`active_servers`) so that `status` can say what pcfail last set.
 impl SetActiveServers {
     pub(crate) async fn check_done(&self, _s: &mut Session<'_>) -> Result<bool, StepError> {
         Ok(false)
     }
 
     pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
-        s.run_all(&self.render()).await
+        s.run_all(&self.render()).await?;
+        s.capture("active_servers", serde_json::json!(self.servers))?;
+        Ok(())
     }
 
     pub(crate) async fn verify(&self, _s: &mut Session<'_>) -> Result<(), StepError> {

@@ -27,8 +27,10 @@ pub(crate) struct LogBackup {
 pub(crate) struct ChainPlan {
     /// Already contained in the database (LastLSN <= redo point): skipped.
     pub already_applied: Vec<LogBackup>,
-    /// To restore, in this order.
+    /// To restore, in this order: every backup that continues the chain, up to a gap if there is one.
     pub to_apply: Vec<LogBackup>,
+    /// Where the chain breaks after `to_apply`, if it does: nothing past it can be applied.
+    pub gap: Option<Gap>,
 }
 
 /// The chain is broken: no backup continues from `from`; the earliest one available starts at `to`.
@@ -48,18 +50,17 @@ impl fmt::Display for Gap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "the log chain is broken: no log backup covers LSN {} up to {} (the next available, `{}`, begins at LSN {}); find the missing log backup before recovering, or accept losing everything after LSN {}",
+            "the log chain is broken: no log backup covers LSN {} up to {} (the next available, `{}`, begins at LSN {}); put the missing log backup in the copy folder and run the same command again, or accept losing everything after LSN {} by running it again with `--accept-data-loss`",
             self.from, self.to, self.next_file, self.to, self.from
         )
     }
 }
 
 /// Builds the apply order from the backups found and the database's redo point. Backup sets of the
-/// same LSN range found twice (a file copied under two names) are applied once.
-pub(crate) fn plan_chain(
-    mut backups: Vec<LogBackup>,
-    redo_start_lsn: i128,
-) -> Result<ChainPlan, Gap> {
+/// same LSN range found twice (a file copied under two names) are applied once. A gap ends the
+/// order: what comes before it is still applied (it holds changes nobody else has), what comes after
+/// it cannot be.
+pub(crate) fn plan_chain(mut backups: Vec<LogBackup>, redo_start_lsn: i128) -> ChainPlan {
     backups.sort_by(|a, b| {
         (a.first_lsn, a.last_lsn, &a.path, a.position).cmp(&(
             b.first_lsn,
@@ -76,14 +77,16 @@ pub(crate) fn plan_chain(
         .partition(|b| b.last_lsn <= redo_start_lsn);
     let mut to_apply = Vec::new();
     let mut next = redo_start_lsn;
+    let mut gap = None;
     for backup in remaining {
         if backup.first_lsn > next {
-            return Err(Gap {
+            gap = Some(Gap {
                 from: next,
                 to: backup.first_lsn,
                 next_file: backup.path,
                 applicable_before_gap: to_apply.len(),
             });
+            break;
         }
         if backup.last_lsn <= next {
             // Entirely inside what an earlier backup of this chain already covers.
@@ -92,10 +95,11 @@ pub(crate) fn plan_chain(
         next = backup.last_lsn;
         to_apply.push(backup);
     }
-    Ok(ChainPlan {
+    ChainPlan {
         already_applied,
         to_apply,
-    })
+        gap,
+    }
 }
 
 #[cfg(test)]
@@ -149,7 +153,8 @@ mod tests {
             (vec![], 200, vec![], vec![]),
         ];
         for (backups, redo, applied, apply) in cases {
-            let plan = plan_chain(backups, redo).unwrap();
+            let plan = plan_chain(backups, redo);
+            assert_eq!(plan.gap, None, "redo {redo}");
             assert_eq!(names(&plan.already_applied), applied, "redo {redo}");
             assert_eq!(names(&plan.to_apply), apply, "redo {redo}");
         }
@@ -157,7 +162,16 @@ mod tests {
 
     #[test]
     fn gap_in_log_chain_stops_before_anything_is_applied_past_it() {
-        let gap = plan_chain(vec![b("a", 100, 200), b("c", 300, 400)], 100).unwrap_err();
+        let plan = plan_chain(
+            vec![b("a", 100, 200), b("c", 300, 400), b("d", 400, 500)],
+            100,
+        );
+        assert_eq!(
+            names(&plan.to_apply),
+            vec!["a"],
+            "the prefix before the gap is applied"
+        );
+        let gap = plan.gap.unwrap();
         assert_eq!(
             gap,
             Gap {
@@ -169,19 +183,19 @@ mod tests {
         );
         assert_eq!(
             gap.to_string(),
-            "the log chain is broken: no log backup covers LSN 200 up to 300 (the next available, `c`, begins at LSN 300); find the missing log backup before recovering, or accept losing everything after LSN 200"
+            "the log chain is broken: no log backup covers LSN 200 up to 300 (the next available, `c`, begins at LSN 300); put the missing log backup in the copy folder and run the same command again, or accept losing everything after LSN 200 by running it again with `--accept-data-loss`"
         );
     }
 
     #[test]
     fn first_backup_too_recent_is_a_gap_at_the_redo_point() {
-        let gap = plan_chain(vec![b("b", 250, 300)], 200).unwrap_err();
+        let gap = plan_chain(vec![b("b", 250, 300)], 200).gap.unwrap();
         assert_eq!((gap.from, gap.to, gap.applicable_before_gap), (200, 250, 0));
     }
 
     #[test]
     fn the_same_backup_under_two_names_is_applied_once() {
-        let plan = plan_chain(vec![b("a", 100, 200), b("a-copy", 100, 200)], 100).unwrap();
+        let plan = plan_chain(vec![b("a", 100, 200), b("a-copy", 100, 200)], 100);
         assert_eq!(names(&plan.to_apply), vec!["a"]);
     }
 }

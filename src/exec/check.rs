@@ -1,20 +1,21 @@
 //! `pcfail plan ... --check`: every precondition, checked read-only, as a pass/fail table.
 //!
-//! It connects to each instance the plan uses, asks only SELECT-shaped questions (the same probes the
-//! actions use), starts the PowerShell host to see that the module loads and that every cmdlet and
-//! parameter the plan sends exists, and lists the folders log shipping uses. It writes no journal and
-//! changes nothing; the host script goes to a temporary folder.
+//! It starts from the situation (the same observation and gate every run starts from: does the
+//! situation call for this operation at all?), then connects to each instance the plan uses, asks
+//! only SELECT-shaped questions (the same probes the actions use), starts the PowerShell host to see
+//! that the module loads and that every cmdlet and parameter the plan sends exists, and lists the
+//! folders log shipping uses. It writes no journal and changes nothing; the host script goes to a
+//! temporary folder.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use super::probe;
 use super::session::{Session, Timeouts};
 use crate::action::{Action, Command, Target};
 use crate::plan::Plan;
-use crate::powershell::HostSettings;
 use crate::runbook::{Operation, Role, Runbook};
+use crate::situation::{self, History};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct CheckRow {
@@ -54,17 +55,44 @@ pub(crate) fn render(rows: &[CheckRow]) -> String {
     out
 }
 
-pub(crate) async fn preflight(runbook: &Runbook, plan: &Plan, timeouts: Timeouts) -> Vec<CheckRow> {
+pub(crate) async fn preflight(
+    runbook: &Runbook,
+    plan: &Plan,
+    history: &History,
+    timeouts: Timeouts,
+) -> Vec<CheckRow> {
     // The host script needs a file; a scratch folder keeps the check from writing into the state dir.
     let script_dir = std::env::temp_dir().join(format!("pcfail-check-{}", std::process::id()));
-    let host = HostSettings {
-        program: PathBuf::from(&runbook.powershell.program),
-        args: runbook.powershell.args.clone(),
-        script_dir: script_dir.clone(),
-        startup_timeout: timeouts.connect.max(Duration::from_secs(60)),
-    };
-    let mut s = Session::unjournaled(runbook, host, timeouts);
+    let host = super::host_settings(runbook, script_dir.clone(), timeouts);
+    let mut s = Session::unjournaled(runbook, host.clone(), timeouts);
     let mut rows = Vec::new();
+
+    let known = situation::known_folders(history, &runbook.chat_database);
+    let observation = situation::observe(runbook, timeouts, &host, &mut s, &known).await;
+    let assessment = situation::classify(&observation);
+    let request = situation::Request {
+        operation: plan.operation,
+        accept_split_brain: false,
+    };
+    let check = format!("the situation calls for a {}", plan.operation.describe());
+    rows.push(
+        match situation::gate(&request, &assessment, &observation, history, plan) {
+            situation::Gate::Proceed { resume, .. } => CheckRow::new(
+                true,
+                check,
+                match resume {
+                    Some(run) => format!(
+                        "{}; the unfinished run {} would be resumed",
+                        assessment.kind.name(),
+                        run.id
+                    ),
+                    None => assessment.kind.name().to_owned(),
+                },
+            ),
+            situation::Gate::NothingToDo(message) => CheckRow::new(true, check, message),
+            situation::Gate::Refuse(message) => CheckRow::new(false, check, message),
+        },
+    );
 
     for role in instances_used(plan) {
         let check = format!("instance `{role}` reachable, sysadmin");
@@ -92,9 +120,9 @@ pub(crate) async fn preflight(runbook: &Runbook, plan: &Plan, timeouts: Timeouts
         }
     }
 
-    match plan.operation {
-        Operation::Failover => failover_checks(plan, &mut s, &mut rows).await,
+    match plan.operation.direction() {
         Operation::Failback => failback_checks(plan, &mut s, &mut rows).await,
+        _ => failover_checks(plan, &mut s, &mut rows).await,
     }
     shell_checks(plan, &mut s, &mut rows).await;
     let _ = s.close().await;

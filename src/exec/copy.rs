@@ -33,6 +33,14 @@ pub(crate) enum CopyError {
     },
 }
 
+impl CopyError {
+    /// True when the failure is that `share` itself cannot be listed (lost, unreachable), as opposed
+    /// to one file failing to copy.
+    pub(crate) fn is_share_unreadable(&self, share: &Path) -> bool {
+        matches!(self, CopyError::List { path, .. } if path == share)
+    }
+}
+
 /// The `.trn` files in `dir`, by name, and the `.wrk` ones apart.
 pub(crate) fn list_log_backups(dir: &Path) -> Result<(Vec<String>, Vec<String>), CopyError> {
     let list_err = |source| CopyError::List {

@@ -1,40 +1,43 @@
-//! The executor: carries out a [`Plan`] step by step, journaling before and after each one, and
-//! resumes an unfinished run where it stopped.
+//! The executor: runs a [`Plan`] only when the situation calls for it, step by step, journaling before
+//! and after each one, and resumes an unfinished run only while the servers still agree with it.
 //!
-//! For every step: skip it if the journal says it finished; otherwise journal that it starts, ask
-//! the action whether its effect is already there (so a re-run after a crash is safe), ask the
-//! operator where the plan says so, run it, verify its postcondition, and journal the outcome. A
-//! failed step is an outcome (exit 1 with the step, the instance and the server's words), not an
-//! `Err`: `Err` means pcfail itself could not do its job (its journal, its lock).
+//! A run goes: take the local lock; read the run history; observe the pool (read-only) and name its
+//! situation; let the gate decide (refuse with exit 3, "nothing to do" with exit 0, or proceed, maybe
+//! resuming and maybe closing stale runs as abandoned); take the server lock; open the journal and
+//! record the situation; capture what step 1 will destroy; show the data-loss ledger and ask for the
+//! typed confirmation before the first step that changes anything; then the steps (`steps`).
 //!
-//! Two facts must be read before anything changes: the log-shipping settings (step 1 deletes them,
-//! and the copy and apply steps need the share and the copy folder) and, before the point of no
-//! return, the data-loss ledger the operator confirms. Both go into the journal so a resumed run
-//! sees exactly what the first one saw.
+//! One module per concern: `applock` and `crate::lock` (the two locks), `runs` (journal files),
+//! `progress` (journal replay), `prompt` (the terminal), `capture` (facts kept before they go),
+//! `ledger` (what is lost), `steps` (the loop), `outcome` (how a run ended, one value).
 
+mod applock;
 mod bar;
+mod capture;
 pub(crate) mod chain;
 pub(crate) mod check;
 pub(crate) mod copy;
 pub(crate) mod ledger;
+mod outcome;
 pub(crate) mod probe;
+mod progress;
+pub(crate) mod prompt;
+mod runs;
 pub(crate) mod session;
+mod steps;
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::action::Action;
-use crate::journal::{self, Event, Journal, JournalError, Record};
+use crate::journal::{Event, JournalError};
 use crate::lock::{LockError, RunLock};
-use crate::plan::{Plan, PlannedStep};
+use crate::plan::Plan;
 use crate::powershell::HostSettings;
-use crate::quote;
-use crate::runbook::{Role, Runbook};
-use crate::sql::{Sql, SqlError};
+use crate::runbook::Runbook;
+use crate::situation::{self, Gate, History, Request, RunSummary};
 
 pub(crate) use bar::Bar;
+pub(crate) use outcome::{Outcome, Rendered};
 pub(crate) use session::{Answers, Session, StepError, Timeouts};
 
 /// How a run is carried out.
@@ -48,41 +51,13 @@ pub(crate) struct RunSettings {
     /// Who is running pcfail, for the journal.
     pub operator: String,
     pub host: String,
+    /// `--accept-split-brain`: fail over although the primary answers (after a typed confirmation).
+    pub accept_split_brain: bool,
+    /// `--accept-data-loss`: a gap in the log chain or a lost share ends the apply instead of the run.
+    pub accept_data_loss: bool,
 }
 
-/// How a run ended.
-#[derive(Debug)]
-pub(crate) enum RunOutcome {
-    Completed {
-        run: String,
-        journal: PathBuf,
-        steps: Vec<StepReport>,
-    },
-    StepFailed {
-        journal: PathBuf,
-        step: usize,
-        id: String,
-        error: StepError,
-    },
-    /// The operator said no (or could not be asked).
-    Aborted { journal: PathBuf, message: String },
-    /// Something the run needs before its first step is not there.
-    Precondition { message: String },
-    /// Another run holds a lock.
-    Locked { message: String },
-    /// The unfinished run cannot be resumed with this runbook.
-    Refused { message: String },
-}
-
-/// What happened to one step, for the report.
-#[derive(Clone, Debug)]
-pub(crate) struct StepReport {
-    pub number: usize,
-    pub id: String,
-    pub status: &'static str,
-    pub duration: Duration,
-}
-
+/// pcfail itself could not do its job: its journal, its lock, its state directory.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error(transparent)]
@@ -96,13 +71,28 @@ pub enum ExecError {
     },
 }
 
-/// Runs (or resumes) `plan`. `runbook_sha256` identifies the runbook's exact contents.
+/// The PowerShell host a run (or a check) starts, with its script in `script_dir`.
+pub(crate) fn host_settings(
+    runbook: &Runbook,
+    script_dir: PathBuf,
+    timeouts: Timeouts,
+) -> HostSettings {
+    HostSettings {
+        program: PathBuf::from(&runbook.powershell.program),
+        args: runbook.powershell.args.clone(),
+        script_dir,
+        startup_timeout: timeouts.connect.max(Duration::from_secs(60)),
+    }
+}
+
+/// Runs (or resumes) `plan` if the situation calls for it. `runbook_sha256` identifies the runbook's
+/// exact contents.
 pub(crate) async fn run(
     runbook: &Runbook,
     runbook_sha256: &str,
     plan: &Plan,
     settings: &RunSettings,
-) -> Result<RunOutcome, ExecError> {
+) -> Result<Outcome, ExecError> {
     let who = format!(
         "{} on {}, pid {}",
         settings.operator,
@@ -112,7 +102,7 @@ pub(crate) async fn run(
     let _lock = match RunLock::acquire(&settings.state_dir, &who) {
         Ok(lock) => lock,
         Err(LockError::Held { path, holder }) => {
-            return Ok(RunOutcome::Locked {
+            return Ok(Outcome::Locked {
                 message: format!(
                     "another pcfail run holds the lock `{}` ({holder})",
                     path.display()
@@ -121,78 +111,168 @@ pub(crate) async fn run(
         }
         Err(e) => return Err(ExecError::Lock(e)),
     };
+    let history =
+        History::read(&settings.state_dir, Some(&plan.pool)).map_err(|source| ExecError::Runs {
+            path: settings.state_dir.join("runs"),
+            source,
+        })?;
 
-    let runs_dir = settings.state_dir.join("runs");
-    let audit_path = settings.state_dir.join("audit.jsonl");
-    let unfinished = find_unfinished(&runs_dir, plan)?;
-    if let Some((path, records)) = &unfinished {
-        let started_with = records.iter().find_map(|r| match &r.event {
-            Event::RunStarted { runbook_sha256, .. } => Some(runbook_sha256.clone()),
-            _ => None,
-        });
-        if started_with.as_deref() != Some(runbook_sha256) {
-            return Ok(RunOutcome::Refused {
-                message: format!(
-                    "the unfinished {} run in `{}` was started with a different runbook; finish it with the runbook it started with, or move that journal away to start over",
-                    plan.operation.key(),
-                    path.display()
-                ),
+    let host = host_settings(runbook, settings.state_dir.clone(), settings.timeouts);
+    let mut session = Session::new(
+        runbook,
+        host.clone(),
+        settings.timeouts,
+        settings.answers,
+        settings.quiet,
+    );
+    session.set_accept_data_loss(settings.accept_data_loss);
+    let known = situation::known_folders(&history, &runbook.chat_database);
+    let observation =
+        situation::observe(runbook, settings.timeouts, &host, &mut session, &known).await;
+    let assessment = situation::classify(&observation);
+    let request = Request {
+        operation: plan.operation,
+        accept_split_brain: settings.accept_split_brain,
+    };
+    let outcome = match situation::gate(&request, &assessment, &observation, &history, plan) {
+        Gate::Refuse(message) => Ok(Outcome::Refused {
+            message: nothing_done(&message),
+        }),
+        Gate::NothingToDo(message) => Ok(Outcome::NothingToDo { message }),
+        Gate::Proceed {
+            resume,
+            abandon,
+            split_brain,
+        } => {
+            let situation = serde_json::json!({
+                "observation": observation,
+                "assessment": assessment,
             });
+            let start = Start {
+                headline: format!(
+                    "situation: {} — {}",
+                    assessment.kind.name(),
+                    assessment.summary
+                ),
+                runbook_sha256,
+                resume,
+                abandon,
+                split_brain,
+                situation,
+                observation: &observation,
+            };
+            proceed(plan, settings, &history, &mut session, start).await
         }
-    }
-
-    // The database-level lock against a second machine, held on its own connection for the whole
-    // run. Taken before the journal is touched: a run that cannot start leaves no trace to resume.
-    let (_applock, applock_event) = match take_applock(runbook, plan, settings).await {
-        Ok(held) => held,
-        Err(outcome) => return Ok(*outcome),
     };
+    // The host is stopped and its output kept, whatever happened.
+    let closed = session.close().await;
+    let outcome = outcome?;
+    closed?;
+    Ok(outcome)
+}
 
-    let (mut journal, records) = match unfinished {
-        Some((path, _)) => {
-            let (journal, records, torn) = Journal::open(&path)?;
-            let mut journal =
-                journal.with_audit(&audit_path, &settings.operator, &settings.host)?;
-            if torn && !settings.quiet {
-                eprintln!(
-                    "note: the last journal record was cut short (pcfail was stopped while writing it); it was removed and its step is examined again"
-                );
+/// A refusal says that nothing was done, at the end of its first line (findings may follow).
+fn nothing_done(message: &str) -> String {
+    let (first, rest) = message.split_once('\n').unwrap_or((message, ""));
+    let said = if first.ends_with('.') {
+        format!("{first} Nothing was done.")
+    } else {
+        format!("{first}; nothing was done")
+    };
+    if rest.is_empty() {
+        said
+    } else {
+        format!("{said}\n{rest}")
+    }
+}
+
+/// What the gate decided, for [`proceed`].
+struct Start<'a> {
+    /// The situation in one line, shown once the run holds both locks.
+    headline: String,
+    runbook_sha256: &'a str,
+    resume: Option<Box<RunSummary>>,
+    abandon: Vec<(RunSummary, String)>,
+    split_brain: Option<String>,
+    situation: serde_json::Value,
+    observation: &'a situation::Observation,
+}
+
+async fn proceed(
+    plan: &Plan,
+    settings: &RunSettings,
+    history: &History,
+    session: &mut Session<'_>,
+    start: Start<'_>,
+) -> Result<Outcome, ExecError> {
+    if let Some(run) = &start.resume
+        && runs::started_with(run) != Some(start.runbook_sha256)
+    {
+        return Ok(Outcome::RunbookChanged {
+            message: format!(
+                "the unfinished {} run in {} was started with a different runbook; finish it with the runbook it started with, or move that journal away to start over",
+                plan.operation.key(),
+                runs::shown(&run.path)
+            ),
+        });
+    }
+    // The override of a live primary is typed at the terminal, before anything is touched.
+    let split_brain = match &start.split_brain {
+        Some(risk) => {
+            eprintln!("\nWARNING: {risk}.");
+            match prompt::typed(
+                "Type `split brain` to fail over anyway: ",
+                "split brain",
+                "a terminal (this override cannot be confirmed in advance)",
+            ) {
+                Ok(how) => Some((risk.clone(), how)),
+                Err(message) => {
+                    return Ok(Outcome::Aborted {
+                        journal: None,
+                        message,
+                    });
+                }
             }
-            journal.append(Event::RunResumed {
-                operator: settings.operator.clone(),
-                host: settings.host.clone(),
-            })?;
-            (journal, records)
         }
-        None => {
-            let run_id = format!(
-                "{}-{}",
-                // Milliseconds: two runs started within one second must not collide.
-                jiff::Timestamp::now().strftime("%Y%m%dT%H%M%S%.3fZ"),
-                plan.operation.key()
-            );
-            let mut journal = Journal::create(&runs_dir, &run_id)?.with_audit(
-                &audit_path,
-                &settings.operator,
-                &settings.host,
-            )?;
-            journal.append(Event::RunStarted {
-                operation: plan.operation.key().to_owned(),
-                pool: plan.pool.clone(),
-                runbook: plan.runbook.display().to_string(),
-                runbook_sha256: runbook_sha256.to_owned(),
-                operator: settings.operator.clone(),
-                host: settings.host.clone(),
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-            })?;
-            (journal, Vec::new())
-        }
+        None => None,
     };
-    if let Some(event) = applock_event {
-        journal.append(event)?;
+    let applock = match applock::take(session.runbook, &plan.pool, settings.timeouts).await {
+        Ok(lock) => lock,
+        Err(outcome) => return Ok(outcome),
+    };
+    if !settings.quiet {
+        eprintln!("{}", start.headline);
     }
+    for (run, reason) in &start.abandon {
+        runs::abandon(run, reason, settings)?;
+        if !settings.quiet {
+            eprintln!(
+                "note: the unfinished {} run {} is not resumed and is closed as abandoned: {reason}",
+                run.operation, run.id
+            );
+        }
+    }
+    let (journal, records) = runs::open_or_create(
+        plan,
+        start.runbook_sha256,
+        start.resume.as_deref(),
+        settings,
+    )?;
     let journal_path = journal.path().to_owned();
     let run_id = journal.run().to_owned();
+    session.set_journal(journal);
+    if let Some(lock) = &applock {
+        session.record(lock.event.clone())?;
+    }
+    session.capture("situation", start.situation.clone())?;
+    if let Some((risk, how)) = split_brain {
+        session.record(Event::Confirmed {
+            step: String::new(),
+            how: how.to_owned(),
+            what: Some("split_brain".to_owned()),
+        })?;
+        session.capture("split_brain_override", serde_json::json!({ "risk": risk }))?;
+    }
     if !settings.quiet {
         let verb = if records.is_empty() {
             "starting"
@@ -206,417 +286,106 @@ pub(crate) async fn run(
             journal_path.display()
         );
     }
-
-    let host_settings = HostSettings {
-        program: PathBuf::from(&runbook.powershell.program),
-        args: runbook.powershell.args.clone(),
-        script_dir: settings.state_dir.clone(),
-        startup_timeout: settings.timeouts.connect.max(Duration::from_secs(60)),
-    };
-    let mut session = Session::new(
-        runbook,
-        journal,
-        host_settings,
-        settings.timeouts,
-        settings.answers,
-        settings.quiet,
-    );
-    let progress = Progress::replay(&records);
+    let progress = progress::Progress::replay(&records);
     for (key, value) in &progress.captured {
         session.remember(key, value.clone());
     }
 
-    let outcome = run_steps(plan, &progress, &mut session, settings).await;
-    let outcome = match outcome {
+    let finish = |session: &mut Session<'_>, outcome: &str, reason: Option<String>| {
+        session.record(Event::RunFinished {
+            outcome: outcome.to_owned(),
+            reason,
+        })
+    };
+    if let Some(outcome) = capture::log_shipping(plan, &progress, session, history).await? {
+        let reason = match &outcome {
+            Outcome::Refused { message } => Some(message.clone()),
+            _ => None,
+        };
+        finish(session, "precondition_failed", reason)?;
+        return Ok(outcome);
+    }
+    if !progress.operation_confirmed
+        && let Err(message) = confirm_operation(plan, &progress, session, start.observation).await?
+    {
+        finish(session, "aborted", Some(message.clone()))?;
+        return Ok(Outcome::Aborted {
+            journal: Some(journal_path),
+            message,
+        });
+    }
+
+    match steps::run(plan, &progress, session, settings.quiet).await {
         Ok(steps) => {
-            finish(&mut session, "completed")?;
-            RunOutcome::Completed {
+            finish(session, "completed", None)?;
+            Ok(Outcome::Completed {
                 run: run_id,
                 journal: journal_path,
                 steps,
-            }
-        }
-        Err(Stop::Failed { step, id, error }) => {
-            if let StepError::Journal(e) = error {
-                return Err(e.into());
-            }
-            finish(&mut session, "failed")?;
-            RunOutcome::StepFailed {
-                journal: journal_path,
-                step,
-                id,
-                error,
-            }
-        }
-        Err(Stop::Aborted(message)) => {
-            finish(&mut session, "aborted")?;
-            RunOutcome::Aborted {
-                journal: journal_path,
-                message,
-            }
-        }
-        Err(Stop::Precondition(message)) => {
-            finish(&mut session, "precondition_failed")?;
-            RunOutcome::Precondition { message }
-        }
-    };
-    session.close().await?;
-    Ok(outcome)
-}
-
-fn finish(session: &mut Session<'_>, outcome: &str) -> Result<(), JournalError> {
-    session.record(Event::RunFinished {
-        outcome: outcome.to_owned(),
-    })
-}
-
-enum Stop {
-    Failed {
-        step: usize,
-        id: String,
-        error: StepError,
-    },
-    Aborted(String),
-    Precondition(String),
-}
-
-async fn run_steps(
-    plan: &Plan,
-    progress: &Progress,
-    session: &mut Session<'_>,
-    settings: &RunSettings,
-) -> Result<Vec<StepReport>, Stop> {
-    capture_log_shipping(plan, progress, session).await?;
-    let point_of_no_return = plan.point_of_no_return();
-    let total = plan.steps.len();
-    let mut reports = Vec::new();
-    for step in &plan.steps {
-        let say = |status: &str| {
-            if !settings.quiet {
-                eprintln!(
-                    "[{}/{total}] {} — {}{status}",
-                    step.number, step.id, step.description
-                );
-            }
-        };
-        if progress.finished.contains(&step.id) {
-            say(": done in an earlier attempt (journal)");
-            reports.push(StepReport {
-                number: step.number,
-                id: step.id.clone(),
-                status: "done earlier",
-                duration: Duration::ZERO,
-            });
-            continue;
-        }
-        say("");
-        let started = Instant::now();
-        session.set_step(&step.id, step.timeout, progress.started.contains(&step.id));
-        let fail = |error: StepError| match error {
-            StepError::Aborted(message) => Stop::Aborted(message),
-            error => Stop::Failed {
-                step: step.number,
-                id: step.id.clone(),
-                error,
-            },
-        };
-        session
-            .record(Event::StepStarted {
-                step: step.id.clone(),
-                number: step.number,
             })
-            .map_err(|e| fail(e.into()))?;
-        let result = run_one(plan, step, point_of_no_return, progress, session).await;
-        let status = match &result {
-            Ok(true) => "already done",
-            Ok(false) => "done",
-            Err(_) => "failed",
-        };
-        let message = result.as_ref().err().map(ToString::to_string);
-        if let Ok(true) = result {
-            session
-                .record(Event::StepSkipped {
-                    step: step.id.clone(),
-                    reason: "its effect was already in place".to_owned(),
+        }
+        Err(stopped) => match stopped.error {
+            StepError::Journal(e) => Err(e.into()),
+            StepError::Aborted(message) => {
+                finish(session, "aborted", Some(message.clone()))?;
+                Ok(Outcome::Aborted {
+                    journal: Some(journal_path),
+                    message,
                 })
-                .map_err(|e| fail(e.into()))?;
-        }
-        session
-            .record(Event::StepFinished {
-                step: step.id.clone(),
-                ok: result.is_ok(),
-                message,
-            })
-            .map_err(|e| fail(e.into()))?;
-        let duration = started.elapsed();
-        result.map_err(fail)?;
-        if !settings.quiet {
-            eprintln!("      {status} in {:.1}s", duration.as_secs_f64());
-        }
-        reports.push(StepReport {
-            number: step.number,
-            id: step.id.clone(),
-            status,
-            duration,
-        });
+            }
+            error => {
+                finish(session, "failed", Some(error.to_string()))?;
+                Ok(Outcome::StepFailed {
+                    journal: journal_path,
+                    step: stopped.number,
+                    id: stopped.id,
+                    error,
+                })
+            }
+        },
     }
-    Ok(reports)
 }
 
-/// Runs one step; `Ok(true)` when its effect was already there.
-async fn run_one(
+/// Before the first step that changes anything: the data-loss ledger and the point of no return,
+/// then the pool's FQDN typed (or `--yes`). Never skipped because a step's effect is already there.
+/// `Ok(Err(message))` when the operator did not confirm.
+async fn confirm_operation(
     plan: &Plan,
-    step: &PlannedStep,
-    point_of_no_return: Option<usize>,
-    progress: &Progress,
+    progress: &progress::Progress,
     session: &mut Session<'_>,
-) -> Result<bool, StepError> {
-    if step.action.check_done(session).await? {
-        return Ok(true);
-    }
-    if point_of_no_return == Some(step.number) && !progress.confirmed.contains(&step.id) {
-        let ledger = ledger::build(plan, session).await;
-        session.capture("data_loss_ledger", ledger.to_json())?;
-        confirm_point_of_no_return(plan, step, &ledger.render(), session)?;
-    } else if step.confirm
-        && !matches!(step.action, Action::Pause(_))
-        && !progress.confirmed.contains(&step.id)
-    {
-        session.confirm_continue(&format!(
-            "Step {} ({}) asks for confirmation: {}",
-            step.number, step.id, step.description
-        ))?;
-    }
-    step.action.run(session).await?;
-    step.action.verify(session).await?;
-    Ok(false)
-}
-
-/// Before the point of no return the operator types the pool's FQDN (or passed `--yes`).
-fn confirm_point_of_no_return(
-    plan: &Plan,
-    step: &PlannedStep,
-    ledger: &str,
-    session: &mut Session<'_>,
-) -> Result<(), StepError> {
-    eprintln!(
-        "\nPOINT OF NO RETURN: step {} ({}) cannot be undone by pcfail.\n{ledger}",
-        step.number, step.id
-    );
-    let how = match session.answers() {
-        Answers::Yes => "--yes".to_owned(),
-        Answers::Ask => {
-            if !std::io::stdin().is_terminal() {
-                return Err(StepError::Aborted(
-                    "confirmation needed before the point of no return, but standard input is not a terminal; run again with `--yes` to confirm in advance".to_owned(),
-                ));
-            }
-            eprint!("Type the pool's FQDN ({}) to continue: ", plan.pool);
-            let _ = std::io::stderr().flush();
-            let mut line = String::new();
-            let _ = std::io::stdin().lock().read_line(&mut line);
-            if !line.trim().eq_ignore_ascii_case(&plan.pool) {
-                return Err(StepError::Aborted(
-                    "the operator did not confirm the point of no return".to_owned(),
-                ));
-            }
-            "typed the pool FQDN".to_owned()
-        }
+    observation: &situation::Observation,
+) -> Result<Result<(), String>, JournalError> {
+    let Some(first) = plan.steps.iter().find(|s| !progress.finished(&s.id)) else {
+        return Ok(Ok(()));
     };
-    session.record(Event::Confirmed {
-        step: step.id.clone(),
-        how,
-    })?;
-    Ok(())
-}
-
-/// Reads and journals the log-shipping settings before the step that deletes them runs.
-async fn capture_log_shipping(
-    plan: &Plan,
-    progress: &Progress,
-    session: &mut Session<'_>,
-) -> Result<(), Stop> {
-    for step in &plan.steps {
-        let Action::RemoveLogShippingSecondary(remove) = &step.action else {
-            continue;
-        };
-        let key = session::log_shipping_key(&remove.database);
-        if progress.finished.contains(&step.id) || session.captured(&key).is_some() {
-            continue;
-        }
-        let settings = probe::log_shipping_secondary(session, remove.instance, &remove.database)
-            .await
-            .map_err(|e| {
-                Stop::Precondition(format!(
-                    "cannot read the log-shipping settings of `{}` on `{}` before removing them: {e}",
-                    remove.database, remove.instance
-                ))
+    let ledger = ledger::build(plan, session, observation).await;
+    session.capture("data_loss_ledger", ledger.to_json())?;
+    let mut text = format!(
+        "\n{} of {}: step {} (`{}`) is the first that changes anything.",
+        plan.operation.describe(),
+        plan.pool,
+        first.number,
+        first.id
+    );
+    if let Some(ponr) = plan.point_of_no_return() {
+        let step = &plan.steps[ponr - 1];
+        text.push_str(&format!(
+            "\nPOINT OF NO RETURN: step {} ({}) cannot be undone by pcfail.",
+            step.number, step.id
+        ));
+    }
+    eprintln!("{text}\n{}", ledger.render());
+    let prompt_text = format!("Type the pool's FQDN ({}) to continue: ", plan.pool);
+    let answer = prompt::confirm(session.answers(), &prompt_text, &plan.pool);
+    match answer {
+        Ok(how) => {
+            session.record(Event::Confirmed {
+                step: first.id.clone(),
+                how: how.to_owned(),
+                what: Some("operation".to_owned()),
             })?;
-        match settings {
-            Some(settings) => {
-                let value = serde_json::to_value(&settings).expect("settings serialize");
-                session.capture(&key, value).map_err(|e| Stop::Failed {
-                    step: step.number,
-                    id: step.id.clone(),
-                    error: e.into(),
-                })?;
-            }
-            None => {
-                let overrides = &session.runbook.log_shipping;
-                if overrides.share.is_none() || overrides.copy_folder.is_none() {
-                    return Err(Stop::Precondition(format!(
-                        "`{}` on `{}` is not configured as a log-shipping secondary, so the backup share and copy folder are unknown; if log shipping was removed by hand, give `share` and `copy_folder` under [log_shipping] in the runbook",
-                        remove.database, remove.instance
-                    )));
-                }
-            }
+            Ok(Ok(()))
         }
+        Err(message) => Ok(Err(message)),
     }
-    Ok(())
-}
-
-/// Takes `sp_getapplock` on the backup instance for the run's duration, on a dedicated connection
-/// (a session-owned application lock lives exactly as long as its connection). Returns the connection
-/// and the journal record of the statement, to be written once the journal exists.
-async fn take_applock(
-    runbook: &Runbook,
-    plan: &Plan,
-    settings: &RunSettings,
-) -> Result<(Option<Sql>, Option<Event>), Box<RunOutcome>> {
-    let Some(instance) = runbook.instances.get(&Role::Backup) else {
-        return Ok((None, None));
-    };
-    let precondition = |e: SqlError| {
-        Box::new(RunOutcome::Precondition {
-            message: format!("cannot take the run lock on `backup`: {e}"),
-        })
-    };
-    let mut conn = Sql::connect(instance, settings.timeouts.connect)
-        .await
-        .map_err(precondition)?;
-    let resource = format!("pcfail:{}", plan.pool.to_ascii_lowercase());
-    let text = format!(
-        "DECLARE @rc int; EXEC @rc = sp_getapplock @Resource = {}, @LockMode = 'Exclusive', @LockOwner = 'Session', @LockTimeout = 0; SELECT @rc AS rc;",
-        quote::sql_string(&resource)
-    );
-    let started = Instant::now();
-    let result = conn.batch(&text, settings.timeouts.query).await;
-    let rc = result
-        .as_ref()
-        .ok()
-        .and_then(|sets| sets.last())
-        .and_then(|set| set.rows.first().and_then(|row| set.get(row, "rc").as_i64()));
-    let event = Event::Command {
-        step: String::new(),
-        target: "backup".to_owned(),
-        text: text.clone(),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        ok: result.is_ok(),
-        error: result
-            .as_ref()
-            .err()
-            .map(|e| serde_json::Value::String(e.to_string())),
-        messages: Vec::new(),
-    };
-    match (result, rc) {
-        (Err(e), _) => Err(precondition(e)),
-        // 0: granted; 1: granted after waiting for other locks to be released.
-        (Ok(_), Some(0 | 1)) => Ok((Some(conn), Some(event))),
-        (Ok(_), Some(-1)) => Err(Box::new(RunOutcome::Locked {
-            message: format!(
-                "another pcfail run holds the application lock `{resource}` on `backup` (sp_getapplock timed out)"
-            ),
-        })),
-        (Ok(_), other) => Err(Box::new(RunOutcome::Precondition {
-            message: format!(
-                "sp_getapplock on `backup` returned {}; the run lock could not be taken",
-                other.map_or("no status".to_owned(), |c| c.to_string())
-            ),
-        })),
-    }
-}
-
-/// What an earlier attempt of this run got done, from its journal.
-#[derive(Default, Debug)]
-struct Progress {
-    /// Steps an earlier attempt started (finished or not).
-    started: Vec<String>,
-    finished: Vec<String>,
-    confirmed: Vec<String>,
-    captured: BTreeMap<String, serde_json::Value>,
-}
-
-impl Progress {
-    fn replay(records: &[Record]) -> Progress {
-        let mut p = Progress::default();
-        for r in records {
-            match &r.event {
-                Event::StepFinished { step, ok: true, .. } => p.finished.push(step.clone()),
-                // A step that started again is no longer finished (it cannot be: steps run in
-                // order), but keep the rule simple and robust to odd journals.
-                Event::StepStarted { step, .. } => {
-                    p.finished.retain(|s| s != step);
-                    p.started.push(step.clone());
-                }
-                Event::Confirmed { step, .. } => p.confirmed.push(step.clone()),
-                Event::Captured { key, value } => {
-                    p.captured.insert(key.clone(), value.clone());
-                }
-                _ => {}
-            }
-        }
-        p
-    }
-}
-
-/// The newest journal of `plan`'s operation and pool that did not complete.
-fn find_unfinished(
-    runs_dir: &Path,
-    plan: &Plan,
-) -> Result<Option<(PathBuf, Vec<Record>)>, ExecError> {
-    let mut candidates = Vec::new();
-    for (path, records) in list_runs(runs_dir)? {
-        let Some(Event::RunStarted {
-            operation, pool, ..
-        }) = records.first().map(|r| &r.event)
-        else {
-            continue;
-        };
-        let completed = records
-            .iter()
-            .any(|r| matches!(&r.event, Event::RunFinished { outcome } if outcome == "completed"));
-        if operation == plan.operation.key() && pool.eq_ignore_ascii_case(&plan.pool) && !completed
-        {
-            candidates.push((path, records));
-        }
-    }
-    Ok(candidates.pop())
-}
-
-/// Every run journal in `runs_dir`, oldest first (run ids start with a UTC timestamp). A damaged
-/// journal is listed with no records, so `status` can say so and resuming skips it.
-pub(crate) fn list_runs(runs_dir: &Path) -> Result<Vec<(PathBuf, Vec<Record>)>, ExecError> {
-    let entries = match std::fs::read_dir(runs_dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(ExecError::Runs {
-                path: runs_dir.to_owned(),
-                source,
-            });
-        }
-    };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .collect();
-    paths.sort();
-    Ok(paths
-        .into_iter()
-        .map(|p| {
-            let records = journal::read(&p).unwrap_or_default();
-            (p, records)
-        })
-        .collect())
 }

@@ -138,8 +138,10 @@ pub(crate) async fn has_mirroring_endpoint(
     Ok(!set.rows.is_empty())
 }
 
-/// What msdb records about a log-shipping secondary database (reference A.1).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// What msdb records about a log-shipping secondary database (reference A.1): where its backups come
+/// from and go, how far copying and restoring got, and the settings fail-back re-establishes. Fields
+/// added after the first release default, so journals written by earlier versions still read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct LogShippingSecondary {
     pub primary_server: String,
     pub primary_database: String,
@@ -147,8 +149,38 @@ pub(crate) struct LogShippingSecondary {
     pub backup_destination_directory: String,
     pub last_copied_file: Option<String>,
     pub last_restored_file: Option<String>,
+    /// Server local time, as msdb stores it.
+    #[serde(default)]
+    pub last_copied_date: Option<String>,
+    #[serde(default)]
+    pub last_restored_date: Option<String>,
+    #[serde(default)]
+    pub file_retention_period: Option<i64>,
+    #[serde(default)]
+    pub restore_delay: Option<i64>,
+    #[serde(default)]
+    pub restore_mode: Option<i64>,
+    #[serde(default)]
+    pub disconnect_users: Option<i64>,
+    /// From log_shipping_monitor_secondary (minutes before an alert).
+    #[serde(default)]
+    pub restore_threshold: Option<i64>,
+    /// The copy and restore jobs with their schedules (found by job id, reference A.3).
+    #[serde(default)]
+    pub copy_job: Option<AgentJob>,
+    #[serde(default)]
+    pub restore_job: Option<AgentJob>,
 }
 
+/// A SQL Agent job and how often its schedule runs it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct AgentJob {
+    pub name: String,
+    /// `freq_subday_interval` when `freq_subday_type` is 4 (minutes), else None.
+    pub every_minutes: Option<i64>,
+}
+
+/// The secondary's configuration, without the jobs (one query; what the situation needs).
 pub(crate) async fn log_shipping_secondary(
     s: &mut Session<'_>,
     role: Role,
@@ -157,12 +189,13 @@ pub(crate) async fn log_shipping_secondary(
     let set = s
         .query(
             role,
-            "SELECT s.primary_server, s.primary_database, s.backup_source_directory, s.backup_destination_directory, s.last_copied_file, d.last_restored_file FROM msdb.dbo.log_shipping_secondary AS s JOIN msdb.dbo.log_shipping_secondary_databases AS d ON d.secondary_id = s.secondary_id WHERE d.secondary_database = @P1",
+            "SELECT s.primary_server, s.primary_database, s.backup_source_directory, s.backup_destination_directory, s.last_copied_file, s.last_copied_date, s.file_retention_period, d.last_restored_file, d.last_restored_date, d.restore_delay, d.restore_mode, d.disconnect_users FROM msdb.dbo.log_shipping_secondary AS s JOIN msdb.dbo.log_shipping_secondary_databases AS d ON d.secondary_id = s.secondary_id WHERE d.secondary_database = @P1",
             &[Param::Str(db)],
         )
         .await?;
     Ok(set.rows.first().map(|row| {
         let text = |c: &str| set.get(row, c).as_str().map(str::to_owned);
+        let int = |c: &str| set.get(row, c).as_i64();
         LogShippingSecondary {
             primary_server: text("primary_server").unwrap_or_default(),
             primary_database: text("primary_database").unwrap_or_default(),
@@ -170,6 +203,195 @@ pub(crate) async fn log_shipping_secondary(
             backup_destination_directory: text("backup_destination_directory").unwrap_or_default(),
             last_copied_file: text("last_copied_file"),
             last_restored_file: text("last_restored_file"),
+            last_copied_date: text("last_copied_date"),
+            last_restored_date: text("last_restored_date"),
+            file_retention_period: int("file_retention_period"),
+            restore_delay: int("restore_delay"),
+            restore_mode: int("restore_mode"),
+            disconnect_users: int("disconnect_users"),
+            restore_threshold: None,
+            copy_job: None,
+            restore_job: None,
+        }
+    }))
+}
+
+/// Everything fail-back needs to put log shipping back as it was: the configuration, the monitor's
+/// restore threshold, and the copy and restore jobs with their schedules. Read before failover step 1
+/// deletes them. The lab's T-SQL (like some tools) takes one join per query, so this is four queries.
+pub(crate) async fn log_shipping_secondary_full(
+    s: &mut Session<'_>,
+    role: Role,
+    db: &str,
+) -> Result<Option<LogShippingSecondary>, StepError> {
+    let Some(mut ls) = log_shipping_secondary(s, role, db).await? else {
+        return Ok(None);
+    };
+    let monitor = s
+        .query(
+            role,
+            "SELECT restore_threshold FROM msdb.dbo.log_shipping_monitor_secondary WHERE secondary_database = @P1",
+            &[Param::Str(db)],
+        )
+        .await?;
+    ls.restore_threshold = monitor
+        .rows
+        .first()
+        .and_then(|r| monitor.get(r, "restore_threshold").as_i64());
+    let ids = s
+        .query(
+            role,
+            "SELECT s.copy_job_id, s.restore_job_id FROM msdb.dbo.log_shipping_secondary AS s JOIN msdb.dbo.log_shipping_secondary_databases AS d ON d.secondary_id = s.secondary_id WHERE d.secondary_database = @P1",
+            &[Param::Str(db)],
+        )
+        .await?;
+    let id = |c: &str| {
+        ids.rows
+            .first()
+            .and_then(|r| ids.get(r, c).as_str().map(str::to_ascii_uppercase))
+    };
+    let (copy_id, restore_id) = (id("copy_job_id"), id("restore_job_id"));
+    let jobs = s
+        .query(role, "SELECT job_id, name FROM msdb.dbo.sysjobs", &[])
+        .await?;
+    let schedules = s
+        .query(
+            role,
+            "SELECT js.job_id, sc.freq_subday_type, sc.freq_subday_interval FROM msdb.dbo.sysjobschedules AS js JOIN msdb.dbo.sysschedules AS sc ON sc.schedule_id = js.schedule_id",
+            &[],
+        )
+        .await?;
+    let job = |wanted: &Option<String>| -> Option<AgentJob> {
+        let wanted = wanted.as_deref()?;
+        let same =
+            |v: &crate::sql::Value| v.as_str().is_some_and(|x| x.eq_ignore_ascii_case(wanted));
+        let name = jobs
+            .rows
+            .iter()
+            .find(|r| same(jobs.get(r, "job_id")))
+            .and_then(|r| jobs.get(r, "name").as_str().map(str::to_owned))?;
+        let every_minutes = schedules
+            .rows
+            .iter()
+            .find(|r| same(schedules.get(r, "job_id")))
+            .filter(|r| schedules.get(r, "freq_subday_type").as_i64() == Some(4))
+            .and_then(|r| schedules.get(r, "freq_subday_interval").as_i64());
+        Some(AgentJob {
+            name,
+            every_minutes,
+        })
+    };
+    ls.copy_job = job(&copy_id);
+    ls.restore_job = job(&restore_id);
+    Ok(Some(ls))
+}
+
+/// What msdb on a log-shipping primary says about its newest log backup.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct LogShippingPrimary {
+    pub last_backup_file: Option<String>,
+    /// Server local time.
+    pub last_backup_date: Option<String>,
+}
+
+pub(crate) async fn log_shipping_primary(
+    s: &mut Session<'_>,
+    role: Role,
+    db: &str,
+) -> Result<Option<LogShippingPrimary>, StepError> {
+    let set = s
+        .query(
+            role,
+            "SELECT last_backup_file, last_backup_date FROM msdb.dbo.log_shipping_primary_databases WHERE primary_database = @P1",
+            &[Param::Str(db)],
+        )
+        .await?;
+    Ok(set.rows.first().map(|row| LogShippingPrimary {
+        last_backup_file: set.get(row, "last_backup_file").as_str().map(str::to_owned),
+        last_backup_date: set.get(row, "last_backup_date").as_str().map(str::to_owned),
+    }))
+}
+
+/// The instance's name and its clock: times in the ledger come from the servers, never pcfail's host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ServerClock {
+    pub server_name: String,
+    /// `GETUTCDATE()` as the server renders it (`YYYY-MM-DD hh:mm:ss.fff`).
+    pub utc_now: String,
+    /// `GETDATE()`: the server's local time, the clock msdb's dates and backup headers use.
+    pub local_now: String,
+}
+
+pub(crate) async fn server_clock(
+    s: &mut Session<'_>,
+    role: Role,
+) -> Result<ServerClock, StepError> {
+    let set = s
+        .query(
+            role,
+            "SELECT @@SERVERNAME AS server_name, GETUTCDATE() AS utc_now, GETDATE() AS local_now",
+            &[],
+        )
+        .await?;
+    let row = set.rows.first();
+    let text = |c: &str| {
+        row.and_then(|r| set.get(r, c).as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    Ok(ServerClock {
+        server_name: text("server_name"),
+        utc_now: text("utc_now"),
+        local_now: text("local_now"),
+    })
+}
+
+/// A database's state and mirroring role in one query, or None when it does not exist.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct DbView {
+    pub state: String,
+    pub standby: bool,
+    /// None when the database is not in a mirroring session.
+    pub mirroring: Option<MirroringView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct MirroringView {
+    pub role: String,
+    pub state: String,
+    pub partner: String,
+}
+
+impl DbView {
+    pub(crate) fn db_state(&self) -> DbState {
+        DbState {
+            state_desc: self.state.clone(),
+            is_in_standby: self.standby,
+        }
+    }
+}
+
+pub(crate) async fn database_view(
+    s: &mut Session<'_>,
+    role: Role,
+    db: &str,
+) -> Result<Option<DbView>, StepError> {
+    let set = s
+        .query(
+            role,
+            "SELECT d.state_desc, d.is_in_standby, m.mirroring_role_desc, m.mirroring_state_desc, m.mirroring_partner_name FROM sys.databases AS d LEFT JOIN sys.database_mirroring AS m ON m.database_id = d.database_id WHERE d.name = @P1",
+            &[Param::Str(db)],
+        )
+        .await?;
+    Ok(set.rows.first().map(|row| {
+        let text = |c: &str| set.get(row, c).as_str().map(str::to_owned);
+        DbView {
+            state: text("state_desc").unwrap_or_default(),
+            standby: set.get(row, "is_in_standby").as_i64() == Some(1),
+            mirroring: text("mirroring_role_desc").map(|role| MirroringView {
+                role,
+                state: text("mirroring_state_desc").unwrap_or_default(),
+                partner: text("mirroring_partner_name").unwrap_or_default(),
+            }),
         }
     }))
 }

@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use super::copy::CopyReport;
@@ -91,13 +90,15 @@ pub(crate) struct Session<'r> {
     /// Facts captured before they could be destroyed, by key (see `Event::Captured`).
     captured: BTreeMap<String, serde_json::Value>,
     answers: Answers,
+    accept_data_loss: bool,
     quiet: bool,
 }
 
 impl<'r> Session<'r> {
+    /// A session with no journal yet: what it sends is journaled once [`Session::set_journal`] gives
+    /// it one (a run observes the pool before it knows whether it will run at all).
     pub(crate) fn new(
         runbook: &'r Runbook,
-        journal: Journal,
         host_settings: HostSettings,
         timeouts: Timeouts,
         answers: Answers,
@@ -105,7 +106,7 @@ impl<'r> Session<'r> {
     ) -> Session<'r> {
         Session {
             runbook,
-            journal: Some(journal),
+            journal: None,
             sql: BTreeMap::new(),
             host: None,
             host_settings,
@@ -115,8 +116,24 @@ impl<'r> Session<'r> {
             retrying: false,
             captured: BTreeMap::new(),
             answers,
+            accept_data_loss: false,
             quiet,
         }
+    }
+
+    /// From now on every statement, cmdlet and fact is journaled.
+    pub(crate) fn set_journal(&mut self, journal: Journal) {
+        self.journal = Some(journal);
+    }
+
+    /// `--accept-data-loss`: a gap in the log chain, or a share that became unreachable, ends the
+    /// apply or copy instead of stopping the run.
+    pub(crate) fn set_accept_data_loss(&mut self, accept: bool) {
+        self.accept_data_loss = accept;
+    }
+
+    pub(crate) fn accepts_data_loss(&self) -> bool {
+        self.accept_data_loss
     }
 
     /// Makes a fact captured earlier (from this run's journal) available to the actions.
@@ -169,32 +186,16 @@ impl<'r> Session<'r> {
         super::Bar::new(verb, self.quiet)
     }
 
-    /// Asks the operator whether to go on. `Err(Aborted)` when they say no or cannot be asked.
+    /// Asks the operator whether to go on (a `pause` step, a step with `confirm = true`), journaling
+    /// the answer. `Err(Aborted)` when they say no or cannot be asked.
     pub(crate) fn confirm_continue(&mut self, message: &str) -> Result<(), StepError> {
         eprintln!("\n{message}");
-        let how = match self.answers {
-            Answers::Yes => "--yes",
-            Answers::Ask => {
-                if !std::io::stdin().is_terminal() {
-                    return Err(StepError::Aborted(
-                        "confirmation needed, but standard input is not a terminal; run again with `--yes` to confirm in advance".to_owned(),
-                    ));
-                }
-                eprint!("Type `yes` to continue: ");
-                let _ = std::io::stderr().flush();
-                let mut line = String::new();
-                let _ = std::io::stdin().lock().read_line(&mut line);
-                if line.trim() != "yes" {
-                    return Err(StepError::Aborted(
-                        "the operator did not confirm".to_owned(),
-                    ));
-                }
-                "typed"
-            }
-        };
+        let how = super::prompt::confirm(self.answers, "Type `yes` to continue: ", "yes")
+            .map_err(StepError::Aborted)?;
         self.record(Event::Confirmed {
             step: self.step.clone(),
             how: how.to_owned(),
+            what: Some("pause".to_owned()),
         })?;
         Ok(())
     }
@@ -302,20 +303,13 @@ impl<'r> Session<'r> {
         host_settings: HostSettings,
         timeouts: Timeouts,
     ) -> Session<'r> {
-        Session {
-            runbook,
-            journal: None,
-            sql: BTreeMap::new(),
-            host: None,
-            host_settings,
-            timeouts,
-            step: String::new(),
-            step_timeout: NO_TIMEOUT,
-            retrying: false,
-            captured: BTreeMap::new(),
-            answers: Answers::Ask,
-            quiet: true,
-        }
+        Session::new(runbook, host_settings, timeouts, Answers::Ask, true)
+    }
+
+    /// Opens the connection to `role` now, bounded by the connect timeout; an instance that does not
+    /// answer is reported once, without the retry a read-only query would make.
+    pub(crate) async fn connect(&mut self, role: Role) -> Result<(), SqlError> {
+        self.connection(role).await.map(|_| ())
     }
 
     /// Names the step whose commands follow; `retrying` when an earlier attempt of this run started it.

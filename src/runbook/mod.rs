@@ -74,19 +74,68 @@ pub struct LogShippingOverrides {
     pub copy_folder: Option<String>,
 }
 
-/// Which of the two procedures.
+/// How long pcfail waits on a server outside a step's own timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunbookTimeouts {
+    /// TCP connect and login together: how long a lost data center can keep pcfail waiting.
+    pub connect: Duration,
+    /// The read-only queries that check state.
+    pub query: Duration,
+}
+
+impl Default for RunbookTimeouts {
+    fn default() -> RunbookTimeouts {
+        RunbookTimeouts {
+            connect: Duration::from_secs(15),
+            query: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Which procedure: the two of Microsoft's runbook, and the planned (zero data loss) failover that
+/// runs the runbook's `[planned_failover]` steps before the failover's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
     Failover,
+    PlannedFailover,
     Failback,
 }
 
 impl Operation {
+    /// The key in journals and JSON.
     pub fn key(self) -> &'static str {
         match self {
             Operation::Failover => "failover",
+            Operation::PlannedFailover => "planned_failover",
             Operation::Failback => "failback",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<Operation> {
+        [
+            Operation::Failover,
+            Operation::PlannedFailover,
+            Operation::Failback,
+        ]
+        .into_iter()
+        .find(|o| o.key() == key)
+    }
+
+    /// Where the operation moves the pool: a planned failover moves it the same way as a failover.
+    pub fn direction(self) -> Operation {
+        match self {
+            Operation::PlannedFailover => Operation::Failover,
+            other => other,
+        }
+    }
+
+    /// For sentences: "failover", "planned failover", "fail-back".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Operation::Failover => "failover",
+            Operation::PlannedFailover => "planned failover",
+            Operation::Failback => "fail-back",
         }
     }
 }
@@ -120,19 +169,41 @@ pub struct Runbook {
     pub chat_database: String,
     pub compliance_database: String,
     pub instances: BTreeMap<Role, Instance>,
+    pub timeouts: RunbookTimeouts,
     pub log_shipping: LogShippingOverrides,
     pub chat_servers: Vec<ChatServer>,
     pub active_after_failover: Vec<String>,
     pub active_after_failback: Vec<String>,
     pub failover: Procedure,
+    /// Steps that run before the failover's when the primary is reachable (`failover --planned`).
+    pub planned_failover: Option<Procedure>,
     pub failback: Procedure,
 }
 
 impl Runbook {
-    pub fn procedure(&self, operation: Operation) -> &Procedure {
+    /// The steps of `operation`, in order, with the notes to read first. A planned failover is the
+    /// `[planned_failover]` steps followed by the failover's; None when the runbook has no such steps.
+    pub fn procedure(&self, operation: Operation) -> Option<Procedure> {
         match operation {
-            Operation::Failover => &self.failover,
-            Operation::Failback => &self.failback,
+            Operation::Failover => Some(self.failover.clone()),
+            Operation::Failback => Some(self.failback.clone()),
+            Operation::PlannedFailover => {
+                let planned = self.planned_failover.as_ref()?;
+                Some(Procedure {
+                    notes: planned
+                        .notes
+                        .iter()
+                        .chain(&self.failover.notes)
+                        .cloned()
+                        .collect(),
+                    steps: planned
+                        .steps
+                        .iter()
+                        .chain(&self.failover.steps)
+                        .cloned()
+                        .collect(),
+                })
+            }
         }
     }
 }

@@ -14,7 +14,10 @@ use super::check;
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::instance::{Address, Auth, Encryption, Instance, MirroringEndpoint, Role};
 use super::reader::{Located, Table, with_suggestion};
-use super::{ChatServer, LogShippingOverrides, Module, Pool, PowerShell, Procedure, Runbook, Step};
+use super::{
+    ChatServer, LogShippingOverrides, Module, Pool, PowerShell, Procedure, Runbook,
+    RunbookTimeouts, Step,
+};
 use crate::action::Action;
 
 /// What steps may refer to, gathered from the topology part of the file.
@@ -267,6 +270,10 @@ fn read_runbook(path: &Path, root: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> O
     if let Some(t) = root.opt_table(d, "log_shipping", "`[log_shipping]`") {
         ctx.overrides = read_overrides(&t, d);
     }
+    let timeouts = match root.opt_table(d, "timeouts", "`[timeouts]`") {
+        Some(t) => read_timeouts(&t, d),
+        None => Some(RunbookTimeouts::default()),
+    };
     let servers = root
         .opt_tables(d, "persistent_chat_servers", |n| {
             format!("`persistent_chat_servers` entry {n}")
@@ -288,6 +295,23 @@ fn read_runbook(path: &Path, root: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> O
         ctx.pool_identity = pool.identity.clone();
     }
     let failover = read_procedure(root, "failover", d, &ctx);
+    let planned_failover = root
+        .raw("planned_failover")
+        .map(|_| read_procedure(root, "planned_failover", d, &ctx));
+    if let (Some(Some(planned)), Some(failover)) = (&planned_failover, &failover) {
+        // The planned steps run in the same plan as the failover's, so ids must not collide.
+        for step in &planned.steps {
+            if failover.steps.iter().any(|f| f.id == step.id) {
+                d.error(
+                    root.span(),
+                    format!(
+                        "step id `{}` is used in both `planned_failover` and `failover`; a planned failover runs both, so ids must differ",
+                        step.id
+                    ),
+                );
+            }
+        }
+    }
     let failback = read_procedure(root, "failback", d, &ctx);
 
     let (chat_database, compliance_database) = databases?;
@@ -306,11 +330,16 @@ fn read_runbook(path: &Path, root: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> O
         chat_database: chat_database?,
         compliance_database: compliance_database?,
         instances: ctx.instances.clone(),
+        timeouts: timeouts?,
         log_shipping: ctx.overrides.clone(),
         chat_servers: servers,
         active_after_failover: ctx.active_after_failover.clone(),
         active_after_failback: ctx.active_after_failback.clone(),
         failover: failover?,
+        planned_failover: match planned_failover {
+            Some(p) => Some(p?),
+            None => None,
+        },
         failback: failback?,
     })
 }
@@ -341,6 +370,34 @@ fn read_pool(t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Option<Pool> {
         None => format!("service:{fqdn}"),
     };
     Some(Pool { fqdn, identity })
+}
+
+fn read_timeouts(t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Option<RunbookTimeouts> {
+    let defaults = RunbookTimeouts::default();
+    let mut ok = true;
+    let mut read = |key: &'static str, default: std::time::Duration| match t.opt_string(d, key) {
+        None => default,
+        Some(s) => match check::duration(&s.value) {
+            Ok(v) if !v.is_zero() && v <= std::time::Duration::from_secs(3600) => v,
+            Ok(_) => {
+                d.error(
+                    s.span,
+                    format!("`{key}` must be more than 0s and at most 1h"),
+                );
+                ok = false;
+                default
+            }
+            Err(message) => {
+                d.error(s.span, message);
+                ok = false;
+                default
+            }
+        },
+    };
+    let connect = read("connect", defaults.connect);
+    let query = read("query", defaults.query);
+    t.finish(d);
+    ok.then_some(RunbookTimeouts { connect, query })
 }
 
 fn read_powershell(t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Option<PowerShell> {

@@ -21,14 +21,28 @@ fn failover_requires_pool() {
 }
 
 #[test]
-fn failover_that_cannot_take_its_lock_stops_as_a_failed_precondition() {
-    // The shipped runbook asks for TLS, which this build refuses before connecting: nothing runs,
-    // and the refusal says why.
+fn failover_that_reaches_no_instance_refuses_and_says_why_for_each() {
+    // The shipped runbook asks for TLS, which this build refuses before connecting, and names
+    // `powershell.exe`, which this machine does not have: the situation cannot be known, so nothing
+    // runs, and the refusal says why for every instance and the shell.
+    let tls = "encryption `required` needs TLS, which this build does not include yet; only `not_supported` (plaintext, for the lab) works";
+    let mut expected = "error: the situation is inconsistent: no copy of `mgc` serves and the backup instance does not answer. Restore access to the backup instance; nothing can be done without it. Nothing was done.\n".to_owned();
+    for (role, host) in [
+        ("primary", "atl-sql-001"),
+        ("primary_mirror", "atl-sql-002"),
+        ("backup", "dal-sql-001"),
+        ("backup_mirror", "dal-sql-002"),
+    ] {
+        expected.push_str(&format!(
+            "  - `{role}` ({host}.litwareinc.com) does not answer: cannot connect to `{role}`: {tls}\n"
+        ));
+    }
+    expected.push_str("  - the Management Shell could not be asked for the pool state: cannot start `powershell.exe`: No such file or directory (os error 2)\n");
     Test::new()
         .runbook(SHIPPED)
         .args(&["failover", "--pool", "atl-cs-001.litwareinc.com", "--yes"])
         .stdout("")
-        .stderr("error: cannot take the run lock on `backup`: cannot connect to `backup`: encryption `required` needs TLS, which this build does not include yet; only `not_supported` (plaintext, for the lab) works\n")
+        .stderr(&expected)
         .status(3)
         .run();
 }

@@ -76,6 +76,11 @@ fn failback_fails_then_resumes(step: &str, fault: Value, error_start: &str) {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
+    // A full backup describes a moment: when the restore that uses it has to be redone, the backup
+    // is taken again first (the database may have changed since), not trusted from the journal.
+    if step == "restore-primary-mgc" {
+        expected_steps.push("backup-mgc".to_owned());
+    }
     expected_steps.extend(FAILBACK_STEPS[number - 1..].iter().map(|s| (*s).to_owned()));
     assert_eq!(started_steps(&failback_journal), expected_steps);
     assert_failed_back(&rig, &after_failover, &rig.status());

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::lab_support::{
     LabRig, RestoreJob, assert_exit, assert_failed_over, database, history, journals_in, kill_hard,
-    started_steps, text, trn_names,
+    log_restores_since_full, started_steps, text, trn_names,
 };
 
 /// The first and last LSN of the primary's log backup written to a file named `name`.
@@ -24,7 +24,8 @@ fn lsns_of(status: &pcfail_lab::Status, name: &str) -> (String, String) {
 }
 
 #[test]
-fn gap_in_log_chain_stops_before_recovery() {
+fn gap_in_log_chain_applies_the_prefix_stops_before_recovery_and_recovers_once_the_loss_is_accepted()
+ {
     // No restore job: the deleted backup is certainly one the backup instance still needs.
     let rig = LabRig::start(RestoreJob::Idle);
     let at_disaster = rig.disaster();
@@ -46,10 +47,12 @@ fn gap_in_log_chain_stops_before_recovery() {
         .lines()
         .filter(|l| l.starts_with("error: "))
         .collect();
+    // The restore job never ran: every log backup before the missing one is applied by pcfail.
+    let before_gap = names.iter().position(|n| n == missing).expect("listed");
     assert_eq!(
         error,
         [format!(
-            "error: step 3 (`apply-log-backups`) failed: the log chain is broken: no log backup covers LSN {first} up to {last} (the next available, `{}`, begins at LSN {last}); find the missing log backup before recovering, or accept losing everything after LSN {first}",
+            "error: step 3 (`apply-log-backups`) failed: applied {before_gap} log backup(s), then stopped: the log chain is broken: no log backup covers LSN {first} up to {last} (the next available, `{}`, begins at LSN {last}); put the missing log backup in the copy folder and run the same command again, or accept losing everything after LSN {first} by running it again with `--accept-data-loss`",
             rig.copy_folder().join(next).display()
         )]
     );
@@ -59,6 +62,13 @@ fn gap_in_log_chain_stops_before_recovery() {
         "RESTORING",
         "backup `mgc` must not be recovered past a gap"
     );
+    let (applied, _) = log_restores_since_full(&after, Role::Backup);
+    assert_eq!(
+        applied.last().map(|(_, end)| end.to_string()),
+        Some(first.clone()),
+        "the prefix up to the gap is applied: {applied:?}"
+    );
+    assert_eq!(applied.len(), before_gap);
     let journals = rig.journals();
     assert_eq!(
         started_steps(&journals[0]),
@@ -68,17 +78,30 @@ fn gap_in_log_chain_stops_before_recovery() {
             "apply-log-backups"
         ]
     );
-    let sent: Vec<&str> = journals[0]
-        .iter()
-        .filter(|r| r["event"] == "command")
-        .filter_map(|r| r["text"].as_str())
-        .collect();
     assert!(
-        !sent
-            .iter()
-            .any(|t| t.starts_with("RESTORE LOG") || t.starts_with("RESTORE DATABASE")),
-        "nothing is restored when the chain is known to be broken: {sent:?}"
+        !journals[0].iter().any(|r| r["event"] == "command"
+            && r["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("RESTORE DATABASE"))),
+        "nothing is recovered past a gap"
     );
+
+    // The operator accepts the loss: the same command with --accept-data-loss recovers what there is.
+    let pool = rig.pool();
+    let accepted = rig.pcfail(&["failover", "--pool", &pool, "--yes", "--accept-data-loss"]);
+    assert_exit(&accepted, 0);
+    let after = rig.status();
+    assert_eq!(
+        database(&after, Role::Backup, "mgc")["state_desc"],
+        "ONLINE"
+    );
+    let journal = &rig.journals()[0];
+    let acceptance = journal
+        .iter()
+        .find(|r| r["event"] == "captured" && r["key"] == "data_loss_accepted:mgc")
+        .expect("the accepted loss is journaled");
+    assert_eq!(acceptance["value"]["from_lsn"], first.as_str());
+    assert_eq!(acceptance["value"]["how"], "--accept-data-loss");
 }
 
 /// A first run hangs in `Set-CsPersistentChatState` (the lab shell never answers) while holding both
@@ -208,6 +231,7 @@ fn plan_check_passes_before_a_failover_and_fails_for_a_failback_without_a_primar
     assert_eq!(
         checks,
         [
+            "the situation calls for a failover",
             "instance `backup` reachable, sysadmin",
             "instance `backup_mirror` reachable, sysadmin",
             "log shipping of `mgc` configured on `backup`",
@@ -224,7 +248,7 @@ fn plan_check_passes_before_a_failover_and_fails_for_a_failback_without_a_primar
         rows.iter().all(|(verdict, _, _)| verdict == "PASS"),
         "every check passes before a failover:\n{stdout}"
     );
-    assert!(stdout.ends_with("all 9 checks passed\n"), "{stdout}");
+    assert!(stdout.ends_with("all 10 checks passed\n"), "{stdout}");
 
     let failback = rig.pcfail(&["plan", "failback", "--check"]);
     assert_exit(&failback, 3);
@@ -242,6 +266,10 @@ fn plan_check_passes_before_a_failover_and_fails_for_a_failback_without_a_primar
     assert_eq!(
         failed,
         [
+            (
+                "the situation calls for a fail-back".to_owned(),
+                "the pool is not failed over (pool state Normal; no primary-side copy of `mgc` serves, and the backup's copy is restoring: the primary data center is lost): there is nothing to fail back".to_owned(),
+            ),
             (
                 "instance `primary` reachable, sysadmin".to_owned(),
                 format!("cannot reach `primary` at {primary}: Connection refused (os error 111)")
