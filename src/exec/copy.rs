@@ -106,6 +106,7 @@ pub(crate) fn copy_missing(
             source,
         };
         let exists = dst.exists();
+        progress(i + 1, total, &name);
         if exists && identical(&src, &dst).map_err(copy_err)? {
             report.already_there.push(name);
         } else {
@@ -116,17 +117,8 @@ pub(crate) fn copy_missing(
                 report.copied.push(name);
             }
         }
-        progress(i + 1, total, report_last(&report));
     }
     Ok(report)
-}
-
-fn report_last(report: &CopyReport) -> &str {
-    [&report.copied, &report.already_there, &report.replaced]
-        .iter()
-        .filter_map(|v| v.last())
-        .next_back()
-        .map_or("", String::as_str)
 }
 
 fn copy_atomically(src: &Path, dst: &Path) -> io::Result<()> {

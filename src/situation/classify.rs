@@ -256,6 +256,19 @@ pub(crate) fn classify(o: &Observation) -> Assessment {
             "fail over to the backup data center".to_owned(),
             Some(failover),
         ),
+        (None, None)
+            if o
+                .instance(Role::Backup)
+                .is_some_and(|i| i.cause == Some("configuration")) =>
+        {
+            a(
+                Kind::Inconsistent,
+                None,
+                "pcfail cannot ask the backup instance, because of its own settings, so the situation is unknown".to_owned(),
+                "fix the runbook or the environment as the findings say, then look again".to_owned(),
+                Some(status.clone()),
+            )
+        }
         (None, None) if !o.reachable(Role::Backup) => a(
             Kind::Inconsistent,
             None,
@@ -281,7 +294,14 @@ pub(crate) fn classify(o: &Observation) -> Assessment {
 fn findings(o: &Observation, f: &Facts) -> Vec<String> {
     let mut out = Vec::new();
     for i in &o.instances {
-        if !i.reachable {
+        if !i.reachable && i.cause == Some("configuration") {
+            out.push(format!(
+                "`{}` ({}) cannot be asked, because of pcfail's own settings (not an outage): {}",
+                i.role,
+                i.host,
+                i.error.as_deref().unwrap_or("unknown")
+            ));
+        } else if !i.reachable {
             out.push(format!(
                 "`{}` ({}) does not answer: {}",
                 i.role,

@@ -39,6 +39,9 @@ pub(crate) struct InstanceView {
     pub reachable: bool,
     /// Why it could not be asked (connect timeout, refused, login failed, a query failed).
     pub error: Option<String>,
+    /// `configuration` when pcfail's own settings kept it from asking (a password variable not set,
+    /// a setting this build cannot do): not an outage, and not to be taken for one.
+    pub cause: Option<&'static str>,
     pub server_name: Option<String>,
     /// `GETUTCDATE()` on the instance when it was asked.
     pub server_time_utc: Option<String>,
@@ -175,6 +178,7 @@ async fn observe_instance(
         data_center: instance.data_center.clone(),
         reachable: false,
         error: None,
+        cause: None,
         server_name: None,
         server_time_utc: None,
         databases: Vec::new(),
@@ -184,6 +188,13 @@ async fn observe_instance(
     // A session of its own per instance: the four are asked at the same time.
     let mut s = Session::unjournaled(runbook, host.clone(), timeouts);
     if let Err(e) = s.connect(role).await {
+        view.cause = Some(if e.is_configuration() {
+            "configuration"
+        } else if e.is_transport() {
+            "unreachable"
+        } else {
+            "refused"
+        });
         view.error = Some(e.to_string());
         return view;
     }
@@ -210,6 +221,7 @@ async fn observe_instance(
         Ok(()) => view.reachable = true,
         Err(e) => {
             // It answered the login but not a question: as good as unreachable for deciding.
+            view.cause = Some("error");
             view.error = Some(e.to_string());
         }
     }

@@ -27,6 +27,7 @@ pub(crate) fn instance(role: Role, mgc: Option<Option<DbView>>) -> InstanceView 
         },
         reachable: mgc.is_some(),
         error: mgc.is_none().then(|| "timed out".to_owned()),
+        cause: mgc.is_none().then_some("unreachable"),
         server_name: None,
         server_time_utc: None,
         // `mgccomp` is in the same state as `mgc`, as the two databases usually are.

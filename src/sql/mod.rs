@@ -90,6 +90,15 @@ impl SqlError {
         }
     }
 
+    /// True when pcfail's own settings kept it from connecting (a password variable not set, a setting
+    /// this build cannot do): the server was never asked.
+    pub(crate) fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            SqlError::PasswordMissing { .. } | SqlError::Unsupported { .. }
+        )
+    }
+
     /// True when the failure says nothing about the statement and retrying on a new connection is
     /// reasonable (the network, a timeout, a dropped connection).
     pub(crate) fn is_transport(&self) -> bool {

@@ -26,7 +26,7 @@ fn failover_that_reaches_no_instance_refuses_and_says_why_for_each() {
     // `powershell.exe`, which this machine does not have: the situation cannot be known, so nothing
     // runs, and the refusal says why for every instance and the shell.
     let tls = "encryption `required` needs TLS, which this build does not include yet; only `not_supported` (plaintext, for the lab) works";
-    let mut expected = "error: the situation is inconsistent: no copy of `mgc` serves and the backup instance does not answer. Restore access to the backup instance; nothing can be done without it. Nothing was done.\n".to_owned();
+    let mut expected = "error: the situation is inconsistent: pcfail cannot ask the backup instance, because of its own settings, so the situation is unknown. Fix the runbook or the environment as the findings say, then look again. Nothing was done.\n".to_owned();
     for (role, host) in [
         ("primary", "atl-sql-001"),
         ("primary_mirror", "atl-sql-002"),
@@ -34,7 +34,7 @@ fn failover_that_reaches_no_instance_refuses_and_says_why_for_each() {
         ("backup_mirror", "dal-sql-002"),
     ] {
         expected.push_str(&format!(
-            "  - `{role}` ({host}.litwareinc.com) does not answer: cannot connect to `{role}`: {tls}\n"
+            "  - `{role}` ({host}.litwareinc.com) cannot be asked, because of pcfail's own settings (not an outage): cannot connect to `{role}`: {tls}\n"
         ));
     }
     expected.push_str("  - the Management Shell could not be asked for the pool state: cannot start `powershell.exe`: No such file or directory (os error 2)\n");

@@ -10,5 +10,6 @@ mod run_end_to_end;
 mod run_failback_faults;
 mod run_faults;
 mod run_safety;
+mod situation;
 mod test;
 mod validate;
