@@ -98,6 +98,25 @@ async fn rehearse(
     .await
     .ok_or_else(|| DrillError::Setup("log shipping produced no backups in time".to_owned()))?;
 
+    let pool = manifest.pool.clone();
+    let pcfail = Pcfail {
+        program,
+        runbook: &runbook_path,
+        state_dir: &state_dir,
+        manifest: &manifest,
+    };
+    let mut situations = Vec::new();
+    situations.push(
+        pcfail
+            .expect_situation("before the disaster", "normal")
+            .await?,
+    );
+    // The gate, rehearsed: on a healthy site a failover would make a split brain, so it is refused.
+    pcfail
+        .expect_exit(&["failover", "--pool", &pool, "--yes"], 3, "failover")
+        .await?;
+    eprintln!("drill: a failover on the healthy site was refused, as it must be");
+
     eprintln!("drill: the primary data center (ATL) is lost");
     let disaster_lab_ms = lab.now().0;
     lab.disaster().await?;
@@ -112,17 +131,15 @@ async fn rehearse(
         .max();
     let primary_records =
         database(&at_disaster, Role::Primary, "mgc").and_then(|d| d["chat_records"].as_u64());
+    situations.push(
+        pcfail
+            .expect_situation("after the disaster", "primary_lost")
+            .await?,
+    );
 
-    let pool = manifest.pool.clone();
-    run_pcfail(
-        program,
-        &runbook_path,
-        &state_dir,
-        &manifest,
-        &["failover", "--pool", &pool, "--yes"],
-        "failover",
-    )
-    .await?;
+    pcfail
+        .run(&["failover", "--pool", &pool, "--yes"], "failover")
+        .await?;
     let rto = disaster.elapsed();
     let after_failover = lab.status().await;
     let problems = check_failover(&at_disaster, &after_failover);
@@ -132,18 +149,24 @@ async fn rehearse(
             problems,
         });
     }
+    situations.push(
+        pcfail
+            .expect_situation("after the failover", "failed_over")
+            .await?,
+    );
+    // Run again, a completed failover has nothing to do.
+    pcfail
+        .expect_exit(&["failover", "--pool", &pool, "--yes"], 0, "failover")
+        .await?;
 
     eprintln!("drill: the primary data center is rebuilt");
     lab.rebuild_primary().await?;
-    run_pcfail(
-        program,
-        &runbook_path,
-        &state_dir,
-        &manifest,
-        &["failback", "--yes"],
-        "failback",
-    )
-    .await?;
+    situations.push(
+        pcfail
+            .expect_situation("after the rebuild", "ready_for_failback")
+            .await?,
+    );
+    pcfail.run(&["failback", "--yes"], "failback").await?;
     let after_failback = lab.status().await;
     let problems = check_failback(&after_failover, &after_failback);
     if !problems.is_empty() {
@@ -152,12 +175,22 @@ async fn rehearse(
             problems,
         });
     }
+    situations.push(
+        pcfail
+            .expect_situation("after the fail-back", "normal")
+            .await?,
+    );
 
     let mut report = String::new();
     let _ = writeln!(
         report,
         "pcfail drill: failover and fail-back of {pool} rehearsed against the lab; every check passed.\n"
     );
+    let _ = writeln!(report, "Situations (pcfail status --live):");
+    for line in &situations {
+        let _ = writeln!(report, "  {line}");
+    }
+    let _ = writeln!(report);
     for (title, operation) in [("Failover", "failover"), ("Fail-back", "failback")] {
         let _ = writeln!(report, "{title}:");
         for (step, secs) in step_durations(&state_dir, operation) {
@@ -215,36 +248,101 @@ fn tempfile_dir() -> Result<tempfile::TempDir, DrillError> {
         .map_err(|e| DrillError::Setup(format!("cannot create a temporary folder: {e}")))
 }
 
-/// Runs `pcfail <args>` against the lab's runbook, as an operator would, with the lab's password in
-/// the environment variable the runbook names.
-async fn run_pcfail(
-    program: &Path,
-    runbook: &Path,
-    state_dir: &Path,
-    manifest: &pcfail_lab::Manifest,
-    args: &[&str],
-    operation: &'static str,
-) -> Result<(), DrillError> {
-    eprintln!("drill: pcfail {}", args.join(" "));
-    let status = tokio::process::Command::new(program)
-        .args(args)
-        .arg("--runbook")
-        .arg(runbook)
-        .arg("--state-dir")
-        .arg(state_dir)
-        .env(&manifest.login.password_env, &manifest.login.password)
-        .stdin(std::process::Stdio::null())
-        .status()
-        .await
-        .map_err(|e| DrillError::Setup(format!("cannot start `{}`: {e}", program.display())))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(DrillError::Run {
-            operation,
-            status: status.to_string(),
-            journal_dir: state_dir.join("runs"),
-        })
+/// The binary, runbook and state directory the drill runs `pcfail` with.
+struct Pcfail<'a> {
+    program: &'a Path,
+    runbook: &'a Path,
+    state_dir: &'a Path,
+    manifest: &'a pcfail_lab::Manifest,
+}
+
+impl Pcfail<'_> {
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(self.program);
+        command
+            .args(args)
+            .arg("--runbook")
+            .arg(self.runbook)
+            .arg("--state-dir")
+            .arg(self.state_dir)
+            .env(
+                &self.manifest.login.password_env,
+                &self.manifest.login.password,
+            )
+            .stdin(std::process::Stdio::null());
+        command
+    }
+
+    /// Runs `pcfail <args>` as an operator would, its output shown, and requires success.
+    async fn run(&self, args: &[&str], operation: &'static str) -> Result<(), DrillError> {
+        eprintln!("drill: pcfail {}", args.join(" "));
+        let status = self.command(args).status().await.map_err(|e| {
+            DrillError::Setup(format!("cannot start `{}`: {e}", self.program.display()))
+        })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(DrillError::Run {
+                operation,
+                status: status.to_string(),
+                journal_dir: self.state_dir.join("runs"),
+            })
+        }
+    }
+
+    /// Runs `pcfail <args>` (its output hidden) and checks its exit status.
+    async fn expect_exit(
+        &self,
+        args: &[&str],
+        expected: i32,
+        operation: &'static str,
+    ) -> Result<(), DrillError> {
+        let output = self.command(args).output().await.map_err(|e| {
+            DrillError::Setup(format!("cannot start `{}`: {e}", self.program.display()))
+        })?;
+        if output.status.code() == Some(expected) {
+            Ok(())
+        } else {
+            Err(DrillError::Verify {
+                operation,
+                problems: vec![format!(
+                    "`pcfail {}` exited with {} where {expected} was expected: {}",
+                    args.join(" "),
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr).trim()
+                )],
+            })
+        }
+    }
+
+    /// `pcfail status --live --format json`, checked to name `expected`; returns a report line.
+    async fn expect_situation(&self, when: &str, expected: &str) -> Result<String, DrillError> {
+        let output = self
+            .command(&["status", "--live", "--format", "json"])
+            .output()
+            .await
+            .map_err(|e| {
+                DrillError::Setup(format!("cannot start `{}`: {e}", self.program.display()))
+            })?;
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|e| {
+            DrillError::Setup(format!(
+                "`pcfail status --live` printed no JSON document: {e}"
+            ))
+        })?;
+        let kind = report["situation"]["kind"].as_str().unwrap_or("?");
+        if kind != expected {
+            return Err(DrillError::Verify {
+                operation: "status",
+                problems: vec![format!(
+                    "{when}, the situation is `{kind}` where `{expected}` was expected: {}",
+                    report["situation"]["summary"]
+                )],
+            });
+        }
+        Ok(format!(
+            "{when:<22} {}",
+            report["situation"]["name"].as_str().unwrap_or(kind)
+        ))
     }
 }
 

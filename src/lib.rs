@@ -166,7 +166,8 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
         } => {
             let runbook = load_for_pool(config, pool.as_deref())?;
             require_procedure(&runbook, *operation)?;
-            let plan = Plan::build(&runbook, *operation);
+            let plan =
+                Plan::build(&runbook, *operation).with_history(&operate::history(config, &runbook));
             tracing::info!(
                 steps = plan.steps.len(),
                 operation = operation.key(),

@@ -56,7 +56,7 @@ pub(crate) fn run_operation(
         path: config.runbook.clone(),
         source,
     })?;
-    let plan = Plan::build(runbook, operation);
+    let plan = Plan::build(runbook, operation).with_history(&history(config, runbook));
     let settings = RunSettings {
         state_dir: config.state_dir.clone(),
         answers: if options.yes {
@@ -156,6 +156,12 @@ pub(crate) fn status_live(
     };
     out.write_all(text.as_bytes())?;
     Ok(Exit::Ok.into())
+}
+
+/// The runs in the state directory, for filling a plan from what they captured. A state directory
+/// that cannot be read fills nothing: the run itself reports it when it reads its history.
+pub(crate) fn history(config: &Config, runbook: &Runbook) -> History {
+    History::read(&config.state_dir, Some(&runbook.pool.fqdn)).unwrap_or_default()
 }
 
 fn read_history(config: &Config, pool: Option<&str>) -> Result<History, Error> {

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::action::{Action, Command, Target};
+use crate::exec::probe::LogShippingSecondary;
 use crate::runbook::{Address, Operation, Role, Runbook};
+use crate::situation::History;
 
 /// Where an instance is, for the plan's header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +47,9 @@ pub struct Plan {
     pub runbook: PathBuf,
     pub instances: Vec<PlanInstance>,
     pub notes: Vec<String>,
+    /// The notes that came from earlier runs' journals (also in `notes`), repeated at the
+    /// confirmation before the first step.
+    pub history_notes: Vec<String>,
     pub steps: Vec<PlannedStep>,
 }
 
@@ -86,8 +91,53 @@ impl Plan {
                 })
                 .collect(),
             notes: procedure.notes.clone(),
+            history_notes: Vec::new(),
             steps,
         }
+    }
+
+    /// Fills what the runbook leaves to facts an earlier run captured (the log-shipping settings a
+    /// failover read before removing them, which fail-back puts back) and notes where the runbook
+    /// says otherwise. `pcfail plan` and the executor both call it with the same state directory, so
+    /// they show and run the same plan.
+    pub(crate) fn with_history(mut self, history: &History) -> Plan {
+        for step in &mut self.steps {
+            let Action::ConfigureLogShipping(configure) = &mut step.action else {
+                continue;
+            };
+            let key = crate::exec::session::log_shipping_key(&configure.database);
+            let Some((run, value)) = history.last_captured(&key) else {
+                continue;
+            };
+            let Ok(captured) = serde_json::from_value::<LogShippingSecondary>(value.clone()) else {
+                continue;
+            };
+            let filling = configure.from_capture.clone();
+            let notes = configure.resolve(&captured, &run.id);
+            if !filling.is_empty() {
+                self.history_notes.push(format!(
+                    "step {} (`{}`) puts back log shipping as it was before the failover: {} from the settings run {} captured",
+                    step.number,
+                    step.id,
+                    filling.join(", "),
+                    run.id
+                ));
+            }
+            self.history_notes.extend(notes);
+            step.commands = step.action.render();
+        }
+        self.notes.extend(self.history_notes.iter().cloned());
+        self
+    }
+
+    /// Why the plan cannot run yet: a step still waits for a fact no run captured.
+    pub(crate) fn unresolved(&self) -> Option<String> {
+        self.steps.iter().find_map(|step| match &step.action {
+            Action::ConfigureLogShipping(c) => c
+                .unresolved()
+                .map(|why| format!("step {} (`{}`): {why}", step.number, step.id)),
+            _ => None,
+        })
     }
 
     /// The number of the first irreversible step: from there on, stopping does not restore the

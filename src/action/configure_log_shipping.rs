@@ -5,10 +5,15 @@
 //! Jobs and schedules are addressed by the names the runbook chooses (`@job_name`, `@schedule_name`),
 //! so no statement needs an OUTPUT variable and each is one plain statement. The retention and alert
 //! numbers are the values SSMS proposes; the runbook can change the most common ones.
+//!
+//! Fail-back puts back what the failover removed: the secondary's settings a failover captured from
+//! msdb before step 1 (share, copy folder, job names, schedule, retention) fill every key the runbook
+//! leaves out, and where the runbook says otherwise the plan notes the difference (`resolve`).
 
 use std::time::Duration;
 
 use super::{Command, MINUTE, Target, ident};
+use crate::exec::probe::LogShippingSecondary;
 use crate::exec::{Session, StepError, probe};
 use crate::quote::sql_string;
 use crate::runbook::{Role, StepReader};
@@ -38,6 +43,9 @@ pub struct ConfigureLogShipping {
     pub interval_minutes: i64,
     pub retention_minutes: i64,
     pub schedule_start_date: i64,
+    /// Keys the runbook leaves to the settings a failover captured, until [`Self::resolve`] fills
+    /// them; a step with any left cannot run.
+    pub from_capture: Vec<&'static str>,
 }
 
 impl ConfigureLogShipping {
@@ -46,10 +54,22 @@ impl ConfigureLogShipping {
         let secondary = r.instance_or("secondary", Role::Backup);
         let database = r.database("database");
         let backup_directory = r.text("backup_directory");
-        let backup_share = r.text("backup_share");
-        let copy_folder = r.text("copy_folder");
         let initialize_file = r.text("initialize_file");
         let db = database.clone().unwrap_or_default();
+        // What the runbook leaves out comes from the failover's capture (`resolve`).
+        let from_capture: Vec<&'static str> = [
+            "backup_share",
+            "copy_folder",
+            "copy_job",
+            "restore_job",
+            "interval_minutes",
+            "retention_minutes",
+        ]
+        .into_iter()
+        .filter(|key| r.table.raw(key).is_none())
+        .collect();
+        let backup_share = r.text_or("backup_share", String::new());
+        let copy_folder = r.text_or("copy_folder", String::new());
         let backup_job = r.sysname_or("backup_job", format!("LSBackup_{db}"));
         let backup_schedule = r.sysname_or("backup_schedule", format!("LSBackupSchedule_{db}"));
         let copy_job = r.sysname_or("copy_job", format!("LSCopy_{db}"));
@@ -93,6 +113,85 @@ impl ConfigureLogShipping {
             interval_minutes: interval_minutes?,
             retention_minutes: retention_minutes?,
             schedule_start_date: schedule_start_date?,
+            from_capture,
+        })
+    }
+
+    /// Fills the keys the runbook left out from what a failover captured (`run` names it) and returns
+    /// a note for each key the runbook sets to something else than what was captured.
+    pub(crate) fn resolve(&mut self, captured: &LogShippingSecondary, run: &str) -> Vec<String> {
+        let mut notes = Vec::new();
+        let values: [(&'static str, Option<String>, String); 6] = [
+            (
+                "backup_share",
+                Some(captured.backup_source_directory.clone()).filter(|v| !v.is_empty()),
+                self.backup_share.clone(),
+            ),
+            (
+                "copy_folder",
+                Some(captured.backup_destination_directory.clone()).filter(|v| !v.is_empty()),
+                self.copy_folder.clone(),
+            ),
+            (
+                "copy_job",
+                captured.copy_job.as_ref().map(|j| j.name.clone()),
+                self.copy_job.clone(),
+            ),
+            (
+                "restore_job",
+                captured.restore_job.as_ref().map(|j| j.name.clone()),
+                self.restore_job.clone(),
+            ),
+            (
+                "interval_minutes",
+                captured
+                    .copy_job
+                    .as_ref()
+                    .and_then(|j| j.every_minutes)
+                    .map(|m| m.to_string()),
+                self.interval_minutes.to_string(),
+            ),
+            (
+                "retention_minutes",
+                captured.file_retention_period.map(|m| m.to_string()),
+                self.retention_minutes.to_string(),
+            ),
+        ];
+        let mut filled = Vec::new();
+        for (key, was, now) in values {
+            let Some(was) = was else { continue };
+            if self.from_capture.contains(&key) {
+                filled.push(key);
+                match key {
+                    "backup_share" => self.backup_share = was,
+                    "copy_folder" => self.copy_folder = was,
+                    "copy_job" => self.copy_job = was,
+                    "restore_job" => self.restore_job = was,
+                    "interval_minutes" => self.interval_minutes = was.parse().unwrap_or(15),
+                    _ => self.retention_minutes = was.parse().unwrap_or(4320),
+                }
+            } else if now != was {
+                notes.push(format!(
+                    "fail-back sets log shipping's `{key}` to `{now}` as the runbook says; before the failover (run {run}) msdb had `{was}`"
+                ));
+            }
+        }
+        self.from_capture.retain(|k| !filled.contains(k));
+        notes
+    }
+
+    /// Why the step cannot run yet, if some key is still waiting for a capture.
+    pub(crate) fn unresolved(&self) -> Option<String> {
+        (!self.from_capture.is_empty()).then(|| {
+            format!(
+                "the runbook leaves {} of `{}`'s log shipping to the settings a failover captures before removing log shipping, and no failover in this state directory captured them; set them in the runbook's `configure_log_shipping` step",
+                self.from_capture
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.database
+            )
         })
     }
 
@@ -132,6 +231,23 @@ impl ConfigureLogShipping {
     }
 
     pub fn render(&self) -> Vec<Command> {
+        if !self.from_capture.is_empty() {
+            // Without the captured values the statements cannot be written out; the plan says
+            // where they will come from, and the run refuses until they are known.
+            return vec![Command::Computed {
+                what: format!(
+                    "the log-shipping configuration of `{}` from {} to {}, as before the failover: {} as the failover captured them",
+                    self.database,
+                    self.primary,
+                    self.secondary,
+                    self.from_capture.join(", ")
+                ),
+                from: format!(
+                    "the settings a failover read from msdb on {} before removing log shipping (its journal); none is in this state directory yet",
+                    self.secondary
+                ),
+            }];
+        }
         let (p, s) = (self.primary, self.secondary);
         let db = sql_string(&self.database);
         let init = sql_string(&self.initialize_file);
@@ -225,6 +341,9 @@ impl ConfigureLogShipping {
     }
 
     pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
+        if let Some(why) = self.unresolved() {
+            return Err(StepError::Failed(why));
+        }
         s.run_all(&self.render()).await
     }
 

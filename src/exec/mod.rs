@@ -205,6 +205,11 @@ async fn proceed(
     session: &mut Session<'_>,
     start: Start<'_>,
 ) -> Result<Outcome, ExecError> {
+    if let Some(why) = plan.unresolved() {
+        return Ok(Outcome::Refused {
+            message: nothing_done(&why),
+        });
+    }
     if let Some(run) = &start.resume
         && runs::started_with(run) != Some(start.runbook_sha256)
     {
@@ -373,6 +378,9 @@ async fn confirm_operation(
             "\nPOINT OF NO RETURN: step {} ({}) cannot be undone by pcfail.",
             step.number, step.id
         ));
+    }
+    for note in &plan.history_notes {
+        text.push_str(&format!("\nnote: {note}"));
     }
     eprintln!("{text}\n{}", ledger.render());
     let prompt_text = format!("Type the pool's FQDN ({}) to continue: ", plan.pool);

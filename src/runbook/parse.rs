@@ -146,6 +146,14 @@ impl StepReader<'_, '_, '_, '_> {
         self.checked_text(key, value)
     }
 
+    /// Optional free text, `default` when absent.
+    pub(crate) fn text_or(&mut self, key: &'static str, default: String) -> Option<String> {
+        match self.table.opt_string(self.d, key) {
+            Some(value) => self.checked_text(key, value),
+            None => Some(default),
+        }
+    }
+
     fn checked_text(&mut self, key: &str, value: Located<String>) -> Option<String> {
         match check::plain_text(&format!("`{key}`"), &value.value) {
             Ok(()) => Some(value.value),

@@ -63,7 +63,13 @@ fn failover_plan_prints_microsofts_steps_in_order() {
 
 #[test]
 fn failback_plan_prints_its_steps_in_order() {
-    let text = stdout(&["plan", "failback"], SHIPPED);
+    // With the keys fail-back would otherwise take from a failover's journal set in the runbook.
+    let runbook = crate::test::edit(
+        SHIPPED,
+        "# backup_share = '\\\\atl-sql-001.litwareinc.com\\LogShipping'\n# copy_folder = 'D:\\LogShippingCopy'\n# copy_job = \"LSCopy_ATL-SQL-001_mgc\"\n# restore_job = \"LSRestore_ATL-SQL-001_mgc\"\n# interval_minutes = 15\n# retention_minutes = 4320\n",
+        "backup_share = '\\\\atl-sql-001.litwareinc.com\\LogShipping'\ncopy_folder = 'D:\\LogShippingCopy'\ncopy_job = \"LSCopy_ATL-SQL-001_mgc\"\nrestore_job = \"LSRestore_ATL-SQL-001_mgc\"\ninterval_minutes = 15\nretention_minutes = 4320\n",
+    );
+    let text = stdout(&["plan", "failback"], &runbook);
     assert_in_order(
         &text,
         &[
@@ -85,6 +91,18 @@ fn failback_plan_prints_its_steps_in_order() {
             "EXEC msdb.dbo.sp_update_job @job_name = N'LSRestore_ATL-SQL-001_mgc', @enabled = 1\n",
             "    Set-CsPersistentChatActiveServer -ActiveServers @('atl-pc-001.litwareinc.com','atl-pc-002.litwareinc.com') -Confirm:$false\n",
             "    Set-CsPersistentChatState -Identity 'service:atl-cs-001.litwareinc.com' -PoolState 'Normal' -Confirm:$false\n",
+        ],
+    );
+}
+
+#[test]
+fn failback_without_a_failover_journal_says_where_log_shippings_settings_will_come_from() {
+    let text = stdout(&["plan", "failback"], SHIPPED);
+    assert_in_order(
+        &text,
+        &[
+            "Step 7 of 9: configure-log-shipping",
+            "computed at run time:\n    the log-shipping configuration of `mgc` from primary to backup, as before the failover: backup_share, copy_folder, copy_job, restore_job, interval_minutes, retention_minutes as the failover captured them\n    from: the settings a failover read from msdb on backup before removing log shipping (its journal); none is in this state directory yet\n",
         ],
     );
 }

@@ -96,3 +96,83 @@ fn failback_restores_the_primary_and_log_shipping() {
     );
     assert_failed_back(&rig, &after_failover, &rig.status());
 }
+
+/// Fail-back puts back the log shipping the failover removed: the share, the copy folder and the
+/// job names msdb had before failover step 1, read from the failover's journal; a value the runbook
+/// sets differently is used, and the plan says so.
+#[test]
+fn failback_puts_back_the_log_shipping_the_failover_removed_and_notes_what_the_runbook_changes() {
+    let rig = LabRig::start(RestoreJob::Default);
+    let secondary = |status: &pcfail_lab::Status| {
+        crate::lab_support::instance(status, pcfail_lab::Role::Backup)["log_shipping"]["secondary"]
+            [0]
+        .clone()
+    };
+    let job_names = |status: &pcfail_lab::Status| -> Vec<String> {
+        let mut names: Vec<String> = crate::lab_support::instance(status, pcfail_lab::Role::Backup)
+            ["jobs"]
+            .as_array()
+            .map(|jobs| {
+                jobs.iter()
+                    .filter_map(|j| j["name"].as_str().map(str::to_owned))
+                    .filter(|n| n.starts_with("LSCopy") || n.starts_with("LSRestore"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let before = rig.status();
+    let at_disaster = rig.disaster();
+    assert_exit(&rig.failover(), 0);
+    let after_failover = rig.status();
+    assert_failed_over(&rig, &at_disaster, &after_failover);
+    rig.rebuild_primary();
+
+    let mut runbook: toml::Table = std::fs::read_to_string(rig.runbook())
+        .expect("runbook")
+        .parse()
+        .expect("TOML");
+    let steps = runbook["failback"]["steps"]
+        .as_array()
+        .expect("fail-back steps")
+        .clone();
+    let steps: Vec<toml::Value> = steps
+        .into_iter()
+        .map(|mut step| {
+            if step["action"].as_str() == Some("configure_log_shipping") {
+                step.as_table_mut()
+                    .expect("a table")
+                    .insert("retention_minutes".into(), 999.into());
+            }
+            step
+        })
+        .collect();
+    runbook["failback"]
+        .as_table_mut()
+        .expect("a table")
+        .insert("steps".into(), toml::Value::Array(steps));
+    std::fs::write(rig.runbook(), toml::to_string(&runbook).expect("TOML")).expect("write");
+
+    let failover_run = rig.run_ids()[0].clone();
+    let plan = rig.pcfail(&["plan", "failback"]);
+    assert_exit(&plan, 0);
+    let stdout = text(&plan.stdout);
+    for note in [
+        format!(
+            "step 7 (`configure-log-shipping`) puts back log shipping as it was before the failover: backup_share, copy_folder, copy_job, restore_job, interval_minutes from the settings run {failover_run} captured"
+        ),
+        format!(
+            "fail-back sets log shipping's `retention_minutes` to `999` as the runbook says; before the failover (run {failover_run}) msdb had `4320`"
+        ),
+    ] {
+        assert!(stdout.contains(&note), "{note}\nnot in:\n{stdout}");
+    }
+
+    assert_exit(&rig.failback(), 0);
+    let after = rig.status();
+    for key in ["backup_source_directory", "backup_destination_directory"] {
+        assert_eq!(secondary(&after)[key], secondary(&before)[key], "{key}");
+    }
+    assert_eq!(job_names(&after), job_names(&before));
+}

@@ -108,14 +108,21 @@ fn failover_on_a_healthy_site_is_refused_naming_the_live_primary_and_nothing_cha
     let failback = rig.failback();
     assert_exit(&failback, 3);
     assert!(
-        text(&failback.stderr).starts_with("error: the pool is not failed over (pool state Normal; "),
+        text(&failback.stderr)
+            .starts_with("error: the pool is not failed over (pool state Normal; "),
         "{}",
         text(&failback.stderr)
     );
 
     let after = rig.status();
-    assert_eq!(database(&after, Role::Primary, "mgc")["state_desc"], "ONLINE");
-    assert_eq!(database(&after, Role::Backup, "mgc")["state_desc"], "RESTORING");
+    assert_eq!(
+        database(&after, Role::Primary, "mgc")["state_desc"],
+        "ONLINE"
+    );
+    assert_eq!(
+        database(&after, Role::Backup, "mgc")["state_desc"],
+        "RESTORING"
+    );
     assert_eq!(after.pool_state, "Normal");
     assert_eq!(after.active_servers, before.active_servers);
     assert_eq!(changing_statements(&rig), Vec::<String>::new());
@@ -135,8 +142,9 @@ fn a_completed_failover_or_failback_run_again_has_nothing_to_do() {
     assert_exit(&again, 0);
     let stdout = text(&again.stdout);
     assert!(
-        stdout.starts_with(&format!("the pool is already failed over (run {run} completed at "))
-            && stdout.ends_with(" by e2e-operator); nothing to do\n"),
+        stdout.starts_with(&format!(
+            "the pool is already failed over (run {run} completed at "
+        )) && stdout.ends_with(" by e2e-operator); nothing to do\n"),
         "{stdout}"
     );
     assert_eq!(text(&again.stderr), "");
@@ -190,7 +198,10 @@ fn a_planned_failover_on_a_healthy_site_fences_the_primary_and_loses_no_chat() {
 
     let primary = database(&after, Role::Primary, "mgc");
     let backup = database(&after, Role::Backup, "mgc");
-    assert_eq!(primary["state_desc"], "RESTORING", "the primary is fenced: {primary}");
+    assert_eq!(
+        primary["state_desc"], "RESTORING",
+        "the primary is fenced: {primary}"
+    );
     assert_eq!(backup["state_desc"], "ONLINE");
     // The fenced copy can no longer change: everything it holds reached the backup.
     let fenced = primary["chat_records"].as_u64().expect("chat records");
@@ -345,7 +356,10 @@ fn an_unreachable_share_is_a_confirmed_loss_and_the_failover_recovers_what_was_c
         "{stderr}"
     );
     let after = rig.status();
-    assert_eq!(database(&after, Role::Backup, "mgc")["state_desc"], "ONLINE");
+    assert_eq!(
+        database(&after, Role::Backup, "mgc")["state_desc"],
+        "ONLINE"
+    );
     assert_eq!(after.pool_state, "FailedOver");
 }
 
@@ -362,7 +376,11 @@ fn status_live_names_each_situation_with_the_next_command() {
         { "kind": "sql", "instance": "primary_mirror", "pattern": "*", "down": true }
     ]));
     let report = live(&rig);
-    assert_eq!(kind(&report), ("primary_alive_during_outage", None), "{report:#}");
+    assert_eq!(
+        kind(&report),
+        ("primary_alive_during_outage", None),
+        "{report:#}"
+    );
 
     rig.set_faults(json!([]));
     rig.disaster();
@@ -378,7 +396,11 @@ fn status_live_names_each_situation_with_the_next_command() {
     ]));
     assert_exit(&rig.failover(), 1);
     let report = live(&rig);
-    assert_eq!(kind(&report), ("mid_operation", Some("failover")), "{report:#}");
+    assert_eq!(
+        kind(&report),
+        ("mid_operation", Some("failover")),
+        "{report:#}"
+    );
     assert!(
         report["runs"]["pending"]["where_stopped"]
             .as_str()
@@ -407,10 +429,24 @@ fn status_live_names_each_situation_with_the_next_command() {
 fn two_online_copies_are_inconsistent_and_no_operation_runs() {
     let rig = LabRig::start(RestoreJob::Default);
     // Someone recovers the log-shipped copy by hand while the primary still serves.
-    let backup = rig.manifest().instance(Role::Backup).expect("backup").address;
+    let backup = rig
+        .manifest()
+        .instance(Role::Backup)
+        .expect("backup")
+        .address;
     let mut tsql = Command::new("tsql")
-        .args(["-H", &backup.ip().to_string(), "-p", &backup.port().to_string()])
-        .args(["-U", &rig.manifest().login.user, "-P", &rig.manifest().login.password])
+        .args([
+            "-H",
+            &backup.ip().to_string(),
+            "-p",
+            &backup.port().to_string(),
+        ])
+        .args([
+            "-U",
+            &rig.manifest().login.user,
+            "-P",
+            &rig.manifest().login.password,
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -434,7 +470,9 @@ fn two_online_copies_are_inconsistent_and_no_operation_runs() {
     assert!(
         report["situation"]["summary"]
             .as_str()
-            .is_some_and(|s| s.starts_with("split brain: `mgc` is ONLINE and writable on both `primary` and `backup`")),
+            .is_some_and(|s| s.starts_with(
+                "split brain: `mgc` is ONLINE and writable on both `primary` and `backup`"
+            )),
         "{report:#}"
     );
     let pool = rig.pool();
