@@ -141,7 +141,7 @@ impl ApplyLogBackups {
             match prompt::typed(
                 "Type `accept data loss` to recover without the rest: ",
                 "accept data loss",
-                "`--accept-data-loss`",
+                "run again with `--accept-data-loss` to accept it",
             ) {
                 Ok(how) => how,
                 Err(_) => return Ok(false),

@@ -228,7 +228,7 @@ async fn proceed(
             match prompt::typed(
                 "Type `split brain` to fail over anyway: ",
                 "split brain",
-                "a terminal (this override cannot be confirmed in advance)",
+                "run it at a terminal: this override cannot be confirmed in advance",
             ) {
                 Ok(how) => Some((risk.clone(), how)),
                 Err(message) => {

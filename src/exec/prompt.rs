@@ -19,20 +19,20 @@ pub(crate) fn confirm(
 ) -> Result<&'static str, String> {
     match answers {
         Answers::Yes => Ok("--yes"),
-        Answers::Ask => typed(prompt, expected, "`--yes`"),
+        Answers::Ask => typed(
+            prompt,
+            expected,
+            "run again with `--yes` to confirm in advance",
+        ),
     }
 }
 
 /// Asks for `expected` at the terminal whatever `--yes` says: for choices `--yes` must not make.
-/// `alternative` names what else confirms it, for the message when there is no terminal.
-pub(crate) fn typed(
-    prompt: &str,
-    expected: &str,
-    alternative: &str,
-) -> Result<&'static str, String> {
+/// `instead` says what to do when there is no terminal to ask at.
+pub(crate) fn typed(prompt: &str, expected: &str, instead: &str) -> Result<&'static str, String> {
     if !std::io::stdin().is_terminal() {
         return Err(format!(
-            "confirmation needed, but standard input is not a terminal; run again with {alternative} to confirm in advance"
+            "confirmation needed, but standard input is not a terminal; {instead}"
         ));
     }
     eprint!("{prompt}");

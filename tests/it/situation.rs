@@ -158,8 +158,9 @@ fn a_completed_failover_or_failback_run_again_has_nothing_to_do() {
     let declined = rig.pcfail(&["failback", "--pool", &pool]);
     assert_exit(&declined, 4);
     assert!(
-        text(&declined.stderr).contains("Type the pool's FQDN")
-            || text(&declined.stderr).contains("standard input is not a terminal"),
+        text(&declined.stderr).contains(
+            "aborted: confirmation needed, but standard input is not a terminal; run again with `--yes` to confirm in advance; nothing more was done (journal: "
+        ),
         "{}",
         text(&declined.stderr)
     );
@@ -491,4 +492,84 @@ fn two_online_copies_are_inconsistent_and_no_operation_runs() {
         );
     }
     assert_eq!(changing_statements(&rig), Vec::<String>::new());
+}
+
+#[test]
+fn the_split_brain_override_is_typed_at_a_terminal_and_journaled() {
+    let rig = LabRig::start(RestoreJob::Default);
+    let pool = rig.pool();
+    let args = [
+        "failover",
+        "--pool",
+        pool.as_str(),
+        "--yes",
+        "--accept-split-brain",
+    ];
+    // `--yes` does not answer it, and without a terminal nobody can: nothing happens.
+    let refused = rig.pcfail(&args);
+    assert_exit(&refused, 4);
+    let stderr = text(&refused.stderr);
+    assert!(
+        stderr.contains("WARNING: `mgc` answers ONLINE on `primary` (")
+            && stderr.ends_with(
+                "aborted: confirmation needed, but standard input is not a terminal; run it at a terminal: this override cannot be confirmed in advance; nothing was done\n"
+            ),
+        "{stderr}"
+    );
+    assert_eq!(
+        database(&rig.status(), Role::Backup, "mgc")["state_desc"],
+        "RESTORING"
+    );
+    assert!(rig.journals().is_empty());
+
+    // At a terminal (`script` gives pcfail one), the operator types the risk's name and it goes on.
+    let inner = rig.command_in(&rig.state_dir(), &args);
+    let quoted: Vec<String> = std::iter::once(inner.get_program())
+        .chain(inner.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    let mut outer = Command::new("script");
+    outer
+        .args(["-qec", &quoted.join(" "), "/dev/null"])
+        .current_dir(rig.state_dir().parent().expect("the rig's folder"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in inner.get_envs() {
+        match value {
+            Some(value) => outer.env(name, value),
+            None => outer.env_remove(name),
+        };
+    }
+    let mut child = outer
+        .spawn()
+        .expect("script (util-linux) runs pcfail on a terminal");
+    {
+        use std::io::Write;
+        let stdin = child.stdin.as_mut().expect("stdin");
+        stdin
+            .write_all(b"split brain\n")
+            .expect("type the confirmation");
+    }
+    let output = child.wait_with_output().expect("script");
+    assert_exit(&output, 0);
+    let after = rig.status();
+    assert_eq!(
+        database(&after, Role::Backup, "mgc")["state_desc"],
+        "ONLINE"
+    );
+    assert_eq!(after.pool_state, "FailedOver");
+    let journal = &rig.journals()[0];
+    let confirmed: Vec<(&str, &str)> = journal
+        .iter()
+        .filter(|r| r["event"] == "confirmed")
+        .filter_map(|r| Some((r["what"].as_str()?, r["how"].as_str()?)))
+        .collect();
+    assert_eq!(confirmed[0], ("split_brain", "typed"));
+    assert!(
+        journal
+            .iter()
+            .any(|r| r["event"] == "captured" && r["key"] == "split_brain_override"),
+        "the override and its risk are journaled"
+    );
 }
