@@ -257,18 +257,7 @@ fn already(
 /// What a completed failover leaves, compared with what is there: the pool state, the backup's `mgc`
 /// serving, and every database the plan mirrors mirrored as principal.
 fn failover_differences(o: &Observation, a: &Assessment, plan: &Plan) -> Vec<String> {
-    let mut out = Vec::new();
-    if !a
-        .facts
-        .pool_state
-        .as_deref()
-        .is_some_and(|s| s.eq_ignore_ascii_case("FailedOver"))
-    {
-        out.push(format!(
-            "the pool state is {}, not FailedOver",
-            a.facts.pool_state.as_deref().unwrap_or("unknown")
-        ));
-    }
+    let mut out: Vec<String> = pool_state_differs(a, "FailedOver").into_iter().collect();
     for step in &plan.steps {
         let (role, db) = match &step.action {
             Action::MirrorDatabase(m) => (m.principal, m.database.clone()),
@@ -301,18 +290,7 @@ fn failover_differences(o: &Observation, a: &Assessment, plan: &Plan) -> Vec<Str
 
 /// What a completed fail-back leaves: the pool Normal, the primary serving, log shipping to the backup.
 fn failback_differences(o: &Observation, a: &Assessment) -> Vec<String> {
-    let mut out = Vec::new();
-    if !a
-        .facts
-        .pool_state
-        .as_deref()
-        .is_some_and(|s| s.eq_ignore_ascii_case("Normal"))
-    {
-        out.push(format!(
-            "the pool state is {}, not Normal",
-            a.facts.pool_state.as_deref().unwrap_or("unknown")
-        ));
-    }
+    let mut out: Vec<String> = pool_state_differs(a, "Normal").into_iter().collect();
     if a.facts.primary_serving != Some(Role::Primary) {
         out.push(format!("`{}` does not serve on `primary`", o.chat_database));
     }
@@ -333,6 +311,17 @@ fn failback_differences(o: &Observation, a: &Assessment) -> Vec<String> {
         }
     }
     out
+}
+
+/// "the pool state is X, not `expected`", unless it is.
+fn pool_state_differs(a: &Assessment, expected: &str) -> Option<String> {
+    let state = a.facts.pool_state.as_deref();
+    (!state.is_some_and(|s| s.eq_ignore_ascii_case(expected))).then(|| {
+        format!(
+            "the pool state is {}, not {expected}",
+            state.unwrap_or("unknown")
+        )
+    })
 }
 
 /// The command that runs `op` for `pool`.
