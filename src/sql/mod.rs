@@ -282,6 +282,12 @@ fn config_for(target: &Instance) -> Result<Config, SqlError> {
     }
     config.application_name("pcfail");
     config.database("master");
+    // tiberius 0.13 bounds every command by 30 s and the handshake by 15 s unless told otherwise; a
+    // RESTORE of a large database sends nothing until it finishes. pcfail bounds connecting, each
+    // query and each step itself (`Sql::connect`, `Sql::batch`, the runbook's timeouts), so the
+    // library's own limits would only cut long statements short.
+    config.command_timeout(None);
+    config.handshake_timeout(None);
     config.encryption(match target.encryption {
         Encryption::NotSupported => EncryptionLevel::NotSupported,
         other => {
@@ -311,4 +317,35 @@ fn config_for(target: &Instance) -> Result<Config, SqlError> {
         }
     }
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runbook::Role;
+
+    #[test]
+    fn the_library_sets_no_time_limit_of_its_own() {
+        let instance = Instance {
+            role: Role::Backup,
+            host: "127.0.0.1".into(),
+            address: Address::Port(1433),
+            server_name: "DAL-SQL-001".into(),
+            data_center: "DAL".into(),
+            mirroring_endpoint: None,
+            auth: Auth::Sql {
+                user: "sa".into(),
+                // Any variable that is set will do; the value is never printed.
+                password_env: "PATH".into(),
+            },
+            encryption: Encryption::NotSupported,
+            trust_server_certificate: false,
+        };
+        let config = config_for(&instance).expect("a plaintext SQL login is supported");
+        assert_eq!(
+            (config.get_command_timeout(), config.get_handshake_timeout()),
+            (None, None),
+            "a long RESTORE must not be cut at tiberius's 30 s default"
+        );
+    }
 }
