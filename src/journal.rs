@@ -142,8 +142,8 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(|e| io_err("create the folder of", e))?;
-        let file = OpenOptions::new()
+        crate::private::create_dir(dir).map_err(|e| io_err("create the folder of", e))?;
+        let file = crate::private::options()
             .append(true)
             .create_new(true)
             .open(&path)
@@ -209,15 +209,17 @@ impl Journal {
         operator: &str,
         host: &str,
     ) -> Result<Journal, JournalError> {
-        let file = OpenOptions::new()
+        let io_err = |source| JournalError::Io {
+            what: "open the audit log next to",
+            path: self.path.clone(),
+            source,
+        };
+        let file = crate::private::options()
             .append(true)
             .create(true)
             .open(path)
-            .map_err(|source| JournalError::Io {
-                what: "open the audit log next to",
-                path: self.path.clone(),
-                source,
-            })?;
+            .map_err(io_err)?;
+        crate::private::restrict(&file).map_err(io_err)?;
         self.audit = Some(Audit {
             file,
             path: path.to_owned(),

@@ -34,6 +34,7 @@ pub mod labrunbook;
 pub(crate) mod lock;
 mod operate;
 pub(crate) mod powershell;
+pub(crate) mod private;
 pub(crate) mod situation;
 pub(crate) mod sql;
 

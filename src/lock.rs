@@ -5,7 +5,7 @@
 //! only so the refusal message can name them; its contents are never trusted for the decision. The
 //! other half, against a second machine, is `sp_getapplock` on the backup instance (the executor's).
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -34,14 +34,15 @@ impl RunLock {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let mut file = OpenOptions::new()
+        crate::private::create_dir(dir).map_err(io)?;
+        let mut file = crate::private::options()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
             .map_err(io)?;
+        crate::private::restrict(&file).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {

@@ -81,6 +81,14 @@ pub(crate) fn host_settings(
         program: PathBuf::from(&runbook.powershell.program),
         args: runbook.powershell.args.clone(),
         script_dir,
+        env_remove: runbook
+            .instances
+            .values()
+            .filter_map(|i| match &i.auth {
+                crate::runbook::Auth::Sql { password_env, .. } => Some(password_env.clone()),
+                crate::runbook::Auth::Integrated => None,
+            })
+            .collect(),
         startup_timeout: timeouts.connect.max(Duration::from_secs(60)),
     }
 }
@@ -395,5 +403,25 @@ async fn confirm_operation(
             Ok(Ok(()))
         }
         Err(message) => Ok(Err(message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_powershell_host_inherits_no_password_variable() {
+        let runbook = crate::runbook::parse_str(
+            std::path::Path::new("runbooks/persistent-chat.toml"),
+            include_str!("../../runbooks/persistent-chat.toml"),
+        )
+        .expect("the shipped runbook is valid");
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(1),
+            query: Duration::from_secs(1),
+        };
+        let host = host_settings(&runbook, PathBuf::from("state"), timeouts);
+        assert_eq!(host.env_remove, ["PCFAIL_DAL_SQL_002_PASSWORD"]);
     }
 }

@@ -36,6 +36,9 @@ pub(crate) struct HostSettings {
     pub args: Vec<String>,
     /// Where `host.ps1` is written (the run's state directory).
     pub script_dir: PathBuf,
+    /// Environment variables the host must not inherit (the runbook's password variables: the
+    /// Management Shell needs none of them).
+    pub env_remove: Vec<String>,
     pub startup_timeout: Duration,
 }
 
@@ -140,7 +143,11 @@ impl PowerShell {
     pub(crate) async fn start(settings: &HostSettings) -> Result<PowerShell, HostError> {
         let script = write_script(&settings.script_dir)?;
         let program = settings.program.display().to_string();
-        let mut child = Command::new(&settings.program)
+        let mut command = Command::new(&settings.program);
+        for name in &settings.env_remove {
+            command.env_remove(name);
+        }
+        let mut child = command
             .args(&settings.args)
             .args([
                 "-NoProfile",
@@ -351,16 +358,14 @@ impl PowerShell {
     }
 }
 
-/// Writes `host.ps1` into `dir` unless an identical copy is there, via a temporary file and a rename
-/// so a concurrent reader never sees half a script.
+/// Writes `host.ps1` into `dir`, via an owner-only temporary file and a rename so a concurrent reader
+/// never sees half a script.
 fn write_script(dir: &Path) -> Result<PathBuf, HostError> {
     let path = dir.join("pcfail-host-v1.ps1");
-    if std::fs::read_to_string(&path).is_ok_and(|s| s == HOST_SCRIPT) {
-        return Ok(path);
-    }
+    // Written afresh every time, owner-only: a copy left writable by others is never run.
     let tmp = dir.join(format!(".pcfail-host-v1.ps1.{}.tmp", std::process::id()));
-    let result = std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&tmp, HOST_SCRIPT))
+    let result = crate::private::create_dir(dir)
+        .and_then(|()| crate::private::write(&tmp, HOST_SCRIPT.as_bytes()))
         .and_then(|()| std::fs::rename(&tmp, &path));
     result.map_err(|source| HostError::Script {
         path: path.clone(),

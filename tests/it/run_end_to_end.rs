@@ -176,3 +176,44 @@ fn failback_puts_back_the_log_shipping_the_failover_removed_and_notes_what_the_r
     }
     assert_eq!(job_names(&after), job_names(&before));
 }
+
+/// Journals, the audit log, the lock and the host script are the operator's alone, even under
+/// `umask 000`: they hold every statement, and the script is code pcfail runs.
+#[cfg(unix)]
+#[test]
+fn state_files_are_owner_only_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let rig = LabRig::start(RestoreJob::Default);
+    rig.disaster();
+    let pool = rig.pool();
+    let inner = rig.command_in(&rig.state_dir(), &["failover", "--pool", &pool, "--yes"]);
+    let line: Vec<String> = std::iter::once(inner.get_program())
+        .chain(inner.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    let mut command = std::process::Command::new("sh");
+    command.arg("-c").arg(format!("umask 000; exec {}", line.join(" ")));
+    for (name, value) in inner.get_envs() {
+        if let Some(value) = value {
+            command.env(name, value);
+        }
+    }
+    let output = command.output().expect("sh runs pcfail");
+    assert_exit(&output, 0);
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let state = rig.state_dir();
+    assert_eq!(mode(&state), 0o700, "the state directory");
+    assert_eq!(mode(&state.join("runs")), 0o700, "the runs folder");
+    for file in ["audit.jsonl", "pcfail.lock", "pcfail-host-v1.ps1"] {
+        assert_eq!(mode(&state.join(file)), 0o600, "{file}");
+    }
+    for id in rig.run_ids() {
+        assert_eq!(mode(&state.join("runs").join(format!("{id}.jsonl"))), 0o600, "{id}");
+    }
+}
