@@ -66,7 +66,7 @@ pub(crate) async fn drill(options: &DrillOptions) -> Result<String, DrillError> 
     // the failover has log backups left to copy and apply.
     lab_options.copy_every_min = 20;
     lab_options.restore_every_min = 60;
-    eprintln!("drill: starting a lab in `{}`", dir.display());
+    say!("drill: starting a lab in `{}`", dir.display());
     let lab = Lab::start(lab_options).await?;
     let result = rehearse(&lab, &dir, &program, options).await;
     lab.shutdown().await?;
@@ -88,9 +88,10 @@ async fn rehearse(
     })?;
     let state_dir = dir.join("pcfail-state");
 
-    eprintln!(
+    say!(
         "drill: letting log shipping run until {} log backups exist (clock x{})",
-        options.backups_before_disaster, options.clock_speed
+        options.backups_before_disaster,
+        options.clock_speed
     );
     wait_for(lab, Duration::from_secs(120), |s| {
         trn_count(s) >= options.backups_before_disaster
@@ -115,9 +116,9 @@ async fn rehearse(
     pcfail
         .expect_exit(&["failover", "--pool", &pool, "--yes"], 3, "failover")
         .await?;
-    eprintln!("drill: a failover on the healthy site was refused, as it must be");
+    say!("drill: a failover on the healthy site was refused, as it must be");
 
-    eprintln!("drill: the primary data center (ATL) is lost");
+    say!("drill: the primary data center (ATL) is lost");
     let disaster_lab_ms = lab.now().0;
     lab.disaster().await?;
     let disaster = Instant::now();
@@ -159,7 +160,7 @@ async fn rehearse(
         .expect_exit(&["failover", "--pool", &pool, "--yes"], 0, "failover")
         .await?;
 
-    eprintln!("drill: the primary data center is rebuilt");
+    say!("drill: the primary data center is rebuilt");
     lab.rebuild_primary().await?;
     situations.push(
         pcfail
@@ -275,7 +276,7 @@ impl Pcfail<'_> {
 
     /// Runs `pcfail <args>` as an operator would, its output shown, and requires success.
     async fn run(&self, args: &[&str], operation: &'static str) -> Result<(), DrillError> {
-        eprintln!("drill: pcfail {}", args.join(" "));
+        say!("drill: pcfail {}", args.join(" "));
         let status = self.command(args).status().await.map_err(|e| {
             DrillError::Setup(format!("cannot start `{}`: {e}", self.program.display()))
         })?;

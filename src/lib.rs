@@ -17,6 +17,15 @@
 //! The plan that `pcfail plan` prints is the very value an executor runs. Everything is in the library
 //! so that [`run`] can be tested; `main.rs` only calls it. Errors are printed in one place, [`run`].
 
+/// Writes a line to stderr for the person watching. Unlike `eprintln!` it never panics: a closed
+/// stderr (a terminal gone, `2>&-`) must not stop a run half-way; the journal has everything anyway.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod action;
 pub mod cli;
 pub mod config;
@@ -35,6 +44,7 @@ pub(crate) mod lock;
 mod operate;
 pub(crate) mod powershell;
 pub(crate) mod private;
+mod signals;
 pub(crate) mod situation;
 pub(crate) mod sql;
 
@@ -57,6 +67,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    keep_standard_streams_open();
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -77,13 +88,34 @@ where
     match execute(&config, &mut stdout.lock()) {
         Ok(Done { exit, message }) => {
             if let Some(message) = message {
-                eprintln!("{message}");
+                say!("{message}");
             }
             exit.into()
         }
         Err(e) => {
-            eprintln!("{}", e.report());
+            say!("{}", e.report());
             e.exit().into()
+        }
+    }
+}
+
+/// A process started with a standard stream closed (`2>&-`) would hand that descriptor to the next
+/// file pcfail opens, and progress meant for stderr would land in a journal. Descriptors 0 to 2 are
+/// filled with /dev/null first, so that cannot happen.
+fn keep_standard_streams_open() {
+    #[cfg(unix)]
+    {
+        use std::os::fd::{AsRawFd, IntoRawFd};
+        while let Ok(null) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+        {
+            if null.as_raw_fd() > 2 {
+                break;
+            }
+            // It took the place of a closed standard stream: keep it open for the whole run.
+            let _ = null.into_raw_fd();
         }
     }
 }

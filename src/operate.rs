@@ -75,17 +75,32 @@ pub(crate) fn run_operation(
     let rt = runtime();
     let outcome = rt.block_on(async {
         tokio::select! {
-            outcome = exec::run(runbook, &digest, &plan, &settings) => Some(outcome),
-            _ = tokio::signal::ctrl_c() => None,
+            outcome = exec::run(runbook, &digest, &plan, &settings) => Ok(outcome),
+            signal = crate::signals::interrupted() => Err(signal),
         }
     });
-    let Some(outcome) = outcome else {
-        return Ok(Done {
-            exit: Exit::Interrupted,
-            message: Some(
-                "interrupted: the journal records where the run stopped; run the same command again to resume (the step that was running is examined again first)".to_owned(),
-            ),
-        });
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(signal) => {
+            // The run's future is gone: its connections are closed and the PowerShell host killed
+            // (kill_on_drop). A prompt's reading thread may still wait on stdin: do not wait for it.
+            rt.shutdown_background();
+            let recorded = exec::record_interruption(&plan, &settings, signal);
+            return Ok(Done {
+                exit: Exit::Interrupted,
+                message: Some(format!(
+                    "interrupted by {signal}{}: run the same command again to resume (the step that was running is examined again first)",
+                    match recorded {
+                        Ok(Some(journal)) => format!(
+                            "; the journal `{}` records where the run stopped",
+                            journal.display()
+                        ),
+                        Ok(None) => String::new(),
+                        Err(e) => format!(" (and the interruption could not be journaled: {e})"),
+                    }
+                )),
+            });
+        }
     };
     let Rendered {
         stdout,

@@ -55,7 +55,11 @@ pub(crate) fn restrict(file: &File) -> io::Result<()> {
 /// Writes `bytes` to a new or truncated owner-only file.
 pub(crate) fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
-    let mut file = options().write(true).create(true).truncate(true).open(path)?;
+    let mut file = options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
     restrict(&file)?;
     file.write_all(bytes)
 }

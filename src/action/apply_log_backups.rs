@@ -124,7 +124,7 @@ impl ApplyLogBackups {
     }
 
     /// Whether the operator accepted losing what lies past `gap` (now, or earlier in this run).
-    fn gap_accepted(&self, s: &mut Session<'_>, gap: &Gap) -> Result<bool, StepError> {
+    async fn gap_accepted(&self, s: &mut Session<'_>, gap: &Gap) -> Result<bool, StepError> {
         let key = format!("data_loss_accepted:{}", self.database);
         if s.captured(&key)
             .and_then(|v| v.get("from_lsn"))
@@ -137,12 +137,14 @@ impl ApplyLogBackups {
             "--accept-data-loss"
         } else {
             // Never `--yes`: this loss was not in the ledger the operator confirmed.
-            eprintln!("\n{gap}.");
+            say!("\n{gap}.");
             match prompt::typed(
                 "Type `accept data loss` to recover without the rest: ",
                 "accept data loss",
                 "run again with `--accept-data-loss` to accept it",
-            ) {
+            )
+            .await
+            {
                 Ok(how) => how,
                 Err(_) => return Ok(false),
             }
@@ -169,7 +171,7 @@ impl ApplyLogBackups {
         Ok(plan.to_apply.is_empty()
             && match &plan.gap {
                 None => true,
-                Some(gap) => self.gap_accepted(s, gap)?,
+                Some(gap) => self.gap_accepted(s, gap).await?,
             })
     }
 
@@ -198,7 +200,7 @@ impl ApplyLogBackups {
         }
         drop(bar);
         if let Some(gap) = &plan.gap
-            && !self.gap_accepted(s, gap)?
+            && !self.gap_accepted(s, gap).await?
         {
             return Err(StepError::Failed(format!(
                 "applied {total} log backup(s), then stopped: {gap}"
@@ -219,7 +221,9 @@ impl ApplyLogBackups {
             )));
         }
         match &plan.gap {
-            Some(gap) if !self.gap_accepted(s, gap)? => Err(StepError::Failed(gap.to_string())),
+            Some(gap) if !self.gap_accepted(s, gap).await? => {
+                Err(StepError::Failed(gap.to_string()))
+            }
             _ => Ok(()),
         }
     }

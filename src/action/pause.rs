@@ -55,7 +55,7 @@ impl Pause {
     }
 
     pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
-        s.confirm_continue(&self.message)
+        s.confirm_continue(&self.message).await
     }
 
     pub(crate) async fn verify(&self, _s: &mut Session<'_>) -> Result<(), StepError> {

@@ -29,7 +29,7 @@ impl Bar {
             return;
         }
         if !std::io::stderr().is_terminal() {
-            eprintln!("      {} {done}/{total} {item}", self.verb);
+            say!("      {} {done}/{total} {item}", self.verb);
             return;
         }
         let bar = self.bar.get_or_insert_with(|| {

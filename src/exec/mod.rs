@@ -179,6 +179,40 @@ pub(crate) async fn run(
     Ok(outcome)
 }
 
+/// After a signal ended a run: the run's journal (the newest unfinished one of this operation and
+/// pool) gets a closing record that says so, so that `status` and the audit log show an interruption,
+/// not a silence. The run stays resumable. Returns the journal, if the run had one.
+pub(crate) fn record_interruption(
+    plan: &Plan,
+    settings: &RunSettings,
+    signal: &str,
+) -> Result<Option<PathBuf>, ExecError> {
+    let history =
+        History::read(&settings.state_dir, Some(&plan.pool)).map_err(|source| ExecError::Runs {
+            path: settings.state_dir.join("runs"),
+            source,
+        })?;
+    let Some(run) = history
+        .runs
+        .iter()
+        .rev()
+        .find(|r| r.operation == plan.operation.key() && r.outcome.is_none())
+    else {
+        return Ok(None);
+    };
+    let (journal, _, _) = crate::journal::Journal::open(&run.path)?;
+    let mut journal = journal.with_audit(
+        &settings.state_dir.join("audit.jsonl"),
+        &settings.operator,
+        &settings.host,
+    )?;
+    journal.append(Event::RunFinished {
+        outcome: "interrupted".to_owned(),
+        reason: Some(format!("interrupted by {signal}")),
+    })?;
+    Ok(Some(run.path.clone()))
+}
+
 /// A refusal says that nothing was done, at the end of its first line (findings may follow).
 fn nothing_done(message: &str) -> String {
     let (first, rest) = message.split_once('\n').unwrap_or((message, ""));
@@ -232,12 +266,14 @@ async fn proceed(
     // The override of a live primary is typed at the terminal, before anything is touched.
     let split_brain = match &start.split_brain {
         Some(risk) => {
-            eprintln!("\nWARNING: {risk}.");
+            say!("\nWARNING: {risk}.");
             match prompt::typed(
                 "Type `split brain` to fail over anyway: ",
                 "split brain",
                 "run it at a terminal: this override cannot be confirmed in advance",
-            ) {
+            )
+            .await
+            {
                 Ok(how) => Some((risk.clone(), how)),
                 Err(message) => {
                     return Ok(Outcome::Aborted {
@@ -254,14 +290,15 @@ async fn proceed(
         Err(outcome) => return Ok(outcome),
     };
     if !settings.quiet {
-        eprintln!("{}", start.headline);
+        say!("{}", start.headline);
     }
     for (run, reason) in &start.abandon {
         runs::abandon(run, reason, settings)?;
         if !settings.quiet {
-            eprintln!(
+            say!(
                 "note: the unfinished {} run {} is not resumed and is closed as abandoned: {reason}",
-                run.operation, run.id
+                run.operation,
+                run.id
             );
         }
     }
@@ -292,7 +329,7 @@ async fn proceed(
         } else {
             "resuming"
         };
-        eprintln!(
+        say!(
             "pcfail {} of {}: {verb} run {run_id} (journal `{}`)",
             plan.operation.key(),
             plan.pool,
@@ -390,9 +427,9 @@ async fn confirm_operation(
     for note in &plan.history_notes {
         text.push_str(&format!("\nnote: {note}"));
     }
-    eprintln!("{text}\n{}", ledger.render());
+    say!("{text}\n{}", ledger.render());
     let prompt_text = format!("Type the pool's FQDN ({}) to continue: ", plan.pool);
-    let answer = prompt::confirm(session.answers(), &prompt_text, &plan.pool);
+    let answer = prompt::confirm(session.answers(), &prompt_text, &plan.pool).await;
     match answer {
         Ok(how) => {
             session.record(Event::Confirmed {

@@ -22,7 +22,7 @@ pub(crate) fn open_or_create(
             let (journal, records, torn) = Journal::open(&run.path)?;
             let mut journal = journal.with_audit(&audit, &settings.operator, &settings.host)?;
             if torn && !settings.quiet {
-                eprintln!(
+                say!(
                     "note: the last journal record was cut short (pcfail was stopped while writing it); it was removed and its step is examined again"
                 );
             }

@@ -177,7 +177,7 @@ impl<'r> Session<'r> {
     /// A line of progress for the person watching (stderr; the journal has the details).
     pub(crate) fn progress(&self, line: &str) {
         if !self.quiet {
-            eprintln!("      {line}");
+            say!("      {line}");
         }
     }
 
@@ -188,9 +188,10 @@ impl<'r> Session<'r> {
 
     /// Asks the operator whether to go on (a `pause` step, a step with `confirm = true`), journaling
     /// the answer. `Err(Aborted)` when they say no or cannot be asked.
-    pub(crate) fn confirm_continue(&mut self, message: &str) -> Result<(), StepError> {
-        eprintln!("\n{message}");
+    pub(crate) async fn confirm_continue(&mut self, message: &str) -> Result<(), StepError> {
+        say!("\n{message}");
         let how = super::prompt::confirm(self.answers, "Type `yes` to continue: ", "yes")
+            .await
             .map_err(StepError::Aborted)?;
         self.record(Event::Confirmed {
             step: self.step.clone(),
@@ -251,7 +252,7 @@ impl<'r> Session<'r> {
             Command::Computed { what, .. } => Err(StepError::Failed(format!(
                 "internal error: a computed command ({what}) cannot run as text"
             ))),
-            Command::Pause { message } => self.confirm_continue(message),
+            Command::Pause { message } => self.confirm_continue(message).await,
         }
     }
 

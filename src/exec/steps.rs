@@ -29,9 +29,11 @@ pub(crate) async fn run(
     for (index, step) in plan.steps.iter().enumerate() {
         let say = |status: &str| {
             if !quiet {
-                eprintln!(
+                say!(
                     "[{}/{total}] {} — {}{status}",
-                    step.number, step.id, step.description
+                    step.number,
+                    step.id,
+                    step.description
                 );
             }
         };
@@ -84,7 +86,7 @@ pub(crate) async fn run(
         let duration = started.elapsed();
         result.map_err(stop)?;
         if !quiet {
-            eprintln!("      {status} in {:.1}s", duration.as_secs_f64());
+            say!("      {status} in {:.1}s", duration.as_secs_f64());
         }
         reports.push(StepReport {
             number: step.number,
@@ -119,10 +121,12 @@ async fn run_one(
         && !matches!(step.action, Action::Pause(_))
         && !progress.confirmed.contains(&step.id)
     {
-        session.confirm_continue(&format!(
-            "Step {} ({}) asks for confirmation: {}",
-            step.number, step.id, step.description
-        ))?;
+        session
+            .confirm_continue(&format!(
+                "Step {} ({}) asks for confirmation: {}",
+                step.number, step.id, step.description
+            ))
+            .await?;
     }
     step.action.run(session).await?;
     step.action.verify(session).await?;

@@ -306,7 +306,7 @@ pub fn kill_hard(child: &mut Child) {
 }
 
 /// The direct children of process `pid` (Linux: every thread's `children` list).
-fn children_of(pid: u32) -> Vec<u32> {
+pub fn children_of(pid: u32) -> Vec<u32> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return Vec::new();
     };

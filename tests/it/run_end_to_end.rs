@@ -192,7 +192,9 @@ fn state_files_are_owner_only_whatever_the_umask() {
         .map(|a| format!("'{}'", a.to_string_lossy()))
         .collect();
     let mut command = std::process::Command::new("sh");
-    command.arg("-c").arg(format!("umask 000; exec {}", line.join(" ")));
+    command
+        .arg("-c")
+        .arg(format!("umask 000; exec {}", line.join(" ")));
     for (name, value) in inner.get_envs() {
         if let Some(value) = value {
             command.env(name, value);
@@ -214,6 +216,10 @@ fn state_files_are_owner_only_whatever_the_umask() {
         assert_eq!(mode(&state.join(file)), 0o600, "{file}");
     }
     for id in rig.run_ids() {
-        assert_eq!(mode(&state.join("runs").join(format!("{id}.jsonl"))), 0o600, "{id}");
+        assert_eq!(
+            mode(&state.join("runs").join(format!("{id}.jsonl"))),
+            0o600,
+            "{id}"
+        );
     }
 }

@@ -364,3 +364,171 @@ fn interrupted_run_resumes_where_it_stopped() {
     );
     assert_failed_over(&rig, &at_disaster, &rig.status());
 }
+
+/// SIGTERM (a service manager, `kill`) ends a run the way Ctrl-C does: the PowerShell host is not
+/// left behind, the journal records the interruption, the exit status is 130, and the same command
+/// resumes.
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_the_run_and_its_host_and_the_run_resumes() {
+    let rig = LabRig::start(RestoreJob::Default);
+    rig.disaster();
+    rig.set_faults(json!([
+        { "kind": "cmdlet", "cmdlet": "Set-CsPersistentChatState", "hang": true, "times": 1 }
+    ]));
+    let pool = rig.pool();
+    let args = ["failover", "--pool", pool.as_str(), "--yes"];
+    let child = rig
+        .command_in(&rig.state_dir(), &args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start pcfail");
+    rig.wait_for_step("set-pool-failed-over");
+    // The step starts with a read of the pool state; wait until the hanging Set- call itself took
+    // the fault, so the resumed run does not hang on it in turn.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while rig.faults()[0]["times"] != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fault never fired"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let host = crate::lab_support::children_of(child.id());
+    assert!(!host.is_empty(), "the PowerShell host runs");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let output = child.wait_with_output().expect("pcfail ends");
+    assert_exit(&output, 130);
+    let journal = rig
+        .state_dir()
+        .join("runs")
+        .join(format!("{}.jsonl", rig.run_ids().pop().expect("a run")));
+    assert_eq!(
+        text(&output.stderr).lines().last(),
+        Some(
+            format!(
+                "interrupted by SIGTERM; the journal `{}` records where the run stopped: run the same command again to resume (the step that was running is examined again first)",
+                journal.display()
+            )
+            .as_str()
+        )
+    );
+    for pid in host {
+        // The host was killed with its parent's run: nothing by that id is left (or only a zombie
+        // already reaped by init).
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| !stat.contains(") Z "));
+        assert!(!alive, "the PowerShell host {pid} outlived the run");
+    }
+    let last = rig.journals()[0].last().cloned().expect("records");
+    assert_eq!(
+        (&last["event"], &last["outcome"], &last["reason"]),
+        (
+            &json!("run_finished"),
+            &json!("interrupted"),
+            &json!("interrupted by SIGTERM")
+        )
+    );
+    // The same command resumes and finishes.
+    assert_exit(&rig.failover(), 0);
+    assert_eq!(rig.run_ids().len(), 1, "the interrupted run was resumed");
+}
+
+/// A closed stderr (the terminal went away, `2>&-`) does not stop a run half-way.
+#[cfg(unix)]
+#[test]
+fn a_closed_stderr_does_not_stop_a_run() {
+    let rig = LabRig::start(RestoreJob::Default);
+    let at_disaster = rig.disaster();
+    let pool = rig.pool();
+    let inner = rig.command_in(&rig.state_dir(), &["failover", "--pool", &pool, "--yes"]);
+    let line: Vec<String> = std::iter::once(inner.get_program())
+        .chain(inner.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    let mut command = std::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("exec {} 2>&-", line.join(" ")));
+    for (name, value) in inner.get_envs() {
+        if let Some(value) = value {
+            command.env(name, value);
+        }
+    }
+    let output = command.output().expect("sh runs pcfail");
+    assert_exit(&output, 0);
+    assert_failed_over(&rig, &at_disaster, &rig.status());
+    // What was meant for stderr did not land in a file pcfail opened in its place.
+    let status = rig.pcfail(&["status", "--format", "json"]);
+    let runs: Value = serde_json::from_slice(&status.stdout).expect("JSON");
+    assert_eq!(runs["damaged"], json!([]), "{runs:#}");
+    let lock = std::fs::read_to_string(rig.state_dir().join("pcfail.lock")).expect("lock");
+    assert!(!lock.contains("situation:"), "{lock}");
+}
+
+/// Ctrl-C while pcfail waits for the operator's confirmation interrupts at once (exit 130), instead
+/// of after the next Enter as "the operator did not confirm".
+#[cfg(unix)]
+#[test]
+fn ctrl_c_at_a_confirmation_interrupts_at_once() {
+    use std::io::Read;
+    let rig = LabRig::start(RestoreJob::Default);
+    rig.disaster();
+    let pool = rig.pool();
+    let inner = rig.command_in(&rig.state_dir(), &["failover", "--pool", &pool]);
+    let quoted: Vec<String> = std::iter::once(inner.get_program())
+        .chain(inner.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    let mut outer = std::process::Command::new("script");
+    outer
+        .args(["-qec", &quoted.join(" "), "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    for (name, value) in inner.get_envs() {
+        if let Some(value) = value {
+            outer.env(name, value);
+        }
+    }
+    let mut script = outer
+        .spawn()
+        .expect("script (util-linux) gives pcfail a terminal");
+    let mut stdout = script.stdout.take().expect("stdout");
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("Type the pool's FQDN") {
+        let n = stdout.read(&mut buf).expect("read the terminal");
+        assert!(n > 0, "no prompt:\n{}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let pcfail = crate::lab_support::children_of(script.id());
+    assert_eq!(pcfail.len(), 1, "script runs pcfail");
+    std::process::Command::new("kill")
+        .args(["-INT", &pcfail[0].to_string()])
+        .status()
+        .expect("kill");
+    let _ = stdout.read_to_end(&mut seen);
+    let status = script.wait().expect("script ends");
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    assert!(
+        String::from_utf8_lossy(&seen).contains("interrupted by Ctrl-C (SIGINT)"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    assert_eq!(
+        database(&rig.status(), Role::Backup, "mgc")["state_desc"],
+        "RESTORING",
+        "nothing ran"
+    );
+}
