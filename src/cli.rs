@@ -45,6 +45,9 @@ pub enum Command {
     Validate,
     /// List the runs in the state directory; with --live, observe the pool and name its situation
     Status(StatusArgs),
+    /// Check run journals: their hash chains, record by record
+    #[command(subcommand)]
+    Journal(JournalCommand),
     /// Rehearse a whole failover and fail-back against a lab of simulated servers
     Drill(DrillArgs),
     /// Run and inspect a lab: simulated SQL Server instances and Management Shell
@@ -175,6 +178,19 @@ pub struct PlanArgs {
     /// The planned failover (with `failover`): the [planned_failover] steps, then the failover's
     #[arg(long)]
     pub planned: bool,
+}
+
+#[derive(Debug, PartialEq, Subcommand)]
+pub enum JournalCommand {
+    /// Check a run's journal (or every journal with --all); exit 2 naming the first bad record
+    Verify {
+        /// The run id (the journal's file name without `.jsonl`)
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        run: Option<String>,
+        /// Every journal in the state directory
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use clap_complete::Shell;
 
-use crate::cli::{Cli, Command, Format, LabCommand, OperationArg};
+use crate::cli::{Cli, Command, Format, JournalCommand, LabCommand, OperationArg};
 use crate::runbook::Operation;
 
 pub const RUNBOOK_ENV: &str = "PCFAIL_RUNBOOK";
@@ -49,6 +49,10 @@ pub enum Task {
     Status {
         live: bool,
         format: Format,
+    },
+    /// `journal verify`: one run, or every run when `None`.
+    VerifyJournal {
+        run: Option<String>,
     },
     Drill {
         dir: Option<PathBuf>,
@@ -117,6 +121,7 @@ impl Config {
             },
             Command::Validate => Task::Validate,
             Command::Completions { shell } => Task::Completions(shell),
+            Command::Journal(JournalCommand::Verify { run, .. }) => Task::VerifyJournal { run },
             Command::Status(a) => Task::Status {
                 live: a.live,
                 format: a.format,

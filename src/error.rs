@@ -48,6 +48,8 @@ impl Error {
             | Error::PoolMismatch { .. }
             | Error::NoPlannedSteps
             | Error::RunbookBytes { .. } => Exit::Usage,
+            // A damaged journal must be looked at by a person before anything runs.
+            Error::Exec(crate::exec::ExecError::Damaged { .. }) => Exit::Usage,
             // pcfail could not keep its journal or lock, a lab would not start, a drill failed.
             Error::Exec(_) | Error::Lab(_) | Error::Drill(_) => Exit::StepFailed,
             // A closed pipe (`pcfail plan | head`) is not the plan's fault, but it is not success either.

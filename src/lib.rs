@@ -232,6 +232,7 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
             };
             operate::run_operation(config, &runbook, *operation, options, out)
         }
+        Task::VerifyJournal { run } => operate::verify_journals(config, run.as_deref(), out),
         Task::Status { live, format } => {
             if *live {
                 let runbook = runbook::load(&config.runbook)?;

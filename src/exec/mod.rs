@@ -69,6 +69,12 @@ pub enum ExecError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A journal that cannot be trusted: nobody can tell where its run stood, so nothing runs.
+    #[error(
+        "{reason}; pcfail will not guess where that run stood, so nothing was done. Keep the file for the record, move it out of `{}`, and look at the servers (`pcfail status --live`) before running again",
+        .path.parent().map(|p| p.display().to_string()).unwrap_or_default()
+    )]
+    Damaged { path: PathBuf, reason: String },
 }
 
 /// The PowerShell host a run (or a check) starts, with its script in `script_dir`.
@@ -124,6 +130,21 @@ pub(crate) async fn run(
             path: settings.state_dir.join("runs"),
             source,
         })?;
+    if let Some((path, reason)) = history.damaged.first() {
+        return Err(ExecError::Damaged {
+            path: path.clone(),
+            reason: reason.clone(),
+        });
+    }
+    for empty in &history.empty {
+        // A run killed before its first record: it did nothing and says nothing.
+        if std::fs::remove_file(empty).is_ok() && !settings.quiet {
+            say!(
+                "note: removed `{}`, the empty journal of a run stopped before its first record",
+                empty.display()
+            );
+        }
+    }
 
     let host = host_settings(runbook, settings.state_dir.clone(), settings.timeouts);
     let mut session = Session::new(

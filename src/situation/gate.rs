@@ -437,7 +437,7 @@ mod tests {
         let none = History::default;
         let with = |runs: Vec<RunSummary>| History {
             runs,
-            damaged: Vec::new(),
+            ..History::default()
         };
         type Case = (
             Operation,
@@ -584,7 +584,7 @@ mod tests {
         );
         let history = History {
             runs: vec![run("R1", "failover", Some("completed"))],
-            damaged: Vec::new(),
+            ..History::default()
         };
         let request = Request {
             operation: Operation::Failover,

@@ -134,8 +134,12 @@ impl RunSummary {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct History {
     pub runs: Vec<RunSummary>,
-    /// Journals that cannot be read (a broken chain, not JSON): listed, never resumed.
+    /// Journals that cannot be read (a broken chain, not JSON), with the first bad line: nobody can
+    /// tell where their run stood, so no run goes on while one is there.
     pub damaged: Vec<(PathBuf, String)>,
+    /// Journals with no complete record: a run killed before its first record was written. They say
+    /// nothing and may be removed.
+    pub empty: Vec<PathBuf>,
 }
 
 impl History {
@@ -157,6 +161,7 @@ impl History {
         let mut history = History::default();
         for path in paths {
             match journal::read(&path) {
+                Ok(records) if records.is_empty() => history.empty.push(path),
                 Ok(records) => match RunSummary::from_records(&path, records) {
                     Some(run) => {
                         if pool.is_none_or(|p| run.pool.eq_ignore_ascii_case(p)) {
@@ -165,7 +170,7 @@ impl History {
                     }
                     None => history
                         .damaged
-                        .push((path, "it records no run start".to_owned())),
+                        .push((path, "its first record is not a run start".to_owned())),
                 },
                 Err(e) => history.damaged.push((path, e.to_string())),
             }
@@ -258,7 +263,7 @@ mod tests {
         for (runs, pending, stale) in cases {
             let history = History {
                 runs,
-                damaged: Vec::new(),
+                ..History::default()
             };
             assert_eq!(
                 history.pending().map(|r| r.id.as_str()),
