@@ -15,8 +15,29 @@ use crate::sql::{Sql, SqlError};
 /// The held lock: its connection, and the journal record of the statement that took it (written
 /// once the journal exists).
 pub(crate) struct AppLock {
-    _conn: Sql,
+    conn: Sql,
+    resource: String,
+    timeouts: Timeouts,
     pub event: Event,
+}
+
+impl AppLock {
+    /// Confirms the lock is still held, before each step. A session-owned application lock lives
+    /// exactly as long as its session and only that session can release it, so the session answering
+    /// means the lock is held; a session that was killed (or a connection that broke) means another
+    /// pcfail may hold it now, and this run must stop.
+    pub(crate) async fn confirm(&mut self) -> Result<(), String> {
+        self.conn
+            .batch("SELECT 1 AS pcfail_run_lock_alive", self.timeouts.query)
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                format!(
+                    "the run lock `{}` on `backup` was lost ({e}); another pcfail may hold it now, so this run stopped before the step. Check `pcfail status --live`, then run the same command again",
+                    self.resource
+                )
+            })
+    }
 }
 
 /// Takes the lock for `pool`, or says why not (another holder: `Locked`; no answer: `Refused`).
@@ -62,7 +83,12 @@ pub(crate) async fn take(
     match (result, rc) {
         (Err(e), _) => Err(refused(e)),
         // 0: granted; 1: granted after waiting for other locks to be released.
-        (Ok(_), Some(0 | 1)) => Ok(Some(AppLock { _conn: conn, event })),
+        (Ok(_), Some(0 | 1)) => Ok(Some(AppLock {
+            conn,
+            resource,
+            timeouts,
+            event,
+        })),
         (Ok(_), Some(-1)) => Err(Outcome::Locked {
             message: format!(
                 "another pcfail run holds the application lock `{resource}` on `backup` (sp_getapplock timed out)"

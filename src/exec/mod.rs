@@ -306,7 +306,7 @@ async fn proceed(
         }
         None => None,
     };
-    let applock = match applock::take(session.runbook, &plan.pool, settings.timeouts).await {
+    let mut applock = match applock::take(session.runbook, &plan.pool, settings.timeouts).await {
         Ok(lock) => lock,
         Err(outcome) => return Ok(outcome),
     };
@@ -386,7 +386,7 @@ async fn proceed(
         });
     }
 
-    match steps::run(plan, &progress, session, settings.quiet).await {
+    match steps::run(plan, &progress, session, applock.as_mut(), settings.quiet).await {
         Ok(steps) => {
             finish(session, "completed", None)?;
             Ok(Outcome::Completed {

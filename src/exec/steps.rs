@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::applock::AppLock;
 use super::outcome::StepReport;
 use super::progress::Progress;
 use super::session::{Session, StepError};
@@ -22,6 +23,7 @@ pub(crate) async fn run(
     plan: &Plan,
     progress: &Progress,
     session: &mut Session<'_>,
+    mut lock: Option<&mut AppLock>,
     quiet: bool,
 ) -> Result<Vec<StepReport>, Stopped> {
     let total = plan.steps.len();
@@ -48,6 +50,15 @@ pub(crate) async fn run(
             continue;
         }
         say("");
+        if let Some(lock) = lock.as_mut()
+            && let Err(lost) = lock.confirm().await
+        {
+            return Err(Stopped {
+                number: step.number,
+                id: step.id.clone(),
+                error: StepError::Failed(lost),
+            });
+        }
         let started = Instant::now();
         session.set_step(&step.id, step.timeout, progress.started.contains(&step.id));
         let stop = |error: StepError| Stopped {

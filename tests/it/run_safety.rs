@@ -532,3 +532,29 @@ fn ctrl_c_at_a_confirmation_interrupts_at_once() {
         "nothing ran"
     );
 }
+
+/// The run lock on the backup instance is confirmed before every step: when its session is gone
+/// (killed, or its connection broke), another pcfail may hold the lock, so the run stops at once.
+#[test]
+fn a_lost_run_lock_stops_the_run_before_the_next_step() {
+    let rig = LabRig::start(RestoreJob::Default);
+    let at_disaster = rig.disaster();
+    rig.set_faults(json!([
+        { "kind": "sql", "instance": "backup", "pattern": "SELECT 1 AS pcfail_run_lock_alive", "drop_connection": true, "times": 1 }
+    ]));
+    let output = rig.failover();
+    assert_exit(&output, 1);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("error: step 1 (`remove-log-shipping`) failed: the run lock `pcfail:")
+            && stderr.contains("was lost ("),
+        "{stderr}"
+    );
+    assert_eq!(
+        started_steps(&rig.journals()[0]),
+        Vec::<String>::new(),
+        "nothing ran without the lock"
+    );
+    assert_exit(&rig.failover(), 0);
+    assert_failed_over(&rig, &at_disaster, &rig.status());
+}
