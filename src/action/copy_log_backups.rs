@@ -4,6 +4,8 @@
 //! says what will be computed and from where. The folders come from msdb's log-shipping tables on the
 //! backup instance, read before step 1 deletes them, unless the runbook overrides them.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::{Command, MINUTE, Target};
@@ -181,9 +183,28 @@ impl CopyLogBackups {
         }
         let started = std::time::Instant::now();
         let mut bar = s.bar("copied");
-        let report = copy::copy_missing(&share, &copy, |done, total, name| {
-            bar.update(done, total, name);
-        })
+        let cancel = Arc::new(AtomicBool::new(false));
+        let work = {
+            let (share, copy, cancel) = (share.clone(), copy.clone(), Arc::clone(&cancel));
+            tokio::task::spawn_blocking(move || {
+                copy::copy_missing(
+                    &share,
+                    &copy,
+                    |done, total, name| bar.update(done, total, name),
+                    &cancel,
+                )
+            })
+        };
+        // The step's timeout bounds the whole copy: when it is up, the copy stops within one chunk.
+        let mut work = work;
+        let report = match tokio::time::timeout(s.step_timeout(), &mut work).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                cancel.store(true, Ordering::Relaxed);
+                work.await
+            }
+        }
+        .map_err(|e| StepError::Failed(format!("the copy stopped unexpectedly: {e}")))?
         .map_err(|e| StepError::Failed(e.to_string()))?;
         s.record_file_copy(&share, &copy, &report, started)?;
         Ok(())

@@ -1,14 +1,19 @@
 //! Copying log backups from the backup share to the copy folder, one file at a time, atomically.
 //!
 //! Each file is copied under a temporary name in the destination folder and renamed into place only
-//! when complete and synced, so a crash never leaves a half-written `.trn` that the apply step (or
-//! SQL Server's restore job) could mistake for a backup. Files already present with identical contents
-//! are left alone; `.wrk` files are backups the backup agent is still writing (reference A.4) and are
-//! never copied. The share is authoritative: a destination file that differs is replaced and said so.
+//! when complete and synced (the file, then the folder, so the rename survives a crash too), so a
+//! crash never leaves a half-written `.trn` that the apply step (or SQL Server's restore job) could
+//! mistake for a backup. Files already present with identical contents are left alone; `.wrk` files
+//! are backups the backup agent is still writing (reference A.4) and are never copied. The share is
+//! authoritative: a destination file that differs is replaced and said so.
+//!
+//! Copying is blocking file I/O, so the step runs it on a blocking thread; the `cancel` flag, checked
+//! between chunks, lets the step's timeout stop it within one chunk.
 
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct CopyReport {
@@ -31,6 +36,8 @@ pub(crate) enum CopyError {
         to: PathBuf,
         source: io::Error,
     },
+    #[error("copying stopped before `{file}` was complete (the step's time was up)")]
+    Cancelled { file: PathBuf },
 }
 
 impl CopyError {
@@ -85,11 +92,13 @@ pub(crate) fn pending(from: &Path, to: &Path) -> Result<Vec<String>, CopyError> 
     Ok(out)
 }
 
-/// Copies every `.trn` of `from` that `to` lacks. `progress` is called after each file.
+/// Copies every `.trn` of `from` that `to` lacks. `progress` is called before each file; `cancel`
+/// stops the copy between chunks (the file in progress is not renamed into place).
 pub(crate) fn copy_missing(
     from: &Path,
     to: &Path,
     mut progress: impl FnMut(usize, usize, &str),
+    cancel: &AtomicBool,
 ) -> Result<CopyReport, CopyError> {
     let (names, wrk) = list_log_backups(from)?;
     let mut report = CopyReport {
@@ -110,7 +119,11 @@ pub(crate) fn copy_missing(
         if exists && identical(&src, &dst).map_err(copy_err)? {
             report.already_there.push(name);
         } else {
-            copy_atomically(&src, &dst).map_err(copy_err)?;
+            match copy_atomically(&src, &dst, cancel) {
+                Ok(true) => {}
+                Ok(false) => return Err(CopyError::Cancelled { file: src }),
+                Err(e) => return Err(copy_err(e)),
+            }
             if exists {
                 report.replaced.push(name);
             } else {
@@ -121,17 +134,47 @@ pub(crate) fn copy_missing(
     Ok(report)
 }
 
-fn copy_atomically(src: &Path, dst: &Path) -> io::Result<()> {
+/// Copies `src` to `dst` by way of a temporary name; `Ok(false)` when `cancel` stopped it (the
+/// temporary file is removed).
+fn copy_atomically(src: &Path, dst: &Path, cancel: &AtomicBool) -> io::Result<bool> {
     let name = dst
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     // A dot-name without .trn: no scanner (ours or sqllogship's) takes it for a backup.
     let tmp = dst.with_file_name(format!(".{name}.pcfail-partial"));
-    fs::copy(src, &tmp)?;
-    File::open(&tmp)?.sync_all()?;
+    let mut input = File::open(src)?;
+    // Opened for writing, so that syncing it works on every platform (Windows refuses to flush a
+    // file opened read-only).
+    let mut output = File::create(&tmp)?;
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            drop(output);
+            let _ = fs::remove_file(&tmp);
+            return Ok(false);
+        }
+        let n = input.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        output.write_all(&buf[..n])?;
+    }
+    output.sync_all()?;
+    drop(output);
     fs::rename(&tmp, dst)?;
-    Ok(())
+    sync_folder(dst.parent().unwrap_or(Path::new(".")));
+    Ok(true)
+}
+
+/// Makes a rename in `dir` durable (Unix; Windows has no handle to sync a folder through).
+fn sync_folder(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
 }
 
 /// True when both files exist with the same bytes. Compares sizes first, then contents in chunks.
@@ -176,7 +219,13 @@ mod tests {
             vec!["mgc_20261122040500.trn", "mgc_20261122041000.trn"]
         );
         let mut calls = Vec::new();
-        let report = copy_missing(share.path(), copy.path(), |i, n, _| calls.push((i, n))).unwrap();
+        let report = copy_missing(
+            share.path(),
+            copy.path(),
+            |i, n, _| calls.push((i, n)),
+            &AtomicBool::new(false),
+        )
+        .unwrap();
         assert_eq!(
             report,
             CopyReport {
@@ -203,12 +252,29 @@ mod tests {
     }
 
     #[test]
+    fn a_cancelled_copy_leaves_no_file_behind() {
+        let share = tempfile::tempdir().unwrap();
+        let copy = tempfile::tempdir().unwrap();
+        fs::write(share.path().join("mgc_20261122040000.trn"), b"one").unwrap();
+        let err = copy_missing(
+            share.path(),
+            copy.path(),
+            |_, _, _| {},
+            &AtomicBool::new(true),
+        )
+        .unwrap_err();
+        assert!(matches!(err, CopyError::Cancelled { .. }), "{err}");
+        assert_eq!(fs::read_dir(copy.path()).unwrap().count(), 0);
+    }
+
+    #[test]
     fn a_missing_share_is_reported_with_its_path() {
         let copy = tempfile::tempdir().unwrap();
         let err = copy_missing(
             Path::new("/nonexistent/pcfail-share"),
             copy.path(),
             |_, _, _| {},
+            &AtomicBool::new(false),
         )
         .unwrap_err();
         assert!(

@@ -83,9 +83,12 @@ pub(crate) struct Session<'r> {
     host: Option<PowerShell>,
     host_settings: HostSettings,
     pub(crate) timeouts: Timeouts,
-    /// The step whose commands are being journaled, and its timeout.
+    /// The step whose commands are being journaled, and when its time is up: the runbook's timeout
+    /// bounds the step as a whole, not each statement in it.
     step: String,
-    step_timeout: Duration,
+    step_deadline: Instant,
+    /// The current step's timeout as the plan gives it (None: no limit).
+    step_limit: Option<Duration>,
     retrying: bool,
     /// Facts captured before they could be destroyed, by key (see `Event::Captured`).
     captured: BTreeMap<String, serde_json::Value>,
@@ -112,7 +115,8 @@ impl<'r> Session<'r> {
             host_settings,
             timeouts,
             step: String::new(),
-            step_timeout: NO_TIMEOUT,
+            step_deadline: Instant::now() + NO_TIMEOUT,
+            step_limit: None,
             retrying: false,
             captured: BTreeMap::new(),
             answers,
@@ -170,8 +174,12 @@ impl<'r> Session<'r> {
         self.answers
     }
 
+    /// What is left of the current step's time (at least a millisecond, so a statement sent at the
+    /// last moment still gets a clean timeout rather than none).
     pub(crate) fn step_timeout(&self) -> Duration {
-        self.step_timeout
+        self.step_deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
     }
 
     /// A line of progress for the person watching (stderr; the journal has the details).
@@ -242,11 +250,11 @@ impl<'r> Session<'r> {
                         .map_err(|e| StepError::Failed(e.to_string()))?;
                     format!("USE {db};\n{text};\nUSE [master];")
                 };
-                self.execute(*instance, &batch, self.step_timeout).await?;
+                self.execute(*instance, &batch, self.step_timeout()).await?;
                 Ok(())
             }
             Command::PowerShell { text, .. } => {
-                self.cmdlet(text, self.step_timeout).await?;
+                self.cmdlet(text, self.step_timeout()).await?;
                 Ok(())
             }
             Command::Computed { what, .. } => Err(StepError::Failed(format!(
@@ -262,7 +270,7 @@ impl<'r> Session<'r> {
         role: Role,
         text: &str,
     ) -> Result<Vec<ResultSet>, StepError> {
-        let timeout = self.step_timeout;
+        let timeout = self.step_timeout();
         self.execute(role, text, timeout).await
     }
 
@@ -316,7 +324,8 @@ impl<'r> Session<'r> {
     /// Names the step whose commands follow; `retrying` when an earlier attempt of this run started it.
     pub(crate) fn set_step(&mut self, step: &str, timeout: Option<Duration>, retrying: bool) {
         self.step = step.to_owned();
-        self.step_timeout = timeout.unwrap_or(NO_TIMEOUT);
+        self.step_deadline = Instant::now() + timeout.unwrap_or(NO_TIMEOUT);
+        self.step_limit = timeout;
         self.retrying = retrying;
     }
 
@@ -348,7 +357,20 @@ impl<'r> Session<'r> {
         };
         self.journal_sql(role, text, started, &result)?;
         self.forget_broken(role, &result);
-        Ok(result?)
+        match result {
+            // The step's own timeout ran out, not a statement's: say so, and that the server may
+            // still be working on it (the next attempt examines the step before doing anything).
+            Err(SqlError::Timeout { instance, .. })
+                if Instant::now() >= self.step_deadline && self.step_limit.is_some() =>
+            {
+                Err(StepError::Failed(format!(
+                    "the step's timeout of {} ran out while `{instance}` was still working on `{}`; the statement may still complete on the server",
+                    crate::sql::shown(self.step_limit.unwrap_or_default()),
+                    first_line(text)
+                )))
+            }
+            other => Ok(other?),
+        }
     }
 
     /// Runs a read-only query with parameters. Transport failures are retried once on a fresh
@@ -359,7 +381,8 @@ impl<'r> Session<'r> {
         text: &str,
         params: &[Param<'_>],
     ) -> Result<ResultSet, StepError> {
-        let timeout = self.timeouts.query;
+        // A read-only question gets its own bound, and never more than the step has left.
+        let timeout = self.timeouts.query.min(self.step_timeout());
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -540,6 +563,11 @@ impl<'r> Session<'r> {
             messages,
         })
     }
+}
+
+/// The first line of a statement, for a message.
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
 }
 
 /// The `Event::Captured` key of a database's log-shipping settings.

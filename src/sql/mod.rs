@@ -75,7 +75,7 @@ pub(crate) enum SqlError {
         instance: String,
         error: ServerError,
     },
-    #[error("`{instance}` did not answer within {}s; the connection was abandoned", .after.as_secs())]
+    #[error("`{instance}` did not answer within {}; the connection was abandoned", shown(*.after))]
     Timeout { instance: String, after: Duration },
     #[error("the connection to `{instance}` failed: {message}")]
     Connection { instance: String, message: String },
@@ -106,6 +106,17 @@ impl SqlError {
             self,
             SqlError::Connect { .. } | SqlError::Timeout { .. } | SqlError::Connection { .. }
         )
+    }
+}
+
+/// A duration for a message: `90s`, `1.5s`, `250ms`.
+pub(crate) fn shown(d: Duration) -> String {
+    if d >= Duration::from_secs(10) || d.subsec_millis() == 0 && d >= Duration::from_secs(1) {
+        format!("{}s", d.as_secs())
+    } else if d >= Duration::from_secs(1) {
+        format!("{:.1}s", d.as_secs_f64())
+    } else {
+        format!("{}ms", d.as_millis())
     }
 }
 

@@ -558,3 +558,53 @@ fn a_lost_run_lock_stops_the_run_before_the_next_step() {
     assert_exit(&rig.failover(), 0);
     assert_failed_over(&rig, &at_disaster, &rig.status());
 }
+
+/// The runbook's timeout bounds a step as a whole: statements that each finish in time but together
+/// take longer stop the step, and the message says it was the step's timeout.
+#[test]
+fn a_step_timeout_bounds_the_whole_step_not_each_statement() {
+    let rig = LabRig::start(RestoreJob::Idle);
+    let at_disaster = rig.disaster();
+    assert!(trn_names(&at_disaster).len() >= 4, "a backlog to apply");
+    let mut runbook: toml::Table = std::fs::read_to_string(rig.runbook())
+        .expect("runbook")
+        .parse()
+        .expect("TOML");
+    let steps: Vec<toml::Value> = runbook["failover"]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .cloned()
+        .map(|mut step| {
+            if step["id"].as_str() == Some("apply-log-backups") {
+                step.as_table_mut()
+                    .expect("a table")
+                    .insert("timeout".into(), "1s".into());
+            }
+            step
+        })
+        .collect();
+    runbook["failover"]
+        .as_table_mut()
+        .expect("a table")
+        .insert("steps".into(), toml::Value::Array(steps));
+    std::fs::write(rig.runbook(), toml::to_string(&runbook).expect("TOML")).expect("write");
+    // Each restore takes 0.7 s: the first fits in the step's second, the second does not.
+    rig.set_faults(json!([
+        { "kind": "sql", "instance": "backup", "pattern": "RESTORE LOG", "delay_ms": 700 }
+    ]));
+    let output = rig.failover();
+    assert_exit(&output, 1);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("error: step 3 (`apply-log-backups`) failed: the step's timeout of 1s ran out while `backup` was still working on `RESTORE LOG [mgc] FROM DISK = N'"),
+        "{stderr}"
+    );
+    assert_eq!(
+        database(&rig.status(), Role::Backup, "mgc")["state_desc"],
+        "RESTORING"
+    );
+    rig.set_faults(json!([]));
+    assert_exit(&rig.failover(), 0);
+    assert_failed_over(&rig, &at_disaster, &rig.status());
+}
