@@ -250,8 +250,10 @@ impl Journal {
             path: self.path.clone(),
             source,
         };
+        crate::crash::point("before a journal record");
         self.file.write_all(&bytes).map_err(io_err)?;
         self.file.sync_data().map_err(io_err)?;
+        crate::crash::point("after a journal record");
         self.next_seq += 1;
         self.last_hash = sha256_hex(line.as_bytes());
         if let Some(audit) = &mut self.audit {

@@ -29,6 +29,7 @@ macro_rules! say {
 pub mod action;
 pub mod cli;
 pub mod config;
+pub(crate) mod crash;
 pub mod error;
 pub mod exit;
 pub mod plan;

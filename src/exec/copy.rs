@@ -162,8 +162,10 @@ fn copy_atomically(src: &Path, dst: &Path, cancel: &AtomicBool) -> io::Result<bo
     }
     output.sync_all()?;
     drop(output);
+    crate::crash::point("before a copied log backup is renamed into place");
     fs::rename(&tmp, dst)?;
     sync_folder(dst.parent().unwrap_or(Path::new(".")));
+    crate::crash::point("after a copied log backup is renamed into place");
     Ok(true)
 }
 
