@@ -85,6 +85,12 @@ pub enum LabCommand {
     Disaster {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
+        /// Refuse connections at once (stopped services) instead of leaving them unanswered
+        #[arg(long)]
+        refuse: bool,
+        /// The log-shipping share is lost with the data center
+        #[arg(long)]
+        share_lost: bool,
     },
     /// The primary data center is back, its databases rebuilt empty
     RebuildPrimary {
@@ -125,6 +131,14 @@ pub struct LabUpArgs {
     pub restore_every_min: u32,
     #[arg(long, default_value_t = 200, value_name = "MS")]
     pub tick_ms: u64,
+    /// Follow another reading of behaviour the reference leaves UNVERIFIED (see docs/lab.md); repeatable
+    #[arg(long = "variant", value_name = "NAME=VALUE", value_parser = parse_variant)]
+    pub variants: Vec<(String, String)>,
+}
+
+/// `--variant NAME=VALUE`; the lab checks the name and the value when it starts.
+fn parse_variant(text: &str) -> Result<(String, String), String> {
+    pcfail_lab::parse_variant(text)
 }
 
 #[derive(Debug, Args)]

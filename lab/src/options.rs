@@ -1,8 +1,9 @@
-//! `LabOptions`: how a lab is started (directory, clock speed, job schedule, tick rate).
+//! `LabOptions`: how a lab is started (directory, clock speed, job schedule, tick rate, variants).
 //!
 //! Plain data with the documented defaults. The schedule only shapes a *new* world: a lab resumed
 //! from state.json keeps the schedule its jobs were created with, as SQL Agent jobs would.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -20,6 +21,9 @@ pub struct LabOptions {
     pub restore_every_min: u32,
     /// Real milliseconds between two runs of the world's scheduler (chat traffic and due jobs).
     pub tick_ms: u64,
+    /// Readings of UNVERIFIED behaviour, by variant name (docs/lab.md lists them); a variant left
+    /// out follows the reference's current reading.
+    pub variants: BTreeMap<String, String>,
 }
 
 impl LabOptions {
@@ -32,12 +36,14 @@ impl LabOptions {
             copy_every_min: 15,
             restore_every_min: 15,
             tick_ms: 200,
+            variants: BTreeMap::new(),
         }
     }
 
     /// The arguments `lab up` gives the `pcfail` binary to run this lab as a detached daemon:
     /// `lab up --foreground --dir DIR --clock-speed S --backup-every-min B --copy-every-min C
-    /// --restore-every-min R --tick-ms T`. The CLI must accept exactly these flags.
+    /// --restore-every-min R --tick-ms T [--variant NAME=VALUE]...`. The CLI must accept exactly
+    /// these flags.
     pub fn foreground_args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = ["lab", "up", "--foreground", "--dir"]
             .into_iter()
@@ -54,6 +60,10 @@ impl LabOptions {
         for (flag, value) in pairs {
             args.push(flag.into());
             args.push(value.into());
+        }
+        for (name, value) in &self.variants {
+            args.push("--variant".into());
+            args.push(format!("{name}={value}").into());
         }
         args
     }
@@ -100,6 +110,10 @@ impl LabOptions {
                     opts.restore_every_min = text.parse().map_err(|_| number("minutes"))?
                 }
                 "--tick-ms" => opts.tick_ms = text.parse().map_err(|_| number("milliseconds"))?,
+                "--variant" => {
+                    let (name, value) = crate::engine::parse_assignment(&text)?;
+                    opts.variants.insert(name, value);
+                }
                 other => return Err(format!("unknown flag `{other}`")),
             }
         }
@@ -139,6 +153,7 @@ mod tests {
             clock_speed: 600.0,
             backup_every_min: 1,
             tick_ms: 20,
+            variants: [("tail_log_on_mirrored".to_owned(), "allowed".to_owned())].into(),
             ..LabOptions::new("/tmp/lab")
         };
         assert_eq!(LabOptions::from_foreground_args(o.foreground_args()), Ok(o));

@@ -125,7 +125,29 @@ pub(crate) fn world_config(
         copy_every_min,
         restore_every_min,
         chat_messages_per_min: CHAT_MESSAGES_PER_MIN,
+        chat_servers: chat_servers(),
+        initial_active_servers: initial_active_servers(),
+        windows: None,
+        variants: Default::default(),
     }
+}
+
+/// The Persistent Chat servers as the engine sees them: (fqdn, data center).
+pub(crate) fn chat_servers() -> Vec<(String, String)> {
+    PERSISTENT_CHAT_SERVERS
+        .iter()
+        .map(|(fqdn, dc)| ((*fqdn).to_owned(), (*dc).to_owned()))
+        .collect()
+}
+
+/// The servers active when a lab is new: those in the primary's data center (lab.json `active_servers`).
+pub(crate) fn initial_active_servers() -> Vec<String> {
+    let primary_dc = spec(Role::Primary).data_center;
+    PERSISTENT_CHAT_SERVERS
+        .iter()
+        .filter(|(_, dc)| *dc == primary_dc)
+        .map(|(fqdn, _)| (*fqdn).to_owned())
+        .collect()
 }
 
 #[cfg(test)]

@@ -72,6 +72,13 @@ async fn start() -> Lab {
         copy_every_min: 15,
         restore_every_min: 15,
         chat_messages_per_min: 6,
+        chat_servers: vec![
+            ("atl-pc-001.litwareinc.com".into(), "ATL".into()),
+            ("dal-pc-001.litwareinc.com".into(), "DAL".into()),
+        ],
+        initial_active_servers: vec!["atl-pc-001.litwareinc.com".into()],
+        windows: None,
+        variants: Default::default(),
     };
     let world: SharedWorld = Arc::new(Mutex::new(World::new_hadr(config, START)));
     let clock = Arc::new(Clock::new(START, 1.0));

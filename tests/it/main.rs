@@ -2,6 +2,7 @@
 //! binary through the small builder in `test.rs`.
 
 mod cli;
+mod lab_realism;
 mod lab_support;
 mod no_side_effects;
 mod plan;

@@ -13,6 +13,7 @@ use super::exec::Ctx;
 use super::guid::Guid;
 use super::lsn::{LogFit, log_fit};
 use super::model::{DbState, JobKind, JobRun, LsSecondary, MirrorRole, Schedule};
+use super::paths;
 use super::procs::{Args, ProcFail, ProcOut, guid_out};
 use super::restore::{Finish, apply_log};
 use super::world::World;
@@ -321,13 +322,15 @@ fn backup_job(
         ));
     }
     let base = format!("{}_{}", row.primary_database, time::stamp(now));
-    let dir = PathBuf::from(&row.backup_directory);
-    let trn = dir.join(format!("{base}.trn"));
-    let wrk = dir.join(format!("{base}.wrk"));
+    // The folder is checked before the backup is taken: a backup that cannot be written must not
+    // move the log chain on, or the next file would leave a gap.
+    let dir = paths::folder(world, role, &row.backup_directory)?;
+    let trn = dir.real.join(format!("{base}.trn"));
+    let wrk = dir.real.join(format!("{base}.wrk"));
+    let trn_s = paths::join_shown(&row.backup_directory, &format!("{base}.trn"));
     if trn.exists() {
         return Ok(format!(
-            "{} already exists; nothing to do this second.",
-            trn.display()
+            "{trn_s} already exists; nothing to do this second."
         ));
     }
     let set_guid = world.rng.guid();
@@ -343,17 +346,16 @@ fn backup_job(
         1,
     )
     .map_err(|e| e.text)?;
-    let wrk_s = wrk.to_string_lossy().into_owned();
-    let trn_s = trn.to_string_lossy().into_owned();
+    let wrk_path = backupfile::local(&wrk);
     backupfile::write(
-        &wrk_s,
+        &wrk_path,
         &BackupFile {
             media_set_guid: media,
             sets: vec![set.clone()],
         },
     )
     .map_err(|e| e.text)?;
-    std::fs::rename(&wrk, &trn).map_err(|e| format!("rename {wrk_s}: {e}"))?;
+    std::fs::rename(&wrk, &trn).map_err(|e| format!("rename {}: {e}", wrk_path.shown))?;
     record_backup_history(world, role, &set, &trn_s);
     let server = world
         .inst(role)
@@ -369,7 +371,7 @@ fn backup_job(
         p.last_backup_date = Some(now);
     }
     world.sync_mirrors();
-    let stem = dir.join(&base).to_string_lossy().into_owned();
+    let stem = paths::join_shown(&row.backup_directory, &base);
     Ok(SqlError::new(32029, &[&server, &stem, &stem]).text)
 }
 
@@ -429,13 +431,13 @@ fn copy_job(
         .as_deref()
         .map(file_name)
         .unwrap_or_default();
-    let dest_dir = PathBuf::from(&row.backup_destination_directory);
-    std::fs::create_dir_all(&dest_dir).map_err(|e| format!("{}: {e}", dest_dir.display()))?;
+    let source = paths::folder(world, role, &row.backup_source_directory)?;
+    let dest =
+        paths::resolve(world, role, &row.backup_destination_directory).map_err(|e| e.text)?;
+    let dest_dir = dest.real;
+    std::fs::create_dir_all(&dest_dir).map_err(|e| format!("{}: {e}", dest.shown))?;
     let mut copied = 0;
-    for src in trn_files(
-        Path::new(&row.backup_source_directory),
-        &row.primary_database,
-    ) {
+    for src in trn_files(&source.real, &row.primary_database) {
         let name = src
             .file_name()
             .and_then(|n| n.to_str())
@@ -444,13 +446,13 @@ fn copy_job(
         if name.to_lowercase() <= last.to_lowercase() {
             continue;
         }
-        let dest = dest_dir.join(&name);
+        let target = dest_dir.join(&name);
         // Copy under a temporary name, so the restore job never reads half a file.
         let tmp = dest_dir.join(format!("{name}.tmp"));
         std::fs::copy(&src, &tmp).map_err(|e| format!("copy {}: {e}", src.display()))?;
-        std::fs::rename(&tmp, &dest).map_err(|e| format!("rename {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &target).map_err(|e| format!("rename {}: {e}", tmp.display()))?;
         copied += 1;
-        let dest_s = dest.to_string_lossy().into_owned();
+        let dest_s = paths::join_shown(&row.backup_destination_directory, &name);
         if let Some(inst) = world.inst_mut(role) {
             if let Some(s) = inst
                 .msdb
@@ -491,17 +493,16 @@ fn restore_job(
         .filter(|d| d.secondary_id == secondary_id)
         .cloned()
         .collect();
-    let files = trn_files(
-        Path::new(&row.backup_destination_directory),
-        &row.primary_database,
-    );
+    let folder = paths::folder(world, role, &row.backup_destination_directory)?;
+    let files = trn_files(&folder.real, &row.primary_database);
     let mut restored = 0;
     for sdb in dbs {
         if sdb.disconnect_users {
             world.disconnect_users_of(role, &sdb.secondary_database, None);
         }
         for f in &files {
-            let path = f.to_string_lossy().into_owned();
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let path = paths::join_shown(&row.backup_destination_directory, name);
             let Some(d) = world.inst(role).and_then(|i| i.db(&sdb.secondary_database)) else {
                 return Err(format!(
                     "Database {} does not exist.",
@@ -511,7 +512,8 @@ fn restore_job(
             let Some(redo) = d.redo_start_lsn else {
                 return Err(SqlError::new(3117, &[]).text);
             };
-            let file = backupfile::read(&path).map_err(|e| e.text)?;
+            let file = backupfile::read(&backupfile::local(f))
+                .map_err(|e| e.text.replace(&f.to_string_lossy().into_owned(), &path))?;
             let Some(set) = file.sets.first() else {
                 continue;
             };
@@ -527,9 +529,11 @@ fn restore_job(
                 LogFit::Applies => {}
             }
             let finish = if sdb.restore_mode {
-                let undo = Path::new(&row.backup_destination_directory)
-                    .join(format!("{}_standby.tuf", sdb.secondary_database));
-                Finish::Standby(undo.to_string_lossy().into_owned())
+                let undo = format!("{}_standby.tuf", sdb.secondary_database);
+                Finish::Standby(paths::LabPath {
+                    shown: paths::join_shown(&row.backup_destination_directory, &undo),
+                    real: folder.real.join(undo),
+                })
             } else {
                 Finish::NoRecovery
             };

@@ -119,6 +119,10 @@ impl Backend for InstanceBackend {
             .map(|i| i.config.name.clone())
             .unwrap_or_default()
     }
+
+    fn unreachable(&self) -> Option<CancellationToken> {
+        lock(&self.world).unreachable_token(self.role)
+    }
 }
 
 pub struct EngineSession {
@@ -199,6 +203,9 @@ impl EngineSession {
     async fn admit(&mut self, kind: &str, text: &str) -> Result<(), Vec<Event>> {
         let fault = {
             let mut w = lock(&self.world);
+            if w.is_lost(self.role) {
+                return Err(vec![Event::Unanswered]);
+            }
             if !w.is_up(self.role)
                 || w.session(self.role, self.spid).is_none()
                 || self.token.is_cancelled()
@@ -243,6 +250,10 @@ impl EngineSession {
                 }
                 let blocked = {
                     let mut w = lock(&self.world);
+                    if w.is_lost(self.role) {
+                        out.push(Event::Unanswered);
+                        return;
+                    }
                     w.prune_sessions(self.role);
                     if w.session(self.role, self.spid).is_none() {
                         out.push(Event::Disconnect);

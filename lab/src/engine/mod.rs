@@ -50,11 +50,14 @@ mod lsn;
 mod mirroring;
 mod model;
 mod parser;
+mod paths;
 mod procs;
 mod query;
 mod restore;
+mod share;
 mod status;
 mod time;
+mod variants;
 mod world;
 
 #[cfg(test)]
@@ -63,6 +66,8 @@ mod tests;
 pub use backend::{EngineSession, InstanceBackend};
 pub use clock::{Clock, LabTime};
 pub use config::{InstanceConfig, Role, WorldConfig};
+pub use paths::{Mount, WindowsNames};
+pub use variants::{VARIANTS, VariantSpec, Variants, parse_assignment};
 pub use world::{SharedWorld, TranscriptEntry, World};
 // For the lab's status report, which shows lab time in the same calendar.
 pub(crate) use time::civil;

@@ -439,7 +439,12 @@ impl Msdb {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Instance {
     pub config: InstanceConfig,
+    /// False while the instance is stopped (connections refused) or lost (connections unanswered).
     pub up: bool,
+    /// Its host cannot be reached at all (its data center is lost): connections are accepted by
+    /// nothing and never answered, so clients wait for their own timeout. Implies `!up`.
+    #[serde(default)]
+    pub lost: bool,
     pub databases: Vec<Database>,
     pub next_database_id: i64,
     pub endpoint: Option<Endpoint>,

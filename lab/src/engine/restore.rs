@@ -15,6 +15,7 @@ use super::exec::{Ctx, Step};
 use super::lsn::{LogFit, log_fit};
 use super::model::{Database, DbFile, DbState, RestoreHistoryRow};
 use super::parser::{Restore, RestoreKind};
+use super::paths::{self, LabPath};
 use super::world::World;
 use super::{LabTime, Role};
 
@@ -46,7 +47,8 @@ const KNOWN_OPTIONS: &[&str] = &[
 pub(crate) enum Finish {
     Recovery,
     NoRecovery,
-    Standby(String),
+    /// STANDBY with its undo file.
+    Standby(LabPath),
 }
 
 pub(crate) fn restore(ctx: &mut Ctx, r: &Restore) -> Step {
@@ -95,7 +97,7 @@ fn run(ctx: &mut Ctx, r: &Restore, op: &str) -> Result<Option<u64>, SqlError> {
         RestoreKind::FileListOnly => file_list_only(ctx, &path.unwrap_or_default(), file_no),
         RestoreKind::VerifyOnly => {
             let path = path.unwrap_or_default();
-            let file = backupfile::read(&path)?;
+            let file = backupfile::read(&paths::resolve(ctx.world, ctx.role, &path)?)?;
             if file_no < 1 || file_no as usize > file.sets.len() {
                 return Err(SqlError::new(4038, &[&file_no.to_string(), &path]));
             }
@@ -119,7 +121,7 @@ fn run(ctx: &mut Ctx, r: &Restore, op: &str) -> Result<Option<u64>, SqlError> {
                 ctx.info(throughput(op, 0));
                 return Ok(None);
             };
-            let file = backupfile::read(&path)?;
+            let file = backupfile::read(&paths::resolve(ctx.world, ctx.role, &path)?)?;
             let set = file
                 .sets
                 .get((file_no.max(1) - 1) as usize)
@@ -189,9 +191,8 @@ fn finish_option(ctx: &Ctx, r: &Restore) -> Result<Finish, SqlError> {
             .map(|e| ctx.eval_text(e))
             .transpose()?
             .flatten();
-        return file
-            .map(Finish::Standby)
-            .ok_or_else(|| SqlError::syntax("STANDBY"));
+        let file = file.ok_or_else(|| SqlError::syntax("STANDBY"))?;
+        return paths::resolve(ctx.world, ctx.role, &file).map(Finish::Standby);
     }
     Ok(if has(&r.options, "NORECOVERY") {
         Finish::NoRecovery
@@ -200,9 +201,9 @@ fn finish_option(ctx: &Ctx, r: &Restore) -> Result<Finish, SqlError> {
     })
 }
 
-/// RESTORE needs the database to itself: 3102 when the caller's own context is in it, 3101 when any
-/// other session is (reference B.4).
-fn exclusive(
+/// RESTORE (and a tail-log backup) needs the database to itself: 3102 when the caller's own context
+/// is in it, 3101 when any other session is (reference B.4).
+pub(crate) fn exclusive(
     world: &World,
     role: Role,
     spid: Option<u16>,
@@ -235,11 +236,10 @@ fn existing_target<'w>(world: &'w World, role: Role, db: &str) -> Result<&'w Dat
     Ok(d)
 }
 
-fn write_standby_file(path: &str) {
-    // Only absolute paths name a place in the lab; a bare name would live in SQL Server's data folder.
-    let p = std::path::Path::new(path);
-    if p.is_absolute() && p.parent().is_some_and(|d| d.is_dir()) {
-        let _ = std::fs::write(p, "PCFAIL-LAB-STANDBY-UNDO\n");
+fn write_standby_file(path: &LabPath) {
+    // Best effort, like the rest of the lab's files: the undo file only shows that one exists.
+    if path.real.parent().is_some_and(|d| d.is_dir()) {
+        let _ = std::fs::write(&path.real, "PCFAIL-LAB-STANDBY-UNDO\n");
     }
 }
 
@@ -530,7 +530,7 @@ const LSN_T: SqlType = SqlType::Numeric {
 
 /// RESTORE HEADERONLY: one row per backup set, SQL Server 2016's 56 columns in order (reference B.2).
 fn header_only(ctx: &mut Ctx, path: &str) -> Result<Option<u64>, SqlError> {
-    let file = backupfile::read(path)?;
+    let file = backupfile::read(&paths::resolve(ctx.world, ctx.role, path)?)?;
     let nv = SqlType::NVarChar(128);
     let columns = vec![
         col("BackupName", nv.clone()),
@@ -669,7 +669,7 @@ fn header_only(ctx: &mut Ctx, path: &str) -> Result<Option<u64>, SqlError> {
 
 /// RESTORE FILELISTONLY: one row per database file of the chosen set (reference B.3, 2016 columns).
 fn file_list_only(ctx: &mut Ctx, path: &str, file_no: i64) -> Result<Option<u64>, SqlError> {
-    let file = backupfile::read(path)?;
+    let file = backupfile::read(&paths::resolve(ctx.world, ctx.role, path)?)?;
     let set = file
         .sets
         .get((file_no.max(1) - 1) as usize)

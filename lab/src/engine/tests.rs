@@ -54,6 +54,20 @@ pub(crate) fn config(dir: &Path) -> WorldConfig {
         copy_every_min: 15,
         restore_every_min: 15,
         chat_messages_per_min: 6,
+        chat_servers: [
+            ("atl-pc-001.litwareinc.com", "ATL"),
+            ("atl-pc-002.litwareinc.com", "ATL"),
+            ("dal-pc-001.litwareinc.com", "DAL"),
+            ("dal-pc-002.litwareinc.com", "DAL"),
+        ]
+        .map(|(f, d)| (f.to_owned(), d.to_owned()))
+        .to_vec(),
+        initial_active_servers: vec![
+            "atl-pc-001.litwareinc.com".to_owned(),
+            "atl-pc-002.litwareinc.com".to_owned(),
+        ],
+        windows: None,
+        variants: Default::default(),
     }
 }
 
@@ -1096,4 +1110,114 @@ async fn sp_add_jobschedule_attaches_a_new_schedule_and_sp_delete_job_removes_it
             "The specified @job_name ('LSCopy_ATL-SQL-001_mgc') does not exist.".to_owned()
         )
     );
+}
+
+/// Writes cms.json as the shell would.
+fn write_cms(h: &Harness, pool_state: &str, active: &[&str]) {
+    let cms = serde_json::json!({
+        "pool": "atl-cs-001.litwareinc.com",
+        "pool_state": pool_state,
+        "active_servers": active,
+    });
+    std::fs::write(h.dir.path().join("cms.json"), cms.to_string()).unwrap();
+}
+
+#[tokio::test]
+async fn chat_is_written_only_through_an_active_server_outside_a_lost_data_center() {
+    let h = Harness::new();
+    let mut w = h.world.lock().unwrap();
+    // No cms.json yet: the servers lab.json starts with (ATL's) write to the primary.
+    assert_eq!(w.active_mgc(), Some(Role::Primary));
+    write_cms(&h, "Normal", &[]);
+    assert_eq!(
+        w.active_mgc(),
+        None,
+        "`-ActiveServers $Null` stops all writes"
+    );
+    write_cms(&h, "Normal", &["dal-pc-001.litwareinc.com"]);
+    assert_eq!(
+        w.active_mgc(),
+        Some(Role::Primary),
+        "a DAL server still writes to the pool's database"
+    );
+    write_cms(&h, "Normal", &["atl-pc-001.litwareinc.com"]);
+    w.set_data_center_lost("ATL", true);
+    assert_eq!(
+        w.active_mgc(),
+        None,
+        "servers in a lost data center write nothing"
+    );
+    let records = |w: &World| {
+        w.inst(Role::Primary)
+            .unwrap()
+            .db("mgc")
+            .unwrap()
+            .records
+            .len()
+    };
+    let before = records(&w);
+    w.tick(LabTime(START.0 + 30 * 60_000));
+    assert_eq!(records(&w), before);
+    w.set_data_center_lost("ATL", false);
+    w.tick(LabTime(START.0 + 60 * 60_000));
+    assert!(records(&w) > before);
+}
+
+#[tokio::test]
+async fn a_tail_log_backup_needs_the_database_to_itself_and_no_mirroring() {
+    let h = Harness::new();
+    let tail = format!(
+        "BACKUP LOG [mgc] TO DISK = N'{}' WITH NORECOVERY",
+        h.path("backups/tail.trn")
+    );
+    let mut p = h.login(Role::Primary);
+    // Mirrored (the HA/DR layout): refused, and the database stays ONLINE.
+    let ev = p.batch(tail.clone()).await;
+    assert_eq!(error_numbers(&ev), vec![1468, 3013], "{ev:?}");
+    assert_eq!(
+        messages(&ev)[0].1,
+        "The operation cannot be performed on database \"mgc\" because it is involved in a database mirroring session."
+    );
+    let state = "SELECT state_desc FROM sys.databases WHERE name = N'mgc'";
+    assert_eq!(
+        rows(&p.batch(state.into()).await),
+        vec![vec![Value::String("ONLINE".into())]]
+    );
+    let ev = p.batch("ALTER DATABASE [mgc] SET PARTNER OFF".into()).await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    // Another session in mgc: 3101; this session in mgc: 3102.
+    let mut user = h.login(Role::Primary);
+    let _ = user.batch("USE mgc".into()).await;
+    assert_eq!(
+        error_numbers(&p.batch(tail.clone()).await),
+        vec![3101, 3013]
+    );
+    user.close();
+    let _ = p.batch("USE mgc".into()).await;
+    assert_eq!(
+        error_numbers(&p.batch(tail.clone()).await),
+        vec![3102, 3013]
+    );
+    let _ = p.batch("USE master".into()).await;
+    let ev = p.batch(tail).await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    assert_eq!(
+        rows(&p.batch(state.into()).await),
+        vec![vec![Value::String("RESTORING".into())]]
+    );
+}
+
+#[tokio::test]
+async fn the_old_reading_of_a_tail_log_backup_on_a_mirrored_database_is_a_variant() {
+    let h = Harness::new();
+    let chosen = [("tail_log_on_mirrored".to_owned(), "allowed".to_owned())].into();
+    h.world.lock().unwrap().config.variants = super::Variants::new(&chosen).unwrap();
+    let mut p = h.login(Role::Primary);
+    let ev = p
+        .batch(format!(
+            "BACKUP LOG [mgc] TO DISK = N'{}' WITH NORECOVERY",
+            h.path("backups/tail.trn")
+        ))
+        .await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
 }

@@ -68,6 +68,11 @@ pub(crate) struct Runtime {
     pub transcripts: HashMap<Role, Vec<TranscriptEntry>>,
     pub applocks: Vec<AppLock>,
     pub faults: Faults,
+    /// A faults.json share rule currently makes the share unreachable (share.rs).
+    pub share_fault: bool,
+    /// Per lost instance: cancelled when its host is reachable again, which closes the connections
+    /// that were left unanswered (pcfail_lab_tds::Backend::unreachable).
+    pub reachable_again: HashMap<Role, CancellationToken>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -83,6 +88,12 @@ pub struct World {
     pub(crate) instances: Vec<Instance>,
     pub(crate) rng: Rng,
     pub(crate) chat: ChatTraffic,
+    /// The share is lost with a data center, or made unreachable by `Lab::set_share_reachable`.
+    #[serde(default)]
+    pub(crate) share_lost: bool,
+    /// Data centers lost in a disaster: their Persistent Chat servers write nothing.
+    #[serde(default)]
+    pub(crate) lost_data_centers: Vec<String>,
     #[serde(skip)]
     pub(crate) rt: Runtime,
 }
@@ -105,6 +116,8 @@ impl World {
                 last: Some(now),
                 ..ChatTraffic::default()
             },
+            share_lost: false,
+            lost_data_centers: Vec::new(),
             rt: Runtime::default(),
             config,
         };
@@ -147,6 +160,7 @@ impl World {
         let mut inst = Instance {
             config,
             up: true,
+            lost: false,
             databases: Vec::new(),
             next_database_id: 5,
             endpoint: None,
@@ -191,7 +205,7 @@ impl World {
         let _ = std::fs::create_dir_all(&self.config.backups);
         // Best effort: a world can be built without its folders (unit tests); the history still records it.
         let _ = backupfile::write(
-            &path,
+            &backupfile::local(std::path::Path::new(&path)),
             &BackupFile {
                 media_set_guid: media,
                 sets: vec![set.clone()],
@@ -366,6 +380,8 @@ impl World {
     /// Runs whatever is due at `now`: chat traffic into the active `mgc`, then each enabled job whose
     /// schedule is due (log backup on the primary, copy and restore on the secondary).
     pub fn tick(&mut self, now: LabTime) {
+        // Fault rules that act without any SQL traffic (an unreachable share) take effect here too.
+        super::faults::refresh(self, now);
         self.chat_traffic(now);
         super::agent::run_due_jobs(self, now);
         self.sync_mirrors();
@@ -390,16 +406,42 @@ impl World {
         }
     }
 
+    /// The `mgc` chat records go to: the copy the pool uses (cms.json's pool state: Normal = the
+    /// primary's data center, FailedOver = the backup's) that is ONLINE and not a mirror, and only
+    /// while at least one active Persistent Chat server outside a lost data center can write to it.
+    /// An empty active list (after `-ActiveServers $Null`) writes nothing.
     pub(crate) fn active_mgc(&self) -> Option<Role> {
-        let failed_over = std::fs::read_to_string(self.config.lab_dir.join("cms.json"))
+        let cms = std::fs::read_to_string(self.config.lab_dir.join("cms.json"))
             .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| {
-                v.get("pool_state")
-                    .and_then(|s| s.as_str())
-                    .map(|s| s.eq_ignore_ascii_case("FailedOver"))
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+        let failed_over = cms
+            .as_ref()
+            .and_then(|v| v.get("pool_state"))
+            .and_then(|s| s.as_str())
+            .is_some_and(|s| s.eq_ignore_ascii_case("FailedOver"));
+        let active: Vec<String> = match cms.as_ref().and_then(|v| v.get("active_servers")) {
+            Some(list) => list
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|s| s.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => self.config.initial_active_servers.clone(),
+        };
+        let writes = active.iter().any(|fqdn| {
+            self.config.chat_servers.iter().any(|(server, dc)| {
+                server.eq_ignore_ascii_case(fqdn)
+                    && !self
+                        .lost_data_centers
+                        .iter()
+                        .any(|lost| lost.eq_ignore_ascii_case(dc))
             })
-            .unwrap_or(false);
+        });
+        if !writes {
+            return None;
+        }
         let candidates = if failed_over {
             [Role::Backup, Role::BackupMirror]
         } else {
@@ -489,11 +531,16 @@ impl World {
         self.instances.iter_mut().find(|i| i.config.role == role)
     }
 
-    /// The instance stops answering (false) or comes back (true). Going down cancels all its
-    /// sessions' tokens (the protocol layer then closes the sockets) and drops their locks.
+    /// The instance stops (false: connections refused) or comes back (true). Either way a lost host
+    /// is found again. Going down cancels all its sessions' tokens (the protocol layer then closes the
+    /// sockets) and drops their locks.
     pub fn set_instance_up(&mut self, role: Role, up: bool) {
         if let Some(inst) = self.inst_mut(role) {
             inst.up = up;
+            inst.lost = false;
+        }
+        if let Some(token) = self.rt.reachable_again.remove(&role) {
+            token.cancel();
         }
         if !up {
             for s in self.rt.sessions.remove(&role).unwrap_or_default() {
@@ -507,6 +554,42 @@ impl World {
 
     pub fn is_up(&self, role: Role) -> bool {
         self.inst(role).is_some_and(|i| i.up)
+    }
+
+    /// The instance's host vanishes (its data center is lost): it stops working, but unlike a stopped
+    /// instance nothing tells its clients. Open sessions keep their sockets and get no more answers;
+    /// new connections are never answered. [`World::set_instance_up`] brings it back.
+    pub fn lose_instance(&mut self, role: Role) {
+        if let Some(inst) = self.inst_mut(role) {
+            inst.up = false;
+            inst.lost = true;
+        }
+    }
+
+    /// The data center an instance stands in.
+    pub fn data_center(&self, role: Role) -> Option<String> {
+        self.inst(role).map(|i| i.config.data_center.clone())
+    }
+
+    pub fn is_lost(&self, role: Role) -> bool {
+        self.inst(role).is_some_and(|i| i.lost)
+    }
+
+    /// For a lost instance, the token cancelled when its host is reachable again.
+    pub(crate) fn unreachable_token(&mut self, role: Role) -> Option<CancellationToken> {
+        if !self.is_lost(role) {
+            return None;
+        }
+        Some(self.rt.reachable_again.entry(role).or_default().clone())
+    }
+
+    /// A data center is lost (true) or back (false): its Persistent Chat servers stop writing.
+    pub fn set_data_center_lost(&mut self, data_center: &str, lost: bool) {
+        self.lost_data_centers
+            .retain(|dc| !dc.eq_ignore_ascii_case(data_center));
+        if lost {
+            self.lost_data_centers.push(data_center.to_owned());
+        }
     }
 
     /// The primary data center is back, rebuilt by Topology Builder: primary and primary mirror up,
@@ -529,7 +612,12 @@ impl World {
         self.create_user_db(Role::Primary, "mgccomp", now);
         for role in [Role::Primary, Role::PrimaryMirror] {
             self.set_instance_up(role, true);
+            if let Some(dc) = self.inst(role).map(|i| i.config.data_center.clone()) {
+                self.set_data_center_lost(&dc, false);
+            }
         }
+        // A share lost with the data center comes back with it.
+        self.set_share_lost(false);
     }
 
     /// Everything `pcfail lab status` shows about SQL, per instance (by role).
@@ -541,7 +629,13 @@ impl World {
                 super::status::instance_status(self, inst),
             );
         }
-        json!({ "instances": out, "active_mgc": self.active_mgc().map(Role::as_str), "chat_messages_sent": self.chat.sent })
+        json!({
+            "instances": out,
+            "active_mgc": self.active_mgc().map(Role::as_str),
+            "chat_messages_sent": self.chat.sent,
+            "share_reachable": self.share_reachable(),
+            "lost_data_centers": self.lost_data_centers,
+        })
     }
 
     /// What clients sent to `role`: logins and statement texts, in order.
@@ -569,6 +663,7 @@ impl World {
     pub fn restore_runtime(&mut self, config_password: &str) {
         self.config.login_password = config_password.to_owned();
         self.rt = Runtime::default();
+        self.apply_share_folder();
     }
 
     // ---- sessions

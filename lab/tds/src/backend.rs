@@ -187,6 +187,11 @@ pub enum Event {
     },
     /// Close the connection without answering (fault injection: a dropped connection).
     Disconnect,
+    /// Never answer: the server's host became unreachable while the request ran (a lost data
+    /// center). The socket stays open and nothing more is read or sent until the session's token is
+    /// cancelled, the server shuts down, or the client gives up and closes it, exactly what a client
+    /// sees when the machine behind an established TCP connection vanishes.
+    Unanswered,
 }
 
 /// Turns logins into sessions. One per simulated instance.
@@ -209,6 +214,15 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The instance's name as SQL Server reports it in ERROR/INFO tokens (`@@SERVERNAME`).
     fn server_name(&self) -> String;
+
+    /// `Some(token)` while the instance's host cannot be reached at all (its data center is lost):
+    /// a new connection is then accepted by nothing, neither PRELOGIN nor LOGIN7 is ever answered,
+    /// so the client waits for its own timeout instead of being refused. The connection is closed
+    /// once `token` is cancelled (the host is back: the client's half-open connection is dead).
+    /// `None` (the default) is a reachable host.
+    fn unreachable(&self) -> Option<CancellationToken> {
+        None
+    }
 }
 
 /// A logged-in connection.

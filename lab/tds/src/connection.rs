@@ -4,6 +4,9 @@
 //! request runs), the session's cancellation token (KILL, the instance going down) and the server's
 //! shutdown token. Any of the last two closes the socket at once, mid-request or not. Requests are
 //! answered strictly one message each, which is what keeps the client in step.
+//!
+//! An unreachable host ([`Backend::unreachable`], [`crate::Event::Unanswered`]) answers nothing at
+//! all: the connection only reads and discards until the client gives up or the host is back.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -34,6 +37,8 @@ enum End {
     Cancelled,
     LoginRefused,
     Disconnected,
+    /// Nothing was answered (an unreachable host); the client closed or the host came back.
+    Ignored,
     Protocol(ProtocolError),
 }
 
@@ -68,6 +73,11 @@ pub(crate) async fn serve<B, R, W>(
         transaction: None,
     };
     let shutdown = conn.shutdown.clone();
+    if let Some(until) = backend.unreachable() {
+        let end = conn.ignore(&until).await;
+        tracing::debug!(%peer, end = ?end, "unreachable: connection never answered");
+        return;
+    }
     let login = tokio::select! {
         r = tokio::time::timeout(LOGIN_TIMEOUT, conn.login(&*backend)) => match r {
             Ok(r) => r,
@@ -158,6 +168,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             self.send(packet_type::TABULAR_RESULT, &tokens).await?;
             return Err(End::LoginRefused);
         };
+        // The host may have become unreachable since the connection was accepted.
+        if let Some(until) = backend.unreachable() {
+            return Err(self.ignore(&until).await);
+        }
         let (session, cancel) = match backend.login(&login7.login, self.peer) {
             Ok(ok) => ok,
             Err(error) => {
@@ -228,6 +242,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         match response::batch_reply(events, &self.server_name) {
             Reply::Tokens(t) => self.send(packet_type::TABULAR_RESULT, &t).await,
             Reply::Disconnect => Err(End::Disconnected),
+            Reply::Unanswered => Err(self.ignore(cancel).await),
         }
     }
 
@@ -259,6 +274,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             match response::rpc_reply(events, &call, &self.server_name, i + 1 == count) {
                 Reply::Tokens(t) => tokens.extend(t),
                 Reply::Disconnect => return Err(End::Disconnected),
+                Reply::Unanswered => return Err(self.ignore(cancel).await),
             }
         }
         self.send(packet_type::TABULAR_RESULT, &tokens).await
@@ -285,6 +301,24 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                     Some(m) if m.packet_type == packet_type::ATTENTION => return Ok(None),
                     Some(m) => self.queued.push_back(m),
                     None => return Err(End::ClientClosed),
+                },
+            }
+        }
+    }
+
+    /// Answers nothing from now on: reads and discards whatever the client sends until it closes,
+    /// `until` is cancelled (the host is back, the session was ended) or the server shuts down.
+    /// This is a vanished host as the client sees it: TCP accepted the bytes, nobody replies.
+    async fn ignore(&mut self, until: &CancellationToken) -> End {
+        loop {
+            tokio::select! {
+                biased;
+                _ = until.cancelled() => return End::Ignored,
+                _ = self.shutdown.cancelled() => return End::Cancelled,
+                m = self.reader.next_message() => match m {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return End::ClientClosed,
+                    Err(e) => return End::Protocol(e),
                 },
             }
         }

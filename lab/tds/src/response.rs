@@ -16,6 +16,19 @@ pub(crate) enum Reply {
     Tokens(Vec<u8>),
     /// Close the connection without answering ([`Event::Disconnect`]).
     Disconnect,
+    /// Keep the connection but never answer ([`Event::Unanswered`]).
+    Unanswered,
+}
+
+/// A response that is not sent at all: the connection is dropped, or left unanswered.
+fn no_answer(events: &[Event]) -> Option<Reply> {
+    if events.iter().any(|e| matches!(e, Event::Unanswered)) {
+        Some(Reply::Unanswered)
+    } else if events.iter().any(|e| matches!(e, Event::Disconnect)) {
+        Some(Reply::Disconnect)
+    } else {
+        None
+    }
 }
 
 /// Error number used when the backend produced a response we cannot encode. 50000 is the number
@@ -25,8 +38,8 @@ const ENCODE_FAILURE: u32 = 50000;
 
 /// The response to a SQLBatch.
 pub(crate) fn batch_reply(events: Vec<Event>, server: &str) -> Reply {
-    if events.iter().any(|e| matches!(e, Event::Disconnect)) {
-        return Reply::Disconnect;
+    if let Some(reply) = no_answer(&events) {
+        return reply;
     }
     let events = with_final_done(events);
     let last_done = events.iter().rposition(|e| matches!(e, Event::Done { .. }));
@@ -63,8 +76,8 @@ pub(crate) fn batch_reply(events: Vec<Event>, server: &str) -> Reply {
 
 /// The response to one RPC call; `last` is false for all but the final call of a batched RPC.
 pub(crate) fn rpc_reply(events: Vec<Event>, call: &RpcCall, server: &str, last: bool) -> Reply {
-    if events.iter().any(|e| matches!(e, Event::Disconnect)) {
-        return Reply::Disconnect;
+    if let Some(reply) = no_answer(&events) {
+        return reply;
     }
     let mut events = events;
     // Only add a DONEINPROC for trailing output: a call whose statements produced nothing (or
@@ -142,7 +155,8 @@ fn common(w: &mut TokenWriter, event: &Event, server: &str) -> Result<(), Encode
         Event::Done { .. }
         | Event::ReturnStatus(_)
         | Event::ReturnValue { .. }
-        | Event::Disconnect => {
+        | Event::Disconnect
+        | Event::Unanswered => {
             unreachable!("handled by the caller")
         }
     }
@@ -291,7 +305,7 @@ mod tests {
     fn tokens(r: Reply) -> Vec<u8> {
         match r {
             Reply::Tokens(t) => t,
-            Reply::Disconnect => panic!("unexpected disconnect"),
+            Reply::Disconnect | Reply::Unanswered => panic!("unexpected non-answer"),
         }
     }
 
@@ -403,6 +417,10 @@ mod tests {
         assert!(matches!(
             rpc_reply(vec![Event::Disconnect], &call, "S", true),
             Reply::Disconnect
+        ));
+        assert!(matches!(
+            batch_reply(vec![rows(1), Event::Unanswered], "S"),
+            Reply::Unanswered
         ));
     }
 

@@ -1,0 +1,149 @@
+//! Variants: the readings of the reference that are UNVERIFIED, each switchable per lab.
+//!
+//! Where nobody has checked what SQL Server (or the Management Shell) really does, the lab follows
+//! the reference's current reading by default and lets a test choose another one
+//! (`LabOptions::variants`, `pcfail lab up --variant NAME=VALUE`), so pcfail can be tested under
+//! each reading instead of baking one guess into both the client and its oracle (STYLE.md: "spec
+//! twice, code once"). Every variant names the reference line it comes from; docs/lab.md lists them.
+//!
+//! This module only knows names, values and defaults; each behaviour reads its variant where it
+//! happens.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One switchable reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VariantSpec {
+    pub name: &'static str,
+    /// The allowed values; the first is the default (the reference's current reading).
+    pub values: &'static [&'static str],
+    /// Where in the reference the open question is.
+    pub reference: &'static str,
+    /// What the values mean.
+    pub meaning: &'static str,
+}
+
+/// Every variant the lab knows, in the order docs/lab.md lists them.
+pub const VARIANTS: &[VariantSpec] = &[VariantSpec {
+    name: "tail_log_on_mirrored",
+    values: &["1468", "allowed"],
+    reference: "J.1 (tail-log backup of a database in a mirroring session: which error)",
+    meaning: "BACKUP LOG ... WITH NORECOVERY on a mirrored database: refused with 1468 \"The \
+                  operation cannot be performed on database ... because it is involved in a \
+                  database mirroring session.\" (then 3013), or allowed (leaves it RESTORING)",
+}];
+
+/// The variants a lab runs with: only valid names and values, defaults for the rest.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Variants(BTreeMap<String, String>);
+
+impl Variants {
+    /// Checks `chosen` against [`VARIANTS`]; the error says which name or value is wrong and what
+    /// would be right.
+    pub fn new(chosen: &BTreeMap<String, String>) -> Result<Variants, String> {
+        for (name, value) in chosen {
+            let Some(spec) = spec(name) else {
+                let known: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
+                return Err(format!(
+                    "unknown lab variant `{name}`; the lab knows: {}",
+                    known.join(", ")
+                ));
+            };
+            if !spec.values.contains(&value.as_str()) {
+                return Err(format!(
+                    "lab variant `{name}` cannot be `{value}`; choose one of: {}",
+                    spec.values.join(", ")
+                ));
+            }
+        }
+        Ok(Variants(chosen.clone()))
+    }
+
+    /// The value of variant `name`: the chosen one, or the default.
+    pub(crate) fn get(&self, name: &str) -> &str {
+        match self.0.get(name) {
+            Some(v) => v,
+            None => spec(name)
+                .map(|s| s.values[0])
+                .unwrap_or_else(|| panic!("no lab variant `{name}`")),
+        }
+    }
+
+    /// Every variant with the value in force (what lab.json records).
+    pub fn effective(&self) -> BTreeMap<String, String> {
+        VARIANTS
+            .iter()
+            .map(|v| (v.name.to_owned(), self.get(v.name).to_owned()))
+            .collect()
+    }
+}
+
+fn spec(name: &str) -> Option<&'static VariantSpec> {
+    VARIANTS.iter().find(|v| v.name == name)
+}
+
+/// Parses `NAME=VALUE` (the CLI's `--variant`).
+pub fn parse_assignment(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_owned(), value.trim().to_owned()))
+        }
+        _ => Err(format!("expected NAME=VALUE, not `{text}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_first_value_and_choices_are_checked() {
+        let none = Variants::new(&BTreeMap::new()).unwrap();
+        assert_eq!(none.get("tail_log_on_mirrored"), "1468");
+        let chosen: BTreeMap<String, String> =
+            [("tail_log_on_mirrored".to_owned(), "allowed".to_owned())].into();
+        assert_eq!(
+            Variants::new(&chosen).unwrap().get("tail_log_on_mirrored"),
+            "allowed"
+        );
+        let bad_value: BTreeMap<String, String> =
+            [("tail_log_on_mirrored".to_owned(), "maybe".to_owned())].into();
+        assert_eq!(
+            Variants::new(&bad_value).unwrap_err(),
+            "lab variant `tail_log_on_mirrored` cannot be `maybe`; choose one of: 1468, allowed"
+        );
+        let bad_name: BTreeMap<String, String> = [("nope".to_owned(), "x".to_owned())].into();
+        assert!(
+            Variants::new(&bad_name)
+                .unwrap_err()
+                .starts_with("unknown lab variant `nope`; the lab knows: tail_log_on_mirrored")
+        );
+    }
+
+    #[test]
+    fn every_variant_has_a_default_a_reference_and_unique_name() {
+        let mut names: Vec<&str> = VARIANTS.iter().map(|v| v.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), VARIANTS.len());
+        for v in VARIANTS {
+            assert!(v.values.len() >= 2, "{} has a choice", v.name);
+            assert!(!v.reference.is_empty() && !v.meaning.is_empty());
+        }
+    }
+
+    #[test]
+    fn assignments_parse_as_name_equals_value() {
+        assert_eq!(
+            parse_assignment("a=b"),
+            Ok(("a".to_owned(), "b".to_owned()))
+        );
+        assert_eq!(
+            parse_assignment("a"),
+            Err("expected NAME=VALUE, not `a`".to_owned())
+        );
+    }
+}
