@@ -131,6 +131,9 @@ pub struct LabUpArgs {
     pub restore_every_min: u32,
     #[arg(long, default_value_t = 200, value_name = "MS")]
     pub tick_ms: u64,
+    /// Give BACKUP and RESTORE a run time proportional to their size, at N MB per lab second
+    #[arg(long, value_name = "N")]
+    pub io_mb_per_s: Option<f64>,
     /// Follow another reading of behaviour the reference leaves UNVERIFIED (see docs/lab.md); repeatable
     #[arg(long = "variant", value_name = "NAME=VALUE", value_parser = parse_variant)]
     pub variants: Vec<(String, String)>,

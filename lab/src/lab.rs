@@ -132,6 +132,7 @@ impl Lab {
         world.config.chat_servers = topology::chat_servers();
         world.config.initial_active_servers = topology::initial_active_servers();
         world.config.variants = variants.clone();
+        world.config.io_mb_per_s = opts.io_mb_per_s;
         let clock = Arc::new(Clock::new(origin, opts.clock_speed));
         let (listeners, addresses) = bind_instances(&world, previous.as_ref()).await?;
         let world: SharedWorld = Arc::new(Mutex::new(world));

@@ -24,6 +24,9 @@ pub struct LabOptions {
     /// Readings of UNVERIFIED behaviour, by variant name (docs/lab.md lists them); a variant left
     /// out follows the reference's current reading.
     pub variants: BTreeMap<String, String>,
+    /// The duration model: BACKUP and RESTORE move their bytes at this many MB per lab second, so
+    /// their run time grows with their size. `None` (the default): they take no time of their own.
+    pub io_mb_per_s: Option<f64>,
 }
 
 impl LabOptions {
@@ -37,13 +40,14 @@ impl LabOptions {
             restore_every_min: 15,
             tick_ms: 200,
             variants: BTreeMap::new(),
+            io_mb_per_s: None,
         }
     }
 
     /// The arguments `lab up` gives the `pcfail` binary to run this lab as a detached daemon:
     /// `lab up --foreground --dir DIR --clock-speed S --backup-every-min B --copy-every-min C
-    /// --restore-every-min R --tick-ms T [--variant NAME=VALUE]...`. The CLI must accept exactly
-    /// these flags.
+    /// --restore-every-min R --tick-ms T [--io-mb-per-s N] [--variant NAME=VALUE]...`. The CLI must
+    /// accept exactly these flags.
     pub fn foreground_args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = ["lab", "up", "--foreground", "--dir"]
             .into_iter()
@@ -60,6 +64,10 @@ impl LabOptions {
         for (flag, value) in pairs {
             args.push(flag.into());
             args.push(value.into());
+        }
+        if let Some(rate) = self.io_mb_per_s {
+            args.push("--io-mb-per-s".into());
+            args.push(rate.to_string().into());
         }
         for (name, value) in &self.variants {
             args.push("--variant".into());
@@ -110,6 +118,14 @@ impl LabOptions {
                     opts.restore_every_min = text.parse().map_err(|_| number("minutes"))?
                 }
                 "--tick-ms" => opts.tick_ms = text.parse().map_err(|_| number("milliseconds"))?,
+                "--io-mb-per-s" => {
+                    opts.io_mb_per_s = Some(
+                        text.parse()
+                            .ok()
+                            .filter(|r: &f64| *r > 0.0)
+                            .ok_or_else(|| number("a positive number"))?,
+                    )
+                }
                 "--variant" => {
                     let (name, value) = crate::engine::parse_assignment(&text)?;
                     opts.variants.insert(name, value);
@@ -154,6 +170,7 @@ mod tests {
             backup_every_min: 1,
             tick_ms: 20,
             variants: [("tail_log_on_mirrored".to_owned(), "allowed".to_owned())].into(),
+            io_mb_per_s: Some(2.5),
             ..LabOptions::new("/tmp/lab")
         };
         assert_eq!(LabOptions::from_foreground_args(o.foreground_args()), Ok(o));

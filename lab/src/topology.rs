@@ -129,6 +129,7 @@ pub(crate) fn world_config(
         initial_active_servers: initial_active_servers(),
         windows: None,
         variants: Default::default(),
+        io_mb_per_s: None,
     }
 }
 

@@ -79,6 +79,7 @@ async fn start() -> Lab {
         initial_active_servers: vec!["atl-pc-001.litwareinc.com".into()],
         windows: None,
         variants: Default::default(),
+        io_mb_per_s: None,
     };
     let world: SharedWorld = Arc::new(Mutex::new(World::new_hadr(config, START)));
     let clock = Arc::new(Clock::new(START, 1.0));
@@ -732,4 +733,242 @@ async fn freetds_tsql_reads_sys_databases_and_sees_error_numbers() {
         "{all}"
     );
     assert!(all.contains("3201"), "{all}");
+}
+
+/// A bound on polling loops: a generous limit that only turns a hang into a failure (nothing here
+/// depends on how fast the machine is).
+struct Patience(std::time::Instant);
+
+impl Patience {
+    fn new() -> Patience {
+        Patience(std::time::Instant::now() + Duration::from_secs(60))
+    }
+
+    /// Sleeps a little before the next look, or fails naming what never happened.
+    async fn wait(&self, what: &str) {
+        assert!(
+            std::time::Instant::now() < self.0,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Gives the next statement matching `pattern` on the backup instance a run time.
+fn slow(lab: &Lab, pattern: &str, run_ms: u64) {
+    let rule = serde_json::json!({ "rules": [
+        { "kind": "sql", "instance": "backup", "pattern": pattern, "run_ms": run_ms, "times": 1 }
+    ] });
+    std::fs::write(lab.dir.path().join("faults.json"), rule.to_string()).unwrap();
+}
+
+/// The running requests other than the asker's: (session_id, command, database name, status).
+async fn requests(c: &mut Sql) -> Vec<(i16, String, String, String)> {
+    rows(
+        c,
+        "SELECT r.session_id, r.command, d.name, r.status FROM sys.dm_exec_requests r JOIN sys.databases d ON d.database_id = r.database_id WHERE r.session_id > 50 AND r.session_id <> @@SPID",
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        (
+            r.get::<i16, _>(0).unwrap(),
+            r.get::<&str, _>(1).unwrap().to_owned(),
+            r.get::<&str, _>(2).unwrap().to_owned(),
+            r.get::<&str, _>(3).unwrap().to_owned(),
+        )
+    })
+    .collect()
+}
+
+async fn restore_history_count(c: &mut Sql) -> i32 {
+    rows(c, "SELECT COUNT(*) FROM msdb.dbo.restorehistory WHERE destination_database_name = N'mgc' AND restore_type = 'L'")
+        .await
+        .unwrap()[0]
+        .get::<i32, _>(0)
+        .unwrap()
+}
+
+/// The running RESTORE holds mgc for its whole run: a second RESTORE LOG and a recovery from other
+/// sessions get 3101, and the restore shows in sys.dm_exec_requests and sp_who2 with its database.
+/// KILL then stops it with no effect.
+#[tokio::test]
+async fn a_restore_in_flight_holds_its_database_and_is_visible_until_killed() {
+    let lab = start().await;
+    let (one, two) = two_log_backups(&lab).await;
+    // Long enough that the run only ends by KILL: nothing here races the clock.
+    slow(&lab, "RESTORE LOG", 600_000);
+    let mut a = lab.connect(Role::Backup).await;
+    let mut b = lab.connect(Role::Backup).await;
+    let redo = redo_start_lsn(&mut b).await;
+    let spid_a = rows(&mut a, "SELECT @@SPID").await.unwrap()[0]
+        .get::<i16, _>(0)
+        .unwrap();
+    let restore = format!("RESTORE LOG [mgc] FROM DISK = N'{one}' WITH NORECOVERY");
+    let running = tokio::spawn(async move {
+        let r = a.simple_query(restore).await.map(drop);
+        (a, r)
+    });
+    let patience = Patience::new();
+    let seen = loop {
+        let found = requests(&mut b).await;
+        if let Some(r) = found.into_iter().find(|r| r.1 == "RESTORE LOG") {
+            break r;
+        }
+        patience
+            .wait("the restore to show in sys.dm_exec_requests")
+            .await;
+    };
+    assert_eq!(
+        seen,
+        (
+            spid_a,
+            "RESTORE LOG".to_owned(),
+            "mgc".to_owned(),
+            "suspended".to_owned()
+        )
+    );
+    let percent = rows(
+        &mut b,
+        &format!("SELECT percent_complete FROM sys.dm_exec_requests WHERE session_id = {spid_a}"),
+    )
+    .await
+    .unwrap()[0]
+        .get::<f32, _>(0)
+        .unwrap();
+    assert!((0.0..100.0).contains(&percent), "{percent}");
+    let who = rows(&mut b, "EXEC sp_who2").await.unwrap();
+    let line = who
+        .iter()
+        .find(|r| {
+            r.get::<&str, _>(0)
+                .is_some_and(|s| s.trim() == spid_a.to_string())
+        })
+        .expect("sp_who2 lists the restoring session");
+    assert_eq!(
+        (
+            line.get::<&str, _>("DBName"),
+            line.get::<&str, _>("Command")
+        ),
+        (Some("mgc"), Some("RESTORE LOG"))
+    );
+
+    let (number, _) = error(
+        &mut b,
+        &format!("RESTORE LOG [mgc] FROM DISK = N'{two}' WITH NORECOVERY"),
+    )
+    .await;
+    assert_eq!(number, 3101);
+    assert_eq!(
+        error(&mut b, "RESTORE DATABASE [mgc] WITH RECOVERY").await,
+        (
+            3101,
+            "Exclusive access could not be obtained because the database is in use.".to_owned()
+        )
+    );
+
+    ok(&mut b, &format!("KILL {spid_a}")).await;
+    let (_, result) = running.await.unwrap();
+    assert!(result.is_err(), "the killed restore's connection is closed");
+    assert!(requests(&mut b).await.is_empty());
+    assert_eq!(
+        redo_start_lsn(&mut b).await,
+        redo,
+        "a killed restore applies nothing"
+    );
+    assert_eq!(restore_history_count(&mut b).await, 0);
+    ok(
+        &mut b,
+        &format!("RESTORE LOG [mgc] FROM DISK = N'{one}' WITH NORECOVERY"),
+    )
+    .await;
+}
+
+/// A client that disconnects while its RESTORE runs does not stop it: the server finishes the work
+/// and records it, and the session goes away only then.
+#[tokio::test]
+async fn a_restore_whose_client_disconnected_completes_on_the_server() {
+    let lab = start().await;
+    let (one, _) = two_log_backups(&lab).await;
+    slow(&lab, "RESTORE LOG", 1_500);
+    let mut a = lab.connect(Role::Backup).await;
+    let mut b = lab.connect(Role::Backup).await;
+    let restore = format!("RESTORE LOG [mgc] FROM DISK = N'{one}' WITH NORECOVERY");
+    let running = tokio::spawn(async move { a.simple_query(restore).await.map(drop) });
+    let patience = Patience::new();
+    while !requests(&mut b).await.iter().any(|r| r.1 == "RESTORE LOG") {
+        patience.wait("the restore to start").await;
+    }
+    // The client gives up: its task (and with it the TCP connection) is gone.
+    running.abort();
+    let _ = running.await;
+    let patience = Patience::new();
+    while restore_history_count(&mut b).await != 1 {
+        patience
+            .wait("the restore to finish without its client")
+            .await;
+    }
+    let header = rows(&mut b, &format!("RESTORE HEADERONLY FROM DISK = N'{one}'"))
+        .await
+        .unwrap();
+    let last = header[0].get::<Numeric, _>("LastLSN").unwrap().value();
+    assert_eq!(redo_start_lsn(&mut b).await, last);
+    let others =
+        "SELECT COUNT(*) FROM sys.dm_exec_sessions WHERE session_id > 50 AND session_id <> @@SPID";
+    let patience = Patience::new();
+    while rows(&mut b, others).await.unwrap()[0].get::<i32, _>(0) != Some(0) {
+        patience.wait("the orphaned session to end").await;
+    }
+}
+
+/// An Attention cancels a running RESTORE LOG (nothing applied, the connection stays usable), but
+/// a recovery that has started runs to its end.
+#[tokio::test]
+async fn an_attention_cancels_a_log_restore_but_not_a_recovery() {
+    let lab = start().await;
+    let (one, _) = two_log_backups(&lab).await;
+    slow(&lab, "RESTORE LOG", 600_000);
+    let mut a = lab.connect(Role::Backup).await;
+    let mut b = lab.connect(Role::Backup).await;
+    let redo = redo_start_lsn(&mut b).await;
+    let restore = format!("RESTORE LOG [mgc] FROM DISK = N'{one}' WITH NORECOVERY");
+    // The client's own timeout: the request is dropped and then cancelled with an Attention.
+    let timed_out = tokio::time::timeout(Duration::from_millis(300), a.simple_query(restore))
+        .await
+        .is_err();
+    assert!(timed_out, "a 10-minute restore finished");
+    a.cancel_query()
+        .await
+        .expect("the Attention is acknowledged");
+    let patience = Patience::new();
+    while !requests(&mut b).await.is_empty() {
+        patience.wait("the cancelled restore to go away").await;
+    }
+    assert_eq!(
+        redo_start_lsn(&mut b).await,
+        redo,
+        "a cancelled restore applies nothing"
+    );
+    ok(&mut a, "SELECT 1").await;
+
+    slow(&lab, "WITH RECOVERY", 1_000);
+    let timed_out = tokio::time::timeout(
+        Duration::from_millis(100),
+        a.simple_query("RESTORE DATABASE [mgc] WITH RECOVERY"),
+    )
+    .await
+    .is_err();
+    if timed_out {
+        a.cancel_query()
+            .await
+            .expect("the Attention is acknowledged");
+    }
+    let state = "SELECT state_desc FROM sys.databases WHERE name = N'mgc'";
+    let patience = Patience::new();
+    while rows(&mut b, state).await.unwrap()[0].get::<&str, _>(0) != Some("ONLINE") {
+        patience
+            .wait("the recovery to finish despite the Attention")
+            .await;
+    }
 }

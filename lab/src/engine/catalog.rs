@@ -7,11 +7,12 @@
 use pcfail_lab_tds::{SqlType, Value};
 
 use super::errors::SqlError;
+use super::exec::Ctx;
 use super::guid::Guid;
 use super::lsn::Lsn;
 use super::model::{Instance, MirrorRole};
 use super::parser::ObjectName;
-use super::world::World;
+use super::world::{SessionInfo, World};
 use super::{LabTime, Role, time};
 
 pub(crate) const COLLATION: &str = "SQL_Latin1_General_CP1_CI_AS";
@@ -82,13 +83,8 @@ fn ch(c: char) -> Value {
 }
 
 /// Resolves a table name as SQL Server would from `current_db` and builds the table, or 208.
-pub(crate) fn lookup(
-    world: &World,
-    role: Role,
-    current_db: &str,
-    name: &ObjectName,
-    now: LabTime,
-) -> Result<Table, SqlError> {
+pub(crate) fn lookup(ctx: &Ctx, current_db: &str, name: &ObjectName) -> Result<Table, SqlError> {
+    let (world, role, now) = (&*ctx.world, ctx.role, ctx.now);
     let invalid = || SqlError::new(208, &[&name.display()]);
     let inst = world.inst(role).ok_or_else(invalid)?;
     let db = name.db.clone().unwrap_or_else(|| current_db.to_owned());
@@ -108,6 +104,7 @@ pub(crate) fn lookup(
         "database_mirroring_endpoints" if sys => mirroring_endpoints(inst),
         "tcp_endpoints" if sys => tcp_endpoints(inst),
         "dm_exec_sessions" if sys => dm_exec_sessions(world, role, inst, now),
+        "dm_exec_requests" if sys => dm_exec_requests(world, role, inst, ctx.spid, now),
         "sysprocesses" if sys || schema.is_none() || dbo => sysprocesses(world, role, inst, now),
         "backupset" if in_msdb => backupset(inst),
         "backupmediafamily" if in_msdb => backupmediafamily(inst),
@@ -471,7 +468,7 @@ fn dm_exec_sessions(world: &World, role: Role, inst: &Instance, now: LabTime) ->
                 "ODBC"
             }),
             s(&sess.login),
-            s(if sess.running { "running" } else { "sleeping" }),
+            s(if sess.busy { "running" } else { "sleeping" }),
             i(0),
             i(2),
             dt(sess.last_batch),
@@ -482,6 +479,149 @@ fn dm_exec_sessions(world: &World, role: Role, inst: &Instance, now: LabTime) ->
             i(db_id),
             i(0),
         ]);
+    }
+    t
+}
+
+/// What a session is doing, as sysprocesses and sp_who2 show it: status, command and the database
+/// (a running BACKUP/RESTORE shows the database it works on, not the session's context). `caller`
+/// is the session asking, which is running its own SELECT.
+pub(crate) fn activity(
+    inst: &Instance,
+    sess: &SessionInfo,
+    caller: Option<u16>,
+) -> (String, String, i64) {
+    let db_id = |name: &str| inst.db(name).map_or(1, |d| d.id);
+    match &sess.request {
+        Some(r) => (
+            "SUSPENDED".to_owned(),
+            r.command.clone(),
+            db_id(r.database.as_deref().unwrap_or(&sess.database)),
+        ),
+        None if Some(sess.spid) == caller || sess.busy => (
+            "RUNNABLE".to_owned(),
+            "SELECT".to_owned(),
+            db_id(&sess.database),
+        ),
+        None => (
+            "sleeping".to_owned(),
+            "AWAITING COMMAND".to_owned(),
+            db_id(&sess.database),
+        ),
+    }
+}
+
+/// sys.dm_exec_requests: the background tasks, the caller's own SELECT, and every statement that is
+/// working (a BACKUP or RESTORE with its database and percent_complete).
+fn dm_exec_requests(
+    world: &World,
+    role: Role,
+    inst: &Instance,
+    caller: u16,
+    now: LabTime,
+) -> Table {
+    let mut t = Table::new(&[
+        ("session_id", SqlType::SmallInt, false),
+        ("request_id", SqlType::Int, false),
+        ("start_time", SqlType::DateTime, false),
+        ("status", SqlType::NVarChar(30), false),
+        ("command", SqlType::NVarChar(32), false),
+        ("sql_handle", SqlType::VarBinary(64), true),
+        ("database_id", SqlType::SmallInt, false),
+        ("user_id", SqlType::Int, false),
+        ("blocking_session_id", SqlType::SmallInt, true),
+        ("wait_type", SqlType::NVarChar(60), true),
+        ("wait_time", SqlType::Int, false),
+        ("last_wait_type", SqlType::NVarChar(60), false),
+        ("wait_resource", SqlType::NVarChar(256), false),
+        ("open_transaction_count", SqlType::Int, false),
+        ("percent_complete", SqlType::Real, false),
+        ("estimated_completion_time", SqlType::BigInt, false),
+        ("cpu_time", SqlType::Int, false),
+        ("total_elapsed_time", SqlType::Int, false),
+        ("reads", SqlType::BigInt, false),
+        ("writes", SqlType::BigInt, false),
+    ]);
+    let row = |spid: u16,
+               start: LabTime,
+               status: &str,
+               command: &str,
+               db: i64,
+               wait: Option<&str>,
+               percent: f64,
+               remaining: i64,
+               elapsed: i64| {
+        vec![
+            i(i64::from(spid)),
+            i(0),
+            dt(start),
+            s(status),
+            s(command),
+            Value::Null,
+            i(db),
+            i(1),
+            i(0),
+            os(wait),
+            i(0),
+            s(wait.unwrap_or("MISCELLANEOUS")),
+            s(""),
+            i(0),
+            Value::Float(percent),
+            i(remaining),
+            i(0),
+            i(elapsed),
+            i(0),
+            i(0),
+        ]
+    };
+    for spid in SYSTEM_SPIDS {
+        t.rows.push(row(
+            spid,
+            now,
+            "background",
+            "TASK MANAGER",
+            1,
+            None,
+            0.0,
+            0,
+            0,
+        ));
+    }
+    for sess in world.sessions(role) {
+        let db_id = |name: &str| inst.db(name).map_or(1, |d| d.id);
+        if let Some(r) = &sess.request {
+            let db = db_id(r.database.as_deref().unwrap_or(&sess.database));
+            t.rows.push(row(
+                sess.spid,
+                r.start,
+                "suspended",
+                &r.command,
+                db,
+                Some("BACKUPIO"),
+                r.percent_complete(),
+                r.remaining_ms(),
+                r.began.elapsed().as_millis() as i64,
+            ));
+        } else if sess.spid == caller {
+            let db = db_id(&sess.database);
+            t.rows.push(row(
+                sess.spid, now, "running", "SELECT", db, None, 0.0, 0, 0,
+            ));
+        } else if sess.busy {
+            // Between two statements, or waiting for an application lock.
+            let db = db_id(&sess.database);
+            t.rows.push(row(
+                sess.spid,
+                sess.last_batch,
+                "runnable",
+                "EXECUTE",
+                db,
+                None,
+                0.0,
+                0,
+                0,
+            ));
+        }
     }
     t
 }
@@ -529,7 +669,7 @@ fn sysprocesses(world: &World, role: Role, inst: &Instance, now: LabTime) -> Tab
         ]);
     }
     for sess in world.sessions(role) {
-        let db_id = inst.db(&sess.database).map_or(1, |d| d.id);
+        let (status, cmd, db_id) = activity(inst, sess, None);
         t.rows.push(vec![
             i(i64::from(sess.spid)),
             i(0),
@@ -543,14 +683,10 @@ fn sysprocesses(world: &World, role: Role, inst: &Instance, now: LabTime) -> Tab
             dt(sess.last_batch),
             i(0),
             i(0),
-            s(if sess.running { "runnable" } else { "sleeping" }),
+            s(&status.to_lowercase()),
             s(&sess.host),
             s(&sess.program),
-            s(if sess.running {
-                "SELECT"
-            } else {
-                "AWAITING COMMAND"
-            }),
+            s(&cmd),
             s(&sess.login),
         ]);
     }

@@ -73,4 +73,8 @@ pub struct WorldConfig {
     /// The readings of UNVERIFIED behaviour this lab follows (variants.rs).
     #[serde(default)]
     pub variants: super::Variants,
+    /// The duration model: a BACKUP or RESTORE moves its bytes at this many MB per lab second
+    /// (request.rs). `None`: they take no time unless a fault rule gives them some.
+    #[serde(default)]
+    pub io_mb_per_s: Option<f64>,
 }

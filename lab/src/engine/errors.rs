@@ -149,6 +149,13 @@ const CATALOG: &[(u32, u8, &str)] = &[
         "The ROLLBACK TRANSACTION request has no corresponding BEGIN TRANSACTION.",
     ),
     (3013, 16, "%hs is terminating abnormally."),
+    // 3031's number is in the 3000-3999 catalog; the English wording is SQL Server 2016's (the
+    // argument order for RESTORE ... NORECOVERY, STANDBY is UNVERIFIED).
+    (
+        3031,
+        16,
+        "Option '%ls' conflicts with option(s) '%ls'. Remove the conflicting option and reissue the statement.",
+    ),
     (
         3014,
         10,

@@ -34,6 +34,41 @@ pub(crate) struct Ctx<'a> {
     pub waiting_since: Option<Instant>,
 }
 
+/// What a statement works on while it runs: what sys.dm_exec_requests and sp_who2 show, the
+/// database a running BACKUP/RESTORE uses (so a competing RESTORE gets 3101), and how much work the
+/// duration model gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Work {
+    /// `RESTORE LOG`, `BACKUP DATABASE`, `SELECT`, ... as sys.dm_exec_requests.command shows it.
+    pub command: String,
+    /// The database it works on, counted as in use by its session while it runs.
+    pub database: Option<String>,
+    /// Nobody else may even enter the database meanwhile (a RESTORE, a tail-log backup): `USE`
+    /// waits for it.
+    pub exclusive: bool,
+    /// What the duration model scales with: the bytes read or written.
+    pub bytes: u64,
+    /// An Attention or KILL stops it with no effect; false once a recovery has started.
+    pub cancellable: bool,
+}
+
+impl Work {
+    pub(crate) fn new(
+        command: &str,
+        database: Option<String>,
+        exclusive: bool,
+        bytes: u64,
+    ) -> Work {
+        Work {
+            command: command.to_owned(),
+            database,
+            exclusive,
+            bytes,
+            cancellable: true,
+        }
+    }
+}
+
 pub(crate) enum Step {
     Done(Option<u64>),
     /// A statement that sends no DONE of its own (DECLARE, SET @v).
@@ -123,6 +158,66 @@ pub(crate) fn finish(ctx: &mut Ctx, step: Step) {
                 error: true,
             });
         }
+    }
+}
+
+/// A statement checked and ready to apply after its run time.
+pub(crate) enum Pending {
+    Restore(super::restore::Plan),
+    Backup(super::backup::Plan),
+    /// Anything else: it simply runs when its time is up.
+    Statement,
+}
+
+/// The command name sys.dm_exec_requests shows for a statement.
+fn command(stmt: &Statement) -> &'static str {
+    match stmt {
+        Statement::Select(_) | Statement::SetVar(..) => "SELECT",
+        Statement::Declare(_) | Statement::SetOption(..) | Statement::Use(_) => "SET OPTION ON",
+        Statement::Exec(_) => "EXECUTE",
+        Statement::Print(_) => "PRINT",
+        Statement::Kill(_) => "KILL",
+        Statement::Backup(b) if b.log => "BACKUP LOG",
+        Statement::Backup(_) => "BACKUP DATABASE",
+        Statement::Restore(_) => "RESTORE DATABASE",
+        Statement::AlterDatabase { .. } => "ALTER DATABASE",
+        Statement::CreateEndpoint(_) => "CREATE ENDPOINT",
+        Statement::AlterEndpointState { .. } => "ALTER ENDPOINT",
+        Statement::DropEndpoint(_) => "DROP ENDPOINT",
+        Statement::BeginTran => "BEGIN TRANSACTION",
+        Statement::Commit => "COMMIT TRANSACTION",
+        Statement::Rollback => "ROLLBACK TRANSACTION",
+    }
+}
+
+/// Checks a statement that is about to take time, changing nothing: a BACKUP or RESTORE is planned
+/// and checked as SQL Server checks it before it starts (its errors come now, not after the work);
+/// any other statement is only named.
+pub(crate) fn prepare(ctx: &mut Ctx, stmt: &Statement) -> Result<(Work, Pending), Vec<SqlError>> {
+    match stmt {
+        Statement::Restore(r) => {
+            let plan = super::restore::plan(ctx, r)?;
+            let work = super::restore::check(ctx, &plan)?;
+            Ok((work, Pending::Restore(plan)))
+        }
+        Statement::Backup(b) => {
+            let plan = super::backup::plan(ctx, b)?;
+            let work = super::backup::check(ctx, &plan)?;
+            Ok((work, Pending::Backup(plan)))
+        }
+        other => Ok((
+            Work::new(command(other), None, false, 0),
+            Pending::Statement,
+        )),
+    }
+}
+
+/// Applies a prepared BACKUP or RESTORE; `None` for any other statement, which the caller runs.
+pub(crate) fn complete(ctx: &mut Ctx, _stmt: &Statement, pending: Pending) -> Option<Step> {
+    match pending {
+        Pending::Restore(p) => Some(super::restore::apply(ctx, p)),
+        Pending::Backup(p) => Some(super::backup::apply(ctx, p)),
+        Pending::Statement => None,
     }
 }
 
@@ -253,6 +348,19 @@ fn use_db(ctx: &mut Ctx, name: &str) -> Step {
     let Some(db) = inst.db(name) else {
         return Step::Failed(vec![SqlError::new(911, &[name])]);
     };
+    // A database that another session is restoring cannot be entered until that ends: SQL Server
+    // makes `USE` wait for the database lock; the lab waits the same way.
+    if ctx.world.held_exclusively(ctx.role, ctx.spid, &db.name) {
+        if ctx.waiting_since.is_none() {
+            ctx.waiting_since = Some(Instant::now());
+        }
+        return Step::Blocked;
+    }
+    let db = ctx
+        .world
+        .inst(ctx.role)
+        .and_then(|i| i.db(name))
+        .expect("looked up above");
     if db.is_restoring() {
         return Step::Failed(vec![SqlError::new(927, &[&db.name])]);
     }

@@ -32,6 +32,9 @@ pub(crate) struct SqlFault {
     pub delay: Option<Duration>,
     pub drop_connection: bool,
     pub down: bool,
+    /// `run_ms`: how long the statement works on the server once it runs (unlike `delay_ms`,
+    /// which passes before it reaches the server).
+    pub run: Option<Duration>,
 }
 
 fn path(world: &World) -> PathBuf {
@@ -106,7 +109,10 @@ fn stage_sessions(world: &mut World, rule: &Json, now: LabTime) {
             last_batch: now,
             token: CancellationToken::new(),
             virtual_end: Some(end),
-            running: false,
+            serial: 0,
+            busy: false,
+            orphaned: false,
+            request: None,
         };
         world.open_session(role, info);
     }
@@ -149,6 +155,10 @@ pub(crate) fn match_sql(
             .and_then(Json::as_bool)
             .unwrap_or(false),
         down: rule.get("down").and_then(Json::as_bool).unwrap_or(false),
+        run: rule
+            .get("run_ms")
+            .and_then(Json::as_u64)
+            .map(Duration::from_millis),
     };
     if let Some(times) = rule.get("times").and_then(Json::as_i64) {
         write_back_times(world, index, times - 1);

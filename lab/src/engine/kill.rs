@@ -118,21 +118,23 @@ pub(crate) fn sp_who2(ctx: &mut Ctx) -> Result<(), ProcFail> {
             s("0"),
         ]);
     }
+    let inst = ctx.world.inst(ctx.role).expect("session's instance");
     for sess in ctx.world.sessions(ctx.role) {
         let id = format!("{:<5}", sess.spid);
         let me = sess.spid == ctx.spid;
+        let (status, command, db_id) = super::catalog::activity(inst, sess, Some(ctx.spid));
+        let db = inst
+            .db_by_id(db_id)
+            .map_or_else(|| sess.database.clone(), |d| d.name.clone());
         rows.push(vec![
             s(&id),
-            s(if me { "RUNNABLE" } else { "sleeping" }),
+            s(&status),
             s(&sess.login),
             s(&sess.host),
             s("  ."),
-            s(&sess.database),
-            s(if me {
-                "SELECT INTO"
-            } else {
-                "AWAITING COMMAND"
-            }),
+            s(&db),
+            // sp_who2 shows its own session's INSERT #tmp EXEC as SELECT INTO.
+            s(if me { "SELECT INTO" } else { &command }),
             s("0"),
             s("0"),
             s(&last_batch(sess.last_batch)),

@@ -53,6 +53,7 @@ mod parser;
 mod paths;
 mod procs;
 mod query;
+mod request;
 mod restore;
 mod share;
 mod status;

@@ -68,6 +68,7 @@ pub(crate) fn config(dir: &Path) -> WorldConfig {
         ],
         windows: None,
         variants: Default::default(),
+        io_mb_per_s: None,
     }
 }
 

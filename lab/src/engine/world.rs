@@ -46,7 +46,44 @@ pub(crate) struct SessionInfo {
     pub token: CancellationToken,
     /// None for a real TCP session; Some(end) for a virtual one (None = until killed).
     pub virtual_end: Option<Option<Instant>>,
-    pub running: bool,
+    /// Tells this session apart from a later one that reuses its spid.
+    pub serial: u64,
+    /// A request of this session is running (its task may outlive the client).
+    pub busy: bool,
+    /// The client has gone while a request ran: the session ends when the request does.
+    pub orphaned: bool,
+    /// The statement this session is working on, while it takes time.
+    pub request: Option<RunningRequest>,
+}
+
+/// A statement that takes time, as sys.dm_exec_requests and sp_who2 show it while it runs.
+#[derive(Clone, Debug)]
+pub(crate) struct RunningRequest {
+    /// `RESTORE LOG`, `BACKUP DATABASE`, ...
+    pub command: String,
+    /// The database it works on (in use by its session meanwhile).
+    pub database: Option<String>,
+    /// Nobody else may enter the database until it ends.
+    pub exclusive: bool,
+    pub start: LabTime,
+    pub began: Instant,
+    /// Its whole run time, for percent_complete.
+    pub total: std::time::Duration,
+}
+
+impl RunningRequest {
+    /// How far the work has come, 0 to 100 (sys.dm_exec_requests.percent_complete).
+    pub(crate) fn percent_complete(&self) -> f64 {
+        if self.total.is_zero() {
+            return 100.0;
+        }
+        (self.began.elapsed().as_secs_f64() / self.total.as_secs_f64() * 100.0).min(100.0)
+    }
+
+    /// Real milliseconds left (sys.dm_exec_requests.estimated_completion_time).
+    pub(crate) fn remaining_ms(&self) -> i64 {
+        self.total.saturating_sub(self.began.elapsed()).as_millis() as i64
+    }
 }
 
 /// An application lock held through sp_getapplock (session-owned, reference: sp_getapplock docs).
@@ -73,6 +110,8 @@ pub(crate) struct Runtime {
     /// Per lost instance: cancelled when its host is reachable again, which closes the connections
     /// that were left unanswered (pcfail_lab_tds::Backend::unreachable).
     pub reachable_again: HashMap<Role, CancellationToken>,
+    /// The serial the next session gets.
+    pub next_serial: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -668,17 +707,70 @@ impl World {
 
     // ---- sessions
 
-    /// Registers a session and returns its spid: the lowest free id from 51 up, reused after a close
-    /// like SQL Server does.
-    pub(crate) fn open_session(&mut self, role: Role, mut info: SessionInfo) -> u16 {
+    /// Registers a session and returns its spid, the lowest free id from 51 up, reused after a close
+    /// like SQL Server does, and its serial, which is never reused.
+    pub(crate) fn open_session(&mut self, role: Role, mut info: SessionInfo) -> (u16, u64) {
+        self.rt.next_serial += 1;
+        let serial = self.rt.next_serial;
         let list = self.rt.sessions.entry(role).or_default();
         let mut spid = FIRST_USER_SPID;
         while list.iter().any(|s| s.spid == spid) {
             spid += 1;
         }
         info.spid = spid;
+        info.serial = serial;
         list.push(info);
-        spid
+        (spid, serial)
+    }
+
+    /// The session `spid` if it is still the one with `serial`.
+    fn session_serial(&mut self, role: Role, spid: u16, serial: u64) -> Option<&mut SessionInfo> {
+        self.session_mut(role, spid).filter(|s| s.serial == serial)
+    }
+
+    /// A request of the session starts running in its own task.
+    pub(crate) fn request_started(&mut self, role: Role, spid: u16, serial: u64) {
+        if let Some(s) = self.session_serial(role, spid, serial) {
+            s.busy = true;
+        }
+    }
+
+    /// The statement the session works on, or `None` when it is done.
+    pub(crate) fn set_request(
+        &mut self,
+        role: Role,
+        spid: u16,
+        serial: u64,
+        request: Option<RunningRequest>,
+    ) {
+        if let Some(s) = self.session_serial(role, spid, serial) {
+            s.request = request;
+        }
+    }
+
+    /// The session's request ended; if its client left meanwhile, the session ends now.
+    pub(crate) fn request_finished(&mut self, role: Role, spid: u16, serial: u64) {
+        let Some(s) = self.session_serial(role, spid, serial) else {
+            return;
+        };
+        s.busy = false;
+        s.request = None;
+        if s.orphaned {
+            self.close_session(role, spid);
+        }
+    }
+
+    /// The client closed the connection. A session with a running request stays until it ends
+    /// (SQL Server only notices the client is gone when it next writes to it).
+    pub(crate) fn client_gone(&mut self, role: Role, spid: u16, serial: u64) {
+        let Some(s) = self.session_serial(role, spid, serial) else {
+            return;
+        };
+        if s.busy {
+            s.orphaned = true;
+        } else {
+            self.close_session(role, spid);
+        }
     }
 
     pub(crate) fn close_session(&mut self, role: Role, spid: u16) {
@@ -742,7 +834,14 @@ impl World {
         let victims: Vec<u16> = self
             .sessions(role)
             .iter()
-            .filter(|s| Some(s.spid) != keep && s.database.eq_ignore_ascii_case(db))
+            .filter(|s| {
+                Some(s.spid) != keep
+                    && (s.database.eq_ignore_ascii_case(db)
+                        || s.request
+                            .as_ref()
+                            .and_then(|r| r.database.as_deref())
+                            .is_some_and(|d| d.eq_ignore_ascii_case(db)))
+            })
             .map(|s| s.spid)
             .collect();
         for spid in victims {
@@ -753,12 +852,33 @@ impl World {
         }
     }
 
-    /// Other sessions whose current database is `db` (what makes RESTORE fail with 3101).
+    /// Other sessions whose current database is `db`, or whose running BACKUP/RESTORE works on it
+    /// (what makes RESTORE fail with 3101).
     pub(crate) fn other_users_of(&self, role: Role, spid: u16, db: &str) -> usize {
         self.sessions(role)
             .iter()
-            .filter(|s| s.spid != spid && s.database.eq_ignore_ascii_case(db))
+            .filter(|s| {
+                s.spid != spid
+                    && (s.database.eq_ignore_ascii_case(db)
+                        || s.request
+                            .as_ref()
+                            .and_then(|r| r.database.as_deref())
+                            .is_some_and(|d| d.eq_ignore_ascii_case(db)))
+            })
             .count()
+    }
+
+    /// Whether another session's running RESTORE (or tail-log backup) holds `db` exclusively.
+    pub(crate) fn held_exclusively(&self, role: Role, spid: u16, db: &str) -> bool {
+        self.sessions(role).iter().any(|s| {
+            s.spid != spid
+                && s.request.as_ref().is_some_and(|r| {
+                    r.exclusive
+                        && r.database
+                            .as_deref()
+                            .is_some_and(|d| d.eq_ignore_ascii_case(db))
+                })
+        })
     }
 }
 

@@ -231,10 +231,15 @@ pub trait Session: Send + 'static {
     fn spid(&self) -> u16;
     /// The current database (for the login's ENVCHANGE).
     fn database(&self) -> String;
-    /// Run a SQLBatch. Dropping the future (on ATTENTION) cancels the batch.
+    /// Run a SQLBatch. The future is dropped on an Attention (see [`Session::attention`]) and when
+    /// the client goes away.
     fn batch(&mut self, sql: String) -> impl Future<Output = Vec<Event>> + Send;
     /// Run an RPC request.
     fn rpc(&mut self, call: RpcCall) -> impl Future<Output = Vec<Event>> + Send;
+    /// The client sent an Attention while the last request ran; its future has been dropped. A
+    /// backend whose requests outlive their futures (a server finishing work its client gave up on)
+    /// cancels here what can be cancelled. The default does nothing.
+    fn attention(&mut self) {}
     /// The connection ended (FIN, reset, KILL or shutdown); release what the session holds.
     fn close(&mut self);
 }

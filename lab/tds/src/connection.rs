@@ -237,6 +237,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
     ) -> Result<(), End> {
         let sql = request::decode_sql_batch(payload)?;
         let Some(events) = self.run(session.batch(sql), cancel).await? else {
+            session.attention();
             return self.ack_attention().await;
         };
         match response::batch_reply(events, &self.server_name) {
@@ -269,6 +270,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         let count = calls.len();
         for (i, call) in calls.into_iter().enumerate() {
             let Some(events) = self.run(session.rpc(call.clone()), cancel).await? else {
+                session.attention();
                 return self.ack_attention().await;
             };
             match response::rpc_reply(events, &call, &self.server_name, i + 1 == count) {
