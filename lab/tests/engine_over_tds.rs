@@ -699,40 +699,52 @@ async fn freetds_tsql_reads_sys_databases_and_sees_error_numbers() {
         "FreeTDS tsql must be installed at /usr/bin/tsql for this test"
     );
     let lab = start().await;
-    let port = lab.addrs[&Role::Backup].port().to_string();
-    let input = "SELECT name, state_desc FROM sys.databases\ngo\nRESTORE LOG [mgc] FROM DISK = N'/nonexistent/x.trn'\ngo\nexit\n";
-    let output = tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut child = std::process::Command::new("/usr/bin/tsql")
-            .args(["-H", "127.0.0.1", "-p", &port, "-U", "sa", "-P", PASSWORD])
-            .env("TDSVER", "7.4")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    });
-    let output = tokio::time::timeout(LIMIT, output)
-        .await
-        .expect("tsql finished")
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        all.contains("mgccomp") && all.contains("RESTORING"),
-        "{all}"
-    );
-    assert!(all.contains("3201"), "{all}");
+    // Every instance, at every TDS version FreeTDS and current SQL Server versions share.
+    for role in [
+        Role::Primary,
+        Role::PrimaryMirror,
+        Role::Backup,
+        Role::BackupMirror,
+    ] {
+        for tdsver in ["7.1", "7.2", "7.3", "7.4"] {
+            let port = lab.addrs[&role].port().to_string();
+            let input = "SELECT name, state_desc FROM sys.databases\ngo\nSELECT N'\u{1D11E}' AS clef\ngo\nRESTORE LOG [mgc] FROM DISK = N'/nonexistent/x.trn'\ngo\nexit\n";
+            let output = tokio::task::spawn_blocking(move || {
+                use std::io::Write;
+                let mut child = std::process::Command::new("/usr/bin/tsql")
+                    .args(["-H", "127.0.0.1", "-p", &port, "-U", "sa", "-P", PASSWORD])
+                    .env("TDSVER", tdsver)
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(input.as_bytes())
+                    .unwrap();
+                child.wait_with_output().unwrap()
+            });
+            let output = tokio::time::timeout(LIMIT, output)
+                .await
+                .expect("tsql finished")
+                .unwrap();
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let context = format!("{role:?} at TDS {tdsver}:\n{all}");
+            assert!(
+                all.contains("master") && all.contains("ONLINE"),
+                "{context}"
+            );
+            assert!(all.contains('\u{1D11E}'), "the clef round-trips: {context}");
+            assert!(all.contains("3201"), "{context}");
+        }
+    }
 }
 
 /// A bound on polling loops: a generous limit that only turns a hang into a failure (nothing here
@@ -971,4 +983,241 @@ async fn an_attention_cancels_a_log_restore_but_not_a_recovery() {
             .wait("the recovery to finish despite the Attention")
             .await;
     }
+}
+
+/// SQL Server's batch rules: a compile error (syntax, an undeclared variable) runs nothing; 208
+/// ends the batch where it happens; most errors (a missing procedure, a failed BACKUP) end only
+/// their statement.
+#[tokio::test]
+async fn errors_end_a_statement_a_batch_or_prevent_it_as_sql_server_does() {
+    let lab = start().await;
+    let mut p = lab.connect(Role::Primary).await;
+    let file = |n: &str| lab.path(&format!("backups/{n}.bak"));
+    let backup = |n: &str| format!("BACKUP DATABASE [mgccomp] TO DISK = N'{}'", file(n));
+    let exists = |n: &str| std::path::Path::new(&file(n)).exists();
+
+    // 137 is found when the batch is compiled: the backup before it never runs.
+    let (number, message) = error(&mut p, &format!("{}; SELECT @nosuch", backup("a"))).await;
+    assert_eq!(
+        (number, message.as_str()),
+        (137, "Must declare the scalar variable \"@nosuch\".")
+    );
+    assert!(!exists("a"), "nothing in a batch with a compile error runs");
+    assert_eq!(
+        error(&mut p, &format!("{}; SELEC 1", backup("a"))).await.0,
+        102
+    );
+    assert!(!exists("a"));
+
+    // 208 ends the batch where it happens: the statement before it ran, the one after it did not.
+    let (number, _) = error(
+        &mut p,
+        &format!(
+            "{}; SELECT * FROM msdb.dbo.nosuch; {}",
+            backup("b"),
+            backup("c")
+        ),
+    )
+    .await;
+    assert_eq!(number, 208);
+    assert!(
+        exists("b") && !exists("c"),
+        "208 aborts the rest of the batch"
+    );
+
+    // A missing procedure ends only its statement.
+    let (number, _) = error(&mut p, &format!("EXEC sp_nosuch; {}", backup("d"))).await;
+    assert_eq!(number, 2812);
+    assert!(exists("d"), "2812 is a statement-level error");
+
+    // Under XACT_ABORT every error ends the batch (and the transaction).
+    let (number, _) = error(
+        &mut p,
+        &format!("SET XACT_ABORT ON; EXEC sp_nosuch; {}", backup("e")),
+    )
+    .await;
+    assert_eq!(number, 2812);
+    assert!(!exists("e"));
+    ok(&mut p, "SET XACT_ABORT OFF").await;
+
+    // @@ERROR after a failed statement, @@TRANCOUNT inside a transaction.
+    let r = rows(&mut p, "EXEC sp_nosuch; SELECT @@ERROR").await;
+    assert!(r.is_err(), "the first error is what tiberius reports");
+    let r = rows(&mut p, "BEGIN TRAN; SELECT @@TRANCOUNT")
+        .await
+        .unwrap();
+    assert_eq!(r[0].get::<i32, _>(0), Some(1));
+    let r = rows(&mut p, "COMMIT; SELECT @@TRANCOUNT").await.unwrap();
+    assert_eq!(r[0].get::<i32, _>(0), Some(0));
+}
+
+#[tokio::test]
+async fn restore_takes_one_of_recovery_norecovery_and_standby_and_master_is_simple() {
+    let lab = start().await;
+    let (one, _) = two_log_backups(&lab).await;
+    let mut b = lab.connect(Role::Backup).await;
+    let undo = lab.path("backup-copy/undo.tuf");
+    let (number, message) = error(
+        &mut b,
+        &format!("RESTORE LOG [mgc] FROM DISK = N'{one}' WITH NORECOVERY, STANDBY = N'{undo}'"),
+    )
+    .await;
+    assert_eq!(
+        (number, message.as_str()),
+        (
+            3031,
+            "Option 'STANDBY' conflicts with option(s) 'NORECOVERY'. Remove the conflicting option and reissue the statement."
+        )
+    );
+    let r = rows(
+        &mut b,
+        "SELECT name, recovery_model_desc FROM sys.databases WHERE database_id <= 4 ORDER BY database_id",
+    )
+    .await
+    .unwrap();
+    let models: Vec<(&str, &str)> = r
+        .iter()
+        .map(|r| (r.get::<&str, _>(0).unwrap(), r.get::<&str, _>(1).unwrap()))
+        .collect();
+    assert_eq!(
+        models,
+        [
+            ("master", "SIMPLE"),
+            ("tempdb", "SIMPLE"),
+            ("model", "FULL"),
+            ("msdb", "SIMPLE")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn characters_outside_the_bmp_round_trip_in_literals_and_parameters() {
+    let lab = start().await;
+    let mut p = lab.connect(Role::Primary).await;
+    let clef = "\u{1D11E}";
+    let r = rows(
+        &mut p,
+        &format!("SELECT N'{clef}' AS c, LEN(N'{clef}') AS n"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r[0].get::<&str, _>("c"), Some(clef));
+    // Not a _SC collation: the surrogate pair counts two.
+    assert_eq!(r[0].get::<i32, _>("n"), Some(2));
+    let r = query_rows(&mut p, "SELECT @P1 AS c", &format!("a{clef}b"))
+        .await
+        .unwrap();
+    assert_eq!(r[0].get::<&str, _>("c"), Some(format!("a{clef}b").as_str()));
+}
+
+/// A raw TDS client for what tiberius does not show (INFO tokens, every ERROR of a refused login).
+mod raw {
+    use std::net::SocketAddr;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    fn packet(ty: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![ty, 1];
+        p.extend_from_slice(&((payload.len() + 8) as u16).to_be_bytes());
+        p.extend_from_slice(&[0, 0, 1, 0]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    fn utf16(s: &str) -> Vec<u8> {
+        s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+    }
+
+    /// One server message (packets until EOM).
+    async fn message(s: &mut TcpStream) -> Vec<u8> {
+        let mut payload = Vec::new();
+        loop {
+            let mut header = [0u8; 8];
+            s.read_exact(&mut header).await.unwrap();
+            let len = u16::from_be_bytes([header[2], header[3]]) as usize;
+            let mut body = vec![0u8; len - 8];
+            s.read_exact(&mut body).await.unwrap();
+            payload.extend(body);
+            if header[1] & 1 != 0 {
+                return payload;
+            }
+        }
+    }
+
+    /// (token, number, class) of each ERROR (0xAA) and INFO (0xAB) in a response made of
+    /// length-prefixed tokens and DONEs (what logins and `USE` answer).
+    pub fn messages(tokens: &[u8]) -> Vec<(u8, u32, u8)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < tokens.len() {
+            match tokens[i] {
+                0xFD..=0xFF => i += 13,
+                t => {
+                    let len = u16::from_le_bytes([tokens[i + 1], tokens[i + 2]]) as usize;
+                    let body = &tokens[i + 3..i + 3 + len];
+                    if t == 0xAA || t == 0xAB {
+                        let number = u32::from_le_bytes([body[0], body[1], body[2], body[3]]);
+                        out.push((t, number, body[5]));
+                    }
+                    i += 3 + len;
+                }
+            }
+        }
+        out
+    }
+
+    /// PRELOGIN and LOGIN7 (TDS 7.4) for `sa` into `database`; the login answer's tokens.
+    pub async fn login(addr: SocketAddr, password: &str, database: &str) -> (TcpStream, Vec<u8>) {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(&packet(0x12, &[0xFF])).await.unwrap();
+        message(&mut s).await;
+        let fields = ["host", "sa", password, "raw", "", "", "raw", "", database];
+        let mut head = Vec::new();
+        let mut data = Vec::new();
+        head.extend_from_slice(&0u32.to_le_bytes());
+        head.extend_from_slice(&0x7400_0004u32.to_le_bytes());
+        head.extend_from_slice(&4096u32.to_le_bytes());
+        head.extend_from_slice(&[0; 24]);
+        for (i, f) in fields.iter().enumerate() {
+            head.extend_from_slice(&((94 + data.len()) as u16).to_le_bytes());
+            head.extend_from_slice(&(f.encode_utf16().count() as u16).to_le_bytes());
+            for b in utf16(f) {
+                data.push(if i == 2 { b.rotate_left(4) ^ 0xA5 } else { b });
+            }
+        }
+        head.extend_from_slice(&[0; 22]);
+        head.extend(data);
+        s.write_all(&packet(0x10, &head)).await.unwrap();
+        let tokens = message(&mut s).await;
+        (s, tokens)
+    }
+
+    /// A SQLBatch with ALL_HEADERS; the response's tokens.
+    pub async fn batch(s: &mut TcpStream, sql: &str) -> Vec<u8> {
+        let mut payload = vec![
+            22, 0, 0, 0, 18, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+        ];
+        payload.extend(utf16(sql));
+        s.write_all(&packet(0x01, &payload)).await.unwrap();
+        message(s).await
+    }
+}
+
+#[tokio::test]
+async fn use_answers_5701_with_class_0_and_a_login_into_a_restoring_database_gets_4060_then_18456()
+{
+    let lab = start().await;
+    let (mut s, tokens) = raw::login(lab.addrs[&Role::Primary], PASSWORD, "").await;
+    assert!(tokens.contains(&0xAD), "logged in");
+    let answer = tokio::time::timeout(LIMIT, raw::batch(&mut s, "USE msdb"))
+        .await
+        .unwrap();
+    assert_eq!(raw::messages(&answer), [(0xAB, 5701, 0)]);
+
+    let (_, tokens) = raw::login(lab.addrs[&Role::Backup], PASSWORD, "mgc").await;
+    assert_eq!(
+        raw::messages(&tokens),
+        [(0xAA, 4060, 11), (0xAA, 18456, 14)]
+    );
 }

@@ -39,8 +39,17 @@ impl InstanceBackend {
     }
 }
 
-fn refusal(e: SqlError) -> Message {
-    exec::message(&e, 1)
+fn refusal(e: SqlError) -> Vec<Message> {
+    vec![exec::message(&e, 1)]
+}
+
+/// A login whose initial database cannot be opened: 4060, then the 18456 that ends every failed
+/// login on SQL Server.
+fn unavailable_database(database: &str, user: &str) -> Vec<Message> {
+    vec![
+        exec::message(&SqlError::new(4060, &[database]), 1),
+        exec::message(&SqlError::new(18456, &[user]), 1),
+    ]
 }
 
 impl Backend for InstanceBackend {
@@ -50,7 +59,7 @@ impl Backend for InstanceBackend {
         &self,
         login: &Login,
         _peer: std::net::SocketAddr,
-    ) -> Result<(EngineSession, CancellationToken), Message> {
+    ) -> Result<(EngineSession, CancellationToken), Vec<Message>> {
         let now = self.clock.now();
         let mut w = lock(&self.world);
         if !w.is_up(self.role) {
@@ -69,10 +78,10 @@ impl Backend for InstanceBackend {
             login.database.clone()
         };
         let Some(db) = w.inst(self.role).and_then(|i| i.db(&database)) else {
-            return Err(refusal(SqlError::new(4060, &[&database])));
+            return Err(unavailable_database(&database, &login.user));
         };
         if db.is_restoring() {
-            return Err(refusal(SqlError::new(4060, &[&database])));
+            return Err(unavailable_database(&database, &login.user));
         }
         let database = db.name.clone();
         let token = CancellationToken::new();

@@ -119,9 +119,79 @@ pub(crate) fn lookup(ctx: &Ctx, current_db: &str, name: &ObjectName) -> Result<T
         "sysschedules" if in_msdb => sysschedules(inst),
         "sysjobschedules" if in_msdb => sysjobschedules(inst),
         "sysjobhistory" if in_msdb => sysjobhistory(inst),
+        other
+            if (sys && NOT_MODELLED_SYS.contains(&other))
+                || schema.as_deref() == Some("information_schema") =>
+        {
+            let schema = schema.unwrap_or_default();
+            return Err(SqlError::not_modelled(&format!(
+                "the view {schema}.{other}"
+            )));
+        }
+        other if in_msdb && NOT_MODELLED_MSDB.contains(&other) => {
+            return Err(SqlError::not_modelled(&format!(
+                "the table msdb.dbo.{other}"
+            )));
+        }
         _ => return Err(invalid()),
     })
 }
+
+/// Real catalog views and DMVs the lab does not model (any other unknown sys name is 208, as on
+/// SQL Server).
+const NOT_MODELLED_SYS: &[&str] = &[
+    "all_objects",
+    "availability_groups",
+    "certificates",
+    "columns",
+    "configurations",
+    "database_files",
+    "database_permissions",
+    "database_principals",
+    "dm_db_log_space_usage",
+    "dm_exec_connections",
+    "dm_exec_sql_text",
+    "dm_hadr_availability_replica_states",
+    "dm_io_virtual_file_stats",
+    "dm_os_sys_info",
+    "dm_os_wait_stats",
+    "dm_server_services",
+    "dm_tran_locks",
+    "endpoints",
+    "filegroups",
+    "indexes",
+    "messages",
+    "objects",
+    "procedures",
+    "schemas",
+    "server_permissions",
+    "server_principals",
+    "servers",
+    "sql_logins",
+    "sysdatabases",
+    "sysfiles",
+    "syslogins",
+    "tables",
+    "views",
+];
+
+/// Real msdb tables the lab does not model (a name outside this list and the modelled ones is 208).
+const NOT_MODELLED_MSDB: &[&str] = &[
+    "backupfile",
+    "backupfilegroup",
+    "backupmediaset",
+    "log_shipping_monitor_alert",
+    "log_shipping_monitor_error_detail",
+    "log_shipping_monitor_history_detail",
+    "restorefile",
+    "restorefilegroup",
+    "suspect_pages",
+    "sysalerts",
+    "syscategories",
+    "sysjobactivity",
+    "sysjobsteps",
+    "sysoperators",
+];
 
 fn databases(inst: &Instance) -> Table {
     let mut t = Table::new(&[

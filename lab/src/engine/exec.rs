@@ -20,6 +20,11 @@ use super::{LabTime, Role};
 pub(crate) struct SessionLocal {
     pub nocount: bool,
     pub trancount: u32,
+    /// SET XACT_ABORT ON: any run-time error ends the batch and rolls the transaction back.
+    pub xact_abort: bool,
+    /// @@ERROR and @@ROWCOUNT after the last statement.
+    pub error: u32,
+    pub rowcount: u64,
 }
 
 pub(crate) struct Ctx<'a> {
@@ -105,6 +110,11 @@ impl Ctx<'_> {
     pub(crate) fn env<'b>(&'b self, cols: &'b [RelCol]) -> Env<'b> {
         Env {
             world: self.world,
+            globals: expr::Globals {
+                trancount: self.local.trancount,
+                error: self.local.error,
+                rowcount: self.local.rowcount,
+            },
             role: self.role,
             spid: self.spid,
             now: self.now,
@@ -137,14 +147,34 @@ impl Ctx<'_> {
     }
 }
 
-/// Appends the DONE (or the errors and a DONE with the error bit) that ends a statement.
-pub(crate) fn finish(ctx: &mut Ctx, step: Step) {
+/// What the rest of the batch does after a statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    /// The error aborts the batch: nothing after this statement runs.
+    Abort,
+}
+
+/// Appends the DONE (or the errors and a DONE with the error bit) that ends a statement, sets
+/// @@ERROR and @@ROWCOUNT, and says whether the batch goes on. Most errors end only their statement;
+/// a batch-aborting one (208 and its kind, see [`SqlError::aborts_batch`]) or any error under
+/// XACT_ABORT ends the batch, the latter rolling back the open transaction too.
+pub(crate) fn finish(ctx: &mut Ctx, step: Step) -> Flow {
     match step {
-        Step::Done(n) => ctx.out.push(Event::Done {
-            row_count: if ctx.local.nocount { None } else { n },
-            error: false,
-        }),
-        Step::Quiet | Step::Blocked => {}
+        Step::Done(n) => {
+            ctx.local.error = 0;
+            ctx.local.rowcount = n.unwrap_or(0);
+            ctx.out.push(Event::Done {
+                row_count: if ctx.local.nocount { None } else { n },
+                error: false,
+            });
+            Flow::Continue
+        }
+        Step::Quiet => {
+            ctx.local.error = 0;
+            Flow::Continue
+        }
+        Step::Blocked => Flow::Continue,
         Step::Failed(errors) => {
             for e in &errors {
                 ctx.out.push(if e.is_info() {
@@ -157,6 +187,21 @@ pub(crate) fn finish(ctx: &mut Ctx, step: Step) {
                 row_count: None,
                 error: true,
             });
+            let real: Vec<&SqlError> = errors.iter().filter(|e| !e.is_info()).collect();
+            ctx.local.error = real.last().map_or(0, |e| e.number);
+            ctx.local.rowcount = 0;
+            if ctx.local.xact_abort && !real.is_empty() {
+                if ctx.local.trancount > 0 {
+                    ctx.local.trancount = 0;
+                    super::applock::release_transaction_locks(ctx.world, ctx.role, ctx.spid);
+                }
+                return Flow::Abort;
+            }
+            if real.iter().any(|e| e.aborts_batch()) {
+                Flow::Abort
+            } else {
+                Flow::Continue
+            }
         }
     }
 }
@@ -334,6 +379,10 @@ fn set_option(ctx: &mut Ctx, option: &str, value: &str) -> Step {
         ctx.local.nocount = value == "ON";
         return Step::Done(None);
     }
+    if option == "XACT_ABORT" {
+        ctx.local.xact_abort = value == "ON";
+        return Step::Done(None);
+    }
     if SET_OPTIONS.contains(&option) {
         // Accepted and without effect in the lab: no lab behaviour depends on them.
         return Step::Done(None);
@@ -373,6 +422,10 @@ fn use_db(ctx: &mut Ctx, name: &str) -> Step {
         new: new.clone(),
         old,
     });
-    ctx.info(SqlError::new(5701, &[&new]));
+    // sys.messages gives 5701 severity 10, but SQL Server sends this INFO with class 0 (and state 1
+    // after USE; the login's copy has state 2).
+    let mut changed = SqlError::new(5701, &[&new]);
+    changed.class = 0;
+    ctx.info(changed);
     Step::Done(None)
 }

@@ -37,6 +37,7 @@ mod backup;
 mod backupfile;
 mod catalog;
 mod clock;
+mod compile;
 mod config;
 mod errors;
 mod exec;

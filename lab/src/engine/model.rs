@@ -155,7 +155,12 @@ impl Database {
             system,
             state: DbState::Online,
             standby: false,
-            recovery: if name.eq_ignore_ascii_case("tempdb") || name.eq_ignore_ascii_case("msdb") {
+            // SQL Server installs master, tempdb and msdb in SIMPLE recovery; model (and so every
+            // new database) is FULL.
+            recovery: if ["master", "tempdb", "msdb"]
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(name))
+            {
                 Recovery::Simple
             } else {
                 Recovery::Full

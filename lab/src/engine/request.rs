@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 use pcfail_lab_tds::{Event, RpcCall, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::compile;
 use super::errors::SqlError;
-use super::exec::{self, Ctx, SessionLocal, Step, Work};
+use super::exec::{self, Ctx, Flow, SessionLocal, Step, Work};
 use super::expr::{self, Vars};
 use super::parser::{self, Statement};
 use super::procs::{self, Arg, ProcFail};
@@ -172,7 +173,7 @@ impl Worker {
     async fn run_now(&mut self, stmt: &Statement, vars: &mut Vars, out: &mut Vec<Event>) -> Next {
         let mut waiting_since = None;
         loop {
-            let blocked = {
+            let flow = {
                 let world = self.world.clone();
                 let mut w = lock(&world);
                 w.prune_sessions(self.role);
@@ -183,12 +184,16 @@ impl Worker {
                 let mut ctx = self.ctx(&mut w, vars, out, waiting_since);
                 let step = exec::run(&mut ctx, stmt);
                 waiting_since = ctx.waiting_since;
-                let blocked = matches!(step, Step::Blocked);
-                exec::finish(&mut ctx, step);
-                blocked
+                if matches!(step, Step::Blocked) {
+                    None
+                } else {
+                    Some(exec::finish(&mut ctx, step))
+                }
             };
-            if !blocked {
-                return Next::Continue;
+            match flow {
+                Some(Flow::Continue) => return Next::Continue,
+                Some(Flow::Abort) => return Next::Stop,
+                None => {}
             }
             tokio::select! {
                 () = tokio::time::sleep(LOCK_POLL) => {}
@@ -220,8 +225,10 @@ impl Worker {
             let (work, pending) = match exec::prepare(&mut ctx, stmt) {
                 Ok(ready) => ready,
                 Err(errors) => {
-                    exec::finish(&mut ctx, Step::Failed(errors));
-                    return Next::Continue;
+                    return match exec::finish(&mut ctx, Step::Failed(errors)) {
+                        Flow::Continue => Next::Continue,
+                        Flow::Abort => Next::Stop,
+                    };
                 }
             };
             let total = fault_run.unwrap_or_default() + modelled_time(&work, rate, speed);
@@ -259,19 +266,13 @@ impl Worker {
                 return Next::Stop;
             }
             let mut ctx = self.ctx(&mut w, vars, out, None);
-            match exec::complete(&mut ctx, stmt, pending) {
-                Some(step) => {
-                    exec::finish(&mut ctx, step);
-                    true
-                }
-                None => false,
-            }
+            exec::complete(&mut ctx, stmt, pending).map(|step| exec::finish(&mut ctx, step))
         };
-        if applied {
-            Next::Continue
-        } else {
+        match applied {
+            Some(Flow::Continue) => Next::Continue,
+            Some(Flow::Abort) => Next::Stop,
             // An ordinary statement that was given a run time: it runs now, as any other.
-            self.run_now(stmt, vars, out).await
+            None => self.run_now(stmt, vars, out).await,
         }
     }
 
@@ -288,7 +289,9 @@ impl Worker {
     }
 
     async fn run_sql(&mut self, sql: &str, mut vars: Vars) -> Vec<Event> {
-        let stmts = match parser::parse_batch(sql) {
+        // A compile error (syntax, an undeclared variable) means nothing in the batch runs.
+        let declared: Vec<String> = vars.0.iter().map(|(n, _, _)| n.clone()).collect();
+        let stmts = match compile::compile(sql, &declared) {
             Ok(s) => s,
             Err(e) => return failed(vec![e]),
         };
@@ -349,7 +352,12 @@ impl Worker {
             procs::resolve_rpc(&ctx, &name)
         };
         let Some(proc) = proc else {
-            return failed(vec![SqlError::new(2812, &[&name])]);
+            let bare = name
+                .rsplit('.')
+                .next()
+                .unwrap_or(&name)
+                .trim_matches(|c| c == '[' || c == ']');
+            return failed(vec![procs::missing_proc(bare, &name)]);
         };
         let args: Vec<Arg> = call
             .params

@@ -98,6 +98,10 @@ fn op_name(kind: RestoreKind) -> &'static str {
 
 /// A failed RESTORE: the specific error, then 3013 (reference B.4).
 fn failed(op: &str, e: SqlError) -> Vec<SqlError> {
+    if e.number == super::errors::NOT_MODELLED {
+        // The lab's own error stands alone: 3013 would pretend SQL Server had tried.
+        return vec![e];
+    }
     vec![e, SqlError::terminating(op)]
 }
 
@@ -154,7 +158,7 @@ fn plan_what(ctx: &mut Ctx, r: &Restore) -> Result<What, SqlError> {
             }
             Ok(What::VerifyOnly(file_no))
         }
-        RestoreKind::LabelOnly => Err(SqlError::syntax("LABELONLY")),
+        RestoreKind::LabelOnly => Err(SqlError::not_modelled("RESTORE LABELONLY")),
         RestoreKind::Database | RestoreKind::Log => {
             if ctx.local.trancount > 0 {
                 return Err(SqlError::new(3021, &[]));

@@ -444,6 +444,19 @@ async fn anything_outside_the_model_is_a_clear_error() {
             8145,
         ),
         ("EXEC sp_delete_log_shipping_secondary_database", 201),
+        // Real T-SQL the lab does not model: the lab's own error, never a SQL Server number.
+        ("INSERT INTO t VALUES (1)", 59999),
+        ("IF 1 = 1 SELECT 1", 59999),
+        ("WAITFOR DELAY '00:00:01'", 59999),
+        ("CREATE TABLE t (a int)", 59999),
+        ("DROP DATABASE mgc", 59999),
+        ("ALTER DATABASE mgc SET OFFLINE", 59999),
+        ("BEGIN TRY SELECT 1 END TRY BEGIN CATCH END CATCH", 59999),
+        ("SELECT * FROM sys.objects", 59999),
+        ("SELECT 1 FROM sys.databases GROUP BY name", 59999),
+        ("SELECT (SELECT 1)", 59999),
+        ("EXEC sp_helpdb", 59999),
+        ("RESTORE LABELONLY FROM DISK = N'x.bak'", 59999),
     ];
     for (sql, number) in cases {
         let ev = p.batch(sql.into()).await;
@@ -704,9 +717,15 @@ async fn log_shipping_setup_procs_return_ids_and_jobs_start_disabled() {
         .batch("SELECT enabled FROM sysjobs WHERE name = N'LSBackup_mgccomp'".into())
         .await;
     assert_eq!(rows(&ev), vec![vec![Value::Int(1)]]);
-    // Three tables in one FROM are outside the model: a clear syntax error, and nothing in the batch runs.
+    // Three tables in one FROM are outside the model: the lab's own error, and nothing in the batch runs.
     let ev = p.batch("EXEC sp_update_job @job_name = N'LSBackup_mgccomp', @enabled = 0; SELECT 1 FROM sysjobs a JOIN sysjobs b ON 1 = 1 JOIN sysjobs c ON 1 = 1".into()).await;
-    assert_eq!(error_numbers(&ev), vec![156]);
+    assert_eq!(
+        messages(&ev),
+        vec![(
+            59999,
+            "the lab does not model: joins of three or more tables".to_owned()
+        )]
+    );
     let ev = p
         .batch("SELECT enabled FROM sysjobs WHERE name = N'LSBackup_mgccomp'".into())
         .await;
@@ -882,7 +901,10 @@ async fn a_down_instance_refuses_logins_and_drops_its_sessions() {
         .login(&login, "127.0.0.1:1".parse().unwrap())
         .err()
         .unwrap();
-    assert_eq!(refused.number, 17187);
+    let numbers = |r: &[pcfail_lab_tds::Message]| -> Vec<(u32, u8)> {
+        r.iter().map(|m| (m.number, m.class)).collect()
+    };
+    assert_eq!(numbers(&refused), [(17187, 16)]);
     let bad_db = Login {
         database: "mgc".into(),
         ..login
@@ -893,9 +915,9 @@ async fn a_down_instance_refuses_logins_and_drops_its_sessions() {
         .err()
         .unwrap();
     assert_eq!(
-        (refused.number, refused.class),
-        (4060, 11),
-        "mgc is RESTORING on the backup instance"
+        numbers(&refused),
+        [(4060, 11), (18456, 14)],
+        "mgc is RESTORING on the backup instance: 4060, then 18456 as SQL Server sends"
     );
 }
 
@@ -1221,4 +1243,28 @@ async fn the_old_reading_of_a_tail_log_backup_on_a_mirrored_database_is_a_varian
         ))
         .await;
     assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+}
+
+#[tokio::test]
+async fn the_mirror_side_set_partner_needs_its_own_started_endpoint() {
+    for (variant, expected) in [("1486", vec![1486]), ("accepted", vec![])] {
+        let h = Harness::new();
+        let chosen = [("partner_without_endpoint".to_owned(), variant.to_owned())].into();
+        h.world.lock().unwrap().config.variants = super::Variants::new(&chosen).unwrap();
+        let mut p = h.login(Role::Primary);
+        let ev = p.batch("ALTER DATABASE [mgc] SET PARTNER OFF".into()).await;
+        assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+        let mut m = h.login(Role::PrimaryMirror);
+        let ev = m
+            .batch("ALTER ENDPOINT [Mirroring] STATE = STOPPED".into())
+            .await;
+        assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+        let ev = m
+            .batch(
+                "ALTER DATABASE [mgc] SET PARTNER = N'TCP://atl-sql-001.litwareinc.com:5022'"
+                    .into(),
+            )
+            .await;
+        assert_eq!(error_numbers(&ev), expected, "{variant}: {ev:?}");
+    }
 }

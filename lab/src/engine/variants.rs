@@ -26,14 +26,25 @@ pub struct VariantSpec {
 }
 
 /// Every variant the lab knows, in the order docs/lab.md lists them.
-pub const VARIANTS: &[VariantSpec] = &[VariantSpec {
-    name: "tail_log_on_mirrored",
-    values: &["1468", "allowed"],
-    reference: "J.1 (tail-log backup of a database in a mirroring session: which error)",
-    meaning: "BACKUP LOG ... WITH NORECOVERY on a mirrored database: refused with 1468 \"The \
+pub const VARIANTS: &[VariantSpec] = &[
+    VariantSpec {
+        name: "tail_log_on_mirrored",
+        values: &["1468", "allowed"],
+        reference: "J.1 (tail-log backup of a database in a mirroring session: which error)",
+        meaning: "BACKUP LOG ... WITH NORECOVERY on a mirrored database: refused with 1468 \"The \
                   operation cannot be performed on database ... because it is involved in a \
                   database mirroring session.\" (then 3013), or allowed (leaves it RESTORING)",
-}];
+    },
+    VariantSpec {
+        name: "partner_without_endpoint",
+        values: &["1486", "accepted"],
+        reference: "E.2 step 3 / J.5 (endpoints STARTED on both partners: what the mirror side says)",
+        meaning: "ALTER DATABASE ... SET PARTNER on the mirror while its own mirroring endpoint is \
+                  missing or not STARTED: refused with 1486 \"Database Mirroring Transport is \
+                  disabled in the endpoint configuration.\", or accepted (the principal then \
+                  gets 1418)",
+    },
+];
 
 /// The variants a lab runs with: only valid names and values, defaults for the rest.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,7 +130,7 @@ mod tests {
         assert!(
             Variants::new(&bad_name)
                 .unwrap_err()
-                .starts_with("unknown lab variant `nope`; the lab knows: tail_log_on_mirrored")
+                .starts_with("unknown lab variant `nope`; the lab knows: ")
         );
     }
 

@@ -198,14 +198,15 @@ pub enum Event {
 pub trait Backend: Send + Sync + 'static {
     type Session: Session;
 
-    /// Accept or refuse a login. `Err` carries the ERROR token to send (18456 for a bad password,
-    /// 4060 for an unavailable initial database). The token is cancelled when the session must end
-    /// (KILL, the instance going down): the protocol layer then closes the socket.
+    /// Accept or refuse a login. `Err` carries the ERROR tokens to send, in order (18456 for a bad
+    /// password; 4060 then 18456 for an unavailable initial database, as SQL Server sends them). The
+    /// token is cancelled when the session must end (KILL, the instance going down): the protocol
+    /// layer then closes the socket.
     fn login(
         &self,
         login: &Login,
         peer: std::net::SocketAddr,
-    ) -> Result<(Self::Session, CancellationToken), Message>;
+    ) -> Result<(Self::Session, CancellationToken), Vec<Message>>;
 
     /// Text for LOGINACK's program name and the PRELOGIN version, e.g. ("Microsoft SQL Server", [16,0,4223]).
     fn server_version(&self) -> (String, [u8; 4]) {
