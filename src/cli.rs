@@ -131,6 +131,9 @@ pub struct LabUpArgs {
     pub restore_every_min: u32,
     #[arg(long, default_value_t = 200, value_name = "MS")]
     pub tick_ms: u64,
+    /// Windows drive letters and UNC shares for each instance (pcfail itself cannot use them yet)
+    #[arg(long)]
+    pub windows_paths: bool,
     /// Give BACKUP and RESTORE a run time proportional to their size, at N MB per lab second
     #[arg(long, value_name = "N")]
     pub io_mb_per_s: Option<f64>,

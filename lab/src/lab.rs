@@ -133,12 +133,20 @@ impl Lab {
         world.config.initial_active_servers = topology::initial_active_servers();
         world.config.variants = variants.clone();
         world.config.io_mb_per_s = opts.io_mb_per_s;
+        // The drives and shares follow this start's option; msdb keeps the paths its log-shipping
+        // configuration was created with.
+        world.config.windows = opts.windows_paths.then(|| topology::windows_names(&dir));
+        for mount in world.config.windows.iter().flat_map(|w| &w.mounts) {
+            std::fs::create_dir_all(&mount.lab)
+                .map_err(|e| LabError::io("create", &mount.lab, e))?;
+        }
         let clock = Arc::new(Clock::new(origin, opts.clock_speed));
         let (listeners, addresses) = bind_instances(&world, previous.as_ref()).await?;
         let world: SharedWorld = Arc::new(Mutex::new(world));
         let mut manifest =
             Manifest::fresh(&dir, password, opts.clock_speed, &|role| addresses[&role]);
         manifest.variants = variants.effective();
+        manifest.windows_paths = opts.windows_paths.then(|| topology::windows_names(&dir));
         manifest.lab_time_ms = Some(clock.now().0);
         let backends = Role::ALL
             .into_iter()
@@ -527,6 +535,7 @@ fn load_or_create_world(
                 opts.backup_every_min,
                 opts.copy_every_min,
                 opts.restore_every_min,
+                opts.windows_paths,
             );
             Ok((World::new_hadr(config, now), now))
         }

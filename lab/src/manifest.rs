@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Role;
+use crate::engine::{Role, WindowsNames};
 use crate::error::LabError;
 use crate::fsutil;
 use crate::topology;
@@ -59,6 +59,10 @@ pub struct Manifest {
     /// (the simulated shell, a test) can see which reading of the reference is in force.
     #[serde(default)]
     pub variants: BTreeMap<String, String>,
+    /// With `lab up --windows-paths`: the Windows view of the same folders (`share`, `copy_folder`
+    /// and `backups` above are their Linux view) and every drive and share mounted onto a lab folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_paths: Option<WindowsNames>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,6 +182,7 @@ impl Manifest {
             copy_folder: dir.join("backup-copy"),
             backups: dir.join("backups"),
             variants: BTreeMap::new(),
+            windows_paths: None,
         }
     }
 

@@ -27,6 +27,10 @@ pub struct LabOptions {
     /// The duration model: BACKUP and RESTORE move their bytes at this many MB per lab second, so
     /// their run time grows with their size. `None` (the default): they take no time of their own.
     pub io_mb_per_s: Option<f64>,
+    /// Windows names as a real site has them: drive letters per instance and UNC shares, mapped onto
+    /// the lab folders, and used in msdb's log-shipping configuration of a new lab. Off by default,
+    /// because pcfail does not yet tell its own paths from SQL Server's.
+    pub windows_paths: bool,
 }
 
 impl LabOptions {
@@ -41,13 +45,14 @@ impl LabOptions {
             tick_ms: 200,
             variants: BTreeMap::new(),
             io_mb_per_s: None,
+            windows_paths: false,
         }
     }
 
     /// The arguments `lab up` gives the `pcfail` binary to run this lab as a detached daemon:
     /// `lab up --foreground --dir DIR --clock-speed S --backup-every-min B --copy-every-min C
-    /// --restore-every-min R --tick-ms T [--io-mb-per-s N] [--variant NAME=VALUE]...`. The CLI must
-    /// accept exactly these flags.
+    /// --restore-every-min R --tick-ms T [--windows-paths] [--io-mb-per-s N]
+    /// [--variant NAME=VALUE]...`. The CLI must accept exactly these flags.
     pub fn foreground_args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = ["lab", "up", "--foreground", "--dir"]
             .into_iter()
@@ -64,6 +69,9 @@ impl LabOptions {
         for (flag, value) in pairs {
             args.push(flag.into());
             args.push(value.into());
+        }
+        if self.windows_paths {
+            args.push("--windows-paths".into());
         }
         if let Some(rate) = self.io_mb_per_s {
             args.push("--io-mb-per-s".into());
@@ -94,6 +102,10 @@ impl LabOptions {
         let mut iter = rest.iter();
         while let Some(flag) = iter.next() {
             let flag = flag.to_string_lossy();
+            if flag == "--windows-paths" {
+                opts.windows_paths = true;
+                continue;
+            }
             let value = iter
                 .next()
                 .ok_or_else(|| format!("`{flag}` needs a value"))?;
@@ -171,6 +183,7 @@ mod tests {
             tick_ms: 20,
             variants: [("tail_log_on_mirrored".to_owned(), "allowed".to_owned())].into(),
             io_mb_per_s: Some(2.5),
+            windows_paths: true,
             ..LabOptions::new("/tmp/lab")
         };
         assert_eq!(LabOptions::from_foreground_args(o.foreground_args()), Ok(o));

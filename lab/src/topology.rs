@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::engine::{InstanceConfig, Role, WorldConfig};
+use crate::engine::{InstanceConfig, Mount, Role, WindowsNames, WorldConfig};
 
 /// The Persistent Chat pool whose state `Set-CsPersistentChatState` flips.
 pub const POOL: &str = "atl-cs-001.litwareinc.com";
@@ -101,6 +101,7 @@ pub(crate) fn world_config(
     backup_every_min: u32,
     copy_every_min: u32,
     restore_every_min: u32,
+    windows_paths: bool,
 ) -> WorldConfig {
     let instances = INSTANCES
         .iter()
@@ -127,9 +128,58 @@ pub(crate) fn world_config(
         chat_messages_per_min: CHAT_MESSAGES_PER_MIN,
         chat_servers: chat_servers(),
         initial_active_servers: initial_active_servers(),
-        windows: None,
+        windows: windows_paths.then(|| windows_names(dir)),
         variants: Default::default(),
         io_mb_per_s: None,
+    }
+}
+
+/// The Windows names of a lab run with Windows paths, mapped onto its folders (docs/lab.md): the
+/// log-shipping share `\\atl-sql-001\LogShipping` (the primary's `D:\LogShipping`, DIR/share),
+/// the full-backup share `\\dal-sql-001\Backups` (DIR/backups), the backup instance's copy folder
+/// `D:\LogShippingCopy` (DIR/backup-copy), and every instance's `C:\` and `D:\` drives
+/// (DIR/hosts/<host>/C and D).
+pub(crate) fn windows_names(dir: &Path) -> WindowsNames {
+    let host = |role: Role| spec(role).name.to_ascii_lowercase();
+    let share = format!("\\\\{}\\LogShipping", host(Role::Primary));
+    let backups = format!("\\\\{}\\Backups", host(Role::Backup));
+    let mut mounts = vec![
+        Mount {
+            instance: None,
+            windows: share.clone(),
+            lab: dir.join("share"),
+        },
+        Mount {
+            instance: None,
+            windows: backups.clone(),
+            lab: dir.join("backups"),
+        },
+        Mount {
+            instance: Some(Role::Primary),
+            windows: "D:\\LogShipping".to_owned(),
+            lab: dir.join("share"),
+        },
+        Mount {
+            instance: Some(Role::Backup),
+            windows: "D:\\LogShippingCopy".to_owned(),
+            lab: dir.join("backup-copy"),
+        },
+    ];
+    for s in &INSTANCES {
+        for drive in ["C", "D"] {
+            mounts.push(Mount {
+                instance: Some(s.role),
+                windows: format!("{drive}:\\"),
+                lab: dir.join("hosts").join(host(s.role)).join(drive),
+            });
+        }
+    }
+    WindowsNames {
+        mounts,
+        share,
+        share_local: "D:\\LogShipping".to_owned(),
+        copy_folder: "D:\\LogShippingCopy".to_owned(),
+        backups,
     }
 }
 

@@ -21,10 +21,11 @@ use super::Role;
 use super::errors::SqlError;
 use super::world::World;
 
-/// A Windows folder (a drive root `D:\`, a folder `D:\LogShippingCopy`, or a share `\\host\Share`)
-/// and the lab folder it is.
+/// A Windows folder and the lab folder it is: a UNC share `\\host\Share` (reachable from every
+/// instance; `instance` is `None`), or one instance's drive root `D:\` or folder `D:\LogShippingCopy`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mount {
+    pub instance: Option<Role>,
     pub windows: String,
     pub lab: PathBuf,
 }
@@ -32,16 +33,16 @@ pub struct Mount {
 /// The Windows names of a lab started with Windows paths (`LabOptions::windows_paths`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowsNames {
-    /// UNC shares, `\\host\Share`; the host may be written as its short name or its FQDN.
-    pub shares: Vec<Mount>,
-    /// Each instance's drives and folders (`C:\`, `D:\`, `D:\LogShippingCopy`); the longest
-    /// matching prefix wins.
-    pub drives: Vec<(Role, Mount)>,
-    /// The log-shipping share's UNC name (one of `shares`).
+    /// Shares and drives; a UNC host may be written as its short name or its FQDN, and for drives the
+    /// longest matching prefix wins.
+    pub mounts: Vec<Mount>,
+    /// The log-shipping share's UNC name (one of the shares).
     pub share: String,
+    /// The primary's local name for the share's folder (log_shipping_primary_databases.backup_directory).
+    pub share_local: String,
     /// The backup instance's copy folder as its msdb shows it (`D:\LogShippingCopy`).
     pub copy_folder: String,
-    /// Where full backups go, by UNC name (one of `shares`).
+    /// Where full backups go, by UNC name (one of the shares).
     pub backups: String,
 }
 
@@ -209,8 +210,9 @@ fn resolve_os(world: &World, role: Role, path: &str) -> Result<PathBuf, OsError>
                 return Err(OsError::NetworkPathNotFound);
             }
             let mount = names
-                .shares
+                .mounts
                 .iter()
+                .filter(|m| m.instance.is_none())
                 .find(|m| unc_matches(world, &m.windows, host, share))
                 .ok_or(OsError::NetworkNameNotFound)?;
             if share_down && unc_matches(world, &names.share, host, share) {
@@ -224,10 +226,10 @@ fn resolve_os(world: &World, role: Role, path: &str) -> Result<PathBuf, OsError>
                 .chain(rest.iter().map(|p| p.to_lowercase()))
                 .collect();
             let best = names
-                .drives
+                .mounts
                 .iter()
-                .filter(|(r, _)| *r == role)
-                .filter_map(|(_, m)| {
+                .filter(|m| m.instance == Some(role))
+                .filter_map(|m| {
                     let prefix = drive_parts(&m.windows)?;
                     (wanted.len() >= prefix.len() && wanted[..prefix.len()] == prefix[..])
                         .then_some((prefix.len(), m))

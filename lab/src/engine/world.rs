@@ -231,12 +231,12 @@ impl World {
     /// The full backup Topology Builder / SSMS took to initialize the mirror and the secondary; also
     /// written to `<backups>/<db>_init.bak` so it can be inspected with RESTORE HEADERONLY.
     fn initial_full_backup(&mut self, role: Role, db: &str, now: LabTime) -> BackupSet {
-        let path = self
-            .config
-            .backups
-            .join(format!("{db}_init.bak"))
-            .to_string_lossy()
-            .into_owned();
+        let real = self.config.backups.join(format!("{db}_init.bak"));
+        // msdb records the name SQL Server was given: the backup share's, with Windows paths.
+        let path = match &self.config.windows {
+            Some(w) => super::paths::join_shown(&w.backups, &format!("{db}_init.bak")),
+            None => real.to_string_lossy().into_owned(),
+        };
         let media = self.rng.guid();
         let set_guid = self.rng.guid();
         let set = super::backup::take_backup(self, role, db, false, false, now, set_guid, 1)
@@ -244,7 +244,7 @@ impl World {
         let _ = std::fs::create_dir_all(&self.config.backups);
         // Best effort: a world can be built without its folders (unit tests); the history still records it.
         let _ = backupfile::write(
-            &backupfile::local(std::path::Path::new(&path)),
+            &backupfile::local(&real),
             &BackupFile {
                 media_set_guid: media,
                 sets: vec![set.clone()],
@@ -311,8 +311,20 @@ impl World {
             .inst(Role::Backup)
             .map(|i| i.config.name.clone())
             .unwrap_or_default();
-        let share = self.config.share.to_string_lossy().into_owned();
-        let copy = self.config.copy_folder.to_string_lossy().into_owned();
+        // With Windows paths, msdb holds what SSMS would write: the primary's local folder and the
+        // share's UNC name, the secondary's copy folder on its own drive.
+        let (local, share, copy) = match &self.config.windows {
+            Some(w) => (
+                w.share_local.clone(),
+                w.share.clone(),
+                w.copy_folder.clone(),
+            ),
+            None => {
+                let share = self.config.share.to_string_lossy().into_owned();
+                let copy = self.config.copy_folder.to_string_lossy().into_owned();
+                (share.clone(), share, copy)
+            }
+        };
         let (primary_id, backup_job) = (self.rng.guid(), self.rng.guid());
         let every = (
             self.config.backup_every_min,
@@ -321,7 +333,7 @@ impl World {
         );
         let inst = self.inst_mut(Role::Primary).expect("checked by caller");
         inst.msdb.ls_primary_databases.push(LsPrimaryDb::new(
-            primary_id, "mgc", &share, &share, backup_job,
+            primary_id, "mgc", &local, &share, backup_job,
         ));
         inst.msdb.ls_primary_secondaries.push(LsPrimarySecondary {
             primary_id,
