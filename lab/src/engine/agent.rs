@@ -321,7 +321,14 @@ fn backup_job(
             row.primary_database
         ));
     }
-    let base = format!("{}_{}", row.primary_database, time::stamp(now));
+    // Named by UTC (reference A.4, widely relied on but UNVERIFIED), or by the primary's local time
+    // under the `trn_name_time` variant: the lab's ATL servers run at a fixed UTC-05:00.
+    let named_at = if world.config.variants.get("trn_name_time") == "local" {
+        LabTime(now.0 - LOCAL_OFFSET_MS)
+    } else {
+        now
+    };
+    let base = format!("{}_{}", row.primary_database, time::stamp(named_at));
     // The folder is checked before the backup is taken: a backup that cannot be written must not
     // move the log chain on, or the next file would leave a gap.
     let dir = paths::folder(world, role, &row.backup_directory)?;
@@ -374,6 +381,9 @@ fn backup_job(
     let stem = paths::join_shown(&row.backup_directory, &base);
     Ok(SqlError::new(32029, &[&server, &stem, &stem]).text)
 }
+
+/// The primary's local time zone under the `trn_name_time = local` variant: Eastern Standard Time.
+const LOCAL_OFFSET_MS: i64 = 5 * 3_600_000;
 
 /// `.trn` files for `db` in `dir`, sorted by name (their UTC timestamps make that chronological).
 fn trn_files(dir: &Path, db: &str) -> Vec<PathBuf> {
@@ -494,7 +504,16 @@ fn restore_job(
         .cloned()
         .collect();
     let folder = paths::folder(world, role, &row.backup_destination_directory)?;
-    let files = trn_files(&folder.real, &row.primary_database);
+    let mut files = trn_files(&folder.real, &row.primary_database);
+    if world.config.variants.get("restore_job_order") == "lsn" {
+        // The other reading of reference A.4: by the headers' FirstLSN; unreadable files last.
+        let first_lsn = |f: &PathBuf| {
+            backupfile::read(&backupfile::local(f))
+                .ok()
+                .and_then(|b| b.sets.first().map(|s| s.first_lsn))
+        };
+        files.sort_by_key(|f| (first_lsn(f).is_none(), first_lsn(f)));
+    }
     let mut restored = 0;
     for sdb in dbs {
         if sdb.disconnect_users {

@@ -98,7 +98,7 @@ pub(crate) fn lookup(ctx: &Ctx, current_db: &str, name: &ObjectName) -> Result<T
     let dbo = schema.is_none() || schema.as_deref() == Some("dbo");
     let in_msdb = target.name.eq_ignore_ascii_case("msdb") && dbo;
     Ok(match table.as_str() {
-        "databases" if sys => databases(inst),
+        "databases" if sys => databases(world, inst),
         "master_files" if sys => master_files(inst),
         "database_mirroring" if sys => database_mirroring(world, inst),
         "database_mirroring_endpoints" if sys => mirroring_endpoints(inst),
@@ -193,7 +193,10 @@ const NOT_MODELLED_MSDB: &[&str] = &[
     "sysoperators",
 ];
 
-fn databases(inst: &Instance) -> Table {
+fn databases(world: &World, inst: &Instance) -> Table {
+    let variants = &world.config.variants;
+    let standby_read_only = variants.get("standby_read_only") == "1";
+    let bulk_desc = variants.get("bulk_logged_desc");
     let mut t = Table::new(&[
         ("name", SYSNAME, false),
         ("database_id", SqlType::Int, false),
@@ -236,13 +239,18 @@ fn databases(inst: &Instance) -> Table {
             },
             i(access),
             s(&d.user_access),
-            // UNVERIFIED whether a STANDBY database reports is_read_only = 1 (reference C); the lab says yes.
-            b(d.standby),
+            // UNVERIFIED whether a STANDBY database reports is_read_only = 1 (reference C): variant.
+            b(d.standby && standby_read_only),
             i(d.state.code()),
             s(d.state.desc()),
             b(d.standby),
             i(d.recovery.code()),
-            s(d.recovery.desc()),
+            // UNVERIFIED spelling for bulk-logged (reference C): variant.
+            s(if d.recovery == super::model::Recovery::BulkLogged {
+                bulk_desc
+            } else {
+                d.recovery.desc()
+            }),
             i(reuse.0),
             s(reuse.1),
         ]);
@@ -351,7 +359,14 @@ fn database_mirroring(world: &World, inst: &Instance) -> Table {
                     i(if m.safety_full { 2 } else { 1 }),
                     s(if m.safety_full { "FULL" } else { "OFF" }),
                     i(m.safety_sequence),
-                    s(&m.partner),
+                    // UNVERIFIED that this is the TCP:// address (reference E.4): variant.
+                    s(
+                        if world.config.variants.get("mirroring_partner_name") == "server" {
+                            &m.partner_instance
+                        } else {
+                            &m.partner
+                        },
+                    ),
                     s(&m.partner_instance),
                     s(""),
                     i(0),

@@ -384,10 +384,14 @@ pub(crate) fn exclusive(
 /// The database a recovery-only RESTORE or a RESTORE LOG continues: 3118 when there is none, 3104
 /// while it takes part in mirroring.
 fn existing_target<'w>(world: &'w World, role: Role, db: &str) -> Result<&'w Database, SqlError> {
-    let d = world
-        .inst(role)
-        .and_then(|i| i.db(db))
-        .ok_or_else(|| SqlError::new(3118, &[db]))?;
+    let d = world.inst(role).and_then(|i| i.db(db)).ok_or_else(|| {
+        // Reference B.4 maps this to 3118 (UNVERIFIED), hence the variant.
+        let number = match world.config.variants.get("restore_missing_database") {
+            "911" => 911,
+            _ => 3118,
+        };
+        SqlError::new(number, &[db])
+    })?;
     if d.mirroring.is_some() {
         return Err(SqlError::new(3104, &[&d.name]));
     }
@@ -681,7 +685,13 @@ pub(crate) fn record_restore_history(
     recovery: bool,
     now: LabTime,
 ) {
-    let backup_set_id = record_backup_history(world, role, set, path);
+    // Reference B.5: that the restoring server records the set in its own backupset is
+    // UNVERIFIED; under the `absent` variant only restorehistory is written.
+    let backup_set_id = if world.config.variants.get("restore_history_backupset") == "absent" {
+        world.inst_mut(role).map_or(0, |i| i.msdb.next_id())
+    } else {
+        record_backup_history(world, role, set, path)
+    };
     let Some(inst) = world.inst_mut(role) else {
         return;
     };

@@ -1268,3 +1268,153 @@ async fn the_mirror_side_set_partner_needs_its_own_started_endpoint() {
         assert_eq!(error_numbers(&ev), expected, "{variant}: {ev:?}");
     }
 }
+
+fn set_variant(h: &Harness, name: &str, value: &str) {
+    let chosen = [(name.to_owned(), value.to_owned())].into();
+    h.world.lock().unwrap().config.variants = super::Variants::new(&chosen).unwrap();
+}
+
+#[tokio::test]
+async fn each_engine_variant_switches_its_reading() {
+    // sp_delete_log_shipping_secondary_database on a database that is not a secondary.
+    let h = Harness::new();
+    let mut b = h.login(Role::Backup);
+    let delete = "EXEC sp_delete_log_shipping_secondary_database N'mgccomp'";
+    assert_eq!(error_numbers(&b.batch(delete.into()).await), vec![32014]);
+    set_variant(&h, "delete_secondary_not_configured", "silent");
+    assert_eq!(
+        error_numbers(&b.batch(delete.into()).await),
+        Vec::<u32>::new()
+    );
+
+    // RESTORE LOG of a database that does not exist.
+    let (one, _) = two_log_backups(&h).await;
+    let missing = format!("RESTORE LOG [nosuch] FROM DISK = N'{one}'");
+    set_variant(&h, "restore_missing_database", "911");
+    assert_eq!(error_numbers(&b.batch(missing).await), vec![911, 3013]);
+
+    // The restoring server's backupset: recorded, or absent (restorehistory joins to nothing).
+    set_variant(&h, "restore_history_backupset", "absent");
+    let ev = b
+        .batch(format!(
+            "RESTORE LOG [mgc] FROM DISK = N'{one}' WITH NORECOVERY"
+        ))
+        .await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    let join = "SELECT COUNT(*) FROM msdb.dbo.restorehistory r JOIN msdb.dbo.backupset b ON b.backup_set_id = r.backup_set_id WHERE r.restore_type = 'L'";
+    assert_eq!(rows(&b.batch(join.into()).await), vec![vec![Value::Int(0)]]);
+
+    // recovery_model_desc of a bulk-logged database.
+    let bulk = "SELECT recovery_model_desc FROM sys.databases WHERE name = N'mgccomp'";
+    let _ = b
+        .batch("ALTER DATABASE [mgccomp] SET RECOVERY BULK_LOGGED".into())
+        .await;
+    assert_eq!(
+        rows(&b.batch(bulk.into()).await),
+        vec![vec![Value::String("BULK_LOGGED".into())]]
+    );
+    set_variant(&h, "bulk_logged_desc", "BULK-LOGGED");
+    assert_eq!(
+        rows(&b.batch(bulk.into()).await),
+        vec![vec![Value::String("BULK-LOGGED".into())]]
+    );
+
+    // sp_who2's column types.
+    set_variant(&h, "sp_who2_types", "varchar");
+    let ev = b.batch("EXEC sp_who2".into()).await;
+    let Some(Event::Rows { columns, .. }) = ev.first() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(columns[0].ty, SqlType::VarChar(5));
+
+    // mirroring_partner_name: the endpoint address, or the server name.
+    let mut p = h.login(Role::Primary);
+    let partner = "SELECT m.mirroring_partner_name FROM sys.database_mirroring m WHERE m.database_id = DB_ID(N'mgc')";
+    assert_eq!(
+        rows(&p.batch(partner.into()).await),
+        vec![vec![Value::String(
+            "TCP://atl-sql-002.litwareinc.com:5022".into()
+        )]]
+    );
+    set_variant(&h, "mirroring_partner_name", "server");
+    assert_eq!(
+        rows(&p.batch(partner.into()).await),
+        vec![vec![Value::String("ATL-SQL-002".into())]]
+    );
+}
+
+#[tokio::test]
+async fn a_standby_database_reads_as_read_only_unless_the_variant_says_not() {
+    for (variant, read_only) in [("1", true), ("0", false)] {
+        let h = Harness::new();
+        set_variant(&h, "standby_read_only", variant);
+        let (one, _) = two_log_backups(&h).await;
+        let mut b = h.login(Role::Backup);
+        let undo = h.path("backup-copy/undo.tuf");
+        let ev = b
+            .batch(format!(
+                "RESTORE LOG [mgc] FROM DISK = N'{one}' WITH STANDBY = N'{undo}'"
+            ))
+            .await;
+        assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+        let ev = b
+            .batch(
+                "SELECT is_read_only, is_in_standby FROM sys.databases WHERE name = N'mgc'".into(),
+            )
+            .await;
+        assert_eq!(
+            rows(&ev),
+            vec![vec![Value::Bit(read_only), Value::Bit(true)]],
+            "{variant}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn log_backup_names_carry_utc_or_the_primarys_local_time() {
+    for (variant, name) in [
+        ("utc", "mgc_20240301000500.trn"),
+        ("local", "mgc_20240229190500.trn"),
+    ] {
+        let h = Harness::new();
+        std::fs::create_dir_all(h.dir.path().join("share")).unwrap();
+        set_variant(&h, "trn_name_time", variant);
+        let mut w = h.world.lock().unwrap();
+        w.tick(LabTime(START.0 + 60_000));
+        w.tick(LabTime(START.0 + 5 * 60_000));
+        assert!(
+            h.dir.path().join("share").join(name).exists(),
+            "{variant}: {:?}",
+            std::fs::read_dir(h.dir.path().join("share"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_restore_job_takes_files_by_name_or_by_their_first_lsn() {
+    for (variant, restored) in [("name", false), ("lsn", true)] {
+        let h = Harness::new();
+        set_variant(&h, "restore_job_order", variant);
+        let (one, two) = two_log_backups(&h).await;
+        // Names in the opposite order of the log chain.
+        let copy = h.dir.path().join("backup-copy");
+        std::fs::create_dir_all(&copy).unwrap();
+        std::fs::copy(&two, copy.join("mgc_1.trn")).unwrap();
+        std::fs::copy(&one, copy.join("mgc_2.trn")).unwrap();
+        let mut b = h.login(Role::Backup);
+        let ev = b
+            .batch("EXEC msdb.dbo.sp_start_job @job_name = N'LSRestore_ATL-SQL-001_mgc'".into())
+            .await;
+        assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+        let count = "SELECT COUNT(*) FROM msdb.dbo.restorehistory WHERE restore_type = 'L'";
+        let expected = if restored { 2 } else { 0 };
+        assert_eq!(
+            rows(&b.batch(count.into()).await),
+            vec![vec![Value::Int(expected)]],
+            "{variant}"
+        );
+    }
+}

@@ -36,6 +36,74 @@ pub const VARIANTS: &[VariantSpec] = &[
                   database mirroring session.\" (then 3013), or allowed (leaves it RESTORING)",
     },
     VariantSpec {
+        name: "delete_secondary_not_configured",
+        values: &["32014", "silent"],
+        reference: "A.2 (sp_delete_log_shipping_secondary_database on a database that is not a secondary)",
+        meaning: "raises 32014 \"Database %s does not exist as log shipping secondary.\", or \
+                  returns 0 without an error",
+    },
+    VariantSpec {
+        name: "trn_name_time",
+        values: &["utc", "local"],
+        reference: "A.4 (the timestamp in <db>_<yyyymmddhhmmss>.trn is UTC)",
+        meaning: "log backup file names carry UTC, or the primary's local time (the lab's ATL \
+                  servers run at UTC-05:00, without daylight saving)",
+    },
+    VariantSpec {
+        name: "restore_job_order",
+        values: &["name", "lsn"],
+        reference: "A.4 (how the restore job chooses the next file)",
+        meaning: "the log-shipping restore job takes copied files in file-name order, or in the \
+                  order of their headers' FirstLSN",
+    },
+    VariantSpec {
+        name: "restore_missing_database",
+        values: &["3118", "911"],
+        reference: "B.4 (RESTORE LOG / recovery-only RESTORE of a database that does not exist)",
+        meaning: "3118 \"The database ... does not exist. RESTORE can only create a database ...\", \
+                  or 911 \"Database ... does not exist.\" (each followed by 3013)",
+    },
+    VariantSpec {
+        name: "restore_history_backupset",
+        values: &["recorded", "absent"],
+        reference: "B.5 (RESTORE inserts the backupset/backupmediafamily rows on the restoring server)",
+        meaning: "a restore records the set it read in the restoring server's msdb.dbo.backupset \
+                  and backupmediafamily, or only in restorehistory (whose backup_set_id then joins \
+                  to nothing there)",
+    },
+    VariantSpec {
+        name: "standby_read_only",
+        values: &["1", "0"],
+        reference: "C (whether sys.databases.is_read_only is 1 for a STANDBY database)",
+        meaning: "a database restored WITH STANDBY reports is_read_only = 1, or 0",
+    },
+    VariantSpec {
+        name: "bulk_logged_desc",
+        values: &["BULK_LOGGED", "BULK-LOGGED"],
+        reference: "C (sys.databases.recovery_model_desc spelling)",
+        meaning: "sys.databases.recovery_model_desc for the bulk-logged model (DATABASEPROPERTYEX \
+                  says BULK_LOGGED; backupset says BULK-LOGGED either way)",
+    },
+    VariantSpec {
+        name: "sp_who2_types",
+        values: &["nvarchar", "varchar"],
+        reference: "D (sp_who2's column data types)",
+        meaning: "sp_who2's 13 columns are nvarchar, or varchar",
+    },
+    VariantSpec {
+        name: "mirroring_partner_name",
+        values: &["address", "server"],
+        reference: "E.4 (sys.database_mirroring.mirroring_partner_name)",
+        meaning: "the partner's TCP:// endpoint address, or its server name (@@SERVERNAME)",
+    },
+    VariantSpec {
+        name: "pool_identity",
+        values: &["both", "service", "persistentchatserver"],
+        reference: "H.1 (which -Identity forms Set-CsPersistentChatState accepts)",
+        meaning: "the simulated shell accepts `service:<fqdn>` and `PersistentChatServer:<fqdn>`, \
+                  or only the first, or only the second",
+    },
+    VariantSpec {
         name: "partner_without_endpoint",
         values: &["1486", "accepted"],
         reference: "E.2 step 3 / J.5 (endpoints STARTED on both partners: what the mirror side says)",
@@ -143,6 +211,20 @@ mod tests {
         for v in VARIANTS {
             assert!(v.values.len() >= 2, "{} has a choice", v.name);
             assert!(!v.reference.is_empty() && !v.meaning.is_empty());
+        }
+    }
+
+    /// docs/lab.md lists every variant with its values, default first.
+    #[test]
+    fn docs_list_every_variant() {
+        let docs = include_str!("../../../docs/lab.md");
+        for v in VARIANTS {
+            let values: Vec<String> = v.values.iter().map(|x| format!("`{x}`")).collect();
+            let row = format!("| `{}` | {} |", v.name, values.join(", "));
+            assert!(
+                docs.contains(&row),
+                "docs/lab.md lacks the row starting {row}"
+            );
         }
     }
 
