@@ -4,6 +4,7 @@
 mod cli;
 mod lab_realism;
 mod lab_support;
+mod lab_variants;
 mod no_side_effects;
 mod plan;
 mod powershell_syntax;
