@@ -11,6 +11,10 @@
 //!                                                          instance/share/down/transcript
 //! ```
 //!
+//! Disasters are the runtime's too: [`Lab::disaster`] leaves the primary data center silent (its
+//! instances accept connections and never answer), [`Lab::disaster_with`] chooses silent or refusing
+//! and whether the log-shipping share is lost, [`Lab::stop_instance`] is a stopped service.
+//!
 //! In-process users (tests, `pcfail drill`) hold a [`Lab`]; the CLI reaches a lab daemon in another
 //! process through the free functions ([`up`], [`status`], [`down`], ...), which find it through DIR/lab.json
 //! ([`Manifest`]). The directory layout and lab.json format are in docs/lab.md.

@@ -265,6 +265,11 @@ impl EngineSession {
     /// (the client closed the connection), the task runs on; the next request waits for it.
     async fn start(&mut self, request: Request, fault_run: Option<Duration>) -> Vec<Event> {
         let attention = CancellationToken::new();
+        let modelled = {
+            let mut w = lock(&self.world);
+            w.request_started(self.role, self.spid, self.serial);
+            w.config.io_mb_per_s.is_some()
+        };
         let worker = Worker {
             world: self.world.clone(),
             role: self.role,
@@ -275,8 +280,8 @@ impl EngineSession {
             attention: attention.clone(),
             local: std::mem::take(&mut self.local),
             fault_run,
+            modelled,
         };
-        lock(&self.world).request_started(self.role, self.spid, self.serial);
         let handle = tokio::spawn(worker.run(request));
         let running = self.running.insert(Running { handle, attention });
         let result = (&mut running.handle).await;

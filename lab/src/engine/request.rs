@@ -61,6 +61,8 @@ pub(crate) struct Worker {
     pub local: SessionLocal,
     /// The run time a faults.json rule gave this request.
     pub fault_run: Option<Duration>,
+    /// The lab runs the duration model: every BACKUP and RESTORE takes time.
+    pub modelled: bool,
 }
 
 /// How a statement's work ended.
@@ -156,8 +158,8 @@ impl Worker {
             } else {
                 None
             };
-            let modelled = lock(&self.world).config.io_mb_per_s.is_some()
-                && matches!(stmt, Statement::Backup(_) | Statement::Restore(_));
+            let modelled =
+                self.modelled && matches!(stmt, Statement::Backup(_) | Statement::Restore(_));
             let next = if fault_run.is_some() || modelled {
                 self.run_working(stmt, fault_run, vars, out).await
             } else {
