@@ -456,6 +456,7 @@ async fn anything_outside_the_model_is_a_clear_error() {
         ("SELECT 1 FROM sys.databases GROUP BY name", 59999),
         ("SELECT (SELECT 1)", 59999),
         ("EXEC sp_helpdb", 59999),
+        ("SELECT OBJECT_ID(N'x')", 59999),
         ("RESTORE LABELONLY FROM DISK = N'x.bak'", 59999),
     ];
     for (sql, number) in cases {
