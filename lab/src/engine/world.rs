@@ -586,19 +586,23 @@ impl World {
     /// is found again. Going down cancels all its sessions' tokens (the protocol layer then closes the
     /// sockets) and drops their locks.
     pub fn set_instance_up(&mut self, role: Role, up: bool) {
+        let mut was_lost = false;
         if let Some(inst) = self.inst_mut(role) {
+            was_lost = inst.lost;
             inst.up = up;
             inst.lost = false;
         }
         if let Some(token) = self.rt.reachable_again.remove(&role) {
             token.cancel();
         }
-        if !up {
+        // A host that was lost comes back restarted: the sessions it left hanging are gone too.
+        if !up || was_lost {
             for s in self.rt.sessions.remove(&role).unwrap_or_default() {
                 s.token.cancel();
             }
             self.rt.applocks.retain(|l| l.role != role);
-        } else {
+        }
+        if up {
             self.sync_mirrors();
         }
     }

@@ -91,9 +91,14 @@ async fn a_stopped_instance_refuses_at_once_and_comes_back_with_its_databases() 
         query_strings(&mut mirror, "SELECT COUNT(*) FROM sys.databases").await,
         vec![vec![Some("4".to_owned())]]
     );
-    // A lost instance can be started again too, and answers.
+    // A lost instance can be started again too, and answers; the sessions its vanished host left
+    // hanging are closed then, as a restarted server's are.
+    let mut before = connect(lab.manifest(), Role::Primary).await.unwrap();
     lab.disaster().await.unwrap();
     lab.start_instance(Role::Primary).await.unwrap();
+    let closed =
+        tokio::time::timeout(Duration::from_secs(5), before.simple_query("SELECT 1")).await;
+    assert!(matches!(closed, Ok(Err(_))), "the old session: {closed:?}");
     let mut primary = connect(lab.manifest(), Role::Primary)
         .await
         .expect("a started instance answers");
