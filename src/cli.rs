@@ -88,6 +88,12 @@ pub enum LabCommand {
     Disaster {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
+        /// Refuse connections at once (stopped services) instead of leaving them unanswered
+        #[arg(long)]
+        refuse: bool,
+        /// The log-shipping share is lost with the data center
+        #[arg(long)]
+        share_lost: bool,
     },
     /// The primary data center is back, its databases rebuilt empty
     RebuildPrimary {
@@ -128,6 +134,20 @@ pub struct LabUpArgs {
     pub restore_every_min: u32,
     #[arg(long, default_value_t = 200, value_name = "MS")]
     pub tick_ms: u64,
+    /// Windows drive letters and UNC shares for each instance (pcfail itself cannot use them yet)
+    #[arg(long)]
+    pub windows_paths: bool,
+    /// Give BACKUP and RESTORE a run time proportional to their size, at N MB per lab second
+    #[arg(long, value_name = "N")]
+    pub io_mb_per_s: Option<f64>,
+    /// Follow another reading of behaviour the reference leaves UNVERIFIED (see docs/lab.md); repeatable
+    #[arg(long = "variant", value_name = "NAME=VALUE", value_parser = parse_variant)]
+    pub variants: Vec<(String, String)>,
+}
+
+/// `--variant NAME=VALUE`; the lab checks the name and the value when it starts.
+fn parse_variant(text: &str) -> Result<(String, String), String> {
+    pcfail_lab::parse_variant(text)
 }
 
 #[derive(Debug, Args)]

@@ -81,7 +81,7 @@ pub fn render(
     // Instances in a lost data center never answer: a short connect timeout keeps a drill brisk
     // while staying far above a loopback login, even on a loaded machine.
     let mut timeouts = toml::Table::new();
-    timeouts.insert("connect".into(), "5s".into());
+    timeouts.insert("connect".into(), "2s".into());
     timeouts.insert("query".into(), "60s".into());
     doc.insert("timeouts".into(), toml::Value::Table(timeouts));
 

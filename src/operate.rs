@@ -350,11 +350,29 @@ pub(crate) fn lab(command: &LabCommand, out: &mut dyn Write) -> Result<Exit, Err
             }
             Ok(Exit::Ok)
         }
-        LabCommand::Disaster { dir } => {
-            pcfail_lab::disaster(dir)?;
+        LabCommand::Disaster {
+            dir,
+            refuse,
+            share_lost,
+        } => {
+            let how = pcfail_lab::Disaster {
+                silent: !refuse,
+                share_lost: *share_lost,
+            };
+            pcfail_lab::disaster_with(dir, how)?;
+            let answer = if *refuse {
+                "refuse connections"
+            } else {
+                "no longer answer"
+            };
+            let share = if *share_lost {
+                ", and the log-shipping share is gone"
+            } else {
+                ""
+            };
             writeln!(
                 out,
-                "the primary data center in `{}` is lost: the primary and its mirror no longer answer",
+                "the primary data center in `{}` is lost: the primary and its mirror {answer}{share}",
                 dir.display()
             )?;
             Ok(Exit::Ok)
@@ -396,6 +414,9 @@ fn lab_up(args: &LabUpArgs, out: &mut dyn Write) -> Result<Exit, Error> {
     options.copy_every_min = args.copy_every_min;
     options.restore_every_min = args.restore_every_min;
     options.tick_ms = args.tick_ms;
+    options.variants = args.variants.iter().cloned().collect();
+    options.io_mb_per_s = args.io_mb_per_s;
+    options.windows_paths = args.windows_paths;
     let program = std::env::current_exe().map_err(|e| {
         Error::Output(std::io::Error::new(
             e.kind(),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::control::{self, Request};
 use crate::engine::{Role, TranscriptEntry, World};
 use crate::error::LabError;
-use crate::lab::Lab;
+use crate::lab::{Disaster, Lab};
 use crate::manifest::{LabState, Liveness, Manifest};
 use crate::options::LabOptions;
 use crate::status::Status;
@@ -169,9 +169,38 @@ pub fn status(dir: &Path) -> Result<Status, LabError> {
     ))
 }
 
-/// The primary data center (primary and primary mirror) stops answering.
+/// The primary data center (primary and primary mirror) is lost the realistic way: its instances go
+/// silent ([`Disaster::default`]).
 pub fn disaster(dir: &Path) -> Result<(), LabError> {
-    request(dir, &Request::Disaster).map(drop)
+    disaster_with(dir, Disaster::default())
+}
+
+/// The primary data center is lost as `how` says (silent or refusing, with or without the share).
+pub fn disaster_with(dir: &Path, how: Disaster) -> Result<(), LabError> {
+    let request = Request::Disaster {
+        refuse: !how.silent,
+        share_lost: how.share_lost,
+    };
+    request_ok(dir, &request)
+}
+
+/// One instance's SQL Server service stops: its port refuses connections at once.
+pub fn stop_instance(dir: &Path, role: Role) -> Result<(), LabError> {
+    request_ok(dir, &Request::StopInstance { role })
+}
+
+/// A stopped or lost instance answers again.
+pub fn start_instance(dir: &Path, role: Role) -> Result<(), LabError> {
+    request_ok(dir, &Request::StartInstance { role })
+}
+
+/// The log-shipping share becomes unreachable (false) or reachable again (true).
+pub fn set_share_reachable(dir: &Path, reachable: bool) -> Result<(), LabError> {
+    request_ok(dir, &Request::Share { reachable })
+}
+
+fn request_ok(dir: &Path, request: &Request) -> Result<(), LabError> {
+    self::request(dir, request).map(drop)
 }
 
 /// The primary data center comes back, rebuilt empty by Topology Builder, on the same ports.

@@ -4,8 +4,12 @@
 //!
 //! ```text
 //! -> {"op":"status"}                         <- {"ok":true,"status":{...}}
-//! -> {"op":"disaster"}                       <- {"ok":true}
+//! -> {"op":"disaster"}                       <- {"ok":true}   (silent, share kept)
+//! -> {"op":"disaster","refuse":true,"share_lost":true}            <- {"ok":true}
 //! -> {"op":"rebuild_primary"}                <- {"ok":true}
+//! -> {"op":"stop_instance","role":"backup"}  <- {"ok":true}   (refuses connections)
+//! -> {"op":"start_instance","role":"backup"} <- {"ok":true}
+//! -> {"op":"share","reachable":false}        <- {"ok":true}
 //! -> {"op":"transcript","role":"backup"}     <- {"ok":true,"transcript":[{"spid":52,"kind":"batch","text":"..."}]}
 //! -> {"op":"clear_transcripts"}              <- {"ok":true}
 //! -> {"op":"down"}                           <- {"ok":true}   (the lab then shuts down)
@@ -27,7 +31,7 @@ use tokio::net::TcpListener;
 
 use crate::engine::{Role, TranscriptEntry};
 use crate::error::LabError;
-use crate::lab::Inner;
+use crate::lab::{Disaster, Inner};
 use crate::status::Status;
 
 /// How long a client waits for the lab to answer one request (status reads a few files; disaster waits
@@ -38,11 +42,32 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 #[serde(tag = "op", rename_all = "snake_case")]
 pub(crate) enum Request {
     Status,
-    Disaster,
+    Disaster {
+        /// The instances refuse connections instead of leaving them unanswered.
+        #[serde(default, skip_serializing_if = "is_false")]
+        refuse: bool,
+        #[serde(default, skip_serializing_if = "is_false")]
+        share_lost: bool,
+    },
     RebuildPrimary,
-    Transcript { role: Role },
+    StopInstance {
+        role: Role,
+    },
+    StartInstance {
+        role: Role,
+    },
+    Share {
+        reachable: bool,
+    },
+    Transcript {
+        role: Role,
+    },
     ClearTranscripts,
     Down,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -150,8 +175,21 @@ async fn handle(request: Request, inner: &Inner) -> Response {
             status: Some(inner.status().await),
             ..Response::default()
         },
-        Request::Disaster => done(inner.disaster().await),
+        Request::Disaster { refuse, share_lost } => done(
+            inner
+                .disaster(Disaster {
+                    silent: !refuse,
+                    share_lost,
+                })
+                .await,
+        ),
         Request::RebuildPrimary => done(inner.rebuild_primary().await),
+        Request::StopInstance { role } => done(inner.stop_instance(role).await),
+        Request::StartInstance { role } => done(inner.start_instance(role).await),
+        Request::Share { reachable } => {
+            inner.set_share_reachable(reachable);
+            done(Ok(()))
+        }
         Request::Transcript { role } => Response {
             ok: true,
             transcript: Some(
@@ -224,8 +262,35 @@ mod tests {
     fn requests_have_the_documented_wire_form() {
         let cases = [
             (Request::Status, r#"{"op":"status"}"#),
-            (Request::Disaster, r#"{"op":"disaster"}"#),
+            (
+                Request::Disaster {
+                    refuse: false,
+                    share_lost: false,
+                },
+                r#"{"op":"disaster"}"#,
+            ),
+            (
+                Request::Disaster {
+                    refuse: true,
+                    share_lost: true,
+                },
+                r#"{"op":"disaster","refuse":true,"share_lost":true}"#,
+            ),
             (Request::RebuildPrimary, r#"{"op":"rebuild_primary"}"#),
+            (
+                Request::StopInstance {
+                    role: Role::BackupMirror,
+                },
+                r#"{"op":"stop_instance","role":"backup_mirror"}"#,
+            ),
+            (
+                Request::StartInstance { role: Role::Backup },
+                r#"{"op":"start_instance","role":"backup"}"#,
+            ),
+            (
+                Request::Share { reachable: false },
+                r#"{"op":"share","reachable":false}"#,
+            ),
             (
                 Request::Transcript { role: Role::Backup },
                 r#"{"op":"transcript","role":"backup"}"#,

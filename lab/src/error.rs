@@ -115,6 +115,10 @@ pub enum LabError {
 
     #[error("the lab must run in the foreground outside an async runtime (it starts its own)")]
     InsideRuntime,
+
+    /// A `--variant` the lab does not know, or a value it does not allow.
+    #[error("{0}")]
+    BadVariant(String),
 }
 
 impl LabError {

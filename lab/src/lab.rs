@@ -18,7 +18,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::control;
-use crate::engine::{Clock, InstanceBackend, LabTime, Role, SharedWorld, TranscriptEntry, World};
+use crate::engine::{
+    Clock, InstanceBackend, LabTime, Role, SharedWorld, TranscriptEntry, Variants, World,
+};
 use crate::error::LabError;
 use crate::fsutil;
 use crate::manifest::{LabState, Liveness, Manifest};
@@ -31,6 +33,27 @@ use crate::topology;
 const PERSIST_EVERY: Duration = Duration::from_millis(500);
 /// How long a stopping instance's accept loop may take to let go of its port.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How the primary data center is lost ([`Lab::disaster_with`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Disaster {
+    /// Its instances go silent: connections are accepted by nothing and never answered, so clients
+    /// wait for their own timeout, as when a data center's network is gone. False: they refuse at
+    /// once, as stopped SQL Server services do (the "instance stopped" fault).
+    pub silent: bool,
+    /// The log-shipping share is lost with it (reference J.6): its uncopied backups are gone.
+    pub share_lost: bool,
+}
+
+impl Default for Disaster {
+    /// Silent, share kept: the data center's SQL Servers vanish, the share lives elsewhere.
+    fn default() -> Self {
+        Disaster {
+            silent: true,
+            share_lost: false,
+        }
+    }
+}
 
 /// A running lab. Dropping it without [`Lab::shutdown`] stops its tasks but does not save state.
 pub struct Lab {
@@ -98,16 +121,32 @@ impl Lab {
             std::fs::create_dir_all(&path).map_err(|e| LabError::io("create", &path, e))?;
         }
 
+        let variants = Variants::new(&opts.variants).map_err(LabError::BadVariant)?;
         let password = match &previous {
             Some(m) => m.login.password.clone(),
             None => random_password()?,
         };
-        let (world, origin) = load_or_create_world(&dir, previous.as_ref(), &opts, &password)?;
+        let (mut world, origin) = load_or_create_world(&dir, previous.as_ref(), &opts, &password)?;
+        // What the runtime decides afresh at every start, for new and resumed worlds alike: the
+        // fixed Persistent Chat topology and the variants this start asked for.
+        world.config.chat_servers = topology::chat_servers();
+        world.config.initial_active_servers = topology::initial_active_servers();
+        world.config.variants = variants.clone();
+        world.config.io_mb_per_s = opts.io_mb_per_s;
+        // The drives and shares follow this start's option; msdb keeps the paths its log-shipping
+        // configuration was created with.
+        world.config.windows = opts.windows_paths.then(|| topology::windows_names(&dir));
+        for mount in world.config.windows.iter().flat_map(|w| &w.mounts) {
+            std::fs::create_dir_all(&mount.lab)
+                .map_err(|e| LabError::io("create", &mount.lab, e))?;
+        }
         let clock = Arc::new(Clock::new(origin, opts.clock_speed));
         let (listeners, addresses) = bind_instances(&world, previous.as_ref()).await?;
         let world: SharedWorld = Arc::new(Mutex::new(world));
         let mut manifest =
             Manifest::fresh(&dir, password, opts.clock_speed, &|role| addresses[&role]);
+        manifest.variants = variants.effective();
+        manifest.windows_paths = opts.windows_paths.then(|| topology::windows_names(&dir));
         manifest.lab_time_ms = Some(clock.now().0);
         let backends = Role::ALL
             .into_iter()
@@ -180,14 +219,41 @@ impl Lab {
         self.inner.clock.now()
     }
 
-    /// The primary and the primary mirror stop answering: listeners closed, sessions dropped.
+    /// The primary data center is lost the realistic way ([`Disaster::default`]): the primary and
+    /// the primary mirror become silent, so every connection to them, old or new, waits for the
+    /// client's own timeout.
     pub async fn disaster(&self) -> Result<(), LabError> {
-        self.inner.disaster().await
+        self.inner.disaster(Disaster::default()).await
     }
 
-    /// The primary data center comes back on the same ports, rebuilt by Topology Builder.
+    /// The primary data center is lost as `how` says: silent or refusing, with or without the
+    /// log-shipping share.
+    pub async fn disaster_with(&self, how: Disaster) -> Result<(), LabError> {
+        self.inner.disaster(how).await
+    }
+
+    /// The primary data center comes back on the same ports, rebuilt by Topology Builder; a share
+    /// lost with it is reachable again.
     pub async fn rebuild_primary(&self) -> Result<(), LabError> {
         self.inner.rebuild_primary().await
+    }
+
+    /// One instance's SQL Server service stops: its port refuses connections at once and its
+    /// sessions are closed. Its databases are kept for [`Lab::start_instance`].
+    pub async fn stop_instance(&self, role: Role) -> Result<(), LabError> {
+        self.inner.stop_instance(role).await
+    }
+
+    /// A stopped (or lost) instance answers again, with the databases it had.
+    pub async fn start_instance(&self, role: Role) -> Result<(), LabError> {
+        self.inner.start_instance(role).await
+    }
+
+    /// The log-shipping share becomes unreachable (false) or reachable again (true), on its own,
+    /// with every instance still up: the SQL engine answers 3201 for paths under it and listing its
+    /// folder fails for other processes (docs/lab.md).
+    pub fn set_share_reachable(&self, reachable: bool) {
+        self.inner.set_share_reachable(reachable);
     }
 
     pub async fn status(&self) -> Status {
@@ -286,17 +352,70 @@ impl Inner {
         }
     }
 
-    pub(crate) async fn disaster(&self) -> Result<(), LabError> {
+    pub(crate) async fn disaster(&self, how: Disaster) -> Result<(), LabError> {
         for role in [Role::Primary, Role::PrimaryMirror] {
-            // Listener first, so no new session slips in after the world has dropped the old ones.
-            self.stop_listening(role).await;
-            self.world
-                .lock()
-                .expect("world lock")
-                .set_instance_up(role, false);
+            if how.silent {
+                // The listener stays: connections are accepted by nothing and never answered.
+                self.world.lock().expect("world lock").lose_instance(role);
+                self.ensure_listening(role).await?;
+            } else {
+                self.stop_instance(role).await?;
+            }
         }
-        tracing::info!("disaster: primary data center down");
+        {
+            let mut world = self.world.lock().expect("world lock");
+            if let Some(dc) = world.data_center(Role::Primary) {
+                world.set_data_center_lost(&dc, true);
+            }
+            if how.share_lost {
+                world.set_share_lost(true);
+            }
+        }
+        tracing::info!(
+            silent = how.silent,
+            share_lost = how.share_lost,
+            "disaster: primary data center lost"
+        );
         self.persist(true)
+    }
+
+    pub(crate) async fn stop_instance(&self, role: Role) -> Result<(), LabError> {
+        // Listener first, so no new session slips in after the world has dropped the old ones.
+        self.stop_listening(role).await;
+        self.world
+            .lock()
+            .expect("world lock")
+            .set_instance_up(role, false);
+        tracing::info!(role = role.as_str(), "instance stopped");
+        self.persist(true)
+    }
+
+    pub(crate) async fn start_instance(&self, role: Role) -> Result<(), LabError> {
+        self.world
+            .lock()
+            .expect("world lock")
+            .set_instance_up(role, true);
+        self.ensure_listening(role).await?;
+        tracing::info!(role = role.as_str(), "instance started");
+        self.persist(true)
+    }
+
+    pub(crate) fn set_share_reachable(&self, reachable: bool) {
+        self.world
+            .lock()
+            .expect("world lock")
+            .set_share_lost(!reachable);
+        tracing::info!(reachable, "log-shipping share");
+    }
+
+    /// Binds the instance's recorded address again if nothing listens there.
+    async fn ensure_listening(&self, role: Role) -> Result<(), LabError> {
+        let mut listening = self.listening.lock().await;
+        if let std::collections::hash_map::Entry::Vacant(slot) = listening.entry(role) {
+            let listener = bind(role, self.addresses[&role]).await?;
+            slot.insert(self.serve(role, listener));
+        }
+        Ok(())
     }
 
     pub(crate) async fn rebuild_primary(&self) -> Result<(), LabError> {
@@ -306,15 +425,9 @@ impl Inner {
             world.set_instance_up(Role::Primary, true);
             world.set_instance_up(Role::PrimaryMirror, true);
         }
-        let mut listening = self.listening.lock().await;
         for role in [Role::Primary, Role::PrimaryMirror] {
-            if listening.contains_key(&role) {
-                continue;
-            }
-            let listener = bind(role, self.addresses[&role]).await?;
-            listening.insert(role, self.serve(role, listener));
+            self.ensure_listening(role).await?;
         }
-        drop(listening);
         tracing::info!("primary data center rebuilt");
         self.persist(true)
     }
@@ -422,6 +535,7 @@ fn load_or_create_world(
                 opts.backup_every_min,
                 opts.copy_every_min,
                 opts.restore_every_min,
+                opts.windows_paths,
             );
             Ok((World::new_hadr(config, now), now))
         }
@@ -431,8 +545,8 @@ fn load_or_create_world(
 
 type Listeners = HashMap<Role, TcpListener>;
 
-/// Binds every instance that is up; a down one (after a disaster) only keeps its address, so it refuses
-/// connections until it is rebuilt.
+/// Binds every instance that is up or lost (a lost one listens so that it can leave connections
+/// unanswered); a stopped one only keeps its address, so it refuses connections until it is started.
 async fn bind_instances(
     world: &World,
     previous: Option<&Manifest>,
@@ -441,7 +555,7 @@ async fn bind_instances(
     let mut addresses = HashMap::new();
     for role in Role::ALL {
         let wanted = previous.and_then(|m| m.instance(role)).map(|i| i.address);
-        let up = world.is_up(role);
+        let up = world.is_up(role) || world.is_lost(role);
         let address = if up {
             let listener = match wanted {
                 Some(address) => bind(role, address).await?,

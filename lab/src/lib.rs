@@ -7,8 +7,13 @@
 //! LabOptions -> Lab::start -> one pcfail_lab_tds::run(listener, InstanceBackend) per instance (127.0.0.1)
 //!                          -> tick loop (World::tick at lab time: chat traffic, log-shipping jobs)
 //!                          -> persistence (DIR/state.json, DIR/lab.json)
-//!                          -> control port (JSON lines) <- up/status/disaster/rebuild_primary/down/transcript
+//!                          -> control port (JSON lines) <- up/status/disaster/rebuild_primary/stop/start
+//!                                                          instance/share/down/transcript
 //! ```
+//!
+//! Disasters are the runtime's too: [`Lab::disaster`] leaves the primary data center silent (its
+//! instances accept connections and never answer), [`Lab::disaster_with`] chooses silent or refusing
+//! and whether the log-shipping share is lost, [`Lab::stop_instance`] is a stopped service.
 //!
 //! In-process users (tests, `pcfail drill`) hold a [`Lab`]; the CLI reaches a lab daemon in another
 //! process through the free functions ([`up`], [`status`], [`down`], ...), which find it through DIR/lab.json
@@ -27,11 +32,15 @@ mod status;
 mod topology;
 
 pub use cli::{
-    clear_transcripts, disaster, down, rebuild_primary, run_foreground, status, transcript, up,
+    clear_transcripts, disaster, disaster_with, down, rebuild_primary, run_foreground,
+    set_share_reachable, start_instance, status, stop_instance, transcript, up,
 };
-pub use engine::{LabTime, Role, SharedWorld, TranscriptEntry};
+pub use engine::{
+    LabTime, Role, SharedWorld, TranscriptEntry, VARIANTS, VariantSpec,
+    parse_assignment as parse_variant,
+};
 pub use error::LabError;
-pub use lab::Lab;
+pub use lab::{Disaster, Lab};
 pub use manifest::{ChatServer, LabState, LoginInfo, Manifest, ManifestInstance};
 pub use options::LabOptions;
 pub use status::{BackupFile, BackupFileKind, InstanceStatus, Status, format_utc};

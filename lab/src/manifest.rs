@@ -6,13 +6,14 @@
 //! clock at the last save (`lab_time_ms`), so a restarted lab resumes its own time instead of jumping back
 //! to the wall clock (log backup file names must keep increasing).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Role;
+use crate::engine::{Role, WindowsNames};
 use crate::error::LabError;
 use crate::fsutil;
 use crate::topology;
@@ -54,6 +55,14 @@ pub struct Manifest {
     pub share: PathBuf,
     pub copy_folder: PathBuf,
     pub backups: PathBuf,
+    /// Every lab variant with the value this lab follows (docs/lab.md), so that other processes
+    /// (the simulated shell, a test) can see which reading of the reference is in force.
+    #[serde(default)]
+    pub variants: BTreeMap<String, String>,
+    /// With `lab up --windows-paths`: the Windows view of the same folders (`share`, `copy_folder`
+    /// and `backups` above are their Linux view) and every drive and share mounted onto a lab folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_paths: Option<WindowsNames>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,12 +161,7 @@ impl Manifest {
                 data_center: (*dc).to_owned(),
             })
             .collect::<Vec<_>>();
-        let primary_dc = topology::spec(Role::Primary).data_center;
-        let active_servers = persistent_chat_servers
-            .iter()
-            .filter(|s| s.data_center == primary_dc)
-            .map(|s| s.fqdn.clone())
-            .collect();
+        let active_servers = topology::initial_active_servers();
         Manifest {
             protocol: PROTOCOL,
             state: LabState::Starting,
@@ -177,6 +181,8 @@ impl Manifest {
             share: dir.join("share"),
             copy_folder: dir.join("backup-copy"),
             backups: dir.join("backups"),
+            variants: BTreeMap::new(),
+            windows_paths: None,
         }
     }
 

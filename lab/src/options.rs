@@ -1,8 +1,9 @@
-//! `LabOptions`: how a lab is started (directory, clock speed, job schedule, tick rate).
+//! `LabOptions`: how a lab is started (directory, clock speed, job schedule, tick rate, variants).
 //!
 //! Plain data with the documented defaults. The schedule only shapes a *new* world: a lab resumed
 //! from state.json keeps the schedule its jobs were created with, as SQL Agent jobs would.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -20,6 +21,16 @@ pub struct LabOptions {
     pub restore_every_min: u32,
     /// Real milliseconds between two runs of the world's scheduler (chat traffic and due jobs).
     pub tick_ms: u64,
+    /// Readings of UNVERIFIED behaviour, by variant name (docs/lab.md lists them); a variant left
+    /// out follows the reference's current reading.
+    pub variants: BTreeMap<String, String>,
+    /// The duration model: BACKUP and RESTORE move their bytes at this many MB per lab second, so
+    /// their run time grows with their size. `None` (the default): they take no time of their own.
+    pub io_mb_per_s: Option<f64>,
+    /// Windows names as a real site has them: drive letters per instance and UNC shares, mapped onto
+    /// the lab folders, and used in msdb's log-shipping configuration of a new lab. Off by default,
+    /// because pcfail does not yet tell its own paths from SQL Server's.
+    pub windows_paths: bool,
 }
 
 impl LabOptions {
@@ -32,12 +43,16 @@ impl LabOptions {
             copy_every_min: 15,
             restore_every_min: 15,
             tick_ms: 200,
+            variants: BTreeMap::new(),
+            io_mb_per_s: None,
+            windows_paths: false,
         }
     }
 
     /// The arguments `lab up` gives the `pcfail` binary to run this lab as a detached daemon:
     /// `lab up --foreground --dir DIR --clock-speed S --backup-every-min B --copy-every-min C
-    /// --restore-every-min R --tick-ms T`. The CLI must accept exactly these flags.
+    /// --restore-every-min R --tick-ms T [--windows-paths] [--io-mb-per-s N]
+    /// [--variant NAME=VALUE]...`. The CLI must accept exactly these flags.
     pub fn foreground_args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = ["lab", "up", "--foreground", "--dir"]
             .into_iter()
@@ -54,6 +69,17 @@ impl LabOptions {
         for (flag, value) in pairs {
             args.push(flag.into());
             args.push(value.into());
+        }
+        if self.windows_paths {
+            args.push("--windows-paths".into());
+        }
+        if let Some(rate) = self.io_mb_per_s {
+            args.push("--io-mb-per-s".into());
+            args.push(rate.to_string().into());
+        }
+        for (name, value) in &self.variants {
+            args.push("--variant".into());
+            args.push(format!("{name}={value}").into());
         }
         args
     }
@@ -76,6 +102,10 @@ impl LabOptions {
         let mut iter = rest.iter();
         while let Some(flag) = iter.next() {
             let flag = flag.to_string_lossy();
+            if flag == "--windows-paths" {
+                opts.windows_paths = true;
+                continue;
+            }
             let value = iter
                 .next()
                 .ok_or_else(|| format!("`{flag}` needs a value"))?;
@@ -100,6 +130,18 @@ impl LabOptions {
                     opts.restore_every_min = text.parse().map_err(|_| number("minutes"))?
                 }
                 "--tick-ms" => opts.tick_ms = text.parse().map_err(|_| number("milliseconds"))?,
+                "--io-mb-per-s" => {
+                    opts.io_mb_per_s = Some(
+                        text.parse()
+                            .ok()
+                            .filter(|r: &f64| *r > 0.0)
+                            .ok_or_else(|| number("a positive number"))?,
+                    )
+                }
+                "--variant" => {
+                    let (name, value) = crate::engine::parse_assignment(&text)?;
+                    opts.variants.insert(name, value);
+                }
                 other => return Err(format!("unknown flag `{other}`")),
             }
         }
@@ -139,6 +181,9 @@ mod tests {
             clock_speed: 600.0,
             backup_every_min: 1,
             tick_ms: 20,
+            variants: [("tail_log_on_mirrored".to_owned(), "allowed".to_owned())].into(),
+            io_mb_per_s: Some(2.5),
+            windows_paths: true,
             ..LabOptions::new("/tmp/lab")
         };
         assert_eq!(LabOptions::from_foreground_args(o.foreground_args()), Ok(o));

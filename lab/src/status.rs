@@ -172,7 +172,13 @@ impl Status {
                 i.role.as_str(),
                 i.name,
                 i.address,
-                if i.up { "up" } else { "down" },
+                if i.up {
+                    "up"
+                } else if i.sql.get("lost").and_then(|l| l.as_bool()) == Some(true) {
+                    "lost"
+                } else {
+                    "down"
+                },
                 i.fqdn
             );
             render_engine_instance(&mut out, &i.sql);

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::engine::{InstanceConfig, Role, WorldConfig};
+use crate::engine::{InstanceConfig, Mount, Role, WindowsNames, WorldConfig};
 
 /// The Persistent Chat pool whose state `Set-CsPersistentChatState` flips.
 pub const POOL: &str = "atl-cs-001.litwareinc.com";
@@ -101,6 +101,7 @@ pub(crate) fn world_config(
     backup_every_min: u32,
     copy_every_min: u32,
     restore_every_min: u32,
+    windows_paths: bool,
 ) -> WorldConfig {
     let instances = INSTANCES
         .iter()
@@ -125,7 +126,79 @@ pub(crate) fn world_config(
         copy_every_min,
         restore_every_min,
         chat_messages_per_min: CHAT_MESSAGES_PER_MIN,
+        chat_servers: chat_servers(),
+        initial_active_servers: initial_active_servers(),
+        windows: windows_paths.then(|| windows_names(dir)),
+        variants: Default::default(),
+        io_mb_per_s: None,
     }
+}
+
+/// The Windows names of a lab run with Windows paths, mapped onto its folders (docs/lab.md): the
+/// log-shipping share `\\atl-sql-001\LogShipping` (the primary's `D:\LogShipping`, DIR/share),
+/// the full-backup share `\\dal-sql-001\Backups` (DIR/backups), the backup instance's copy folder
+/// `D:\LogShippingCopy` (DIR/backup-copy), and every instance's `C:\` and `D:\` drives
+/// (DIR/hosts/<host>/C and D).
+pub(crate) fn windows_names(dir: &Path) -> WindowsNames {
+    let host = |role: Role| spec(role).name.to_ascii_lowercase();
+    let share = format!("\\\\{}\\LogShipping", host(Role::Primary));
+    let backups = format!("\\\\{}\\Backups", host(Role::Backup));
+    let mut mounts = vec![
+        Mount {
+            instance: None,
+            windows: share.clone(),
+            lab: dir.join("share"),
+        },
+        Mount {
+            instance: None,
+            windows: backups.clone(),
+            lab: dir.join("backups"),
+        },
+        Mount {
+            instance: Some(Role::Primary),
+            windows: "D:\\LogShipping".to_owned(),
+            lab: dir.join("share"),
+        },
+        Mount {
+            instance: Some(Role::Backup),
+            windows: "D:\\LogShippingCopy".to_owned(),
+            lab: dir.join("backup-copy"),
+        },
+    ];
+    for s in &INSTANCES {
+        for drive in ["C", "D"] {
+            mounts.push(Mount {
+                instance: Some(s.role),
+                windows: format!("{drive}:\\"),
+                lab: dir.join("hosts").join(host(s.role)).join(drive),
+            });
+        }
+    }
+    WindowsNames {
+        mounts,
+        share,
+        share_local: "D:\\LogShipping".to_owned(),
+        copy_folder: "D:\\LogShippingCopy".to_owned(),
+        backups,
+    }
+}
+
+/// The Persistent Chat servers as the engine sees them: (fqdn, data center).
+pub(crate) fn chat_servers() -> Vec<(String, String)> {
+    PERSISTENT_CHAT_SERVERS
+        .iter()
+        .map(|(fqdn, dc)| ((*fqdn).to_owned(), (*dc).to_owned()))
+        .collect()
+}
+
+/// The servers active when a lab is new: those in the primary's data center (lab.json `active_servers`).
+pub(crate) fn initial_active_servers() -> Vec<String> {
+    let primary_dc = spec(Role::Primary).data_center;
+    PERSISTENT_CHAT_SERVERS
+        .iter()
+        .filter(|(_, dc)| *dc == primary_dc)
+        .map(|(fqdn, _)| (*fqdn).to_owned())
+        .collect()
 }
 
 #[cfg(test)]

@@ -72,6 +72,14 @@ async fn start() -> Lab {
         copy_every_min: 15,
         restore_every_min: 15,
         chat_messages_per_min: 6,
+        chat_servers: vec![
+            ("atl-pc-001.litwareinc.com".into(), "ATL".into()),
+            ("dal-pc-001.litwareinc.com".into(), "DAL".into()),
+        ],
+        initial_active_servers: vec!["atl-pc-001.litwareinc.com".into()],
+        windows: None,
+        variants: Default::default(),
+        io_mb_per_s: None,
     };
     let world: SharedWorld = Arc::new(Mutex::new(World::new_hadr(config, START)));
     let clock = Arc::new(Clock::new(START, 1.0));
@@ -691,38 +699,525 @@ async fn freetds_tsql_reads_sys_databases_and_sees_error_numbers() {
         "FreeTDS tsql must be installed at /usr/bin/tsql for this test"
     );
     let lab = start().await;
-    let port = lab.addrs[&Role::Backup].port().to_string();
-    let input = "SELECT name, state_desc FROM sys.databases\ngo\nRESTORE LOG [mgc] FROM DISK = N'/nonexistent/x.trn'\ngo\nexit\n";
-    let output = tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut child = std::process::Command::new("/usr/bin/tsql")
-            .args(["-H", "127.0.0.1", "-p", &port, "-U", "sa", "-P", PASSWORD])
-            .env("TDSVER", "7.4")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    });
-    let output = tokio::time::timeout(LIMIT, output)
+    // Every instance, at every TDS version FreeTDS and current SQL Server versions share.
+    for role in [
+        Role::Primary,
+        Role::PrimaryMirror,
+        Role::Backup,
+        Role::BackupMirror,
+    ] {
+        for tdsver in ["7.1", "7.2", "7.3", "7.4"] {
+            let port = lab.addrs[&role].port().to_string();
+            let input = "SELECT name, state_desc FROM sys.databases\ngo\nSELECT N'\u{1D11E}' AS clef\ngo\nRESTORE LOG [mgc] FROM DISK = N'/nonexistent/x.trn'\ngo\nexit\n";
+            let output = tokio::task::spawn_blocking(move || {
+                use std::io::Write;
+                let mut child = std::process::Command::new("/usr/bin/tsql")
+                    .args(["-H", "127.0.0.1", "-p", &port, "-U", "sa", "-P", PASSWORD])
+                    .env("TDSVER", tdsver)
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(input.as_bytes())
+                    .unwrap();
+                child.wait_with_output().unwrap()
+            });
+            let output = tokio::time::timeout(LIMIT, output)
+                .await
+                .expect("tsql finished")
+                .unwrap();
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let context = format!("{role:?} at TDS {tdsver}:\n{all}");
+            assert!(
+                all.contains("master") && all.contains("ONLINE"),
+                "{context}"
+            );
+            assert!(all.contains('\u{1D11E}'), "the clef round-trips: {context}");
+            assert!(all.contains("3201"), "{context}");
+        }
+    }
+}
+
+/// A bound on polling loops: a generous limit that only turns a hang into a failure (nothing here
+/// depends on how fast the machine is).
+struct Patience(std::time::Instant);
+
+impl Patience {
+    fn new() -> Patience {
+        Patience(std::time::Instant::now() + Duration::from_secs(60))
+    }
+
+    /// Sleeps a little before the next look, or fails naming what never happened.
+    async fn wait(&self, what: &str) {
+        assert!(
+            std::time::Instant::now() < self.0,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Gives the next statement matching `pattern` on the backup instance a run time.
+fn slow(lab: &Lab, pattern: &str, run_ms: u64) {
+    let rule = serde_json::json!({ "rules": [
+        { "kind": "sql", "instance": "backup", "pattern": pattern, "run_ms": run_ms, "times": 1 }
+    ] });
+    std::fs::write(lab.dir.path().join("faults.json"), rule.to_string()).unwrap();
+}
+
+/// The running requests other than the asker's: (session_id, command, database name, status).
+async fn requests(c: &mut Sql) -> Vec<(i16, String, String, String)> {
+    rows(
+        c,
+        "SELECT r.session_id, r.command, d.name, r.status FROM sys.dm_exec_requests r JOIN sys.databases d ON d.database_id = r.database_id WHERE r.session_id > 50 AND r.session_id <> @@SPID",
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        (
+            r.get::<i16, _>(0).unwrap(),
+            r.get::<&str, _>(1).unwrap().to_owned(),
+            r.get::<&str, _>(2).unwrap().to_owned(),
+            r.get::<&str, _>(3).unwrap().to_owned(),
+        )
+    })
+    .collect()
+}
+
+async fn restore_history_count(c: &mut Sql) -> i32 {
+    rows(c, "SELECT COUNT(*) FROM msdb.dbo.restorehistory WHERE destination_database_name = N'mgc' AND restore_type = 'L'")
         .await
-        .expect("tsql finished")
+        .unwrap()[0]
+        .get::<i32, _>(0)
+        .unwrap()
+}
+
+/// The running RESTORE holds mgc for its whole run: a second RESTORE LOG and a recovery from other
+/// sessions get 3101, and the restore shows in sys.dm_exec_requests and sp_who2 with its database.
+/// KILL then stops it with no effect.
+#[tokio::test]
+async fn a_restore_in_flight_holds_its_database_and_is_visible_until_killed() {
+    let lab = start().await;
+    let (one, two) = two_log_backups(&lab).await;
+    // Long enough that the run only ends by KILL: nothing here races the clock.
+    slow(&lab, "RESTORE LOG", 600_000);
+    let mut a = lab.connect(Role::Backup).await;
+    let mut b = lab.connect(Role::Backup).await;
+    let redo = redo_start_lsn(&mut b).await;
+    let spid_a = rows(&mut a, "SELECT @@SPID").await.unwrap()[0]
+        .get::<i16, _>(0)
         .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    let restore = format!("RESTORE LOG [mgc] FROM DISK = N'{one}' WITH NORECOVERY");
+    let running = tokio::spawn(async move {
+        let r = a.simple_query(restore).await.map(drop);
+        (a, r)
+    });
+    let patience = Patience::new();
+    let seen = loop {
+        let found = requests(&mut b).await;
+        if let Some(r) = found.into_iter().find(|r| r.1 == "RESTORE LOG") {
+            break r;
+        }
+        patience
+            .wait("the restore to show in sys.dm_exec_requests")
+            .await;
+    };
+    assert_eq!(
+        seen,
+        (
+            spid_a,
+            "RESTORE LOG".to_owned(),
+            "mgc".to_owned(),
+            "suspended".to_owned()
+        )
     );
+    let percent = rows(
+        &mut b,
+        &format!("SELECT percent_complete FROM sys.dm_exec_requests WHERE session_id = {spid_a}"),
+    )
+    .await
+    .unwrap()[0]
+        .get::<f32, _>(0)
+        .unwrap();
+    assert!((0.0..100.0).contains(&percent), "{percent}");
+    let who = rows(&mut b, "EXEC sp_who2").await.unwrap();
+    let line = who
+        .iter()
+        .find(|r| {
+            r.get::<&str, _>(0)
+                .is_some_and(|s| s.trim() == spid_a.to_string())
+        })
+        .expect("sp_who2 lists the restoring session");
+    assert_eq!(
+        (
+            line.get::<&str, _>("DBName"),
+            line.get::<&str, _>("Command")
+        ),
+        (Some("mgc"), Some("RESTORE LOG"))
+    );
+
+    let (number, _) = error(
+        &mut b,
+        &format!("RESTORE LOG [mgc] FROM DISK = N'{two}' WITH NORECOVERY"),
+    )
+    .await;
+    assert_eq!(number, 3101);
+    assert_eq!(
+        error(&mut b, "RESTORE DATABASE [mgc] WITH RECOVERY").await,
+        (
+            3101,
+            "Exclusive access could not be obtained because the database is in use.".to_owned()
+        )
+    );
+
+    ok(&mut b, &format!("KILL {spid_a}")).await;
+    let (_, result) = running.await.unwrap();
+    assert!(result.is_err(), "the killed restore's connection is closed");
+    assert!(requests(&mut b).await.is_empty());
+    assert_eq!(
+        redo_start_lsn(&mut b).await,
+        redo,
+        "a killed restore applies nothing"
+    );
+    assert_eq!(restore_history_count(&mut b).await, 0);
+    ok(
+        &mut b,
+        &format!("RESTORE LOG [mgc] FROM DISK = N'{one}' WITH NORECOVERY"),
+    )
+    .await;
+}
+
+/// A client that disconnects while its RESTORE runs does not stop it: the server finishes the work
+/// and records it, and the session goes away only then.
+#[tokio::test]
+async fn a_restore_whose_client_disconnected_completes_on_the_server() {
+    let lab = start().await;
+    let (one, _) = two_log_backups(&lab).await;
+    slow(&lab, "RESTORE LOG", 1_500);
+    let mut a = lab.connect(Role::Backup).await;
+    let mut b = lab.connect(Role::Backup).await;
+    let restore = format!("RESTORE LOG [mgc] FROM DISK = N'{one}' WITH NORECOVERY");
+    let running = tokio::spawn(async move { a.simple_query(restore).await.map(drop) });
+    let patience = Patience::new();
+    while !requests(&mut b).await.iter().any(|r| r.1 == "RESTORE LOG") {
+        patience.wait("the restore to start").await;
+    }
+    // The client gives up: its task (and with it the TCP connection) is gone.
+    running.abort();
+    let _ = running.await;
+    let patience = Patience::new();
+    while restore_history_count(&mut b).await != 1 {
+        patience
+            .wait("the restore to finish without its client")
+            .await;
+    }
+    let header = rows(&mut b, &format!("RESTORE HEADERONLY FROM DISK = N'{one}'"))
+        .await
+        .unwrap();
+    let last = header[0].get::<Numeric, _>("LastLSN").unwrap().value();
+    assert_eq!(redo_start_lsn(&mut b).await, last);
+    let others =
+        "SELECT COUNT(*) FROM sys.dm_exec_sessions WHERE session_id > 50 AND session_id <> @@SPID";
+    let patience = Patience::new();
+    while rows(&mut b, others).await.unwrap()[0].get::<i32, _>(0) != Some(0) {
+        patience.wait("the orphaned session to end").await;
+    }
+}
+
+/// An Attention cancels a running RESTORE LOG (nothing applied, the connection stays usable), but
+/// a recovery that has started runs to its end.
+#[tokio::test]
+async fn an_attention_cancels_a_log_restore_but_not_a_recovery() {
+    let lab = start().await;
+    let (one, _) = two_log_backups(&lab).await;
+    slow(&lab, "RESTORE LOG", 600_000);
+    let mut a = lab.connect(Role::Backup).await;
+    let mut b = lab.connect(Role::Backup).await;
+    let redo = redo_start_lsn(&mut b).await;
+    let restore = format!("RESTORE LOG [mgc] FROM DISK = N'{one}' WITH NORECOVERY");
+    // The client's own timeout: the request is dropped and then cancelled with an Attention.
+    let timed_out = tokio::time::timeout(Duration::from_millis(300), a.simple_query(restore))
+        .await
+        .is_err();
+    assert!(timed_out, "a 10-minute restore finished");
+    a.cancel_query()
+        .await
+        .expect("the Attention is acknowledged");
+    let patience = Patience::new();
+    while !requests(&mut b).await.is_empty() {
+        patience.wait("the cancelled restore to go away").await;
+    }
+    assert_eq!(
+        redo_start_lsn(&mut b).await,
+        redo,
+        "a cancelled restore applies nothing"
+    );
+    ok(&mut a, "SELECT 1").await;
+
+    slow(&lab, "WITH RECOVERY", 1_000);
+    let timed_out = tokio::time::timeout(
+        Duration::from_millis(100),
+        a.simple_query("RESTORE DATABASE [mgc] WITH RECOVERY"),
+    )
+    .await
+    .is_err();
+    if timed_out {
+        a.cancel_query()
+            .await
+            .expect("the Attention is acknowledged");
+    }
+    let state = "SELECT state_desc FROM sys.databases WHERE name = N'mgc'";
+    let patience = Patience::new();
+    while rows(&mut b, state).await.unwrap()[0].get::<&str, _>(0) != Some("ONLINE") {
+        patience
+            .wait("the recovery to finish despite the Attention")
+            .await;
+    }
+}
+
+/// SQL Server's batch rules: a compile error (syntax, an undeclared variable) runs nothing; 208
+/// ends the batch where it happens; most errors (a missing procedure, a failed BACKUP) end only
+/// their statement.
+#[tokio::test]
+async fn errors_end_a_statement_a_batch_or_prevent_it_as_sql_server_does() {
+    let lab = start().await;
+    let mut p = lab.connect(Role::Primary).await;
+    let file = |n: &str| lab.path(&format!("backups/{n}.bak"));
+    let backup = |n: &str| format!("BACKUP DATABASE [mgccomp] TO DISK = N'{}'", file(n));
+    let exists = |n: &str| std::path::Path::new(&file(n)).exists();
+
+    // 137 is found when the batch is compiled: the backup before it never runs.
+    let (number, message) = error(&mut p, &format!("{}; SELECT @nosuch", backup("a"))).await;
+    assert_eq!(
+        (number, message.as_str()),
+        (137, "Must declare the scalar variable \"@nosuch\".")
+    );
+    assert!(!exists("a"), "nothing in a batch with a compile error runs");
+    assert_eq!(
+        error(&mut p, &format!("{}; SELEC 1", backup("a"))).await.0,
+        102
+    );
+    assert!(!exists("a"));
+
+    // 208 ends the batch where it happens: the statement before it ran, the one after it did not.
+    let (number, _) = error(
+        &mut p,
+        &format!(
+            "{}; SELECT * FROM msdb.dbo.nosuch; {}",
+            backup("b"),
+            backup("c")
+        ),
+    )
+    .await;
+    assert_eq!(number, 208);
     assert!(
-        all.contains("mgccomp") && all.contains("RESTORING"),
-        "{all}"
+        exists("b") && !exists("c"),
+        "208 aborts the rest of the batch"
     );
-    assert!(all.contains("3201"), "{all}");
+
+    // A missing procedure ends only its statement.
+    let (number, _) = error(&mut p, &format!("EXEC sp_nosuch; {}", backup("d"))).await;
+    assert_eq!(number, 2812);
+    assert!(exists("d"), "2812 is a statement-level error");
+
+    // Under XACT_ABORT every error ends the batch (and the transaction).
+    let (number, _) = error(
+        &mut p,
+        &format!("SET XACT_ABORT ON; EXEC sp_nosuch; {}", backup("e")),
+    )
+    .await;
+    assert_eq!(number, 2812);
+    assert!(!exists("e"));
+    ok(&mut p, "SET XACT_ABORT OFF").await;
+
+    // @@ERROR after a failed statement, @@TRANCOUNT inside a transaction.
+    let r = rows(&mut p, "EXEC sp_nosuch; SELECT @@ERROR").await;
+    assert!(r.is_err(), "the first error is what tiberius reports");
+    let r = rows(&mut p, "BEGIN TRAN; SELECT @@TRANCOUNT")
+        .await
+        .unwrap();
+    assert_eq!(r[0].get::<i32, _>(0), Some(1));
+    let r = rows(&mut p, "COMMIT; SELECT @@TRANCOUNT").await.unwrap();
+    assert_eq!(r[0].get::<i32, _>(0), Some(0));
+}
+
+#[tokio::test]
+async fn restore_takes_one_of_recovery_norecovery_and_standby_and_master_is_simple() {
+    let lab = start().await;
+    let (one, _) = two_log_backups(&lab).await;
+    let mut b = lab.connect(Role::Backup).await;
+    let undo = lab.path("backup-copy/undo.tuf");
+    let (number, message) = error(
+        &mut b,
+        &format!("RESTORE LOG [mgc] FROM DISK = N'{one}' WITH NORECOVERY, STANDBY = N'{undo}'"),
+    )
+    .await;
+    assert_eq!(
+        (number, message.as_str()),
+        (
+            3031,
+            "Option 'STANDBY' conflicts with option(s) 'NORECOVERY'. Remove the conflicting option and reissue the statement."
+        )
+    );
+    let r = rows(
+        &mut b,
+        "SELECT name, recovery_model_desc FROM sys.databases WHERE database_id <= 4 ORDER BY database_id",
+    )
+    .await
+    .unwrap();
+    let models: Vec<(&str, &str)> = r
+        .iter()
+        .map(|r| (r.get::<&str, _>(0).unwrap(), r.get::<&str, _>(1).unwrap()))
+        .collect();
+    assert_eq!(
+        models,
+        [
+            ("master", "SIMPLE"),
+            ("tempdb", "SIMPLE"),
+            ("model", "FULL"),
+            ("msdb", "SIMPLE")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn characters_outside_the_bmp_round_trip_in_literals_and_parameters() {
+    let lab = start().await;
+    let mut p = lab.connect(Role::Primary).await;
+    let clef = "\u{1D11E}";
+    let r = rows(
+        &mut p,
+        &format!("SELECT N'{clef}' AS c, LEN(N'{clef}') AS n"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r[0].get::<&str, _>("c"), Some(clef));
+    // Not a _SC collation: the surrogate pair counts two.
+    assert_eq!(r[0].get::<i32, _>("n"), Some(2));
+    let r = query_rows(&mut p, "SELECT @P1 AS c", &format!("a{clef}b"))
+        .await
+        .unwrap();
+    assert_eq!(r[0].get::<&str, _>("c"), Some(format!("a{clef}b").as_str()));
+}
+
+/// A raw TDS client for what tiberius does not show (INFO tokens, every ERROR of a refused login).
+mod raw {
+    use std::net::SocketAddr;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    fn packet(ty: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![ty, 1];
+        p.extend_from_slice(&((payload.len() + 8) as u16).to_be_bytes());
+        p.extend_from_slice(&[0, 0, 1, 0]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    fn utf16(s: &str) -> Vec<u8> {
+        s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+    }
+
+    /// One server message (packets until EOM).
+    async fn message(s: &mut TcpStream) -> Vec<u8> {
+        let mut payload = Vec::new();
+        loop {
+            let mut header = [0u8; 8];
+            s.read_exact(&mut header).await.unwrap();
+            let len = u16::from_be_bytes([header[2], header[3]]) as usize;
+            let mut body = vec![0u8; len - 8];
+            s.read_exact(&mut body).await.unwrap();
+            payload.extend(body);
+            if header[1] & 1 != 0 {
+                return payload;
+            }
+        }
+    }
+
+    /// (token, number, class) of each ERROR (0xAA) and INFO (0xAB) in a response made of
+    /// length-prefixed tokens and DONEs (what logins and `USE` answer).
+    pub fn messages(tokens: &[u8]) -> Vec<(u8, u32, u8)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < tokens.len() {
+            match tokens[i] {
+                0xFD..=0xFF => i += 13,
+                t => {
+                    let len = u16::from_le_bytes([tokens[i + 1], tokens[i + 2]]) as usize;
+                    let body = &tokens[i + 3..i + 3 + len];
+                    if t == 0xAA || t == 0xAB {
+                        let number = u32::from_le_bytes([body[0], body[1], body[2], body[3]]);
+                        out.push((t, number, body[5]));
+                    }
+                    i += 3 + len;
+                }
+            }
+        }
+        out
+    }
+
+    /// PRELOGIN and LOGIN7 (TDS 7.4) for `sa` into `database`; the login answer's tokens.
+    pub async fn login(addr: SocketAddr, password: &str, database: &str) -> (TcpStream, Vec<u8>) {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(&packet(0x12, &[0xFF])).await.unwrap();
+        message(&mut s).await;
+        let fields = ["host", "sa", password, "raw", "", "", "raw", "", database];
+        let mut head = Vec::new();
+        let mut data = Vec::new();
+        head.extend_from_slice(&0u32.to_le_bytes());
+        head.extend_from_slice(&0x7400_0004u32.to_le_bytes());
+        head.extend_from_slice(&4096u32.to_le_bytes());
+        head.extend_from_slice(&[0; 24]);
+        for (i, f) in fields.iter().enumerate() {
+            head.extend_from_slice(&((94 + data.len()) as u16).to_le_bytes());
+            head.extend_from_slice(&(f.encode_utf16().count() as u16).to_le_bytes());
+            for b in utf16(f) {
+                data.push(if i == 2 { b.rotate_left(4) ^ 0xA5 } else { b });
+            }
+        }
+        head.extend_from_slice(&[0; 22]);
+        head.extend(data);
+        s.write_all(&packet(0x10, &head)).await.unwrap();
+        let tokens = message(&mut s).await;
+        (s, tokens)
+    }
+
+    /// A SQLBatch with ALL_HEADERS; the response's tokens.
+    pub async fn batch(s: &mut TcpStream, sql: &str) -> Vec<u8> {
+        let mut payload = vec![
+            22, 0, 0, 0, 18, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+        ];
+        payload.extend(utf16(sql));
+        s.write_all(&packet(0x01, &payload)).await.unwrap();
+        message(s).await
+    }
+}
+
+#[tokio::test]
+async fn use_answers_5701_with_class_0_and_a_login_into_a_restoring_database_gets_4060_then_18456()
+{
+    let lab = start().await;
+    let (mut s, tokens) = raw::login(lab.addrs[&Role::Primary], PASSWORD, "").await;
+    assert!(tokens.contains(&0xAD), "logged in");
+    let answer = tokio::time::timeout(LIMIT, raw::batch(&mut s, "USE msdb"))
+        .await
+        .unwrap();
+    assert_eq!(raw::messages(&answer), [(0xAB, 5701, 0)]);
+
+    let (_, tokens) = raw::login(lab.addrs[&Role::Backup], PASSWORD, "mgc").await;
+    assert_eq!(
+        raw::messages(&tokens),
+        [(0xAA, 4060, 11), (0xAA, 18456, 14)]
+    );
 }

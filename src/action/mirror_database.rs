@@ -158,10 +158,19 @@ impl MirrorDatabase {
         Ok((principal, mirror))
     }
 
+    /// Whether `side` is in `role` with `partner`. sys.database_mirroring.mirroring_partner_name is
+    /// the partner's TCP:// address in practice, but that is UNVERIFIED (reference E.4): a server
+    /// that names the partner by its server name (the endpoint host's first label, `HOST` or
+    /// `HOST\INSTANCE`) is partnered just the same.
     fn partnered(side: &Option<probe::Mirroring>, role: &str, partner: &MirroringEndpoint) -> bool {
+        let address = partner.to_string();
+        let host = partner.host.split('.').next().unwrap_or_default();
         side.as_ref().is_some_and(|m| {
+            let name = m.partner_name.as_str();
+            let server = name.split('\\').next().unwrap_or_default();
             m.role_desc.eq_ignore_ascii_case(role)
-                && m.partner_name.eq_ignore_ascii_case(&partner.to_string())
+                && (name.eq_ignore_ascii_case(&address)
+                    || (!host.is_empty() && server.eq_ignore_ascii_case(host)))
         })
     }
 
@@ -234,5 +243,47 @@ impl MirrorDatabase {
             self.mirror,
             show(&m)
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partner_is_recognised_by_its_address_or_its_server_name() {
+        let partner = MirroringEndpoint {
+            host: "dal-sql-002.litwareinc.com".to_owned(),
+            port: 5022,
+        };
+        let side = |role: &str, name: &str| {
+            Some(probe::Mirroring {
+                role_desc: role.to_owned(),
+                state_desc: "SYNCHRONIZED".to_owned(),
+                partner_name: name.to_owned(),
+            })
+        };
+        let cases = [
+            (
+                side("PRINCIPAL", "TCP://dal-sql-002.litwareinc.com:5022"),
+                true,
+            ),
+            (
+                side("Principal", "tcp://DAL-SQL-002.litwareinc.com:5022"),
+                true,
+            ),
+            (side("PRINCIPAL", "DAL-SQL-002"), true),
+            (side("PRINCIPAL", "DAL-SQL-002\\PCHAT"), true),
+            (side("PRINCIPAL", "DAL-SQL-001"), false),
+            (side("MIRROR", "DAL-SQL-002"), false),
+            (None, false),
+        ];
+        for (m, expected) in cases {
+            assert_eq!(
+                MirrorDatabase::partnered(&m, "PRINCIPAL", &partner),
+                expected,
+                "{m:?}"
+            );
+        }
     }
 }

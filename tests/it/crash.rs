@@ -47,7 +47,11 @@ fn chain(first: usize) -> usize {
     let mut crashes = 0;
     let mut k = first;
     while k <= LAST_POINT {
-        let at_disaster = rig.disaster();
+        // Refusing rather than silent: the crashes are the subject here, not connect timeouts.
+        let at_disaster = rig.disaster_with(pcfail_lab::Disaster {
+            silent: false,
+            share_lost: false,
+        });
         let a = crash_then_resume(&rig, &failover, k);
         let after_failover = rig.status();
         assert_failed_over(&rig, &at_disaster, &after_failover);

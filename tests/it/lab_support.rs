@@ -50,6 +50,12 @@ pub struct LabRig {
 impl LabRig {
     /// Starts a lab, lets log shipping build a backlog of log backups, and writes `runbook.toml`.
     pub fn start(restore: RestoreJob) -> LabRig {
+        LabRig::start_with(restore, |_| {})
+    }
+
+    /// [`LabRig::start`], with `adjust` changing the lab's options first (variants, Windows paths,
+    /// the duration model).
+    pub fn start_with(restore: RestoreJob, adjust: impl FnOnce(&mut LabOptions)) -> LabRig {
         let dir = tempfile::Builder::new()
             .prefix("pcfail-e2e-")
             .tempdir()
@@ -68,6 +74,7 @@ impl LabRig {
             // schedules like SQL Agent, from midnight), at least six lab days away: never, here.
             options.restore_every_min = 7 * 24 * 60;
         }
+        adjust(&mut options);
         let lab = runtime.block_on(Lab::start(options)).expect("lab starts");
         let manifest = lab.manifest().clone();
         let rig = LabRig {
@@ -200,12 +207,39 @@ impl LabRig {
         self.runtime.block_on(self.lab().status())
     }
 
-    /// The primary data center is lost; returns the lab as it stood right after.
+    /// The primary data center is lost the realistic way (`Lab::disaster`): its instances leave every
+    /// connection unanswered until the client's own timeout (the lab runbook's `[timeouts] connect`).
     pub fn disaster(&self) -> Status {
         self.runtime
             .block_on(self.lab().disaster())
             .expect("disaster");
         self.status()
+    }
+
+    /// The primary data center is lost as `how` says (refusing instead of silent, with the share).
+    pub fn disaster_with(&self, how: pcfail_lab::Disaster) -> Status {
+        self.runtime
+            .block_on(self.lab().disaster_with(how))
+            .expect("disaster");
+        self.status()
+    }
+
+    /// One instance stops: its port refuses connections ("instance stopped").
+    pub fn stop_instance(&self, role: Role) {
+        self.runtime
+            .block_on(self.lab().stop_instance(role))
+            .expect("stop instance");
+    }
+
+    pub fn start_instance(&self, role: Role) {
+        self.runtime
+            .block_on(self.lab().start_instance(role))
+            .expect("start instance");
+    }
+
+    /// The log-shipping share becomes unreachable (false) or reachable again (true).
+    pub fn set_share_reachable(&self, reachable: bool) {
+        self.lab().set_share_reachable(reachable);
     }
 
     pub fn rebuild_primary(&self) {

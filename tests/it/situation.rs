@@ -342,29 +342,6 @@ fn the_ledger_uses_the_servers_clocks_and_an_empty_share_override_is_a_loss_to_c
 }
 
 #[test]
-fn an_unreachable_share_is_a_confirmed_loss_and_the_failover_recovers_what_was_copied() {
-    let rig = LabRig::start(RestoreJob::Default);
-    rig.disaster();
-    std::fs::rename(rig.share(), rig.lab_dir().join("share.lost")).expect("lose the share");
-    let output = rig.failover();
-    assert_exit(&output, 0);
-    let stderr = text(&output.stderr);
-    assert!(
-        stderr.contains(&format!(
-            "backup share `{}` (msdb): CANNOT BE READ",
-            rig.share().display()
-        )) && stderr.contains("LOST: log backups in the share"),
-        "{stderr}"
-    );
-    let after = rig.status();
-    assert_eq!(
-        database(&after, Role::Backup, "mgc")["state_desc"],
-        "ONLINE"
-    );
-    assert_eq!(after.pool_state, "FailedOver");
-}
-
-#[test]
 fn status_live_names_each_situation_with_the_next_command() {
     let rig = LabRig::start(RestoreJob::Default);
     let pool = rig.pool();

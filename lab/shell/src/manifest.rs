@@ -4,6 +4,7 @@
 //! deliberately not shared code, and lenient about fields it does not use. It is re-read for every
 //! request, so a lab restarted on new ports is picked up without restarting the shell.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -18,6 +19,16 @@ pub(crate) struct LabManifest {
     pub persistent_chat_servers: Vec<ChatServer>,
     #[serde(default)]
     pub active_servers: Vec<String>,
+    /// The lab variants in force (docs/lab.md); the shell reads the ones about cmdlets.
+    #[serde(default)]
+    pub variants: BTreeMap<String, String>,
+}
+
+impl LabManifest {
+    /// The value of lab variant `name`, if lab.json names it.
+    pub(crate) fn variant(&self, name: &str) -> Option<&str> {
+        self.variants.get(name).map(String::as_str)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

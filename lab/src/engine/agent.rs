@@ -13,6 +13,7 @@ use super::exec::Ctx;
 use super::guid::Guid;
 use super::lsn::{LogFit, log_fit};
 use super::model::{DbState, JobKind, JobRun, LsSecondary, MirrorRole, Schedule};
+use super::paths;
 use super::procs::{Args, ProcFail, ProcOut, guid_out};
 use super::restore::{Finish, apply_log};
 use super::world::World;
@@ -320,14 +321,23 @@ fn backup_job(
             row.primary_database
         ));
     }
-    let base = format!("{}_{}", row.primary_database, time::stamp(now));
-    let dir = PathBuf::from(&row.backup_directory);
-    let trn = dir.join(format!("{base}.trn"));
-    let wrk = dir.join(format!("{base}.wrk"));
+    // Named by UTC (reference A.4, widely relied on but UNVERIFIED), or by the primary's local time
+    // under the `trn_name_time` variant: the lab's ATL servers run at a fixed UTC-05:00.
+    let named_at = if world.config.variants.get("trn_name_time") == "local" {
+        LabTime(now.0 - LOCAL_OFFSET_MS)
+    } else {
+        now
+    };
+    let base = format!("{}_{}", row.primary_database, time::stamp(named_at));
+    // The folder is checked before the backup is taken: a backup that cannot be written must not
+    // move the log chain on, or the next file would leave a gap.
+    let dir = paths::folder(world, role, &row.backup_directory)?;
+    let trn = dir.real.join(format!("{base}.trn"));
+    let wrk = dir.real.join(format!("{base}.wrk"));
+    let trn_s = paths::join_shown(&row.backup_directory, &format!("{base}.trn"));
     if trn.exists() {
         return Ok(format!(
-            "{} already exists; nothing to do this second.",
-            trn.display()
+            "{trn_s} already exists; nothing to do this second."
         ));
     }
     let set_guid = world.rng.guid();
@@ -343,17 +353,16 @@ fn backup_job(
         1,
     )
     .map_err(|e| e.text)?;
-    let wrk_s = wrk.to_string_lossy().into_owned();
-    let trn_s = trn.to_string_lossy().into_owned();
+    let wrk_path = backupfile::local(&wrk);
     backupfile::write(
-        &wrk_s,
+        &wrk_path,
         &BackupFile {
             media_set_guid: media,
             sets: vec![set.clone()],
         },
     )
     .map_err(|e| e.text)?;
-    std::fs::rename(&wrk, &trn).map_err(|e| format!("rename {wrk_s}: {e}"))?;
+    std::fs::rename(&wrk, &trn).map_err(|e| format!("rename {}: {e}", wrk_path.shown))?;
     record_backup_history(world, role, &set, &trn_s);
     let server = world
         .inst(role)
@@ -369,9 +378,12 @@ fn backup_job(
         p.last_backup_date = Some(now);
     }
     world.sync_mirrors();
-    let stem = dir.join(&base).to_string_lossy().into_owned();
+    let stem = paths::join_shown(&row.backup_directory, &base);
     Ok(SqlError::new(32029, &[&server, &stem, &stem]).text)
 }
+
+/// The primary's local time zone under the `trn_name_time = local` variant: Eastern Standard Time.
+const LOCAL_OFFSET_MS: i64 = 5 * 3_600_000;
 
 /// `.trn` files for `db` in `dir`, sorted by name (their UTC timestamps make that chronological).
 fn trn_files(dir: &Path, db: &str) -> Vec<PathBuf> {
@@ -429,13 +441,13 @@ fn copy_job(
         .as_deref()
         .map(file_name)
         .unwrap_or_default();
-    let dest_dir = PathBuf::from(&row.backup_destination_directory);
-    std::fs::create_dir_all(&dest_dir).map_err(|e| format!("{}: {e}", dest_dir.display()))?;
+    let source = paths::folder(world, role, &row.backup_source_directory)?;
+    let dest =
+        paths::resolve(world, role, &row.backup_destination_directory).map_err(|e| e.text)?;
+    let dest_dir = dest.real;
+    std::fs::create_dir_all(&dest_dir).map_err(|e| format!("{}: {e}", dest.shown))?;
     let mut copied = 0;
-    for src in trn_files(
-        Path::new(&row.backup_source_directory),
-        &row.primary_database,
-    ) {
+    for src in trn_files(&source.real, &row.primary_database) {
         let name = src
             .file_name()
             .and_then(|n| n.to_str())
@@ -444,13 +456,13 @@ fn copy_job(
         if name.to_lowercase() <= last.to_lowercase() {
             continue;
         }
-        let dest = dest_dir.join(&name);
+        let target = dest_dir.join(&name);
         // Copy under a temporary name, so the restore job never reads half a file.
         let tmp = dest_dir.join(format!("{name}.tmp"));
         std::fs::copy(&src, &tmp).map_err(|e| format!("copy {}: {e}", src.display()))?;
-        std::fs::rename(&tmp, &dest).map_err(|e| format!("rename {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &target).map_err(|e| format!("rename {}: {e}", tmp.display()))?;
         copied += 1;
-        let dest_s = dest.to_string_lossy().into_owned();
+        let dest_s = paths::join_shown(&row.backup_destination_directory, &name);
         if let Some(inst) = world.inst_mut(role) {
             if let Some(s) = inst
                 .msdb
@@ -491,17 +503,25 @@ fn restore_job(
         .filter(|d| d.secondary_id == secondary_id)
         .cloned()
         .collect();
-    let files = trn_files(
-        Path::new(&row.backup_destination_directory),
-        &row.primary_database,
-    );
+    let folder = paths::folder(world, role, &row.backup_destination_directory)?;
+    let mut files = trn_files(&folder.real, &row.primary_database);
+    if world.config.variants.get("restore_job_order") == "lsn" {
+        // The other reading of reference A.4: by the headers' FirstLSN; unreadable files last.
+        let first_lsn = |f: &PathBuf| {
+            backupfile::read(&backupfile::local(f))
+                .ok()
+                .and_then(|b| b.sets.first().map(|s| s.first_lsn))
+        };
+        files.sort_by_key(|f| (first_lsn(f).is_none(), first_lsn(f)));
+    }
     let mut restored = 0;
     for sdb in dbs {
         if sdb.disconnect_users {
             world.disconnect_users_of(role, &sdb.secondary_database, None);
         }
         for f in &files {
-            let path = f.to_string_lossy().into_owned();
+            let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let path = paths::join_shown(&row.backup_destination_directory, name);
             let Some(d) = world.inst(role).and_then(|i| i.db(&sdb.secondary_database)) else {
                 return Err(format!(
                     "Database {} does not exist.",
@@ -511,7 +531,8 @@ fn restore_job(
             let Some(redo) = d.redo_start_lsn else {
                 return Err(SqlError::new(3117, &[]).text);
             };
-            let file = backupfile::read(&path).map_err(|e| e.text)?;
+            let file = backupfile::read(&backupfile::local(f))
+                .map_err(|e| e.text.replace(&f.to_string_lossy().into_owned(), &path))?;
             let Some(set) = file.sets.first() else {
                 continue;
             };
@@ -527,9 +548,11 @@ fn restore_job(
                 LogFit::Applies => {}
             }
             let finish = if sdb.restore_mode {
-                let undo = Path::new(&row.backup_destination_directory)
-                    .join(format!("{}_standby.tuf", sdb.secondary_database));
-                Finish::Standby(undo.to_string_lossy().into_owned())
+                let undo = format!("{}_standby.tuf", sdb.secondary_database);
+                Finish::Standby(paths::LabPath {
+                    shown: paths::join_shown(&row.backup_destination_directory, &undo),
+                    real: folder.real.join(undo),
+                })
             } else {
                 Finish::NoRecovery
             };

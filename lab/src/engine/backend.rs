@@ -1,26 +1,25 @@
 //! The `pcfail_lab_tds::Backend` of one instance: logins become sessions that run SQL against the
 //! shared world.
 //!
-//! The world's mutex is held only while one statement runs; fault delays and application-lock waits
-//! happen with it released, so one slow session never stalls the others or the lab's clock.
+//! A login becomes an [`EngineSession`]; each request is admitted here (transcript, liveness, fault
+//! rules) and then run by a task of its own (request.rs), so it completes even when its client is
+//! gone. Fault delays happen here, before the request reaches the server, with the world's mutex
+//! released.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use pcfail_lab_tds::{Backend, Event, Login, Message, RpcCall, Session, Value};
+use pcfail_lab_tds::{Backend, Event, Login, Message, RpcCall, Session};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::errors::SqlError;
-use super::exec::{self, Ctx, SessionLocal, Step};
-use super::expr::{self, Vars};
+use super::exec::{self, SessionLocal};
+use super::expr;
 use super::faults;
-use super::parser::{self, Statement};
-use super::procs::{self, Arg, ProcFail};
+use super::request::{Request, Worker, failed};
 use super::world::{SessionInfo, World};
 use super::{Clock, Role, SharedWorld};
-
-/// How often a statement waiting for an application lock looks again.
-const LOCK_POLL: Duration = Duration::from_millis(20);
 
 fn lock(world: &Mutex<World>) -> MutexGuard<'_, World> {
     // A panic in one session must not take the whole lab down with a poisoned mutex.
@@ -40,8 +39,17 @@ impl InstanceBackend {
     }
 }
 
-fn refusal(e: SqlError) -> Message {
-    exec::message(&e, 1)
+fn refusal(e: SqlError) -> Vec<Message> {
+    vec![exec::message(&e, 1)]
+}
+
+/// A login whose initial database cannot be opened: 4060, then the 18456 that ends every failed
+/// login on SQL Server.
+fn unavailable_database(database: &str, user: &str) -> Vec<Message> {
+    vec![
+        exec::message(&SqlError::new(4060, &[database]), 1),
+        exec::message(&SqlError::new(18456, &[user]), 1),
+    ]
 }
 
 impl Backend for InstanceBackend {
@@ -51,7 +59,7 @@ impl Backend for InstanceBackend {
         &self,
         login: &Login,
         _peer: std::net::SocketAddr,
-    ) -> Result<(EngineSession, CancellationToken), Message> {
+    ) -> Result<(EngineSession, CancellationToken), Vec<Message>> {
         let now = self.clock.now();
         let mut w = lock(&self.world);
         if !w.is_up(self.role) {
@@ -70,10 +78,10 @@ impl Backend for InstanceBackend {
             login.database.clone()
         };
         let Some(db) = w.inst(self.role).and_then(|i| i.db(&database)) else {
-            return Err(refusal(SqlError::new(4060, &[&database])));
+            return Err(unavailable_database(&database, &login.user));
         };
         if db.is_restoring() {
-            return Err(refusal(SqlError::new(4060, &[&database])));
+            return Err(unavailable_database(&database, &login.user));
         }
         let database = db.name.clone();
         let token = CancellationToken::new();
@@ -87,9 +95,12 @@ impl Backend for InstanceBackend {
             last_batch: now,
             token: token.clone(),
             virtual_end: None,
-            running: false,
+            serial: 0,
+            busy: false,
+            orphaned: false,
+            request: None,
         };
-        let spid = w.open_session(self.role, info);
+        let (spid, serial) = w.open_session(self.role, info);
         // The password never reaches the transcript.
         let text = format!(
             "user={} app={} host={} database={}",
@@ -102,8 +113,10 @@ impl Backend for InstanceBackend {
             role: self.role,
             clock: self.clock.clone(),
             spid,
+            serial,
             token: token.clone(),
             local: SessionLocal::default(),
+            running: None,
         };
         Ok((session, token))
     }
@@ -119,6 +132,10 @@ impl Backend for InstanceBackend {
             .map(|i| i.config.name.clone())
             .unwrap_or_default()
     }
+
+    fn unreachable(&self) -> Option<CancellationToken> {
+        lock(&self.world).unreachable_token(self.role)
+    }
 }
 
 pub struct EngineSession {
@@ -126,8 +143,17 @@ pub struct EngineSession {
     role: Role,
     clock: Arc<Clock>,
     spid: u16,
+    serial: u64,
     token: CancellationToken,
     local: SessionLocal,
+    /// The request whose task was started last, until its answer has been taken.
+    running: Option<Running>,
+}
+
+/// A request's task and the token an Attention cancels.
+struct Running {
+    handle: JoinHandle<(Vec<Event>, SessionLocal)>,
+    attention: CancellationToken,
 }
 
 /// The operation name 3013 needs when a fault fails a BACKUP/RESTORE statement.
@@ -182,23 +208,15 @@ fn parser_literals(sql: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn failed(errors: Vec<SqlError>) -> Vec<Event> {
-    let mut out: Vec<Event> = errors
-        .iter()
-        .map(|e| Event::Error(exec::message(e, 1)))
-        .collect();
-    out.push(Event::Done {
-        row_count: None,
-        error: true,
-    });
-    out
-}
-
 impl EngineSession {
-    /// Transcript, liveness and faults, before anything runs. `Err` is the whole answer.
-    async fn admit(&mut self, kind: &str, text: &str) -> Result<(), Vec<Event>> {
+    /// Transcript, liveness and faults, before anything runs: `Ok` with the run time a fault gives
+    /// the request, or `Err` with the whole answer.
+    async fn admit(&mut self, kind: &str, text: &str) -> Result<Option<Duration>, Vec<Event>> {
         let fault = {
             let mut w = lock(&self.world);
+            if w.is_lost(self.role) {
+                return Err(vec![Event::Unanswered]);
+            }
             if !w.is_up(self.role)
                 || w.session(self.role, self.spid).is_none()
                 || self.token.is_cancelled()
@@ -212,7 +230,7 @@ impl EngineSession {
             }
             faults::match_sql(&mut w, self.role, text, now)
         };
-        let Some(fault) = fault else { return Ok(()) };
+        let Some(fault) = fault else { return Ok(None) };
         if let Some(d) = fault.delay {
             tokio::select! {
                 () = tokio::time::sleep(d) => {}
@@ -229,185 +247,53 @@ impl EngineSession {
         if let Some(n) = fault.error {
             return Err(failed(fault_errors(n, text)));
         }
-        Ok(())
+        Ok(fault.run)
     }
 
-    /// Runs statements one at a time, each under the world's mutex, retrying a blocked one.
-    async fn run_statements(&mut self, stmts: &[Statement], vars: &mut Vars, out: &mut Vec<Event>) {
-        for stmt in stmts {
-            let mut waiting_since = None;
-            loop {
-                if self.token.is_cancelled() {
-                    out.push(Event::Disconnect);
-                    return;
-                }
-                let blocked = {
-                    let mut w = lock(&self.world);
-                    w.prune_sessions(self.role);
-                    if w.session(self.role, self.spid).is_none() {
-                        out.push(Event::Disconnect);
-                        return;
-                    }
-                    let mut ctx = Ctx {
-                        world: &mut w,
-                        role: self.role,
-                        spid: self.spid,
-                        now: self.clock.now(),
-                        vars,
-                        out,
-                        local: &mut self.local,
-                        waiting_since,
-                    };
-                    let step = exec::run(&mut ctx, stmt);
-                    waiting_since = ctx.waiting_since;
-                    let blocked = matches!(step, Step::Blocked);
-                    exec::finish(&mut ctx, step);
-                    blocked
-                };
-                if !blocked {
-                    break;
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(LOCK_POLL) => {}
-                    () = self.token.cancelled() => {}
-                }
+    /// Waits for the previous request's task (still running if the client gave up on it or sent
+    /// an Attention) and takes the session's settings back from it.
+    async fn settle(&mut self) {
+        if let Some(running) = self.running.take() {
+            match running.handle.await {
+                Ok((_, local)) => self.local = local,
+                Err(e) => tracing::error!(spid = self.spid, error = %e, "a request task failed"),
             }
         }
     }
 
-    async fn run_sql(&mut self, sql: &str, mut vars: Vars) -> Vec<Event> {
-        let stmts = match parser::parse_batch(sql) {
-            Ok(s) => s,
-            Err(e) => return failed(vec![e]),
-        };
-        let mut out = Vec::new();
-        self.run_statements(&stmts, &mut vars, &mut out).await;
-        out
-    }
-
-    /// sp_executesql: `stmt`, `params` (declarations), then the values, bound as variables.
-    async fn executesql(&mut self, call: RpcCall) -> Vec<Event> {
-        let mut params = call.params.into_iter();
-        let stmt = params
-            .next()
-            .and_then(|p| expr::as_text(&p.value))
-            .unwrap_or_default();
-        let decls = params
-            .next()
-            .and_then(|p| expr::as_text(&p.value))
-            .unwrap_or_default();
-        let declared = match parser::parse_param_decls(&decls) {
-            Ok(d) => d,
-            Err(e) => return failed(vec![e]),
-        };
-        let mut vars = Vars::default();
-        for (i, p) in params.enumerate() {
-            let name = if p.name.is_empty() {
-                declared.get(i).map(|d| d.0.clone()).unwrap_or_default()
-            } else {
-                p.name.clone()
-            };
-            let ty = declared
-                .iter()
-                .find(|d| d.0.eq_ignore_ascii_case(&name))
-                .map_or(p.ty.clone(), |d| d.1.clone());
-            let value = match expr::convert(&(p.ty.clone(), p.value.clone()), &ty) {
-                Ok(tv) => tv.1,
-                Err(e) => return failed(vec![e]),
-            };
-            let _ = vars.declare(&name, ty, value);
-        }
-        let mut out = self.run_sql(&stmt, vars).await;
-        if !out.contains(&Event::Disconnect) {
-            out.push(Event::ReturnStatus(0));
-        }
-        out
-    }
-
-    async fn named_proc(&mut self, call: RpcCall) -> Vec<Event> {
-        let name = call.proc_name.clone().unwrap_or_default();
-        let proc = {
+    /// Hands the request to a task of its own and waits for its answer. If this future is dropped
+    /// (the client closed the connection), the task runs on; the next request waits for it.
+    async fn start(&mut self, request: Request, fault_run: Option<Duration>) -> Vec<Event> {
+        let attention = CancellationToken::new();
+        let modelled = {
             let mut w = lock(&self.world);
-            let ctx = Ctx {
-                world: &mut w,
-                role: self.role,
-                spid: self.spid,
-                now: self.clock.now(),
-                vars: &mut Vars::default(),
-                out: &mut Vec::new(),
-                local: &mut self.local,
-                waiting_since: None,
-            };
-            procs::resolve_rpc(&ctx, &name)
+            w.request_started(self.role, self.spid, self.serial);
+            w.config.io_mb_per_s.is_some()
         };
-        let Some(proc) = proc else {
-            return failed(vec![SqlError::new(2812, &[&name])]);
+        let worker = Worker {
+            world: self.world.clone(),
+            role: self.role,
+            clock: self.clock.clone(),
+            spid: self.spid,
+            serial: self.serial,
+            token: self.token.clone(),
+            attention: attention.clone(),
+            local: std::mem::take(&mut self.local),
+            fault_run,
+            modelled,
         };
-        let args: Vec<Arg> = call
-            .params
-            .iter()
-            .map(|p| Arg {
-                name: p.name.to_lowercase(),
-                ty: p.ty.clone(),
-                value: p.value.clone(),
-            })
-            .collect();
-        let mut out = Vec::new();
-        let mut waiting_since = None;
-        loop {
-            if self.token.is_cancelled() {
-                return vec![Event::Disconnect];
+        let handle = tokio::spawn(worker.run(request));
+        let running = self.running.insert(Running { handle, attention });
+        let result = (&mut running.handle).await;
+        self.running = None;
+        match result {
+            Ok((out, local)) => {
+                self.local = local;
+                out
             }
-            let result = {
-                let mut w = lock(&self.world);
-                let mut vars = Vars::default();
-                let mut ctx = Ctx {
-                    world: &mut w,
-                    role: self.role,
-                    spid: self.spid,
-                    now: self.clock.now(),
-                    vars: &mut vars,
-                    out: &mut out,
-                    local: &mut self.local,
-                    waiting_since,
-                };
-                let r = procs::call(&mut ctx, proc, args.clone());
-                waiting_since = ctx.waiting_since;
-                r
-            };
-            match result {
-                Err(ProcFail::Blocked) => tokio::time::sleep(LOCK_POLL).await,
-                Err(ProcFail::Errors(errs)) => {
-                    out.extend(failed(errs));
-                    return out;
-                }
-                Ok(po) => {
-                    for e in &po.errors {
-                        out.push(Event::Error(exec::message(e, 1)));
-                    }
-                    out.push(Event::Done {
-                        row_count: None,
-                        error: !po.errors.is_empty(),
-                    });
-                    for p in call.params.iter().filter(|p| p.output) {
-                        let value = po
-                            .outputs
-                            .iter()
-                            .find(|(n, _)| n.eq_ignore_ascii_case(&p.name))
-                            .map(|(_, tv)| tv.clone());
-                        let (ty, value) = value.unwrap_or((p.ty.clone(), Value::Null));
-                        let value = expr::convert(&(ty, value), &p.ty)
-                            .map(|tv| tv.1)
-                            .unwrap_or(Value::Null);
-                        out.push(Event::ReturnValue {
-                            name: p.name.clone(),
-                            ty: p.ty.clone(),
-                            value,
-                        });
-                    }
-                    out.push(Event::ReturnStatus(po.status));
-                    return out;
-                }
+            Err(e) => {
+                tracing::error!(spid = self.spid, error = %e, "a request task failed");
+                vec![Event::Disconnect]
             }
         }
     }
@@ -423,10 +309,12 @@ impl Session for EngineSession {
     }
 
     async fn batch(&mut self, sql: String) -> Vec<Event> {
-        if let Err(answer) = self.admit("batch", &sql).await {
-            return answer;
-        }
-        self.run_sql(&sql, Vars::default()).await
+        self.settle().await;
+        let fault_run = match self.admit("batch", &sql).await {
+            Ok(run) => run,
+            Err(answer) => return answer,
+        };
+        self.start(Request::Batch(sql), fault_run).await
     }
 
     async fn rpc(&mut self, call: RpcCall) -> Vec<Event> {
@@ -458,18 +346,28 @@ impl Session for EngineSession {
                 args.join(", ")
             )
         };
-        if let Err(answer) = self.admit("rpc", &text).await {
-            return answer;
-        }
-        if is_executesql {
-            self.executesql(call).await
+        self.settle().await;
+        let fault_run = match self.admit("rpc", &text).await {
+            Ok(run) => run,
+            Err(answer) => return answer,
+        };
+        let request = if is_executesql {
+            Request::ExecuteSql(call)
         } else {
-            self.named_proc(call).await
+            Request::Proc(call)
+        };
+        self.start(request, fault_run).await
+    }
+
+    fn attention(&mut self) {
+        if let Some(running) = &self.running {
+            running.attention.cancel();
         }
     }
 
     fn close(&mut self) {
-        lock(&self.world).close_session(self.role, self.spid);
+        // A request still running goes on without its client; the session ends with it.
+        lock(&self.world).client_gone(self.role, self.spid, self.serial);
     }
 }
 

@@ -5,10 +5,11 @@
 
 use super::backupfile::{self, BackupFile, BackupSet};
 use super::errors::SqlError;
-use super::exec::{Ctx, Step};
+use super::exec::{Ctx, Step, Work};
 use super::guid::Guid;
 use super::model::{BackupSetRow, MediaFamilyRow, Recovery};
 use super::parser::{Backup, Opt};
+use super::paths::{self, LabPath};
 use super::world::World;
 use super::{LabTime, Role};
 
@@ -45,19 +46,55 @@ pub(crate) fn has(opts: &[Opt], name: &str) -> bool {
     opts.iter().any(|o| o.name == name)
 }
 
+/// A BACKUP statement with its arguments evaluated and its device resolved: what runs at once, or
+/// after the statement's run time (request.rs). Nothing has changed yet.
+#[derive(Clone, Debug)]
+pub(crate) struct Plan {
+    op: &'static str,
+    log: bool,
+    db: String,
+    path: String,
+    device: LabPath,
+    options: Vec<Opt>,
+    set_name: Option<String>,
+    description: Option<String>,
+}
+
+impl Plan {
+    /// `BACKUP LOG ... WITH NORECOVERY`: a tail-log backup, which leaves the database RESTORING.
+    fn tail(&self) -> bool {
+        self.log && has(&self.options, "NORECOVERY")
+    }
+}
+
+/// Runs a BACKUP at once (no run time).
 pub(crate) fn backup(ctx: &mut Ctx, b: &Backup) -> Step {
+    match plan(ctx, b) {
+        Ok(p) => apply(ctx, p),
+        Err(e) => Step::Failed(e),
+    }
+}
+
+fn failed(op: &str, e: SqlError) -> Vec<SqlError> {
+    if e.number == super::errors::NOT_MODELLED {
+        // The lab's own error stands alone: 3013 would pretend SQL Server had tried.
+        return vec![e];
+    }
+    vec![e, SqlError::terminating(op)]
+}
+
+/// Evaluates the statement: options, the database name, the device (3201 for a path the instance
+/// does not have).
+pub(crate) fn plan(ctx: &mut Ctx, b: &Backup) -> Result<Plan, Vec<SqlError>> {
     let op = if b.log {
         "BACKUP LOG"
     } else {
         "BACKUP DATABASE"
     };
-    match run(ctx, b, op) {
-        Ok(()) => Step::Done(None),
-        Err(e) => Step::Failed(vec![e, SqlError::terminating(op)]),
-    }
+    plan_inner(ctx, b, op).map_err(|e| failed(op, e))
 }
 
-fn run(ctx: &mut Ctx, b: &Backup, op: &str) -> Result<(), SqlError> {
+fn plan_inner(ctx: &mut Ctx, b: &Backup, op: &'static str) -> Result<Plan, SqlError> {
     if let Some(o) = b
         .options
         .iter()
@@ -68,7 +105,7 @@ fn run(ctx: &mut Ctx, b: &Backup, op: &str) -> Result<(), SqlError> {
     if ctx.local.trancount > 0 {
         return Err(SqlError::new(3021, &[]));
     }
-    let name = ctx.eval_text(&b.db)?.unwrap_or_default();
+    let db = ctx.eval_text(&b.db)?.unwrap_or_default();
     let path = match b.disks.as_slice() {
         [one] => ctx.eval_text(one)?.unwrap_or_default(),
         // Striped backups are outside the lab's model.
@@ -88,11 +125,33 @@ fn run(ctx: &mut Ctx, b: &Backup, op: &str) -> Result<(), SqlError> {
         .map(|e| ctx.eval_text(e))
         .transpose()?
         .flatten();
+    let device = paths::resolve(ctx.world, ctx.role, &path)?;
+    Ok(Plan {
+        op,
+        log: b.log,
+        db,
+        path,
+        device,
+        options: b.options.clone(),
+        set_name,
+        description,
+    })
+}
+
+/// The checks SQL Server makes before a backup starts; what it works on. Changes nothing.
+pub(crate) fn check(ctx: &Ctx, p: &Plan) -> Result<Work, Vec<SqlError>> {
+    let (name, bytes) = check_inner(ctx, p).map_err(|e| failed(p.op, e))?;
+    // A tail-log backup holds the database exclusively; an ordinary one only uses it.
+    Ok(Work::new(p.op, Some(name), p.tail(), bytes))
+}
+
+/// The database's own name and the bytes the backup will write.
+fn check_inner(ctx: &Ctx, p: &Plan) -> Result<(String, u64), SqlError> {
     let inst = ctx
         .world
         .inst(ctx.role)
-        .ok_or_else(|| SqlError::new(911, &[&name]))?;
-    let db = inst.db(&name).ok_or_else(|| SqlError::new(911, &[&name]))?;
+        .ok_or_else(|| SqlError::new(911, &[&p.db]))?;
+    let db = inst.db(&p.db).ok_or_else(|| SqlError::new(911, &[&p.db]))?;
     if db.standby {
         return Err(SqlError::new(3036, &[&db.name]));
     }
@@ -100,52 +159,88 @@ fn run(ctx: &mut Ctx, b: &Backup, op: &str) -> Result<(), SqlError> {
         // UNVERIFIED which number SQL Server raises here; 927 says what is wrong in the same words.
         return Err(SqlError::new(927, &[&db.name]));
     }
-    if b.log && db.recovery == Recovery::Simple {
+    if p.log && db.recovery == Recovery::Simple {
         return Err(SqlError::new(4208, &["BACKUP LOG"]));
     }
-    if b.log && db.database_backup_lsn.is_none() {
+    if p.log && db.database_backup_lsn.is_none() {
         return Err(SqlError::new(4214, &[]));
     }
-    let overwrite = has(&b.options, "INIT") || has(&b.options, "FORMAT");
-    let existing = match backupfile::read(&path) {
-        Ok(f) if !overwrite => Some(f),
-        Ok(_) => None,
-        Err(e) if e.number == 3201 && !std::path::Path::new(&path).exists() => {
-            // A new file is fine as long as its folder exists.
-            let parent_ok = std::path::Path::new(&path)
-                .parent()
-                .is_none_or(|p| p.as_os_str().is_empty() || p.is_dir());
-            if !parent_ok {
-                return Err(e);
-            }
-            None
+    if p.tail() {
+        // A tail-log backup leaves the database RESTORING, so it needs the database to itself
+        // (reference J.1). While mirrored it is refused: "Backup of the principal database is
+        // allowed, but BACKUP LOG WITH NORECOVERY is not allowed" (Microsoft, "Database Mirroring
+        // and Backup and Restore"); which error says so is UNVERIFIED, hence the variant.
+        if db.mirroring.is_some() && ctx.world.config.variants.get("tail_log_on_mirrored") == "1468"
+        {
+            return Err(SqlError::new(1468, &[&db.name]));
         }
-        Err(_) if has(&b.options, "FORMAT") => None,
-        Err(e) => return Err(e),
+        super::restore::exclusive(ctx.world, ctx.role, Some(ctx.spid), &db.name, p.op)?;
+    }
+    existing_sets(p)?;
+    let bytes = if p.log {
+        log_bytes(db.records.len())
+    } else {
+        db.pages() * 8192
     };
-    let db_name = db.name.clone();
+    Ok((db.name.clone(), bytes.max(0) as u64))
+}
+
+/// The backup sets already in the device that NOINIT appends to (none for INIT/FORMAT or a new file);
+/// 3201 when the file cannot be read or its folder is missing.
+fn existing_sets(p: &Plan) -> Result<Option<BackupFile>, SqlError> {
+    let overwrite = has(&p.options, "INIT") || has(&p.options, "FORMAT");
+    match backupfile::read(&p.device) {
+        Ok(f) if !overwrite => Ok(Some(f)),
+        Ok(_) => Ok(None),
+        Err(e) if e.number == 3201 && !p.device.real.exists() => {
+            // A new file is fine as long as its folder exists.
+            let parent_ok = p
+                .device
+                .real
+                .parent()
+                .is_none_or(|d| d.as_os_str().is_empty() || d.is_dir());
+            if parent_ok { Ok(None) } else { Err(e) }
+        }
+        Err(_) if has(&p.options, "FORMAT") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs a planned BACKUP: the checks again, then the backup set, the file, the history and the
+/// 4035/3014 messages.
+pub(crate) fn apply(ctx: &mut Ctx, p: Plan) -> Step {
+    let op = p.op;
+    match apply_inner(ctx, p) {
+        Ok(()) => Step::Done(None),
+        Err(e) => Step::Failed(failed(op, e)),
+    }
+}
+
+fn apply_inner(ctx: &mut Ctx, p: Plan) -> Result<(), SqlError> {
+    let (db_name, _) = check_inner(ctx, &p)?;
+    let existing = existing_sets(&p)?;
     let position = existing.as_ref().map_or(1, |f| f.sets.len() as i64 + 1);
     let media = existing
         .as_ref()
         .map_or_else(|| ctx.world.rng.guid(), |f| f.media_set_guid);
     let set_guid = ctx.world.rng.guid();
-    let copy_only = has(&b.options, "COPY_ONLY");
+    let copy_only = has(&p.options, "COPY_ONLY");
     let mut set = take_backup(
-        ctx.world, ctx.role, &db_name, b.log, copy_only, ctx.now, set_guid, position,
+        ctx.world, ctx.role, &db_name, p.log, copy_only, ctx.now, set_guid, position,
     )?;
-    set.name = set_name;
-    set.description = description;
+    set.name = p.set_name.clone();
+    set.description = p.description.clone();
     set.user_name = ctx.login_name();
-    set.compressed = has(&b.options, "COMPRESSION");
-    set.checksums = has(&b.options, "CHECKSUM");
+    set.compressed = has(&p.options, "COMPRESSION");
+    set.checksums = has(&p.options, "CHECKSUM");
     let mut file = existing.unwrap_or(BackupFile {
         media_set_guid: media,
         sets: Vec::new(),
     });
     file.sets.push(set.clone());
-    backupfile::write(&path, &file)?;
-    record_backup_history(ctx.world, ctx.role, &set, &path);
-    if b.log && has(&b.options, "NORECOVERY") {
+    backupfile::write(&p.device, &file)?;
+    record_backup_history(ctx.world, ctx.role, &set, &p.path);
+    if p.tail() {
         // A tail-log backup WITH NORECOVERY leaves the database RESTORING (reference G, failover).
         if let Some(d) = ctx
             .world
@@ -157,8 +252,13 @@ fn run(ctx: &mut Ctx, b: &Backup, op: &str) -> Result<(), SqlError> {
         }
     }
     ctx.world.sync_mirrors();
-    progress_messages(ctx, op, &set);
+    progress_messages(ctx, p.op, &set);
     Ok(())
+}
+
+/// The bytes a log backup of a database with `records` records writes (two pages and the records).
+fn log_bytes(records: usize) -> i64 {
+    (2 + records as i64 / 16) * 8192
 }
 
 /// The 4035 per file and the closing 3014 that a successful BACKUP or RESTORE prints.

@@ -15,6 +15,7 @@ use super::errors::SqlError;
 use super::guid::Guid;
 use super::lsn::Lsn;
 use super::model::{ChatRecord, DbFile, Recovery};
+use super::paths::{LabPath, OsError};
 
 const MAGIC: &str = "PCFAIL-LAB-BACKUP 1\n";
 
@@ -69,38 +70,47 @@ impl BackupSet {
     }
 }
 
-/// 3201's "Operating system error" text for an I/O error, the way Windows words it.
-pub(crate) fn device_error(path: &str, e: &std::io::Error) -> SqlError {
+/// 3201 for an I/O error on `p`, with the OS error Windows would report.
+pub(crate) fn device_error(p: &LabPath, e: &std::io::Error) -> SqlError {
     let os = match e.kind() {
         ErrorKind::NotFound
-            if Path::new(path)
+            if p.real
                 .parent()
-                .is_some_and(|p| !p.as_os_str().is_empty() && !p.exists()) =>
+                .is_some_and(|d| !d.as_os_str().is_empty() && !d.exists()) =>
         {
-            "3(The system cannot find the path specified.)"
+            OsError::PathNotFound
         }
-        ErrorKind::NotFound => "2(The system cannot find the file specified.)",
-        ErrorKind::PermissionDenied => "5(Access is denied.)",
-        _ => "1117(The request could not be performed because of an I/O device error.)",
+        ErrorKind::NotFound => OsError::FileNotFound,
+        ErrorKind::PermissionDenied => OsError::AccessDenied,
+        _ => OsError::DeviceError,
     };
-    SqlError::new(3201, &[path, os])
+    os.device(&p.shown)
 }
 
-pub(crate) fn read(path: &str) -> Result<BackupFile, SqlError> {
-    let text = std::fs::read_to_string(path).map_err(|e| device_error(path, &e))?;
+pub(crate) fn read(p: &LabPath) -> Result<BackupFile, SqlError> {
+    let text = std::fs::read_to_string(&p.real).map_err(|e| device_error(p, &e))?;
     let body = text
         .strip_prefix(MAGIC)
-        .ok_or_else(|| SqlError::new(3241, &[path]))?;
-    serde_json::from_str(body).map_err(|_| SqlError::new(3241, &[path]))
+        .ok_or_else(|| SqlError::new(3241, &[&p.shown]))?;
+    serde_json::from_str(body).map_err(|_| SqlError::new(3241, &[&p.shown]))
 }
 
 /// Writes the whole file; a reader never sees a half-written one because the lab writes a temporary
 /// file next to it and renames it (the log-shipping job adds its own `.wrk` step on top).
-pub(crate) fn write(path: &str, file: &BackupFile) -> Result<(), SqlError> {
+pub(crate) fn write(p: &LabPath, file: &BackupFile) -> Result<(), SqlError> {
     let body = serde_json::to_string(file).expect("backup sets serialize");
-    let tmp = format!("{path}.lab-tmp");
-    std::fs::write(&tmp, format!("{MAGIC}{body}")).map_err(|e| device_error(path, &e))?;
-    std::fs::rename(&tmp, path).map_err(|e| device_error(path, &e))
+    let mut tmp = p.real.clone().into_os_string();
+    tmp.push(".lab-tmp");
+    std::fs::write(&tmp, format!("{MAGIC}{body}")).map_err(|e| device_error(p, &e))?;
+    std::fs::rename(&tmp, &p.real).map_err(|e| device_error(p, &e))
+}
+
+/// A lab path taken as given (the engine's own files: the initial full backup, job files).
+pub(crate) fn local(path: &Path) -> LabPath {
+    LabPath {
+        shown: path.to_string_lossy().into_owned(),
+        real: path.to_path_buf(),
+    }
 }
 
 #[cfg(test)]
@@ -111,7 +121,7 @@ mod tests {
     fn missing_file_and_missing_folder_give_os_errors_2_and_3() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("none.trn");
-        let e = read(file.to_str().unwrap()).unwrap_err();
+        let e = read(&local(&file)).unwrap_err();
         assert_eq!(e.number, 3201);
         assert!(
             e.text
@@ -120,7 +130,7 @@ mod tests {
             e.text
         );
         let nested = dir.path().join("nowhere/none.trn");
-        let e = read(nested.to_str().unwrap()).unwrap_err();
+        let e = read(&local(&nested)).unwrap_err();
         assert!(
             e.text
                 .ends_with("Operating system error 3(The system cannot find the path specified.)."),
@@ -134,6 +144,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("x.trn");
         std::fs::write(&file, "hello").unwrap();
-        assert_eq!(read(file.to_str().unwrap()).unwrap_err().number, 3241);
+        assert_eq!(read(&local(&file)).unwrap_err().number, 3241);
     }
 }

@@ -7,11 +7,12 @@
 use pcfail_lab_tds::{SqlType, Value};
 
 use super::errors::SqlError;
+use super::exec::Ctx;
 use super::guid::Guid;
 use super::lsn::Lsn;
 use super::model::{Instance, MirrorRole};
 use super::parser::ObjectName;
-use super::world::World;
+use super::world::{SessionInfo, World};
 use super::{LabTime, Role, time};
 
 pub(crate) const COLLATION: &str = "SQL_Latin1_General_CP1_CI_AS";
@@ -82,13 +83,8 @@ fn ch(c: char) -> Value {
 }
 
 /// Resolves a table name as SQL Server would from `current_db` and builds the table, or 208.
-pub(crate) fn lookup(
-    world: &World,
-    role: Role,
-    current_db: &str,
-    name: &ObjectName,
-    now: LabTime,
-) -> Result<Table, SqlError> {
+pub(crate) fn lookup(ctx: &Ctx, current_db: &str, name: &ObjectName) -> Result<Table, SqlError> {
+    let (world, role, now) = (&*ctx.world, ctx.role, ctx.now);
     let invalid = || SqlError::new(208, &[&name.display()]);
     let inst = world.inst(role).ok_or_else(invalid)?;
     let db = name.db.clone().unwrap_or_else(|| current_db.to_owned());
@@ -102,12 +98,13 @@ pub(crate) fn lookup(
     let dbo = schema.is_none() || schema.as_deref() == Some("dbo");
     let in_msdb = target.name.eq_ignore_ascii_case("msdb") && dbo;
     Ok(match table.as_str() {
-        "databases" if sys => databases(inst),
+        "databases" if sys => databases(world, inst),
         "master_files" if sys => master_files(inst),
         "database_mirroring" if sys => database_mirroring(world, inst),
         "database_mirroring_endpoints" if sys => mirroring_endpoints(inst),
         "tcp_endpoints" if sys => tcp_endpoints(inst),
         "dm_exec_sessions" if sys => dm_exec_sessions(world, role, inst, now),
+        "dm_exec_requests" if sys => dm_exec_requests(world, role, inst, ctx.spid, now),
         "sysprocesses" if sys || schema.is_none() || dbo => sysprocesses(world, role, inst, now),
         "backupset" if in_msdb => backupset(inst),
         "backupmediafamily" if in_msdb => backupmediafamily(inst),
@@ -122,11 +119,84 @@ pub(crate) fn lookup(
         "sysschedules" if in_msdb => sysschedules(inst),
         "sysjobschedules" if in_msdb => sysjobschedules(inst),
         "sysjobhistory" if in_msdb => sysjobhistory(inst),
+        other
+            if (sys && NOT_MODELLED_SYS.contains(&other))
+                || schema.as_deref() == Some("information_schema") =>
+        {
+            let schema = schema.unwrap_or_default();
+            return Err(SqlError::not_modelled(&format!(
+                "the view {schema}.{other}"
+            )));
+        }
+        other if in_msdb && NOT_MODELLED_MSDB.contains(&other) => {
+            return Err(SqlError::not_modelled(&format!(
+                "the table msdb.dbo.{other}"
+            )));
+        }
         _ => return Err(invalid()),
     })
 }
 
-fn databases(inst: &Instance) -> Table {
+/// Real catalog views and DMVs the lab does not model (any other unknown sys name is 208, as on
+/// SQL Server).
+const NOT_MODELLED_SYS: &[&str] = &[
+    "all_objects",
+    "availability_groups",
+    "certificates",
+    "columns",
+    "configurations",
+    "database_files",
+    "database_permissions",
+    "database_principals",
+    "dm_db_log_space_usage",
+    "dm_exec_connections",
+    "dm_exec_sql_text",
+    "dm_hadr_availability_replica_states",
+    "dm_io_virtual_file_stats",
+    "dm_os_sys_info",
+    "dm_os_wait_stats",
+    "dm_server_services",
+    "dm_tran_locks",
+    "endpoints",
+    "filegroups",
+    "indexes",
+    "messages",
+    "objects",
+    "procedures",
+    "schemas",
+    "server_permissions",
+    "server_principals",
+    "servers",
+    "sql_logins",
+    "sysdatabases",
+    "sysfiles",
+    "syslogins",
+    "tables",
+    "views",
+];
+
+/// Real msdb tables the lab does not model (a name outside this list and the modelled ones is 208).
+const NOT_MODELLED_MSDB: &[&str] = &[
+    "backupfile",
+    "backupfilegroup",
+    "backupmediaset",
+    "log_shipping_monitor_alert",
+    "log_shipping_monitor_error_detail",
+    "log_shipping_monitor_history_detail",
+    "restorefile",
+    "restorefilegroup",
+    "suspect_pages",
+    "sysalerts",
+    "syscategories",
+    "sysjobactivity",
+    "sysjobsteps",
+    "sysoperators",
+];
+
+fn databases(world: &World, inst: &Instance) -> Table {
+    let variants = &world.config.variants;
+    let standby_read_only = variants.get("standby_read_only") == "1";
+    let bulk_desc = variants.get("bulk_logged_desc");
     let mut t = Table::new(&[
         ("name", SYSNAME, false),
         ("database_id", SqlType::Int, false),
@@ -169,13 +239,18 @@ fn databases(inst: &Instance) -> Table {
             },
             i(access),
             s(&d.user_access),
-            // UNVERIFIED whether a STANDBY database reports is_read_only = 1 (reference C); the lab says yes.
-            b(d.standby),
+            // UNVERIFIED whether a STANDBY database reports is_read_only = 1 (reference C): variant.
+            b(d.standby && standby_read_only),
             i(d.state.code()),
             s(d.state.desc()),
             b(d.standby),
             i(d.recovery.code()),
-            s(d.recovery.desc()),
+            // UNVERIFIED spelling for bulk-logged (reference C): variant.
+            s(if d.recovery == super::model::Recovery::BulkLogged {
+                bulk_desc
+            } else {
+                d.recovery.desc()
+            }),
             i(reuse.0),
             s(reuse.1),
         ]);
@@ -284,7 +359,14 @@ fn database_mirroring(world: &World, inst: &Instance) -> Table {
                     i(if m.safety_full { 2 } else { 1 }),
                     s(if m.safety_full { "FULL" } else { "OFF" }),
                     i(m.safety_sequence),
-                    s(&m.partner),
+                    // UNVERIFIED that this is the TCP:// address (reference E.4): variant.
+                    s(
+                        if world.config.variants.get("mirroring_partner_name") == "server" {
+                            &m.partner_instance
+                        } else {
+                            &m.partner
+                        },
+                    ),
                     s(&m.partner_instance),
                     s(""),
                     i(0),
@@ -471,7 +553,7 @@ fn dm_exec_sessions(world: &World, role: Role, inst: &Instance, now: LabTime) ->
                 "ODBC"
             }),
             s(&sess.login),
-            s(if sess.running { "running" } else { "sleeping" }),
+            s(if sess.busy { "running" } else { "sleeping" }),
             i(0),
             i(2),
             dt(sess.last_batch),
@@ -482,6 +564,149 @@ fn dm_exec_sessions(world: &World, role: Role, inst: &Instance, now: LabTime) ->
             i(db_id),
             i(0),
         ]);
+    }
+    t
+}
+
+/// What a session is doing, as sysprocesses and sp_who2 show it: status, command and the database
+/// (a running BACKUP/RESTORE shows the database it works on, not the session's context). `caller`
+/// is the session asking, which is running its own SELECT.
+pub(crate) fn activity(
+    inst: &Instance,
+    sess: &SessionInfo,
+    caller: Option<u16>,
+) -> (String, String, i64) {
+    let db_id = |name: &str| inst.db(name).map_or(1, |d| d.id);
+    match &sess.request {
+        Some(r) => (
+            "SUSPENDED".to_owned(),
+            r.command.clone(),
+            db_id(r.database.as_deref().unwrap_or(&sess.database)),
+        ),
+        None if Some(sess.spid) == caller || sess.busy => (
+            "RUNNABLE".to_owned(),
+            "SELECT".to_owned(),
+            db_id(&sess.database),
+        ),
+        None => (
+            "sleeping".to_owned(),
+            "AWAITING COMMAND".to_owned(),
+            db_id(&sess.database),
+        ),
+    }
+}
+
+/// sys.dm_exec_requests: the background tasks, the caller's own SELECT, and every statement that is
+/// working (a BACKUP or RESTORE with its database and percent_complete).
+fn dm_exec_requests(
+    world: &World,
+    role: Role,
+    inst: &Instance,
+    caller: u16,
+    now: LabTime,
+) -> Table {
+    let mut t = Table::new(&[
+        ("session_id", SqlType::SmallInt, false),
+        ("request_id", SqlType::Int, false),
+        ("start_time", SqlType::DateTime, false),
+        ("status", SqlType::NVarChar(30), false),
+        ("command", SqlType::NVarChar(32), false),
+        ("sql_handle", SqlType::VarBinary(64), true),
+        ("database_id", SqlType::SmallInt, false),
+        ("user_id", SqlType::Int, false),
+        ("blocking_session_id", SqlType::SmallInt, true),
+        ("wait_type", SqlType::NVarChar(60), true),
+        ("wait_time", SqlType::Int, false),
+        ("last_wait_type", SqlType::NVarChar(60), false),
+        ("wait_resource", SqlType::NVarChar(256), false),
+        ("open_transaction_count", SqlType::Int, false),
+        ("percent_complete", SqlType::Real, false),
+        ("estimated_completion_time", SqlType::BigInt, false),
+        ("cpu_time", SqlType::Int, false),
+        ("total_elapsed_time", SqlType::Int, false),
+        ("reads", SqlType::BigInt, false),
+        ("writes", SqlType::BigInt, false),
+    ]);
+    let row = |spid: u16,
+               start: LabTime,
+               status: &str,
+               command: &str,
+               db: i64,
+               wait: Option<&str>,
+               percent: f64,
+               remaining: i64,
+               elapsed: i64| {
+        vec![
+            i(i64::from(spid)),
+            i(0),
+            dt(start),
+            s(status),
+            s(command),
+            Value::Null,
+            i(db),
+            i(1),
+            i(0),
+            os(wait),
+            i(0),
+            s(wait.unwrap_or("MISCELLANEOUS")),
+            s(""),
+            i(0),
+            Value::Float(percent),
+            i(remaining),
+            i(0),
+            i(elapsed),
+            i(0),
+            i(0),
+        ]
+    };
+    for spid in SYSTEM_SPIDS {
+        t.rows.push(row(
+            spid,
+            now,
+            "background",
+            "TASK MANAGER",
+            1,
+            None,
+            0.0,
+            0,
+            0,
+        ));
+    }
+    for sess in world.sessions(role) {
+        let db_id = |name: &str| inst.db(name).map_or(1, |d| d.id);
+        if let Some(r) = &sess.request {
+            let db = db_id(r.database.as_deref().unwrap_or(&sess.database));
+            t.rows.push(row(
+                sess.spid,
+                r.start,
+                "suspended",
+                &r.command,
+                db,
+                Some("BACKUPIO"),
+                r.percent_complete(),
+                r.remaining_ms(),
+                r.began.elapsed().as_millis() as i64,
+            ));
+        } else if sess.spid == caller {
+            let db = db_id(&sess.database);
+            t.rows.push(row(
+                sess.spid, now, "running", "SELECT", db, None, 0.0, 0, 0,
+            ));
+        } else if sess.busy {
+            // Between two statements, or waiting for an application lock.
+            let db = db_id(&sess.database);
+            t.rows.push(row(
+                sess.spid,
+                sess.last_batch,
+                "runnable",
+                "EXECUTE",
+                db,
+                None,
+                0.0,
+                0,
+                0,
+            ));
+        }
     }
     t
 }
@@ -529,7 +754,7 @@ fn sysprocesses(world: &World, role: Role, inst: &Instance, now: LabTime) -> Tab
         ]);
     }
     for sess in world.sessions(role) {
-        let db_id = inst.db(&sess.database).map_or(1, |d| d.id);
+        let (status, cmd, db_id) = activity(inst, sess, None);
         t.rows.push(vec![
             i(i64::from(sess.spid)),
             i(0),
@@ -543,14 +768,10 @@ fn sysprocesses(world: &World, role: Role, inst: &Instance, now: LabTime) -> Tab
             dt(sess.last_batch),
             i(0),
             i(0),
-            s(if sess.running { "runnable" } else { "sleeping" }),
+            s(&status.to_lowercase()),
             s(&sess.host),
             s(&sess.program),
-            s(if sess.running {
-                "SELECT"
-            } else {
-                "AWAITING COMMAND"
-            }),
+            s(&cmd),
             s(&sess.login),
         ]);
     }

@@ -60,4 +60,21 @@ pub struct WorldConfig {
     pub copy_every_min: u32,
     pub restore_every_min: u32,
     pub chat_messages_per_min: u32,
+    /// The Persistent Chat servers (fqdn, data center): only an active one in a data center that is
+    /// not lost writes chat records. Set by the runtime on every start from the fixed topology.
+    #[serde(default)]
+    pub chat_servers: Vec<(String, String)>,
+    /// The active servers when cms.json does not exist yet (lab.json's `active_servers`).
+    #[serde(default)]
+    pub initial_active_servers: Vec<String>,
+    /// Windows drive letters and UNC shares mapped onto lab folders; `None` keeps Linux paths only.
+    #[serde(default)]
+    pub windows: Option<super::WindowsNames>,
+    /// The readings of UNVERIFIED behaviour this lab follows (variants.rs).
+    #[serde(default)]
+    pub variants: super::Variants,
+    /// The duration model: a BACKUP or RESTORE moves its bytes at this many MB per lab second
+    /// (request.rs). `None`: they take no time unless a fault rule gives them some.
+    #[serde(default)]
+    pub io_mb_per_s: Option<f64>,
 }

@@ -20,6 +20,11 @@ use super::{LabTime, Role};
 pub(crate) struct SessionLocal {
     pub nocount: bool,
     pub trancount: u32,
+    /// SET XACT_ABORT ON: any run-time error ends the batch and rolls the transaction back.
+    pub xact_abort: bool,
+    /// @@ERROR and @@ROWCOUNT after the last statement.
+    pub error: u32,
+    pub rowcount: u64,
 }
 
 pub(crate) struct Ctx<'a> {
@@ -32,6 +37,41 @@ pub(crate) struct Ctx<'a> {
     pub local: &'a mut SessionLocal,
     /// When the current statement started waiting for an application lock.
     pub waiting_since: Option<Instant>,
+}
+
+/// What a statement works on while it runs: what sys.dm_exec_requests and sp_who2 show, the
+/// database a running BACKUP/RESTORE uses (so a competing RESTORE gets 3101), and how much work the
+/// duration model gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Work {
+    /// `RESTORE LOG`, `BACKUP DATABASE`, `SELECT`, ... as sys.dm_exec_requests.command shows it.
+    pub command: String,
+    /// The database it works on, counted as in use by its session while it runs.
+    pub database: Option<String>,
+    /// Nobody else may even enter the database meanwhile (a RESTORE, a tail-log backup): `USE`
+    /// waits for it.
+    pub exclusive: bool,
+    /// What the duration model scales with: the bytes read or written.
+    pub bytes: u64,
+    /// An Attention or KILL stops it with no effect; false once a recovery has started.
+    pub cancellable: bool,
+}
+
+impl Work {
+    pub(crate) fn new(
+        command: &str,
+        database: Option<String>,
+        exclusive: bool,
+        bytes: u64,
+    ) -> Work {
+        Work {
+            command: command.to_owned(),
+            database,
+            exclusive,
+            bytes,
+            cancellable: true,
+        }
+    }
 }
 
 pub(crate) enum Step {
@@ -70,6 +110,11 @@ impl Ctx<'_> {
     pub(crate) fn env<'b>(&'b self, cols: &'b [RelCol]) -> Env<'b> {
         Env {
             world: self.world,
+            globals: expr::Globals {
+                trancount: self.local.trancount,
+                error: self.local.error,
+                rowcount: self.local.rowcount,
+            },
             role: self.role,
             spid: self.spid,
             now: self.now,
@@ -102,14 +147,34 @@ impl Ctx<'_> {
     }
 }
 
-/// Appends the DONE (or the errors and a DONE with the error bit) that ends a statement.
-pub(crate) fn finish(ctx: &mut Ctx, step: Step) {
+/// What the rest of the batch does after a statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    /// The error aborts the batch: nothing after this statement runs.
+    Abort,
+}
+
+/// Appends the DONE (or the errors and a DONE with the error bit) that ends a statement, sets
+/// @@ERROR and @@ROWCOUNT, and says whether the batch goes on. Most errors end only their statement;
+/// a batch-aborting one (208 and its kind, see [`SqlError::aborts_batch`]) or any error under
+/// XACT_ABORT ends the batch, the latter rolling back the open transaction too.
+pub(crate) fn finish(ctx: &mut Ctx, step: Step) -> Flow {
     match step {
-        Step::Done(n) => ctx.out.push(Event::Done {
-            row_count: if ctx.local.nocount { None } else { n },
-            error: false,
-        }),
-        Step::Quiet | Step::Blocked => {}
+        Step::Done(n) => {
+            ctx.local.error = 0;
+            ctx.local.rowcount = n.unwrap_or(0);
+            ctx.out.push(Event::Done {
+                row_count: if ctx.local.nocount { None } else { n },
+                error: false,
+            });
+            Flow::Continue
+        }
+        Step::Quiet => {
+            ctx.local.error = 0;
+            Flow::Continue
+        }
+        Step::Blocked => Flow::Continue,
         Step::Failed(errors) => {
             for e in &errors {
                 ctx.out.push(if e.is_info() {
@@ -122,7 +187,82 @@ pub(crate) fn finish(ctx: &mut Ctx, step: Step) {
                 row_count: None,
                 error: true,
             });
+            let real: Vec<&SqlError> = errors.iter().filter(|e| !e.is_info()).collect();
+            ctx.local.error = real.last().map_or(0, |e| e.number);
+            ctx.local.rowcount = 0;
+            if ctx.local.xact_abort && !real.is_empty() {
+                if ctx.local.trancount > 0 {
+                    ctx.local.trancount = 0;
+                    super::applock::release_transaction_locks(ctx.world, ctx.role, ctx.spid);
+                }
+                return Flow::Abort;
+            }
+            if real.iter().any(|e| e.aborts_batch()) {
+                Flow::Abort
+            } else {
+                Flow::Continue
+            }
         }
+    }
+}
+
+/// A statement checked and ready to apply after its run time.
+pub(crate) enum Pending {
+    Restore(super::restore::Plan),
+    Backup(super::backup::Plan),
+    /// Anything else: it simply runs when its time is up.
+    Statement,
+}
+
+/// The command name sys.dm_exec_requests shows for a statement.
+fn command(stmt: &Statement) -> &'static str {
+    match stmt {
+        Statement::Select(_) | Statement::SetVar(..) => "SELECT",
+        Statement::Declare(_) | Statement::SetOption(..) | Statement::Use(_) => "SET OPTION ON",
+        Statement::Exec(_) => "EXECUTE",
+        Statement::Print(_) => "PRINT",
+        Statement::Kill(_) => "KILL",
+        Statement::Backup(b) if b.log => "BACKUP LOG",
+        Statement::Backup(_) => "BACKUP DATABASE",
+        Statement::Restore(_) => "RESTORE DATABASE",
+        Statement::AlterDatabase { .. } => "ALTER DATABASE",
+        Statement::CreateEndpoint(_) => "CREATE ENDPOINT",
+        Statement::AlterEndpointState { .. } => "ALTER ENDPOINT",
+        Statement::DropEndpoint(_) => "DROP ENDPOINT",
+        Statement::BeginTran => "BEGIN TRANSACTION",
+        Statement::Commit => "COMMIT TRANSACTION",
+        Statement::Rollback => "ROLLBACK TRANSACTION",
+    }
+}
+
+/// Checks a statement that is about to take time, changing nothing: a BACKUP or RESTORE is planned
+/// and checked as SQL Server checks it before it starts (its errors come now, not after the work);
+/// any other statement is only named.
+pub(crate) fn prepare(ctx: &mut Ctx, stmt: &Statement) -> Result<(Work, Pending), Vec<SqlError>> {
+    match stmt {
+        Statement::Restore(r) => {
+            let plan = super::restore::plan(ctx, r)?;
+            let work = super::restore::check(ctx, &plan)?;
+            Ok((work, Pending::Restore(plan)))
+        }
+        Statement::Backup(b) => {
+            let plan = super::backup::plan(ctx, b)?;
+            let work = super::backup::check(ctx, &plan)?;
+            Ok((work, Pending::Backup(plan)))
+        }
+        other => Ok((
+            Work::new(command(other), None, false, 0),
+            Pending::Statement,
+        )),
+    }
+}
+
+/// Applies a prepared BACKUP or RESTORE; `None` for any other statement, which the caller runs.
+pub(crate) fn complete(ctx: &mut Ctx, _stmt: &Statement, pending: Pending) -> Option<Step> {
+    match pending {
+        Pending::Restore(p) => Some(super::restore::apply(ctx, p)),
+        Pending::Backup(p) => Some(super::backup::apply(ctx, p)),
+        Pending::Statement => None,
     }
 }
 
@@ -239,6 +379,10 @@ fn set_option(ctx: &mut Ctx, option: &str, value: &str) -> Step {
         ctx.local.nocount = value == "ON";
         return Step::Done(None);
     }
+    if option == "XACT_ABORT" {
+        ctx.local.xact_abort = value == "ON";
+        return Step::Done(None);
+    }
     if SET_OPTIONS.contains(&option) {
         // Accepted and without effect in the lab: no lab behaviour depends on them.
         return Step::Done(None);
@@ -253,6 +397,19 @@ fn use_db(ctx: &mut Ctx, name: &str) -> Step {
     let Some(db) = inst.db(name) else {
         return Step::Failed(vec![SqlError::new(911, &[name])]);
     };
+    // A database that another session is restoring cannot be entered until that ends: SQL Server
+    // makes `USE` wait for the database lock; the lab waits the same way.
+    if ctx.world.held_exclusively(ctx.role, ctx.spid, &db.name) {
+        if ctx.waiting_since.is_none() {
+            ctx.waiting_since = Some(Instant::now());
+        }
+        return Step::Blocked;
+    }
+    let db = ctx
+        .world
+        .inst(ctx.role)
+        .and_then(|i| i.db(name))
+        .expect("looked up above");
     if db.is_restoring() {
         return Step::Failed(vec![SqlError::new(927, &[&db.name])]);
     }
@@ -265,6 +422,10 @@ fn use_db(ctx: &mut Ctx, name: &str) -> Step {
         new: new.clone(),
         old,
     });
-    ctx.info(SqlError::new(5701, &[&new]));
+    // sys.messages gives 5701 severity 10, but SQL Server sends this INFO with class 0 (and state 1
+    // after USE; the login's copy has state 2).
+    let mut changed = SqlError::new(5701, &[&new]);
+    changed.class = 0;
+    ctx.info(changed);
     Step::Done(None)
 }

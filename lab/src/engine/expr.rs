@@ -62,8 +62,20 @@ pub(crate) struct RelCol {
 }
 
 /// Everything an expression can see.
+/// The session's @@ values an expression can read.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Globals {
+    /// @@TRANCOUNT: open BEGIN TRANs.
+    pub trancount: u32,
+    /// @@ERROR: the number of the last statement's last error, 0 after a success.
+    pub error: u32,
+    /// @@ROWCOUNT: rows the last statement returned or affected.
+    pub rowcount: u64,
+}
+
 pub(crate) struct Env<'a> {
     pub world: &'a World,
+    pub globals: Globals,
     pub role: Role,
     pub spid: u16,
     pub now: LabTime,
@@ -78,6 +90,7 @@ impl<'a> Env<'a> {
     pub(crate) fn with_row(&self, row: Option<&'a [Value]>) -> Env<'a> {
         Env {
             world: self.world,
+            globals: self.globals,
             role: self.role,
             spid: self.spid,
             now: self.now,
@@ -196,7 +209,9 @@ fn var(name: &str, env: &Env) -> Result<Tv, SqlError> {
                 SqlType::NVarChar(300),
                 Value::String(VERSION_TEXT.to_owned()),
             ),
-            "TRANCOUNT" | "ROWCOUNT" | "ERROR" => int(0),
+            "TRANCOUNT" => int(i64::from(env.globals.trancount)),
+            "ERROR" => int(i64::from(env.globals.error)),
+            "ROWCOUNT" => int(env.globals.rowcount as i64),
             "SERVICENAME" => nv("MSSQLSERVER"),
             _ => return Err(SqlError::new(137, &[name])),
         });
@@ -308,7 +323,10 @@ fn arithmetic(a: Tv, op: BinOp, b: Tv) -> Result<Tv, SqlError> {
             as_text(&a.1).unwrap_or_default(),
             as_text(&b.1).unwrap_or_default(),
         );
-        return Ok((SqlType::NVarChar(4000), Value::String(x + &y)));
+        return Ok((
+            SqlType::NVarChar(4000),
+            Value::String(truncate_units(&(x + &y), 4000)),
+        ));
     }
     let (x, sx) = numeric_of(&a.1)?;
     let (y, sy) = numeric_of(&b.1)?;
@@ -509,8 +527,12 @@ pub(crate) fn convert(tv: &Tv, to: &SqlType) -> Result<Tv, SqlError> {
         | SqlType::VarCharMax
         | SqlType::Xml => {
             let mut s = as_text(&v).unwrap_or_default();
-            if let SqlType::NVarChar(n) | SqlType::VarChar(n) | SqlType::Char(n) = to {
-                s = s.chars().take(usize::from(*n)).collect();
+            match to {
+                SqlType::NVarChar(n) => s = truncate_units(&s, usize::from(*n)),
+                SqlType::VarChar(n) | SqlType::Char(n) => {
+                    s = s.chars().take(usize::from(*n)).collect()
+                }
+                _ => {}
             }
             Value::String(s)
         }
@@ -540,6 +562,18 @@ pub(crate) fn convert(tv: &Tv, to: &SqlType) -> Result<Tv, SqlError> {
         },
     };
     Ok((to.clone(), out))
+}
+
+/// The longest prefix of `s` within `units` UTF-16 code units (nvarchar(n) counts those, not
+/// characters), never splitting a surrogate pair.
+pub(crate) fn truncate_units(s: &str, units: usize) -> String {
+    let mut used = 0;
+    s.chars()
+        .take_while(|c| {
+            used += c.len_utf16();
+            used <= units
+        })
+        .collect()
 }
 
 /// SQL comparison: None when either side is NULL. Strings compare case-insensitively (the lab's
@@ -784,8 +818,10 @@ fn func(name: &str, args: &[Expr], env: &Env) -> Result<Tv, SqlError> {
             let t = arg_text(args, 0, env)?;
             (
                 SqlType::Int,
+                // Under the lab's collation (not a _SC one) a character outside the BMP counts
+                // as two, as its surrogate pair does in nvarchar.
                 t.map_or(Value::Null, |s| {
-                    Value::Int(s.trim_end().chars().count() as i64)
+                    Value::Int(s.trim_end().encode_utf16().count() as i64)
                 }),
             )
         }
@@ -863,6 +899,12 @@ fn func(name: &str, args: &[Expr], env: &Env) -> Result<Tv, SqlError> {
                 }
             }
         }
+        _ if NOT_MODELLED_FUNCTIONS.contains(&name) => {
+            return Err(SqlError::not_modelled(&format!(
+                "the function {}",
+                name.to_uppercase()
+            )));
+        }
         _ => {
             return Err(SqlError::new(
                 195,
@@ -871,6 +913,43 @@ fn func(name: &str, args: &[Expr], env: &Env) -> Result<Tv, SqlError> {
         }
     })
 }
+
+/// Real built-in functions the lab does not model: the lab's own error, not 195 (which would claim
+/// SQL Server has no such function). Names upper-cased, as calls reach `call`.
+const NOT_MODELLED_FUNCTIONS: &[&str] = &[
+    "ABS",
+    "AVG",
+    "CHARINDEX",
+    "CONCAT",
+    "DATEADD",
+    "DATEDIFF",
+    "DATENAME",
+    "DATEPART",
+    "DB_ID_FROM_NAME",
+    "ERROR_MESSAGE",
+    "ERROR_NUMBER",
+    "FILE_ID",
+    "FORMAT",
+    "HAS_DBACCESS",
+    "IIF",
+    "LEFT",
+    "NULLIF",
+    "OBJECT_ID",
+    "OBJECT_NAME",
+    "REPLACE",
+    "REPLICATE",
+    "RIGHT",
+    "ROUND",
+    "ROW_NUMBER",
+    "SCHEMA_NAME",
+    "SCOPE_IDENTITY",
+    "STR",
+    "STRING_AGG",
+    "SUBSTRING",
+    "TRY_CAST",
+    "TRY_CONVERT",
+    "USER_NAME",
+];
 
 /// Whether an expression contains an aggregate (then the SELECT produces one row).
 pub(crate) fn has_aggregate(e: &Expr) -> bool {

@@ -1,6 +1,7 @@
 //! Fault injection from `<lab dir>/faults.json` (docs/lab.md): rules of kind "sql" act on statements
-//! sent to an instance (error, delay, dropped connection, instance down), rules of kind "session" stage
-//! virtual sessions (a Persistent Chat server, an admin's SSMS window) so tests can set up the KILL race.
+//! sent to an instance (error, delay, run time, dropped connection, instance down), rules of kind
+//! "session" stage virtual sessions (a Persistent Chat server, an admin's SSMS window) so tests can set
+//! up the KILL race, and a rule of kind "share" makes the log-shipping share unreachable while it exists.
 //!
 //! The file is re-read when its mtime changes; a rule's `times` is decremented and written back, so the
 //! count survives restarts and is visible to whoever wrote the rule. Rules of other kinds (the shell's
@@ -31,6 +32,9 @@ pub(crate) struct SqlFault {
     pub delay: Option<Duration>,
     pub drop_connection: bool,
     pub down: bool,
+    /// `run_ms`: how long the statement works on the server once it runs (unlike `delay_ms`,
+    /// which passes before it reaches the server).
+    pub run: Option<Duration>,
 }
 
 fn path(world: &World) -> PathBuf {
@@ -44,6 +48,7 @@ pub(crate) fn refresh(world: &mut World, now: LabTime) {
     if mtime.is_none() {
         world.rt.faults.doc = None;
         world.rt.faults.mtime = None;
+        world.set_share_fault(false);
         return;
     }
     if mtime == world.rt.faults.mtime && world.rt.faults.doc.is_some() {
@@ -55,6 +60,11 @@ pub(crate) fn refresh(world: &mut World, now: LabTime) {
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
     let rules: Vec<Json> = rules(world).to_vec();
+    let share_unreachable = rules.iter().any(|r| {
+        r.get("kind").and_then(Json::as_str) == Some("share")
+            && r.get("unreachable").and_then(Json::as_bool) == Some(true)
+    });
+    world.set_share_fault(share_unreachable);
     for rule in rules {
         if rule.get("kind").and_then(Json::as_str) != Some("session") {
             continue;
@@ -99,7 +109,10 @@ fn stage_sessions(world: &mut World, rule: &Json, now: LabTime) {
             last_batch: now,
             token: CancellationToken::new(),
             virtual_end: Some(end),
-            running: false,
+            serial: 0,
+            busy: false,
+            orphaned: false,
+            request: None,
         };
         world.open_session(role, info);
     }
@@ -142,6 +155,10 @@ pub(crate) fn match_sql(
             .and_then(Json::as_bool)
             .unwrap_or(false),
         down: rule.get("down").and_then(Json::as_bool).unwrap_or(false),
+        run: rule
+            .get("run_ms")
+            .and_then(Json::as_u64)
+            .map(Duration::from_millis),
     };
     if let Some(times) = rule.get("times").and_then(Json::as_i64) {
         write_back_times(world, index, times - 1);

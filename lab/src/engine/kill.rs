@@ -76,24 +76,42 @@ fn text_col(name: &str, len: u16) -> Column {
     }
 }
 
+/// sp_who2's columns: character data whose exact type is UNVERIFIED (reference D), hence the
+/// `sp_who2_types` variant.
+fn who2_col(ctx: &Ctx, name: &str, len: u16) -> Column {
+    let ty = if ctx.world.config.variants.get("sp_who2_types") == "varchar" {
+        SqlType::VarChar(len)
+    } else {
+        SqlType::NVarChar(len)
+    };
+    Column {
+        name: name.to_owned(),
+        ty,
+        nullable: true,
+    }
+}
+
 /// sp_who2's 13 columns (reference D): all character data, SPID twice, BlkBy "  ." when not blocked.
 pub(crate) fn sp_who2(ctx: &mut Ctx) -> Result<(), ProcFail> {
     ctx.world.prune_sessions(ctx.role);
-    let columns = vec![
-        text_col("SPID", 5),
-        text_col("Status", 30),
-        text_col("Login", 128),
-        text_col("HostName", 128),
-        text_col("BlkBy", 5),
-        text_col("DBName", 128),
-        text_col("Command", 16),
-        text_col("CPUTime", 10),
-        text_col("DiskIO", 10),
-        text_col("LastBatch", 14),
-        text_col("ProgramName", 128),
-        text_col("SPID", 5),
-        text_col("REQUESTID", 5),
-    ];
+    let columns = [
+        ("SPID", 5),
+        ("Status", 30),
+        ("Login", 128),
+        ("HostName", 128),
+        ("BlkBy", 5),
+        ("DBName", 128),
+        ("Command", 16),
+        ("CPUTime", 10),
+        ("DiskIO", 10),
+        ("LastBatch", 14),
+        ("ProgramName", 128),
+        ("SPID", 5),
+        ("REQUESTID", 5),
+    ]
+    .iter()
+    .map(|(name, len)| who2_col(ctx, name, *len))
+    .collect();
     let s = |x: &str| Value::String(x.to_owned());
     let last_batch = |t| {
         let (_, mo, d, h, mi, se) = time::civil(t);
@@ -118,21 +136,23 @@ pub(crate) fn sp_who2(ctx: &mut Ctx) -> Result<(), ProcFail> {
             s("0"),
         ]);
     }
+    let inst = ctx.world.inst(ctx.role).expect("session's instance");
     for sess in ctx.world.sessions(ctx.role) {
         let id = format!("{:<5}", sess.spid);
         let me = sess.spid == ctx.spid;
+        let (status, command, db_id) = super::catalog::activity(inst, sess, Some(ctx.spid));
+        let db = inst
+            .db_by_id(db_id)
+            .map_or_else(|| sess.database.clone(), |d| d.name.clone());
         rows.push(vec![
             s(&id),
-            s(if me { "RUNNABLE" } else { "sleeping" }),
+            s(&status),
             s(&sess.login),
             s(&sess.host),
             s("  ."),
-            s(&sess.database),
-            s(if me {
-                "SELECT INTO"
-            } else {
-                "AWAITING COMMAND"
-            }),
+            s(&db),
+            // sp_who2 shows its own session's INSERT #tmp EXEC as SELECT INTO.
+            s(if me { "SELECT INTO" } else { &command }),
             s("0"),
             s("0"),
             s(&last_batch(sess.last_batch)),

@@ -122,6 +122,13 @@ fn set_partner(ctx: &mut Ctx, name: &str, addr: &str) -> Result<(), SqlError> {
         if d.recovery != Recovery::Full {
             return Err(SqlError::new(1465, &[name]));
         }
+        // Its own endpoint must be STARTED for the principal to reach it (reference E.2 step 3, J.5);
+        // which error SQL Server raises here is UNVERIFIED, hence the variant.
+        if !endpoint_started(ctx, ctx.role)
+            && ctx.world.config.variants.get("partner_without_endpoint") == "1486"
+        {
+            return Err(SqlError::new(1486, &[]));
+        }
         let guid = ctx.world.rng.guid();
         let instance = partner
             .and_then(|r| ctx.world.inst(r))

@@ -155,7 +155,12 @@ impl Database {
             system,
             state: DbState::Online,
             standby: false,
-            recovery: if name.eq_ignore_ascii_case("tempdb") || name.eq_ignore_ascii_case("msdb") {
+            // SQL Server installs master, tempdb and msdb in SIMPLE recovery; model (and so every
+            // new database) is FULL.
+            recovery: if ["master", "tempdb", "msdb"]
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(name))
+            {
                 Recovery::Simple
             } else {
                 Recovery::Full
@@ -439,7 +444,12 @@ impl Msdb {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Instance {
     pub config: InstanceConfig,
+    /// False while the instance is stopped (connections refused) or lost (connections unanswered).
     pub up: bool,
+    /// Its host cannot be reached at all (its data center is lost): connections are accepted by
+    /// nothing and never answered, so clients wait for their own timeout. Implies `!up`.
+    #[serde(default)]
+    pub lost: bool,
     pub databases: Vec<Database>,
     pub next_database_id: i64,
     pub endpoint: Option<Endpoint>,

@@ -190,6 +190,43 @@ pub(crate) enum Statement {
     Rollback,
 }
 
+/// T-SQL statements the lab does not model: they answer with the lab's own error, never a syntax
+/// error SQL Server would not give.
+const NOT_MODELLED_STATEMENTS: &[&str] = &[
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "MERGE",
+    "TRUNCATE",
+    "IF",
+    "WHILE",
+    "BREAK",
+    "CONTINUE",
+    "GOTO",
+    "RETURN",
+    "WAITFOR",
+    "RAISERROR",
+    "THROW",
+    "DBCC",
+    "GRANT",
+    "REVOKE",
+    "DENY",
+    "BULK",
+    "CHECKPOINT",
+    "SHUTDOWN",
+    "RECONFIGURE",
+    "OPEN",
+    "FETCH",
+    "CLOSE",
+    "DEALLOCATE",
+    "SAVE",
+    "WITH",
+    "EXECUTE AS",
+    "REVERT",
+    "ENABLE",
+    "DISABLE",
+];
+
 /// Words SQL Server reports as "near the keyword" (156) rather than 102.
 const RESERVED: &[&str] = &[
     "ALTER",
@@ -475,13 +512,24 @@ impl Parser {
             "CREATE" => self.create_endpoint(),
             "DROP" => {
                 self.pos += 1;
+                if !self.is_kw("ENDPOINT") {
+                    return Err(self.not_modelled_object("DROP"));
+                }
                 self.expect_kw("ENDPOINT")?;
                 Ok(Statement::DropEndpoint(self.ident()?))
             }
             "BEGIN" => {
                 self.pos += 1;
                 if !(self.eat_kw("TRAN") || self.eat_kw("TRANSACTION")) {
-                    return Err(self.unexpected());
+                    return Err(match self.peek() {
+                        Some(t) if t.is_kw("TRY") => {
+                            SqlError::not_modelled("BEGIN TRY ... END TRY")
+                        }
+                        Some(t) if t.is_kw("DISTRIBUTED") => {
+                            SqlError::not_modelled("distributed transactions")
+                        }
+                        _ => SqlError::not_modelled("BEGIN ... END blocks"),
+                    });
                 }
                 if matches!(self.peek(), Some(Tok::Ident { quoted: false, .. }))
                     && !self.at_statement_start()
@@ -489,6 +537,9 @@ impl Parser {
                     self.pos += 1;
                 }
                 Ok(Statement::BeginTran)
+            }
+            kw if NOT_MODELLED_STATEMENTS.contains(&kw) => {
+                Err(SqlError::not_modelled(&format!("the {kw} statement")))
             }
             "COMMIT" | "ROLLBACK" => {
                 self.pos += 1;
@@ -553,12 +604,28 @@ impl Parser {
                 let on = self.expr()?;
                 join = Some(Join { left, table, on });
             }
+            if ["JOIN", "INNER", "LEFT", "RIGHT", "FULL", "CROSS", "OUTER"]
+                .iter()
+                .any(|k| self.is_kw(k))
+            {
+                let what = if join.is_some() {
+                    "joins of three or more tables"
+                } else {
+                    "RIGHT, FULL, CROSS and OUTER joins"
+                };
+                return Err(SqlError::not_modelled(what));
+            }
         }
         let filter = if self.eat_kw("WHERE") {
             Some(self.expr()?)
         } else {
             None
         };
+        for clause in ["GROUP", "HAVING", "UNION", "EXCEPT", "INTERSECT"] {
+            if self.is_kw(clause) {
+                return Err(SqlError::not_modelled(&format!("SELECT ... {clause}")));
+            }
+        }
         let mut order = Vec::new();
         if self.eat_kw("ORDER") {
             self.expect_kw("BY")?;
@@ -639,7 +706,23 @@ impl Parser {
     fn is_clause_word(&self) -> bool {
         self.at_statement_start()
             || [
-                "FROM", "WHERE", "ORDER", "JOIN", "INNER", "LEFT", "ON", "WITH",
+                "FROM",
+                "WHERE",
+                "ORDER",
+                "JOIN",
+                "INNER",
+                "LEFT",
+                "ON",
+                "WITH",
+                "GROUP",
+                "HAVING",
+                "UNION",
+                "EXCEPT",
+                "INTERSECT",
+                "RIGHT",
+                "FULL",
+                "CROSS",
+                "OUTER",
             ]
             .iter()
             .any(|k| self.is_kw(k))
@@ -797,7 +880,7 @@ impl Parser {
                     self.pos += 1;
                     Some(Expr::Lit(
                         Value::String(text.clone()),
-                        SqlType::NVarChar(text.chars().count().max(1) as u16),
+                        SqlType::NVarChar(text.encode_utf16().count().clamp(1, 4000) as u16),
                     ))
                 } else {
                     Some(self.expr()?)
@@ -928,6 +1011,9 @@ impl Parser {
 
     fn alter(&mut self) -> Result<Statement, SqlError> {
         self.pos += 1;
+        if !self.is_kw("ENDPOINT") && !self.is_kw("DATABASE") {
+            return Err(self.not_modelled_object("ALTER"));
+        }
         if self.eat_kw("ENDPOINT") {
             let name = self.ident()?;
             self.expect_kw("STATE")?;
@@ -937,6 +1023,12 @@ impl Parser {
         }
         self.expect_kw("DATABASE")?;
         let db = self.ident()?;
+        if !self.is_kw("SET")
+            && let Some(Tok::Ident { text, .. }) = self.peek()
+        {
+            let what = format!("ALTER DATABASE ... {}", text.to_uppercase());
+            return Err(SqlError::not_modelled(&what));
+        }
         self.expect_kw("SET")?;
         let word = self.ident()?.to_uppercase();
         let action = match word.as_str() {
@@ -982,13 +1074,31 @@ impl Parser {
                 }
                 AlterAction::UserAccess(word)
             }
-            _ => return Err(self.unexpected_prev()),
+            other => {
+                return Err(SqlError::not_modelled(&format!(
+                    "ALTER DATABASE ... SET {other}"
+                )));
+            }
         };
         Ok(Statement::AlterDatabase { db, action })
     }
 
+    /// `CREATE TABLE`, `DROP DATABASE`, `ALTER LOGIN`, ...: real statements outside the lab's model.
+    fn not_modelled_object(&self, verb: &str) -> SqlError {
+        match self.peek() {
+            Some(Tok::Ident {
+                text,
+                quoted: false,
+            }) => SqlError::not_modelled(&format!("{verb} {}", text.to_uppercase())),
+            _ => self.unexpected(),
+        }
+    }
+
     fn create_endpoint(&mut self) -> Result<Statement, SqlError> {
         self.pos += 1;
+        if !self.is_kw("ENDPOINT") {
+            return Err(self.not_modelled_object("CREATE"));
+        }
         self.expect_kw("ENDPOINT")?;
         let name = self.ident()?;
         let mut def = EndpointDef {
@@ -1170,16 +1280,26 @@ impl Parser {
         match t {
             Tok::Num(n) => number_literal(&n),
             Tok::Str { text, unicode } => {
-                let len = text.chars().count().clamp(1, 4000) as u16;
+                // nvarchar(n) counts UTF-16 code units: a character outside the BMP (N'𝄞') takes
+                // two. A literal longer than 4000 units is nvarchar(max), as on SQL Server.
                 let ty = if unicode {
-                    SqlType::NVarChar(len)
+                    match text.encode_utf16().count() {
+                        n if n > 4000 => SqlType::NVarCharMax,
+                        n => SqlType::NVarChar(n.max(1) as u16),
+                    }
                 } else {
-                    SqlType::VarChar(len)
+                    match text.chars().count() {
+                        n if n > 8000 => SqlType::VarCharMax,
+                        n => SqlType::VarChar(n.max(1) as u16),
+                    }
                 };
                 Ok(Expr::Lit(Value::String(text), ty))
             }
             Tok::Var(v) => Ok(Expr::Var(v)),
             Tok::Sym("(") => {
+                if self.is_kw("SELECT") {
+                    return Err(SqlError::not_modelled("subqueries"));
+                }
                 let e = self.expr()?;
                 self.expect_sym(")")?;
                 Ok(e)

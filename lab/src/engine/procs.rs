@@ -345,13 +345,51 @@ fn resolve(ctx: &Ctx, name: &ObjectName) -> Option<(&'static str, &'static [&'st
     visible.then_some((*proc, *params))
 }
 
+/// Real system procedures outside the lab's model: calling one is the lab's error, not 2812 (which
+/// would claim SQL Server has no such procedure).
+const NOT_MODELLED_PROCS: &[&str] = &[
+    "sp_add_log_shipping_alert_job",
+    "sp_addlogin",
+    "sp_change_users_login",
+    "sp_configure",
+    "sp_dbmmonitorresults",
+    "sp_help",
+    "sp_help_job",
+    "sp_help_log_shipping_monitor",
+    "sp_help_log_shipping_primary_database",
+    "sp_help_log_shipping_secondary_database",
+    "sp_helpdb",
+    "sp_helpfile",
+    "sp_helptext",
+    "sp_lock",
+    "sp_readerrorlog",
+    "sp_refresh_log_shipping_monitor",
+    "sp_spaceused",
+    "xp_cmdshell",
+    "xp_fixeddrives",
+    "xp_readerrorlog",
+];
+
+/// The error for a procedure the lab cannot run: the lab's own for a real system procedure it does
+/// not model, 2812 otherwise.
+pub(crate) fn missing_proc(name: &str, shown: &str) -> SqlError {
+    if NOT_MODELLED_PROCS
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case(name))
+    {
+        SqlError::not_modelled(&format!("the procedure {}", name.to_lowercase()))
+    } else {
+        SqlError::new(2812, &[shown])
+    }
+}
+
 /// `EXEC [@rc =] proc args` in a batch.
 pub(crate) fn exec(ctx: &mut Ctx, e: &Exec) -> Step {
     if e.proc.name.eq_ignore_ascii_case("sp_executesql") {
         return executesql_in_batch(ctx, e);
     }
     let Some((proc, params)) = resolve(ctx, &e.proc) else {
-        return Step::Failed(vec![SqlError::new(2812, &[&e.proc.display()])]);
+        return Step::Failed(vec![missing_proc(&e.proc.name, &e.proc.display())]);
     };
     let mut list = Vec::new();
     for (pos, a) in e.args.iter().enumerate() {
@@ -507,7 +545,8 @@ fn executesql_in_batch(ctx: &mut Ctx, e: &Exec) -> Step {
         };
         let _ = scope.declare(&name, ty.clone(), value);
     }
-    let stmts = match super::parser::parse_batch(&stmt) {
+    let declared: Vec<String> = scope.0.iter().map(|(n, _, _)| n.clone()).collect();
+    let stmts = match super::compile::compile(&stmt, &declared) {
         Ok(s) => s,
         Err(err) => return Step::Failed(vec![err]),
     };
@@ -517,11 +556,15 @@ fn executesql_in_batch(ctx: &mut Ctx, e: &Exec) -> Step {
         if matches!(step, Step::Blocked) {
             // Re-running the whole EXEC would repeat the statements before the wait; the lab does not
             // model lock waits inside dynamic SQL and says so instead of guessing.
-            let msg = SqlError { number: 50000, class: 16, state: 1, text: "The lab does not model lock waits inside dynamic SQL; call sp_getapplock directly.".to_owned(), procedure: "sp_executesql".to_owned() };
             *ctx.vars = outer;
-            return Step::Failed(vec![msg]);
+            return Step::Failed(vec![SqlError::not_modelled(
+                "a lock wait inside dynamic SQL (call sp_getapplock directly)",
+            )]);
         }
-        super::exec::finish(ctx, step);
+        // A batch-aborting error ends the dynamic batch (its own scope); the caller's batch goes on.
+        if super::exec::finish(ctx, step) == super::exec::Flow::Abort {
+            break;
+        }
     }
     *ctx.vars = outer;
     Step::Quiet

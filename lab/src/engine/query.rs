@@ -54,20 +54,12 @@ pub(crate) fn select(ctx: &mut Ctx, s: &Select) -> Result<Option<u64>, Vec<SqlEr
     let (cols, mut rows) = match &s.from {
         None => (Vec::new(), vec![Vec::new()]),
         Some(from) => {
-            let left = catalog::lookup(ctx.world, ctx.role, &current_db, &from.name, ctx.now)
-                .map_err(one)?;
+            let left = catalog::lookup(ctx, &current_db, &from.name).map_err(one)?;
             let (mut cols, left_rows) = relation(left, &alias_of(from));
             match &s.join {
                 None => (cols, left_rows),
                 Some(join) => {
-                    let right = catalog::lookup(
-                        ctx.world,
-                        ctx.role,
-                        &current_db,
-                        &join.table.name,
-                        ctx.now,
-                    )
-                    .map_err(one)?;
+                    let right = catalog::lookup(ctx, &current_db, &join.table.name).map_err(one)?;
                     let (rcols, right_rows) = relation(right, &alias_of(&join.table));
                     let width = rcols.len();
                     cols.extend(rcols.into_iter().map(|mut c| {

@@ -11,10 +11,11 @@ use super::backup::{has, progress_messages, record_backup_history, throughput};
 use super::backupfile::{self, BackupSet};
 use super::catalog::{b, dt, g, i, lsn, s};
 use super::errors::SqlError;
-use super::exec::{Ctx, Step};
-use super::lsn::{LogFit, log_fit};
+use super::exec::{Ctx, Step, Work};
+use super::lsn::{LogFit, Lsn, log_fit};
 use super::model::{Database, DbFile, DbState, RestoreHistoryRow};
 use super::parser::{Restore, RestoreKind};
+use super::paths::{self, LabPath};
 use super::world::World;
 use super::{LabTime, Role};
 
@@ -46,25 +47,81 @@ const KNOWN_OPTIONS: &[&str] = &[
 pub(crate) enum Finish {
     Recovery,
     NoRecovery,
-    Standby(String),
+    /// STANDBY with its undo file.
+    Standby(LabPath),
 }
 
-pub(crate) fn restore(ctx: &mut Ctx, r: &Restore) -> Step {
-    let op = match r.kind {
+/// A RESTORE statement with its arguments evaluated and its backup set read: what runs at once, or
+/// after the statement's run time (request.rs). Nothing in the world has changed yet.
+#[derive(Clone, Debug)]
+pub(crate) struct Plan {
+    op: &'static str,
+    what: What,
+}
+
+#[derive(Clone, Debug)]
+enum What {
+    HeaderOnly(String),
+    FileListOnly(String, i64),
+    /// Verified while planning; only the 3262 message remains.
+    VerifyOnly(i64),
+    Recovery {
+        db: String,
+        finish: Finish,
+    },
+    Log {
+        db: String,
+        set: Box<BackupSet>,
+        path: String,
+        finish: Finish,
+    },
+    Full {
+        db: String,
+        set: Box<BackupSet>,
+        path: String,
+        finish: Finish,
+        replace: bool,
+        moves: Vec<(String, String)>,
+    },
+}
+
+fn op_name(kind: RestoreKind) -> &'static str {
+    match kind {
         RestoreKind::Database => "RESTORE DATABASE",
         RestoreKind::Log => "RESTORE LOG",
         RestoreKind::HeaderOnly => "RESTORE HEADERONLY",
         RestoreKind::FileListOnly => "RESTORE FILELISTONLY",
         RestoreKind::VerifyOnly => "RESTORE VERIFYONLY",
         RestoreKind::LabelOnly => "RESTORE LABELONLY",
-    };
-    match run(ctx, r, op) {
-        Ok(n) => Step::Done(n),
-        Err(e) => Step::Failed(vec![e, SqlError::terminating(op)]),
     }
 }
 
-fn run(ctx: &mut Ctx, r: &Restore, op: &str) -> Result<Option<u64>, SqlError> {
+/// A failed RESTORE: the specific error, then 3013 (reference B.4).
+fn failed(op: &str, e: SqlError) -> Vec<SqlError> {
+    if e.number == super::errors::NOT_MODELLED {
+        // The lab's own error stands alone: 3013 would pretend SQL Server had tried.
+        return vec![e];
+    }
+    vec![e, SqlError::terminating(op)]
+}
+
+/// Runs a RESTORE at once (no run time).
+pub(crate) fn restore(ctx: &mut Ctx, r: &Restore) -> Step {
+    match plan(ctx, r) {
+        Ok(p) => apply(ctx, p),
+        Err(e) => Step::Failed(e),
+    }
+}
+
+/// Evaluates the statement and reads its backup set; every error SQL Server reports before it starts
+/// to work (syntax, options, a missing or unreadable device, FILE = n beyond the last set).
+pub(crate) fn plan(ctx: &mut Ctx, r: &Restore) -> Result<Plan, Vec<SqlError>> {
+    let op = op_name(r.kind);
+    let what = plan_what(ctx, r).map_err(|e| failed(op, e))?;
+    Ok(Plan { op, what })
+}
+
+fn plan_what(ctx: &mut Ctx, r: &Restore) -> Result<What, SqlError> {
     if let Some(o) = r
         .options
         .iter()
@@ -91,18 +148,17 @@ fn run(ctx: &mut Ctx, r: &Restore, op: &str) -> Result<Option<u64>, SqlError> {
     };
     let finish = finish_option(ctx, r)?;
     match r.kind {
-        RestoreKind::HeaderOnly => header_only(ctx, &path.unwrap_or_default()),
-        RestoreKind::FileListOnly => file_list_only(ctx, &path.unwrap_or_default(), file_no),
+        RestoreKind::HeaderOnly => Ok(What::HeaderOnly(path.unwrap_or_default())),
+        RestoreKind::FileListOnly => Ok(What::FileListOnly(path.unwrap_or_default(), file_no)),
         RestoreKind::VerifyOnly => {
             let path = path.unwrap_or_default();
-            let file = backupfile::read(&path)?;
+            let file = backupfile::read(&paths::resolve(ctx.world, ctx.role, &path)?)?;
             if file_no < 1 || file_no as usize > file.sets.len() {
                 return Err(SqlError::new(4038, &[&file_no.to_string(), &path]));
             }
-            ctx.info(SqlError::new(3262, &[&file_no.to_string()]));
-            Ok(None)
+            Ok(What::VerifyOnly(file_no))
         }
-        RestoreKind::LabelOnly => Err(SqlError::syntax("LABELONLY")),
+        RestoreKind::LabelOnly => Err(SqlError::not_modelled("RESTORE LABELONLY")),
         RestoreKind::Database | RestoreKind::Log => {
             if ctx.local.trancount > 0 {
                 return Err(SqlError::new(3021, &[]));
@@ -115,72 +171,176 @@ fn run(ctx: &mut Ctx, r: &Restore, op: &str) -> Result<Option<u64>, SqlError> {
                 if r.kind == RestoreKind::Log {
                     return Err(SqlError::syntax(&db));
                 }
-                recovery_only(ctx.world, ctx.role, Some(ctx.spid), &db, &finish)?;
-                ctx.info(throughput(op, 0));
-                return Ok(None);
+                return Ok(What::Recovery { db, finish });
             };
-            let file = backupfile::read(&path)?;
+            let file = backupfile::read(&paths::resolve(ctx.world, ctx.role, &path)?)?;
             let set = file
                 .sets
                 .get((file_no.max(1) - 1) as usize)
                 .filter(|_| file_no >= 1)
                 .ok_or_else(|| SqlError::new(4038, &[&file_no.to_string(), &path]))?
                 .clone();
-            let user = ctx.login_name();
             if r.kind == RestoreKind::Log {
-                apply_log(
-                    ctx.world,
-                    ctx.role,
-                    Some(ctx.spid),
-                    &db,
-                    &set,
-                    &path,
-                    &finish,
-                    &user,
-                    ctx.now,
-                )?;
-            } else {
-                let mut moves = Vec::new();
-                for o in r.options.iter().filter(|o| o.name == "MOVE") {
-                    let from = o
-                        .value
-                        .as_ref()
-                        .map(|e| ctx.eval_text(e))
-                        .transpose()?
-                        .flatten()
-                        .unwrap_or_default();
-                    let to = o
-                        .move_to
-                        .as_ref()
-                        .map(|e| ctx.eval_text(e))
-                        .transpose()?
-                        .flatten()
-                        .unwrap_or_default();
-                    moves.push((from, to));
-                }
-                let replace = has(&r.options, "REPLACE");
-                restore_full(
-                    ctx.world,
-                    ctx.role,
-                    Some(ctx.spid),
-                    &db,
-                    &set,
-                    &path,
-                    &finish,
-                    replace,
-                    &moves,
-                    &user,
-                    ctx.now,
-                )?;
+                return Ok(What::Log {
+                    db,
+                    set: Box::new(set),
+                    path,
+                    finish,
+                });
             }
-            ctx.world.sync_mirrors();
-            progress_messages(ctx, op, &set);
-            Ok(None)
+            let mut moves = Vec::new();
+            for o in r.options.iter().filter(|o| o.name == "MOVE") {
+                let from = o
+                    .value
+                    .as_ref()
+                    .map(|e| ctx.eval_text(e))
+                    .transpose()?
+                    .flatten()
+                    .unwrap_or_default();
+                let to = o
+                    .move_to
+                    .as_ref()
+                    .map(|e| ctx.eval_text(e))
+                    .transpose()?
+                    .flatten()
+                    .unwrap_or_default();
+                moves.push((from, to));
+            }
+            Ok(What::Full {
+                db,
+                set: Box::new(set),
+                path,
+                finish,
+                replace: has(&r.options, "REPLACE"),
+                moves,
+            })
         }
     }
 }
 
+/// What a planned RESTORE works on, for sys.dm_exec_requests and the exclusive hold, after the
+/// checks SQL Server makes before it starts (3101, 4305, ...). Changes nothing.
+pub(crate) fn check(ctx: &Ctx, p: &Plan) -> Result<Work, Vec<SqlError>> {
+    let w = &*ctx.world;
+    let (role, spid) = (ctx.role, Some(ctx.spid));
+    let checked = match &p.what {
+        What::HeaderOnly(_) | What::FileListOnly(..) | What::VerifyOnly(_) => {
+            return Ok(Work::new(p.op, None, false, 0));
+        }
+        What::Recovery { db, .. } => check_recovery(w, role, spid, db).map(|name| (name, 0)),
+        What::Log { db, set, path, .. } => {
+            check_log(w, role, spid, db, set, path).map(|(name, _)| (name, set.backup_size()))
+        }
+        What::Full {
+            db,
+            set,
+            path,
+            replace,
+            moves,
+            ..
+        } => check_full(w, role, spid, db, set, path, *replace, moves)
+            .map(|name| (name, set.backup_size())),
+    };
+    let (name, bytes) = checked.map_err(|e| failed(p.op, e))?;
+    let mut work = Work::new(p.op, Some(name), true, bytes.max(0) as u64);
+    // Once recovery has started it runs to its end: neither an Attention nor KILL stops it.
+    work.cancellable = !matches!(
+        &p.what,
+        What::Recovery {
+            finish: Finish::Recovery,
+            ..
+        }
+    );
+    Ok(work)
+}
+
+/// Runs a planned RESTORE: the checks again (they are cheap, and the plan may have waited), then the
+/// changes, the history, and the 4035/3014 messages.
+pub(crate) fn apply(ctx: &mut Ctx, p: Plan) -> Step {
+    let op = p.op;
+    match apply_what(ctx, p) {
+        Ok(n) => Step::Done(n),
+        Err(e) => Step::Failed(failed(op, e)),
+    }
+}
+
+fn apply_what(ctx: &mut Ctx, p: Plan) -> Result<Option<u64>, SqlError> {
+    let op = p.op;
+    let user = ctx.login_name();
+    let set = match p.what {
+        What::HeaderOnly(path) => return header_only(ctx, &path),
+        What::FileListOnly(path, file_no) => return file_list_only(ctx, &path, file_no),
+        What::VerifyOnly(file_no) => {
+            ctx.info(SqlError::new(3262, &[&file_no.to_string()]));
+            return Ok(None);
+        }
+        What::Recovery { db, finish } => {
+            recovery_only(ctx.world, ctx.role, Some(ctx.spid), &db, &finish)?;
+            ctx.info(throughput(op, 0));
+            return Ok(None);
+        }
+        What::Log {
+            db,
+            set,
+            path,
+            finish,
+        } => {
+            apply_log(
+                ctx.world,
+                ctx.role,
+                Some(ctx.spid),
+                &db,
+                &set,
+                &path,
+                &finish,
+                &user,
+                ctx.now,
+            )?;
+            set
+        }
+        What::Full {
+            db,
+            set,
+            path,
+            finish,
+            replace,
+            moves,
+        } => {
+            restore_full(
+                ctx.world,
+                ctx.role,
+                Some(ctx.spid),
+                &db,
+                &set,
+                &path,
+                &finish,
+                replace,
+                &moves,
+                &user,
+                ctx.now,
+            )?;
+            set
+        }
+    };
+    ctx.world.sync_mirrors();
+    progress_messages(ctx, op, &set);
+    Ok(None)
+}
+
 fn finish_option(ctx: &Ctx, r: &Restore) -> Result<Finish, SqlError> {
+    // SQL Server takes one of RECOVERY, NORECOVERY and STANDBY (reference B.1); two of them are
+    // 3031, "Option '%ls' conflicts with option(s) '%ls'." (number from the 3000-3999 catalog).
+    let given: Vec<&str> = r
+        .options
+        .iter()
+        .map(|o| o.name.as_str())
+        .filter(|n| ["RECOVERY", "NORECOVERY", "STANDBY"].contains(n))
+        .collect();
+    if let [first, .., last] = given.as_slice()
+        && first != last
+    {
+        return Err(SqlError::new(3031, &[last, first]));
+    }
     if let Some(o) = r.options.iter().find(|o| o.name == "STANDBY") {
         // STANDBY needs an undo file name (reference B.1).
         let file = o
@@ -189,9 +349,8 @@ fn finish_option(ctx: &Ctx, r: &Restore) -> Result<Finish, SqlError> {
             .map(|e| ctx.eval_text(e))
             .transpose()?
             .flatten();
-        return file
-            .map(Finish::Standby)
-            .ok_or_else(|| SqlError::syntax("STANDBY"));
+        let file = file.ok_or_else(|| SqlError::syntax("STANDBY"))?;
+        return paths::resolve(ctx.world, ctx.role, &file).map(Finish::Standby);
     }
     Ok(if has(&r.options, "NORECOVERY") {
         Finish::NoRecovery
@@ -200,9 +359,9 @@ fn finish_option(ctx: &Ctx, r: &Restore) -> Result<Finish, SqlError> {
     })
 }
 
-/// RESTORE needs the database to itself: 3102 when the caller's own context is in it, 3101 when any
-/// other session is (reference B.4).
-fn exclusive(
+/// RESTORE (and a tail-log backup) needs the database to itself: 3102 when the caller's own context
+/// is in it, 3101 when any other session is, or works on it (reference B.4).
+pub(crate) fn exclusive(
     world: &World,
     role: Role,
     spid: Option<u16>,
@@ -225,21 +384,24 @@ fn exclusive(
 /// The database a recovery-only RESTORE or a RESTORE LOG continues: 3118 when there is none, 3104
 /// while it takes part in mirroring.
 fn existing_target<'w>(world: &'w World, role: Role, db: &str) -> Result<&'w Database, SqlError> {
-    let d = world
-        .inst(role)
-        .and_then(|i| i.db(db))
-        .ok_or_else(|| SqlError::new(3118, &[db]))?;
+    let d = world.inst(role).and_then(|i| i.db(db)).ok_or_else(|| {
+        // Reference B.4 maps this to 3118 (UNVERIFIED), hence the variant.
+        let number = match world.config.variants.get("restore_missing_database") {
+            "911" => 911,
+            _ => 3118,
+        };
+        SqlError::new(number, &[db])
+    })?;
     if d.mirroring.is_some() {
         return Err(SqlError::new(3104, &[&d.name]));
     }
     Ok(d)
 }
 
-fn write_standby_file(path: &str) {
-    // Only absolute paths name a place in the lab; a bare name would live in SQL Server's data folder.
-    let p = std::path::Path::new(path);
-    if p.is_absolute() && p.parent().is_some_and(|d| d.is_dir()) {
-        let _ = std::fs::write(p, "PCFAIL-LAB-STANDBY-UNDO\n");
+fn write_standby_file(path: &LabPath) {
+    // Best effort, like the rest of the lab's files: the undo file only shows that one exists.
+    if path.real.parent().is_some_and(|d| d.is_dir()) {
+        let _ = std::fs::write(&path.real, "PCFAIL-LAB-STANDBY-UNDO\n");
     }
 }
 
@@ -264,6 +426,22 @@ fn apply_finish(d: &mut Database, finish: &Finish, new_fork: super::guid::Guid) 
     }
 }
 
+/// The checks of a recovery-only restore; the database's own name.
+fn check_recovery(
+    world: &World,
+    role: Role,
+    spid: Option<u16>,
+    db: &str,
+) -> Result<String, SqlError> {
+    let d = existing_target(world, role, db)?;
+    if d.state == DbState::Online && !d.standby {
+        return Err(SqlError::new(3153, &[]));
+    }
+    let name = d.name.clone();
+    exclusive(world, role, spid, &name, "RESTORE")?;
+    Ok(name)
+}
+
 /// `RESTORE DATABASE db WITH RECOVERY` without a backup: brings a RESTORING or STANDBY database online.
 pub(crate) fn recovery_only(
     world: &mut World,
@@ -272,12 +450,7 @@ pub(crate) fn recovery_only(
     db: &str,
     finish: &Finish,
 ) -> Result<(), SqlError> {
-    let d = existing_target(world, role, db)?;
-    if d.state == DbState::Online && !d.standby {
-        return Err(SqlError::new(3153, &[]));
-    }
-    let name = d.name.clone();
-    exclusive(world, role, spid, &name, "RESTORE")?;
+    let name = check_recovery(world, role, spid, db)?;
     let fork = world.rng.guid();
     let d = world
         .inst_mut(role)
@@ -288,6 +461,44 @@ pub(crate) fn recovery_only(
         apply_finish(d, finish, fork);
     }
     Ok(())
+}
+
+/// The checks of RESTORE LOG, the LSN rules of reference B.5; the database's name and redo point.
+fn check_log(
+    world: &World,
+    role: Role,
+    spid: Option<u16>,
+    db: &str,
+    set: &BackupSet,
+    path: &str,
+) -> Result<(String, Lsn), SqlError> {
+    if set.kind != 'L' {
+        return Err(SqlError::new(3135, &[path, "BACKUP DATABASE"]));
+    }
+    let d = existing_target(world, role, db)?;
+    let redo = match (d.state, d.standby, d.redo_start_lsn) {
+        (DbState::Restoring, _, Some(redo)) | (DbState::Online, true, Some(redo)) => redo,
+        _ => return Err(SqlError::new(3117, &[])),
+    };
+    let name = d.name.clone();
+    exclusive(world, role, spid, &name, "RESTORE")?;
+    if d.family_guid != set.family_guid {
+        return Err(SqlError::new(3154, &[&name]));
+    }
+    if d.fork_guid != set.fork_guid {
+        return Err(SqlError::new(4330, &[]));
+    }
+    match log_fit(set.first_lsn, set.last_lsn, redo) {
+        LogFit::TooEarly => Err(SqlError::new(
+            4326,
+            &[&set.last_lsn.to_string(), &redo.to_string()],
+        )),
+        LogFit::TooRecent => Err(SqlError::new(
+            4305,
+            &[&set.first_lsn.to_string(), &redo.to_string()],
+        )),
+        LogFit::Applies => Ok((name, redo)),
+    }
 }
 
 /// RESTORE LOG: the LSN rules of reference B.5, then the records of the log backup are applied.
@@ -303,41 +514,7 @@ pub(crate) fn apply_log(
     user: &str,
     now: LabTime,
 ) -> Result<(), SqlError> {
-    if set.kind != 'L' {
-        return Err(SqlError::new(3135, &[path, "BACKUP DATABASE"]));
-    }
-    let d = existing_target(world, role, db)?;
-    let redo = match (d.state, d.standby, d.redo_start_lsn) {
-        (DbState::Restoring, _, Some(redo)) | (DbState::Online, true, Some(redo)) => redo,
-        _ => return Err(SqlError::new(3117, &[])),
-    };
-    let name = d.name.clone();
-    exclusive(world, role, spid, &name, "RESTORE")?;
-    let d = world
-        .inst(role)
-        .and_then(|i| i.db(&name))
-        .expect("checked above");
-    if d.family_guid != set.family_guid {
-        return Err(SqlError::new(3154, &[&name]));
-    }
-    if d.fork_guid != set.fork_guid {
-        return Err(SqlError::new(4330, &[]));
-    }
-    match log_fit(set.first_lsn, set.last_lsn, redo) {
-        LogFit::TooEarly => {
-            return Err(SqlError::new(
-                4326,
-                &[&set.last_lsn.to_string(), &redo.to_string()],
-            ));
-        }
-        LogFit::TooRecent => {
-            return Err(SqlError::new(
-                4305,
-                &[&set.first_lsn.to_string(), &redo.to_string()],
-            ));
-        }
-        LogFit::Applies => {}
-    }
+    let (name, redo) = check_log(world, role, spid, db, set, path)?;
     let fork = world.rng.guid();
     let d = world
         .inst_mut(role)
@@ -400,21 +577,19 @@ pub(crate) fn database_from_full(
     }
 }
 
-/// RESTORE DATABASE ... FROM DISK: the safety checks REPLACE overrides (3154, 3159), MOVE names (3234).
+/// The checks of RESTORE DATABASE ... FROM DISK: the safety checks REPLACE overrides (3154, 3159),
+/// MOVE names (3234); the target database's name.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn restore_full(
-    world: &mut World,
+fn check_full(
+    world: &World,
     role: Role,
     spid: Option<u16>,
     db: &str,
     set: &BackupSet,
     path: &str,
-    finish: &Finish,
     replace: bool,
     moves: &[(String, String)],
-    user: &str,
-    now: LabTime,
-) -> Result<(), SqlError> {
+) -> Result<String, SqlError> {
     if set.kind != 'D' {
         return Err(SqlError::new(3135, &[path, "BACKUP LOG"]));
     }
@@ -435,36 +610,48 @@ pub(crate) fn restore_full(
     let inst = world
         .inst(role)
         .ok_or_else(|| SqlError::new(3118, &[&target]))?;
-    let existing_id = match inst.db(&target) {
-        Some(d) => {
-            if d.system {
-                return Err(SqlError::new(3101, &[]));
-            }
-            if d.mirroring.is_some() {
-                return Err(SqlError::new(3104, &[&d.name]));
-            }
-            let name = d.name.clone();
-            exclusive(world, role, spid, &name, "RESTORE")?;
-            let d = world
-                .inst(role)
-                .and_then(|i| i.db(&name))
-                .expect("checked above");
-            if !replace && d.family_guid != set.family_guid {
-                return Err(SqlError::new(3154, &[&name]));
-            }
-            if !replace
-                && d.state == DbState::Online
-                && !d.standby
-                && d.recovery != super::model::Recovery::Simple
-            {
-                return Err(SqlError::new(3159, &[&name]));
-            }
-            Some(d.id)
-        }
-        None => None,
+    let Some(d) = inst.db(&target) else {
+        return Ok(target);
     };
+    if d.system {
+        return Err(SqlError::new(3101, &[]));
+    }
+    if d.mirroring.is_some() {
+        return Err(SqlError::new(3104, &[&d.name]));
+    }
+    exclusive(world, role, spid, &d.name, "RESTORE")?;
+    if !replace && d.family_guid != set.family_guid {
+        return Err(SqlError::new(3154, &[&d.name]));
+    }
+    if !replace
+        && d.state == DbState::Online
+        && !d.standby
+        && d.recovery != super::model::Recovery::Simple
+    {
+        return Err(SqlError::new(3159, &[&d.name]));
+    }
+    Ok(d.name.clone())
+}
+
+/// RESTORE DATABASE ... FROM DISK: the checks, then the database as the backup describes it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn restore_full(
+    world: &mut World,
+    role: Role,
+    spid: Option<u16>,
+    db: &str,
+    set: &BackupSet,
+    path: &str,
+    finish: &Finish,
+    replace: bool,
+    moves: &[(String, String)],
+    user: &str,
+    now: LabTime,
+) -> Result<(), SqlError> {
+    let target = check_full(world, role, spid, db, set, path, replace, moves)?;
     let fork = world.rng.guid();
     let inst = world.inst_mut(role).expect("checked above");
+    let existing_id = inst.db(&target).map(|d| d.id);
     let id = existing_id.unwrap_or_else(|| {
         let id = inst.next_database_id;
         inst.next_database_id += 1;
@@ -498,7 +685,13 @@ pub(crate) fn record_restore_history(
     recovery: bool,
     now: LabTime,
 ) {
-    let backup_set_id = record_backup_history(world, role, set, path);
+    // Reference B.5: that the restoring server records the set in its own backupset is
+    // UNVERIFIED; under the `absent` variant only restorehistory is written.
+    let backup_set_id = if world.config.variants.get("restore_history_backupset") == "absent" {
+        world.inst_mut(role).map_or(0, |i| i.msdb.next_id())
+    } else {
+        record_backup_history(world, role, set, path)
+    };
     let Some(inst) = world.inst_mut(role) else {
         return;
     };
@@ -530,7 +723,7 @@ const LSN_T: SqlType = SqlType::Numeric {
 
 /// RESTORE HEADERONLY: one row per backup set, SQL Server 2016's 56 columns in order (reference B.2).
 fn header_only(ctx: &mut Ctx, path: &str) -> Result<Option<u64>, SqlError> {
-    let file = backupfile::read(path)?;
+    let file = backupfile::read(&paths::resolve(ctx.world, ctx.role, path)?)?;
     let nv = SqlType::NVarChar(128);
     let columns = vec![
         col("BackupName", nv.clone()),
@@ -669,7 +862,7 @@ fn header_only(ctx: &mut Ctx, path: &str) -> Result<Option<u64>, SqlError> {
 
 /// RESTORE FILELISTONLY: one row per database file of the chosen set (reference B.3, 2016 columns).
 fn file_list_only(ctx: &mut Ctx, path: &str, file_no: i64) -> Result<Option<u64>, SqlError> {
-    let file = backupfile::read(path)?;
+    let file = backupfile::read(&paths::resolve(ctx.world, ctx.role, path)?)?;
     let set = file
         .sets
         .get((file_no.max(1) - 1) as usize)

@@ -58,6 +58,7 @@ pub(crate) fn instance_status(world: &World, inst: &Instance) -> Value {
         "name": inst.config.name,
         "role": inst.config.role.as_str(),
         "up": inst.up,
+        "lost": inst.lost,
         "endpoint": inst.endpoint.as_ref().map(|e| json!({"name": e.name, "port": e.port, "state": e.state_desc, "role": e.role})),
         "databases": databases,
         "log_shipping": {

@@ -54,6 +54,21 @@ pub(crate) fn config(dir: &Path) -> WorldConfig {
         copy_every_min: 15,
         restore_every_min: 15,
         chat_messages_per_min: 6,
+        chat_servers: [
+            ("atl-pc-001.litwareinc.com", "ATL"),
+            ("atl-pc-002.litwareinc.com", "ATL"),
+            ("dal-pc-001.litwareinc.com", "DAL"),
+            ("dal-pc-002.litwareinc.com", "DAL"),
+        ]
+        .map(|(f, d)| (f.to_owned(), d.to_owned()))
+        .to_vec(),
+        initial_active_servers: vec![
+            "atl-pc-001.litwareinc.com".to_owned(),
+            "atl-pc-002.litwareinc.com".to_owned(),
+        ],
+        windows: None,
+        variants: Default::default(),
+        io_mb_per_s: None,
     }
 }
 
@@ -429,6 +444,20 @@ async fn anything_outside_the_model_is_a_clear_error() {
             8145,
         ),
         ("EXEC sp_delete_log_shipping_secondary_database", 201),
+        // Real T-SQL the lab does not model: the lab's own error, never a SQL Server number.
+        ("INSERT INTO t VALUES (1)", 59999),
+        ("IF 1 = 1 SELECT 1", 59999),
+        ("WAITFOR DELAY '00:00:01'", 59999),
+        ("CREATE TABLE t (a int)", 59999),
+        ("DROP DATABASE mgc", 59999),
+        ("ALTER DATABASE mgc SET OFFLINE", 59999),
+        ("BEGIN TRY SELECT 1 END TRY BEGIN CATCH END CATCH", 59999),
+        ("SELECT * FROM sys.objects", 59999),
+        ("SELECT 1 FROM sys.databases GROUP BY name", 59999),
+        ("SELECT (SELECT 1)", 59999),
+        ("EXEC sp_helpdb", 59999),
+        ("SELECT OBJECT_ID(N'x')", 59999),
+        ("RESTORE LABELONLY FROM DISK = N'x.bak'", 59999),
     ];
     for (sql, number) in cases {
         let ev = p.batch(sql.into()).await;
@@ -689,9 +718,15 @@ async fn log_shipping_setup_procs_return_ids_and_jobs_start_disabled() {
         .batch("SELECT enabled FROM sysjobs WHERE name = N'LSBackup_mgccomp'".into())
         .await;
     assert_eq!(rows(&ev), vec![vec![Value::Int(1)]]);
-    // Three tables in one FROM are outside the model: a clear syntax error, and nothing in the batch runs.
+    // Three tables in one FROM are outside the model: the lab's own error, and nothing in the batch runs.
     let ev = p.batch("EXEC sp_update_job @job_name = N'LSBackup_mgccomp', @enabled = 0; SELECT 1 FROM sysjobs a JOIN sysjobs b ON 1 = 1 JOIN sysjobs c ON 1 = 1".into()).await;
-    assert_eq!(error_numbers(&ev), vec![156]);
+    assert_eq!(
+        messages(&ev),
+        vec![(
+            59999,
+            "the lab does not model: joins of three or more tables".to_owned()
+        )]
+    );
     let ev = p
         .batch("SELECT enabled FROM sysjobs WHERE name = N'LSBackup_mgccomp'".into())
         .await;
@@ -867,7 +902,10 @@ async fn a_down_instance_refuses_logins_and_drops_its_sessions() {
         .login(&login, "127.0.0.1:1".parse().unwrap())
         .err()
         .unwrap();
-    assert_eq!(refused.number, 17187);
+    let numbers = |r: &[pcfail_lab_tds::Message]| -> Vec<(u32, u8)> {
+        r.iter().map(|m| (m.number, m.class)).collect()
+    };
+    assert_eq!(numbers(&refused), [(17187, 16)]);
     let bad_db = Login {
         database: "mgc".into(),
         ..login
@@ -878,9 +916,9 @@ async fn a_down_instance_refuses_logins_and_drops_its_sessions() {
         .err()
         .unwrap();
     assert_eq!(
-        (refused.number, refused.class),
-        (4060, 11),
-        "mgc is RESTORING on the backup instance"
+        numbers(&refused),
+        [(4060, 11), (18456, 14)],
+        "mgc is RESTORING on the backup instance: 4060, then 18456 as SQL Server sends"
     );
 }
 
@@ -1096,4 +1134,288 @@ async fn sp_add_jobschedule_attaches_a_new_schedule_and_sp_delete_job_removes_it
             "The specified @job_name ('LSCopy_ATL-SQL-001_mgc') does not exist.".to_owned()
         )
     );
+}
+
+/// Writes cms.json as the shell would.
+fn write_cms(h: &Harness, pool_state: &str, active: &[&str]) {
+    let cms = serde_json::json!({
+        "pool": "atl-cs-001.litwareinc.com",
+        "pool_state": pool_state,
+        "active_servers": active,
+    });
+    std::fs::write(h.dir.path().join("cms.json"), cms.to_string()).unwrap();
+}
+
+#[tokio::test]
+async fn chat_is_written_only_through_an_active_server_outside_a_lost_data_center() {
+    let h = Harness::new();
+    let mut w = h.world.lock().unwrap();
+    // No cms.json yet: the servers lab.json starts with (ATL's) write to the primary.
+    assert_eq!(w.active_mgc(), Some(Role::Primary));
+    write_cms(&h, "Normal", &[]);
+    assert_eq!(
+        w.active_mgc(),
+        None,
+        "`-ActiveServers $Null` stops all writes"
+    );
+    write_cms(&h, "Normal", &["dal-pc-001.litwareinc.com"]);
+    assert_eq!(
+        w.active_mgc(),
+        Some(Role::Primary),
+        "a DAL server still writes to the pool's database"
+    );
+    write_cms(&h, "Normal", &["atl-pc-001.litwareinc.com"]);
+    w.set_data_center_lost("ATL", true);
+    assert_eq!(
+        w.active_mgc(),
+        None,
+        "servers in a lost data center write nothing"
+    );
+    let records = |w: &World| {
+        w.inst(Role::Primary)
+            .unwrap()
+            .db("mgc")
+            .unwrap()
+            .records
+            .len()
+    };
+    let before = records(&w);
+    w.tick(LabTime(START.0 + 30 * 60_000));
+    assert_eq!(records(&w), before);
+    w.set_data_center_lost("ATL", false);
+    w.tick(LabTime(START.0 + 60 * 60_000));
+    assert!(records(&w) > before);
+}
+
+#[tokio::test]
+async fn a_tail_log_backup_needs_the_database_to_itself_and_no_mirroring() {
+    let h = Harness::new();
+    let tail = format!(
+        "BACKUP LOG [mgc] TO DISK = N'{}' WITH NORECOVERY",
+        h.path("backups/tail.trn")
+    );
+    let mut p = h.login(Role::Primary);
+    // Mirrored (the HA/DR layout): refused, and the database stays ONLINE.
+    let ev = p.batch(tail.clone()).await;
+    assert_eq!(error_numbers(&ev), vec![1468, 3013], "{ev:?}");
+    assert_eq!(
+        messages(&ev)[0].1,
+        "The operation cannot be performed on database \"mgc\" because it is involved in a database mirroring session."
+    );
+    let state = "SELECT state_desc FROM sys.databases WHERE name = N'mgc'";
+    assert_eq!(
+        rows(&p.batch(state.into()).await),
+        vec![vec![Value::String("ONLINE".into())]]
+    );
+    let ev = p.batch("ALTER DATABASE [mgc] SET PARTNER OFF".into()).await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    // Another session in mgc: 3101; this session in mgc: 3102.
+    let mut user = h.login(Role::Primary);
+    let _ = user.batch("USE mgc".into()).await;
+    assert_eq!(
+        error_numbers(&p.batch(tail.clone()).await),
+        vec![3101, 3013]
+    );
+    user.close();
+    let _ = p.batch("USE mgc".into()).await;
+    assert_eq!(
+        error_numbers(&p.batch(tail.clone()).await),
+        vec![3102, 3013]
+    );
+    let _ = p.batch("USE master".into()).await;
+    let ev = p.batch(tail).await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    assert_eq!(
+        rows(&p.batch(state.into()).await),
+        vec![vec![Value::String("RESTORING".into())]]
+    );
+}
+
+#[tokio::test]
+async fn the_old_reading_of_a_tail_log_backup_on_a_mirrored_database_is_a_variant() {
+    let h = Harness::new();
+    let chosen = [("tail_log_on_mirrored".to_owned(), "allowed".to_owned())].into();
+    h.world.lock().unwrap().config.variants = super::Variants::new(&chosen).unwrap();
+    let mut p = h.login(Role::Primary);
+    let ev = p
+        .batch(format!(
+            "BACKUP LOG [mgc] TO DISK = N'{}' WITH NORECOVERY",
+            h.path("backups/tail.trn")
+        ))
+        .await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+}
+
+#[tokio::test]
+async fn the_mirror_side_set_partner_needs_its_own_started_endpoint() {
+    for (variant, expected) in [("1486", vec![1486]), ("accepted", vec![])] {
+        let h = Harness::new();
+        let chosen = [("partner_without_endpoint".to_owned(), variant.to_owned())].into();
+        h.world.lock().unwrap().config.variants = super::Variants::new(&chosen).unwrap();
+        let mut p = h.login(Role::Primary);
+        let ev = p.batch("ALTER DATABASE [mgc] SET PARTNER OFF".into()).await;
+        assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+        let mut m = h.login(Role::PrimaryMirror);
+        let ev = m
+            .batch("ALTER ENDPOINT [Mirroring] STATE = STOPPED".into())
+            .await;
+        assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+        let ev = m
+            .batch(
+                "ALTER DATABASE [mgc] SET PARTNER = N'TCP://atl-sql-001.litwareinc.com:5022'"
+                    .into(),
+            )
+            .await;
+        assert_eq!(error_numbers(&ev), expected, "{variant}: {ev:?}");
+    }
+}
+
+fn set_variant(h: &Harness, name: &str, value: &str) {
+    let chosen = [(name.to_owned(), value.to_owned())].into();
+    h.world.lock().unwrap().config.variants = super::Variants::new(&chosen).unwrap();
+}
+
+#[tokio::test]
+async fn each_engine_variant_switches_its_reading() {
+    // sp_delete_log_shipping_secondary_database on a database that is not a secondary.
+    let h = Harness::new();
+    let mut b = h.login(Role::Backup);
+    let delete = "EXEC sp_delete_log_shipping_secondary_database N'mgccomp'";
+    assert_eq!(error_numbers(&b.batch(delete.into()).await), vec![32014]);
+    set_variant(&h, "delete_secondary_not_configured", "silent");
+    assert_eq!(
+        error_numbers(&b.batch(delete.into()).await),
+        Vec::<u32>::new()
+    );
+
+    // RESTORE LOG of a database that does not exist.
+    let (one, _) = two_log_backups(&h).await;
+    let missing = format!("RESTORE LOG [nosuch] FROM DISK = N'{one}'");
+    set_variant(&h, "restore_missing_database", "911");
+    assert_eq!(error_numbers(&b.batch(missing).await), vec![911, 3013]);
+
+    // The restoring server's backupset: recorded, or absent (restorehistory joins to nothing).
+    set_variant(&h, "restore_history_backupset", "absent");
+    let ev = b
+        .batch(format!(
+            "RESTORE LOG [mgc] FROM DISK = N'{one}' WITH NORECOVERY"
+        ))
+        .await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    let join = "SELECT COUNT(*) FROM msdb.dbo.restorehistory r JOIN msdb.dbo.backupset b ON b.backup_set_id = r.backup_set_id WHERE r.restore_type = 'L'";
+    assert_eq!(rows(&b.batch(join.into()).await), vec![vec![Value::Int(0)]]);
+
+    // recovery_model_desc of a bulk-logged database.
+    let bulk = "SELECT recovery_model_desc FROM sys.databases WHERE name = N'mgccomp'";
+    let _ = b
+        .batch("ALTER DATABASE [mgccomp] SET RECOVERY BULK_LOGGED".into())
+        .await;
+    assert_eq!(
+        rows(&b.batch(bulk.into()).await),
+        vec![vec![Value::String("BULK_LOGGED".into())]]
+    );
+    set_variant(&h, "bulk_logged_desc", "BULK-LOGGED");
+    assert_eq!(
+        rows(&b.batch(bulk.into()).await),
+        vec![vec![Value::String("BULK-LOGGED".into())]]
+    );
+
+    // sp_who2's column types.
+    set_variant(&h, "sp_who2_types", "varchar");
+    let ev = b.batch("EXEC sp_who2".into()).await;
+    let Some(Event::Rows { columns, .. }) = ev.first() else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(columns[0].ty, SqlType::VarChar(5));
+
+    // mirroring_partner_name: the endpoint address, or the server name.
+    let mut p = h.login(Role::Primary);
+    let partner = "SELECT m.mirroring_partner_name FROM sys.database_mirroring m WHERE m.database_id = DB_ID(N'mgc')";
+    assert_eq!(
+        rows(&p.batch(partner.into()).await),
+        vec![vec![Value::String(
+            "TCP://atl-sql-002.litwareinc.com:5022".into()
+        )]]
+    );
+    set_variant(&h, "mirroring_partner_name", "server");
+    assert_eq!(
+        rows(&p.batch(partner.into()).await),
+        vec![vec![Value::String("ATL-SQL-002".into())]]
+    );
+}
+
+#[tokio::test]
+async fn a_standby_database_reads_as_read_only_unless_the_variant_says_not() {
+    for (variant, read_only) in [("1", true), ("0", false)] {
+        let h = Harness::new();
+        set_variant(&h, "standby_read_only", variant);
+        let (one, _) = two_log_backups(&h).await;
+        let mut b = h.login(Role::Backup);
+        let undo = h.path("backup-copy/undo.tuf");
+        let ev = b
+            .batch(format!(
+                "RESTORE LOG [mgc] FROM DISK = N'{one}' WITH STANDBY = N'{undo}'"
+            ))
+            .await;
+        assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+        let ev = b
+            .batch(
+                "SELECT is_read_only, is_in_standby FROM sys.databases WHERE name = N'mgc'".into(),
+            )
+            .await;
+        assert_eq!(
+            rows(&ev),
+            vec![vec![Value::Bit(read_only), Value::Bit(true)]],
+            "{variant}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn log_backup_names_carry_utc_or_the_primarys_local_time() {
+    for (variant, name) in [
+        ("utc", "mgc_20240301000500.trn"),
+        ("local", "mgc_20240229190500.trn"),
+    ] {
+        let h = Harness::new();
+        std::fs::create_dir_all(h.dir.path().join("share")).unwrap();
+        set_variant(&h, "trn_name_time", variant);
+        let mut w = h.world.lock().unwrap();
+        w.tick(LabTime(START.0 + 60_000));
+        w.tick(LabTime(START.0 + 5 * 60_000));
+        assert!(
+            h.dir.path().join("share").join(name).exists(),
+            "{variant}: {:?}",
+            std::fs::read_dir(h.dir.path().join("share"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_restore_job_takes_files_by_name_or_by_their_first_lsn() {
+    for (variant, restored) in [("name", false), ("lsn", true)] {
+        let h = Harness::new();
+        set_variant(&h, "restore_job_order", variant);
+        let (one, two) = two_log_backups(&h).await;
+        // Names in the opposite order of the log chain.
+        let copy = h.dir.path().join("backup-copy");
+        std::fs::create_dir_all(&copy).unwrap();
+        std::fs::copy(&two, copy.join("mgc_1.trn")).unwrap();
+        std::fs::copy(&one, copy.join("mgc_2.trn")).unwrap();
+        let mut b = h.login(Role::Backup);
+        let ev = b
+            .batch("EXEC msdb.dbo.sp_start_job @job_name = N'LSRestore_ATL-SQL-001_mgc'".into())
+            .await;
+        assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+        let count = "SELECT COUNT(*) FROM msdb.dbo.restorehistory WHERE restore_type = 'L'";
+        let expected = if restored { 2 } else { 0 };
+        assert_eq!(
+            rows(&b.batch(count.into()).await),
+            vec![vec![Value::Int(expected)]],
+            "{variant}"
+        );
+    }
 }

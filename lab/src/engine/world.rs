@@ -46,7 +46,44 @@ pub(crate) struct SessionInfo {
     pub token: CancellationToken,
     /// None for a real TCP session; Some(end) for a virtual one (None = until killed).
     pub virtual_end: Option<Option<Instant>>,
-    pub running: bool,
+    /// Tells this session apart from a later one that reuses its spid.
+    pub serial: u64,
+    /// A request of this session is running (its task may outlive the client).
+    pub busy: bool,
+    /// The client has gone while a request ran: the session ends when the request does.
+    pub orphaned: bool,
+    /// The statement this session is working on, while it takes time.
+    pub request: Option<RunningRequest>,
+}
+
+/// A statement that takes time, as sys.dm_exec_requests and sp_who2 show it while it runs.
+#[derive(Clone, Debug)]
+pub(crate) struct RunningRequest {
+    /// `RESTORE LOG`, `BACKUP DATABASE`, ...
+    pub command: String,
+    /// The database it works on (in use by its session meanwhile).
+    pub database: Option<String>,
+    /// Nobody else may enter the database until it ends.
+    pub exclusive: bool,
+    pub start: LabTime,
+    pub began: Instant,
+    /// Its whole run time, for percent_complete.
+    pub total: std::time::Duration,
+}
+
+impl RunningRequest {
+    /// How far the work has come, 0 to 100 (sys.dm_exec_requests.percent_complete).
+    pub(crate) fn percent_complete(&self) -> f64 {
+        if self.total.is_zero() {
+            return 100.0;
+        }
+        (self.began.elapsed().as_secs_f64() / self.total.as_secs_f64() * 100.0).min(100.0)
+    }
+
+    /// Real milliseconds left (sys.dm_exec_requests.estimated_completion_time).
+    pub(crate) fn remaining_ms(&self) -> i64 {
+        self.total.saturating_sub(self.began.elapsed()).as_millis() as i64
+    }
 }
 
 /// An application lock held through sp_getapplock (session-owned, reference: sp_getapplock docs).
@@ -68,6 +105,13 @@ pub(crate) struct Runtime {
     pub transcripts: HashMap<Role, Vec<TranscriptEntry>>,
     pub applocks: Vec<AppLock>,
     pub faults: Faults,
+    /// A faults.json share rule currently makes the share unreachable (share.rs).
+    pub share_fault: bool,
+    /// Per lost instance: cancelled when its host is reachable again, which closes the connections
+    /// that were left unanswered (pcfail_lab_tds::Backend::unreachable).
+    pub reachable_again: HashMap<Role, CancellationToken>,
+    /// The serial the next session gets.
+    pub next_serial: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -83,6 +127,12 @@ pub struct World {
     pub(crate) instances: Vec<Instance>,
     pub(crate) rng: Rng,
     pub(crate) chat: ChatTraffic,
+    /// The share is lost with a data center, or made unreachable by `Lab::set_share_reachable`.
+    #[serde(default)]
+    pub(crate) share_lost: bool,
+    /// Data centers lost in a disaster: their Persistent Chat servers write nothing.
+    #[serde(default)]
+    pub(crate) lost_data_centers: Vec<String>,
     #[serde(skip)]
     pub(crate) rt: Runtime,
 }
@@ -105,6 +155,8 @@ impl World {
                 last: Some(now),
                 ..ChatTraffic::default()
             },
+            share_lost: false,
+            lost_data_centers: Vec::new(),
             rt: Runtime::default(),
             config,
         };
@@ -147,6 +199,7 @@ impl World {
         let mut inst = Instance {
             config,
             up: true,
+            lost: false,
             databases: Vec::new(),
             next_database_id: 5,
             endpoint: None,
@@ -178,12 +231,12 @@ impl World {
     /// The full backup Topology Builder / SSMS took to initialize the mirror and the secondary; also
     /// written to `<backups>/<db>_init.bak` so it can be inspected with RESTORE HEADERONLY.
     fn initial_full_backup(&mut self, role: Role, db: &str, now: LabTime) -> BackupSet {
-        let path = self
-            .config
-            .backups
-            .join(format!("{db}_init.bak"))
-            .to_string_lossy()
-            .into_owned();
+        let real = self.config.backups.join(format!("{db}_init.bak"));
+        // msdb records the name SQL Server was given: the backup share's, with Windows paths.
+        let path = match &self.config.windows {
+            Some(w) => super::paths::join_shown(&w.backups, &format!("{db}_init.bak")),
+            None => real.to_string_lossy().into_owned(),
+        };
         let media = self.rng.guid();
         let set_guid = self.rng.guid();
         let set = super::backup::take_backup(self, role, db, false, false, now, set_guid, 1)
@@ -191,7 +244,7 @@ impl World {
         let _ = std::fs::create_dir_all(&self.config.backups);
         // Best effort: a world can be built without its folders (unit tests); the history still records it.
         let _ = backupfile::write(
-            &path,
+            &backupfile::local(&real),
             &BackupFile {
                 media_set_guid: media,
                 sets: vec![set.clone()],
@@ -258,8 +311,20 @@ impl World {
             .inst(Role::Backup)
             .map(|i| i.config.name.clone())
             .unwrap_or_default();
-        let share = self.config.share.to_string_lossy().into_owned();
-        let copy = self.config.copy_folder.to_string_lossy().into_owned();
+        // With Windows paths, msdb holds what SSMS would write: the primary's local folder and the
+        // share's UNC name, the secondary's copy folder on its own drive.
+        let (local, share, copy) = match &self.config.windows {
+            Some(w) => (
+                w.share_local.clone(),
+                w.share.clone(),
+                w.copy_folder.clone(),
+            ),
+            None => {
+                let share = self.config.share.to_string_lossy().into_owned();
+                let copy = self.config.copy_folder.to_string_lossy().into_owned();
+                (share.clone(), share, copy)
+            }
+        };
         let (primary_id, backup_job) = (self.rng.guid(), self.rng.guid());
         let every = (
             self.config.backup_every_min,
@@ -268,7 +333,7 @@ impl World {
         );
         let inst = self.inst_mut(Role::Primary).expect("checked by caller");
         inst.msdb.ls_primary_databases.push(LsPrimaryDb::new(
-            primary_id, "mgc", &share, &share, backup_job,
+            primary_id, "mgc", &local, &share, backup_job,
         ));
         inst.msdb.ls_primary_secondaries.push(LsPrimarySecondary {
             primary_id,
@@ -366,6 +431,8 @@ impl World {
     /// Runs whatever is due at `now`: chat traffic into the active `mgc`, then each enabled job whose
     /// schedule is due (log backup on the primary, copy and restore on the secondary).
     pub fn tick(&mut self, now: LabTime) {
+        // Fault rules that act without any SQL traffic (an unreachable share) take effect here too.
+        super::faults::refresh(self, now);
         self.chat_traffic(now);
         super::agent::run_due_jobs(self, now);
         self.sync_mirrors();
@@ -390,16 +457,42 @@ impl World {
         }
     }
 
+    /// The `mgc` chat records go to: the copy the pool uses (cms.json's pool state: Normal = the
+    /// primary's data center, FailedOver = the backup's) that is ONLINE and not a mirror, and only
+    /// while at least one active Persistent Chat server outside a lost data center can write to it.
+    /// An empty active list (after `-ActiveServers $Null`) writes nothing.
     pub(crate) fn active_mgc(&self) -> Option<Role> {
-        let failed_over = std::fs::read_to_string(self.config.lab_dir.join("cms.json"))
+        let cms = std::fs::read_to_string(self.config.lab_dir.join("cms.json"))
             .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|v| {
-                v.get("pool_state")
-                    .and_then(|s| s.as_str())
-                    .map(|s| s.eq_ignore_ascii_case("FailedOver"))
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+        let failed_over = cms
+            .as_ref()
+            .and_then(|v| v.get("pool_state"))
+            .and_then(|s| s.as_str())
+            .is_some_and(|s| s.eq_ignore_ascii_case("FailedOver"));
+        let active: Vec<String> = match cms.as_ref().and_then(|v| v.get("active_servers")) {
+            Some(list) => list
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|s| s.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => self.config.initial_active_servers.clone(),
+        };
+        let writes = active.iter().any(|fqdn| {
+            self.config.chat_servers.iter().any(|(server, dc)| {
+                server.eq_ignore_ascii_case(fqdn)
+                    && !self
+                        .lost_data_centers
+                        .iter()
+                        .any(|lost| lost.eq_ignore_ascii_case(dc))
             })
-            .unwrap_or(false);
+        });
+        if !writes {
+            return None;
+        }
         let candidates = if failed_over {
             [Role::Backup, Role::BackupMirror]
         } else {
@@ -489,24 +582,69 @@ impl World {
         self.instances.iter_mut().find(|i| i.config.role == role)
     }
 
-    /// The instance stops answering (false) or comes back (true). Going down cancels all its
-    /// sessions' tokens (the protocol layer then closes the sockets) and drops their locks.
+    /// The instance stops (false: connections refused) or comes back (true). Either way a lost host
+    /// is found again. Going down cancels all its sessions' tokens (the protocol layer then closes the
+    /// sockets) and drops their locks.
     pub fn set_instance_up(&mut self, role: Role, up: bool) {
+        let mut was_lost = false;
         if let Some(inst) = self.inst_mut(role) {
+            was_lost = inst.lost;
             inst.up = up;
+            inst.lost = false;
         }
-        if !up {
+        if let Some(token) = self.rt.reachable_again.remove(&role) {
+            token.cancel();
+        }
+        // A host that was lost comes back restarted: the sessions it left hanging are gone too.
+        if !up || was_lost {
             for s in self.rt.sessions.remove(&role).unwrap_or_default() {
                 s.token.cancel();
             }
             self.rt.applocks.retain(|l| l.role != role);
-        } else {
+        }
+        if up {
             self.sync_mirrors();
         }
     }
 
     pub fn is_up(&self, role: Role) -> bool {
         self.inst(role).is_some_and(|i| i.up)
+    }
+
+    /// The instance's host vanishes (its data center is lost): it stops working, but unlike a stopped
+    /// instance nothing tells its clients. Open sessions keep their sockets and get no more answers;
+    /// new connections are never answered. [`World::set_instance_up`] brings it back.
+    pub fn lose_instance(&mut self, role: Role) {
+        if let Some(inst) = self.inst_mut(role) {
+            inst.up = false;
+            inst.lost = true;
+        }
+    }
+
+    /// The data center an instance stands in.
+    pub fn data_center(&self, role: Role) -> Option<String> {
+        self.inst(role).map(|i| i.config.data_center.clone())
+    }
+
+    pub fn is_lost(&self, role: Role) -> bool {
+        self.inst(role).is_some_and(|i| i.lost)
+    }
+
+    /// For a lost instance, the token cancelled when its host is reachable again.
+    pub(crate) fn unreachable_token(&mut self, role: Role) -> Option<CancellationToken> {
+        if !self.is_lost(role) {
+            return None;
+        }
+        Some(self.rt.reachable_again.entry(role).or_default().clone())
+    }
+
+    /// A data center is lost (true) or back (false): its Persistent Chat servers stop writing.
+    pub fn set_data_center_lost(&mut self, data_center: &str, lost: bool) {
+        self.lost_data_centers
+            .retain(|dc| !dc.eq_ignore_ascii_case(data_center));
+        if lost {
+            self.lost_data_centers.push(data_center.to_owned());
+        }
     }
 
     /// The primary data center is back, rebuilt by Topology Builder: primary and primary mirror up,
@@ -529,7 +667,12 @@ impl World {
         self.create_user_db(Role::Primary, "mgccomp", now);
         for role in [Role::Primary, Role::PrimaryMirror] {
             self.set_instance_up(role, true);
+            if let Some(dc) = self.inst(role).map(|i| i.config.data_center.clone()) {
+                self.set_data_center_lost(&dc, false);
+            }
         }
+        // A share lost with the data center comes back with it.
+        self.set_share_lost(false);
     }
 
     /// Everything `pcfail lab status` shows about SQL, per instance (by role).
@@ -541,7 +684,13 @@ impl World {
                 super::status::instance_status(self, inst),
             );
         }
-        json!({ "instances": out, "active_mgc": self.active_mgc().map(Role::as_str), "chat_messages_sent": self.chat.sent })
+        json!({
+            "instances": out,
+            "active_mgc": self.active_mgc().map(Role::as_str),
+            "chat_messages_sent": self.chat.sent,
+            "share_reachable": self.share_reachable(),
+            "lost_data_centers": self.lost_data_centers,
+        })
     }
 
     /// What clients sent to `role`: logins and statement texts, in order.
@@ -569,21 +718,75 @@ impl World {
     pub fn restore_runtime(&mut self, config_password: &str) {
         self.config.login_password = config_password.to_owned();
         self.rt = Runtime::default();
+        self.apply_share_folder();
     }
 
     // ---- sessions
 
-    /// Registers a session and returns its spid: the lowest free id from 51 up, reused after a close
-    /// like SQL Server does.
-    pub(crate) fn open_session(&mut self, role: Role, mut info: SessionInfo) -> u16 {
+    /// Registers a session and returns its spid, the lowest free id from 51 up, reused after a close
+    /// like SQL Server does, and its serial, which is never reused.
+    pub(crate) fn open_session(&mut self, role: Role, mut info: SessionInfo) -> (u16, u64) {
+        self.rt.next_serial += 1;
+        let serial = self.rt.next_serial;
         let list = self.rt.sessions.entry(role).or_default();
         let mut spid = FIRST_USER_SPID;
         while list.iter().any(|s| s.spid == spid) {
             spid += 1;
         }
         info.spid = spid;
+        info.serial = serial;
         list.push(info);
-        spid
+        (spid, serial)
+    }
+
+    /// The session `spid` if it is still the one with `serial`.
+    fn session_serial(&mut self, role: Role, spid: u16, serial: u64) -> Option<&mut SessionInfo> {
+        self.session_mut(role, spid).filter(|s| s.serial == serial)
+    }
+
+    /// A request of the session starts running in its own task.
+    pub(crate) fn request_started(&mut self, role: Role, spid: u16, serial: u64) {
+        if let Some(s) = self.session_serial(role, spid, serial) {
+            s.busy = true;
+        }
+    }
+
+    /// The statement the session works on, or `None` when it is done.
+    pub(crate) fn set_request(
+        &mut self,
+        role: Role,
+        spid: u16,
+        serial: u64,
+        request: Option<RunningRequest>,
+    ) {
+        if let Some(s) = self.session_serial(role, spid, serial) {
+            s.request = request;
+        }
+    }
+
+    /// The session's request ended; if its client left meanwhile, the session ends now.
+    pub(crate) fn request_finished(&mut self, role: Role, spid: u16, serial: u64) {
+        let Some(s) = self.session_serial(role, spid, serial) else {
+            return;
+        };
+        s.busy = false;
+        s.request = None;
+        if s.orphaned {
+            self.close_session(role, spid);
+        }
+    }
+
+    /// The client closed the connection. A session with a running request stays until it ends
+    /// (SQL Server only notices the client is gone when it next writes to it).
+    pub(crate) fn client_gone(&mut self, role: Role, spid: u16, serial: u64) {
+        let Some(s) = self.session_serial(role, spid, serial) else {
+            return;
+        };
+        if s.busy {
+            s.orphaned = true;
+        } else {
+            self.close_session(role, spid);
+        }
     }
 
     pub(crate) fn close_session(&mut self, role: Role, spid: u16) {
@@ -647,7 +850,14 @@ impl World {
         let victims: Vec<u16> = self
             .sessions(role)
             .iter()
-            .filter(|s| Some(s.spid) != keep && s.database.eq_ignore_ascii_case(db))
+            .filter(|s| {
+                Some(s.spid) != keep
+                    && (s.database.eq_ignore_ascii_case(db)
+                        || s.request
+                            .as_ref()
+                            .and_then(|r| r.database.as_deref())
+                            .is_some_and(|d| d.eq_ignore_ascii_case(db)))
+            })
             .map(|s| s.spid)
             .collect();
         for spid in victims {
@@ -658,12 +868,33 @@ impl World {
         }
     }
 
-    /// Other sessions whose current database is `db` (what makes RESTORE fail with 3101).
+    /// Other sessions whose current database is `db`, or whose running BACKUP/RESTORE works on it
+    /// (what makes RESTORE fail with 3101).
     pub(crate) fn other_users_of(&self, role: Role, spid: u16, db: &str) -> usize {
         self.sessions(role)
             .iter()
-            .filter(|s| s.spid != spid && s.database.eq_ignore_ascii_case(db))
+            .filter(|s| {
+                s.spid != spid
+                    && (s.database.eq_ignore_ascii_case(db)
+                        || s.request
+                            .as_ref()
+                            .and_then(|r| r.database.as_deref())
+                            .is_some_and(|d| d.eq_ignore_ascii_case(db)))
+            })
             .count()
+    }
+
+    /// Whether another session's running RESTORE (or tail-log backup) holds `db` exclusively.
+    pub(crate) fn held_exclusively(&self, role: Role, spid: u16, db: &str) -> bool {
+        self.sessions(role).iter().any(|s| {
+            s.spid != spid
+                && s.request.as_ref().is_some_and(|r| {
+                    r.exclusive
+                        && r.database
+                            .as_deref()
+                            .is_some_and(|d| d.eq_ignore_ascii_case(db))
+                })
+        })
     }
 }
 

@@ -28,7 +28,7 @@ impl Backend for Echo {
         &self,
         _login: &Login,
         _peer: SocketAddr,
-    ) -> Result<(EchoSession, CancellationToken), Message> {
+    ) -> Result<(EchoSession, CancellationToken), Vec<Message>> {
         Ok((EchoSession, CancellationToken::new()))
     }
 

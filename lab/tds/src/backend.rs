@@ -187,20 +187,26 @@ pub enum Event {
     },
     /// Close the connection without answering (fault injection: a dropped connection).
     Disconnect,
+    /// Never answer: the server's host became unreachable while the request ran (a lost data
+    /// center). The socket stays open and nothing more is read or sent until the session's token is
+    /// cancelled, the server shuts down, or the client gives up and closes it, exactly what a client
+    /// sees when the machine behind an established TCP connection vanishes.
+    Unanswered,
 }
 
 /// Turns logins into sessions. One per simulated instance.
 pub trait Backend: Send + Sync + 'static {
     type Session: Session;
 
-    /// Accept or refuse a login. `Err` carries the ERROR token to send (18456 for a bad password,
-    /// 4060 for an unavailable initial database). The token is cancelled when the session must end
-    /// (KILL, the instance going down): the protocol layer then closes the socket.
+    /// Accept or refuse a login. `Err` carries the ERROR tokens to send, in order (18456 for a bad
+    /// password; 4060 then 18456 for an unavailable initial database, as SQL Server sends them). The
+    /// token is cancelled when the session must end (KILL, the instance going down): the protocol
+    /// layer then closes the socket.
     fn login(
         &self,
         login: &Login,
         peer: std::net::SocketAddr,
-    ) -> Result<(Self::Session, CancellationToken), Message>;
+    ) -> Result<(Self::Session, CancellationToken), Vec<Message>>;
 
     /// Text for LOGINACK's program name and the PRELOGIN version, e.g. ("Microsoft SQL Server", [16,0,4223]).
     fn server_version(&self) -> (String, [u8; 4]) {
@@ -209,6 +215,15 @@ pub trait Backend: Send + Sync + 'static {
 
     /// The instance's name as SQL Server reports it in ERROR/INFO tokens (`@@SERVERNAME`).
     fn server_name(&self) -> String;
+
+    /// `Some(token)` while the instance's host cannot be reached at all (its data center is lost):
+    /// a new connection is then accepted by nothing, neither PRELOGIN nor LOGIN7 is ever answered,
+    /// so the client waits for its own timeout instead of being refused. The connection is closed
+    /// once `token` is cancelled (the host is back: the client's half-open connection is dead).
+    /// `None` (the default) is a reachable host.
+    fn unreachable(&self) -> Option<CancellationToken> {
+        None
+    }
 }
 
 /// A logged-in connection.
@@ -217,10 +232,15 @@ pub trait Session: Send + 'static {
     fn spid(&self) -> u16;
     /// The current database (for the login's ENVCHANGE).
     fn database(&self) -> String;
-    /// Run a SQLBatch. Dropping the future (on ATTENTION) cancels the batch.
+    /// Run a SQLBatch. The future is dropped on an Attention (see [`Session::attention`]) and when
+    /// the client goes away.
     fn batch(&mut self, sql: String) -> impl Future<Output = Vec<Event>> + Send;
     /// Run an RPC request.
     fn rpc(&mut self, call: RpcCall) -> impl Future<Output = Vec<Event>> + Send;
+    /// The client sent an Attention while the last request ran; its future has been dropped. A
+    /// backend whose requests outlive their futures (a server finishing work its client gave up on)
+    /// cancels here what can be cancelled. The default does nothing.
+    fn attention(&mut self) {}
     /// The connection ended (FIN, reset, KILL or shutdown); release what the session holds.
     fn close(&mut self);
 }

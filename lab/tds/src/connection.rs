@@ -4,6 +4,9 @@
 //! request runs), the session's cancellation token (KILL, the instance going down) and the server's
 //! shutdown token. Any of the last two closes the socket at once, mid-request or not. Requests are
 //! answered strictly one message each, which is what keeps the client in step.
+//!
+//! An unreachable host ([`Backend::unreachable`], [`crate::Event::Unanswered`]) answers nothing at
+//! all: the connection only reads and discards until the client gives up or the host is back.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -27,6 +30,9 @@ use crate::token::{TokenWriter, done_status, env_type, token_type};
 /// connections that never complete a login; this keeps a silent port scanner from holding a task.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The CurCmd of SQL Server's Attention acknowledgement.
+const ATTENTION_CUR_CMD: u16 = 0x00FD;
+
 /// Why the connection ended, for the log.
 #[derive(Debug)]
 enum End {
@@ -34,6 +40,8 @@ enum End {
     Cancelled,
     LoginRefused,
     Disconnected,
+    /// Nothing was answered (an unreachable host); the client closed or the host came back.
+    Ignored,
     Protocol(ProtocolError),
 }
 
@@ -66,8 +74,14 @@ pub(crate) async fn serve<B, R, W>(
         shutdown,
         next_transaction: 1,
         transaction: None,
+        tds_version: crate::token::TDS_7_4,
     };
     let shutdown = conn.shutdown.clone();
+    if let Some(until) = backend.unreachable() {
+        let end = conn.ignore(&until).await;
+        tracing::debug!(%peer, end = ?end, "unreachable: connection never answered");
+        return;
+    }
     let login = tokio::select! {
         r = tokio::time::timeout(LOGIN_TIMEOUT, conn.login(&*backend)) => match r {
             Ok(r) => r,
@@ -103,9 +117,16 @@ struct Connection<R, W> {
     /// Transaction descriptors handed out through ENVCHANGE 8 [2.2.7.9].
     next_transaction: u64,
     transaction: Option<u64>,
+    /// The TDS version agreed at login (LOGINACK's, big-endian form): it shapes requests and tokens.
+    tds_version: u32,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
+    /// Requests carry ALL_HEADERS from TDS 7.2 on [2.2.5.3].
+    fn headers(&self) -> bool {
+        self.tds_version >= crate::token::TDS_7_2
+    }
+
     async fn next_message(&mut self) -> Result<ClientMessage, End> {
         if let Some(m) = self.queued.pop_front() {
             return Ok(m);
@@ -154,14 +175,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         let login7 = login::decode_login7(&msg.payload)?;
         let Some(tds_version) = login::negotiated_version(login7.login.tds_version) else {
             let error = login::unsupported_version(login7.login.tds_version, self.peer);
-            let tokens = login::encode_refusal(&error, &self.server_name, true);
+            let tokens =
+                login::encode_refusal(&[error], &self.server_name, login7.login.tds_version);
             self.send(packet_type::TABULAR_RESULT, &tokens).await?;
             return Err(End::LoginRefused);
         };
+        // The host may have become unreachable since the connection was accepted.
+        if let Some(until) = backend.unreachable() {
+            return Err(self.ignore(&until).await);
+        }
         let (session, cancel) = match backend.login(&login7.login, self.peer) {
             Ok(ok) => ok,
-            Err(error) => {
-                let tokens = login::encode_refusal(&error, &self.server_name, false);
+            Err(errors) => {
+                let tokens = login::encode_refusal(&errors, &self.server_name, tds_version);
                 self.send(packet_type::TABULAR_RESULT, &tokens).await?;
                 return Err(End::LoginRefused);
             }
@@ -180,6 +206,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         self.send(packet_type::TABULAR_RESULT, &reply).await?;
         // The new size applies from the first message after the login response [2.2.7.9].
         self.packet_size = packet_size as usize;
+        self.tds_version = tds_version;
         Ok((session, cancel))
     }
 
@@ -221,13 +248,15 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         cancel: &CancellationToken,
         payload: &[u8],
     ) -> Result<(), End> {
-        let sql = request::decode_sql_batch(payload)?;
+        let sql = request::decode_sql_batch(payload, self.headers())?;
         let Some(events) = self.run(session.batch(sql), cancel).await? else {
+            session.attention();
             return self.ack_attention().await;
         };
-        match response::batch_reply(events, &self.server_name) {
+        match response::batch_reply(events, &self.server_name, self.tds_version) {
             Reply::Tokens(t) => self.send(packet_type::TABULAR_RESULT, &t).await,
             Reply::Disconnect => Err(End::Disconnected),
+            Reply::Unanswered => Err(self.ignore(cancel).await),
         }
     }
 
@@ -237,7 +266,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         cancel: &CancellationToken,
         payload: &[u8],
     ) -> Result<(), End> {
-        let calls = match request::decode_rpc(payload) {
+        let calls = match request::decode_rpc(payload, self.headers()) {
             Ok(calls) => calls,
             Err(RequestError::Protocol(e)) => return Err(e.into()),
             Err(RequestError::UnknownType {
@@ -254,11 +283,19 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         let count = calls.len();
         for (i, call) in calls.into_iter().enumerate() {
             let Some(events) = self.run(session.rpc(call.clone()), cancel).await? else {
+                session.attention();
                 return self.ack_attention().await;
             };
-            match response::rpc_reply(events, &call, &self.server_name, i + 1 == count) {
+            match response::rpc_reply(
+                events,
+                &call,
+                &self.server_name,
+                i + 1 == count,
+                self.tds_version,
+            ) {
                 Reply::Tokens(t) => tokens.extend(t),
                 Reply::Disconnect => return Err(End::Disconnected),
+                Reply::Unanswered => return Err(self.ignore(cancel).await),
             }
         }
         self.send(packet_type::TABULAR_RESULT, &tokens).await
@@ -290,15 +327,35 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         }
     }
 
-    /// DONE with DONE_ATTN, alone in its own message [2.2.1.7].
+    /// Answers nothing from now on: reads and discards whatever the client sends until it closes,
+    /// `until` is cancelled (the host is back, the session was ended) or the server shuts down.
+    /// This is a vanished host as the client sees it: TCP accepted the bytes, nobody replies.
+    async fn ignore(&mut self, until: &CancellationToken) -> End {
+        loop {
+            tokio::select! {
+                biased;
+                _ = until.cancelled() => return End::Ignored,
+                _ = self.shutdown.cancelled() => return End::Cancelled,
+                m = self.reader.next_message() => match m {
+                    Ok(Some(_)) => {}
+                    Ok(None) => return End::ClientClosed,
+                    Err(e) => return End::Protocol(e),
+                },
+            }
+        }
+    }
+
+    /// DONE with DONE_ATTN, alone in its own message [2.2.1.7, 2.2.7.6]. SQL Server sets its
+    /// CurCmd to 0xFD, as a packet capture of SQL Server's acknowledgement shows
+    /// (`FD 20 00 FD 00 ...`, dotnet/SqlClient pull request 2714); the lab sends the same bytes.
     async fn ack_attention(&mut self) -> Result<(), End> {
-        let mut w = TokenWriter::new();
-        w.done(token_type::DONE, done_status::ATTN, 0, 0);
+        let mut w = TokenWriter::for_version(self.tds_version);
+        w.done(token_type::DONE, done_status::ATTN, ATTENTION_CUR_CMD, 0);
         self.send(packet_type::TABULAR_RESULT, &w.buf).await
     }
 
     async fn send_rpc_error(&mut self, error: Message) -> Result<(), End> {
-        let mut w = TokenWriter::new();
+        let mut w = TokenWriter::for_version(self.tds_version);
         w.message(token_type::ERROR, &error, &self.server_name);
         w.done(token_type::DONE, done_status::ERROR, 0, 0);
         self.send(packet_type::TABULAR_RESULT, &w.buf).await
@@ -308,8 +365,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
     /// models transactions through T-SQL, and all tiberius needs is the ENVCHANGE carrying the
     /// descriptor it must echo in later ALL_HEADERS, then DONE.
     async fn transaction_manager(&mut self, payload: &[u8]) -> Result<(), End> {
-        let req = request::decode_tm(payload)?;
-        let mut w = TokenWriter::new();
+        let req = request::decode_tm(payload, self.headers())?;
+        let mut w = TokenWriter::for_version(self.tds_version);
         let ended = self
             .transaction
             .take()

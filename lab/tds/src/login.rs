@@ -9,13 +9,15 @@ use crate::error::ProtocolError;
 use crate::token::{COLLATION, TokenWriter, done_status, env_type, token_type};
 use crate::wire::{WireReader, utf16le};
 
-/// The oldest TDS version we speak, 7.2 (SQL Server 2005) [2.2.6.4]. 7.1 lays out DONE row counts,
-/// ERROR line numbers and request headers differently, and FreeTDS with `TDSVER=7.1` would go out
-/// of sync rather than fail cleanly.
-pub(crate) const TDS_7_2: u32 = 0x7209_0002;
+use crate::token::{TDS_7_2, TDS_7_4};
+
+/// TDS 7.1 (SQL Server 2000) as LOGINACK announces it [2.2.7.14]: 7.1 itself and its revision 1
+/// (SQL Server 2000 SP1). Current SQL Server versions still accept these clients; 7.1 lays out DONE
+/// row counts, ERROR line numbers and request headers differently (token.rs, request.rs).
+const TDS_7_1: u32 = 0x7100_0000;
+const TDS_7_1_REV1: u32 = 0x7100_0001;
 const TDS_7_3_A: u32 = 0x730A_0003;
 const TDS_7_3_B: u32 = 0x730B_0003;
-const TDS_7_4: u32 = 0x7400_0004;
 
 /// Smallest and largest packet sizes SQL Server accepts (`network packet size` option).
 const MIN_PACKET_SIZE: u32 = 512;
@@ -95,10 +97,13 @@ fn deobfuscate(b: u8) -> u8 {
 }
 
 /// The TDS version LOGINACK announces: min(client, 7.4), as one of the exact values clients know.
-/// `None` for clients older than 7.2.
+/// `None` for clients older than 7.1 (TDS 7.0, SQL Server 7.0, is long gone).
 pub(crate) fn negotiated_version(client: u32) -> Option<u32> {
     match client >> 24 {
+        0x71 if client == TDS_7_1 => Some(TDS_7_1),
+        0x71 => Some(TDS_7_1_REV1),
         0x72 if client >= TDS_7_2 => Some(TDS_7_2),
+        0x72 => Some(TDS_7_1_REV1),
         0x73 if client == TDS_7_3_A => Some(TDS_7_3_A),
         0x73 => Some(TDS_7_3_B),
         0x74..=0x7F => Some(TDS_7_4),
@@ -130,7 +135,7 @@ pub(crate) struct LoginReply<'a> {
 
 impl LoginReply<'_> {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut w = TokenWriter::new();
+        let mut w = TokenWriter::for_version(self.tds_version);
         w.env_change_text(env_type::DATABASE, self.database, "master");
         w.message(
             token_type::INFO,
@@ -166,30 +171,25 @@ impl LoginReply<'_> {
     }
 }
 
-/// A refused login: the ERROR, then DONE with DONE_ERROR [2.2.7.6]. The caller closes the socket.
-pub(crate) fn encode_refusal(
-    error: &Message,
-    server_name: &str,
-    client_is_pre_72: bool,
-) -> Vec<u8> {
-    let mut w = if client_is_pre_72 {
-        TokenWriter::for_pre_72_client()
-    } else {
-        TokenWriter::new()
-    };
-    w.message(token_type::ERROR, error, server_name);
+/// A refused login: the ERRORs, then DONE with DONE_ERROR [2.2.7.6], laid out for the client's TDS
+/// `version` so that even a refusal is readable. The caller closes the socket.
+pub(crate) fn encode_refusal(errors: &[Message], server_name: &str, version: u32) -> Vec<u8> {
+    let mut w = TokenWriter::for_version(version);
+    for error in errors {
+        w.message(token_type::ERROR, error, server_name);
+    }
     w.done(token_type::DONE, done_status::ERROR, 0, 0);
     w.buf
 }
 
-/// The error for a client older than TDS 7.2.
+/// The error for a client older than TDS 7.1.
 ///
 /// A real SQL Server that cannot speak a client's TDS version writes error 17802 (severity 20,
 /// "The Tabular Data Stream (TDS) version 0x%x of the client library used to open the connection
 /// is unsupported or unknown. The connection has been closed.") to its error log and closes the
 /// socket without any token. We send the same error as a token before closing, so the person
 /// running `tsql` sees why instead of a bare disconnect; the number, class and text are the real
-/// ones. (Real SQL Server 2016+ still accepts 7.1; refusing it is the lab's limitation.)
+/// ones.
 pub(crate) fn unsupported_version(client: u32, peer: std::net::SocketAddr) -> Message {
     Message {
         number: 17802,
@@ -262,14 +262,15 @@ mod tests {
     }
 
     #[test]
-    fn version_is_min_of_client_and_7_4_and_refused_below_7_2() {
+    fn version_is_min_of_client_and_7_4_and_refused_below_7_1() {
         let cases = [
             (0x7400_0004, Some(TDS_7_4)),
             (0x7500_0000, Some(TDS_7_4)),
             (0x730B_0003, Some(TDS_7_3_B)),
             (0x730A_0003, Some(TDS_7_3_A)),
             (0x7209_0002, Some(TDS_7_2)),
-            (0x7100_0001, None),
+            (0x7100_0001, Some(TDS_7_1_REV1)),
+            (0x7100_0000, Some(TDS_7_1)),
             (0x7000_0000, None),
             (0x0800_0000, None),
         ];

@@ -52,18 +52,23 @@ fn skip_all_headers(r: &mut WireReader<'_>) -> Result<(), ProtocolError> {
     r.skip(total - 4, "ALL_HEADERS")
 }
 
-/// SQLBatch: ALL_HEADERS, then the SQL text in UTF-16LE.
-pub(crate) fn decode_sql_batch(payload: &[u8]) -> Result<String, ProtocolError> {
+/// SQLBatch: ALL_HEADERS (TDS 7.2 and later: `headers`), then the SQL text in UTF-16LE.
+pub(crate) fn decode_sql_batch(payload: &[u8], headers: bool) -> Result<String, ProtocolError> {
     let mut r = WireReader::new(payload);
-    skip_all_headers(&mut r)?;
+    if headers {
+        skip_all_headers(&mut r)?;
+    }
     let text = r.bytes(r.remaining(), "SQL batch text")?;
     utf16le(text, "SQL batch text")
 }
 
-/// Transaction Manager request: ALL_HEADERS, u16 request type, type-specific payload.
-pub(crate) fn decode_tm(payload: &[u8]) -> Result<TmRequest, ProtocolError> {
+/// Transaction Manager request: ALL_HEADERS (7.2 and later), u16 request type, type-specific
+/// payload.
+pub(crate) fn decode_tm(payload: &[u8], headers: bool) -> Result<TmRequest, ProtocolError> {
     let mut r = WireReader::new(payload);
-    skip_all_headers(&mut r)?;
+    if headers {
+        skip_all_headers(&mut r)?;
+    }
     let ty = r.u16_le("transaction manager request type")?;
     Ok(match ty {
         5 => TmRequest::Begin,
@@ -82,15 +87,18 @@ pub(crate) fn decode_tm(payload: &[u8]) -> Result<TmRequest, ProtocolError> {
 }
 
 /// RPC: ALL_HEADERS, then one or more calls separated by a batch flag (0xFF) or NoExec flag
-/// (0xFE). (Before 7.2 the batch flag was 0x80, which is also the B_VARCHAR length of a 128-char
-/// parameter name; we only speak 7.2+, so only 0xFF/0xFE separate calls.)
-pub(crate) fn decode_rpc(payload: &[u8]) -> Result<Vec<RpcCall>, RequestError> {
+/// (0xFE). A TDS 7.1 client (`headers` false) sends no ALL_HEADERS and separates calls with 0x80
+/// [2.2.6.6].
+pub(crate) fn decode_rpc(payload: &[u8], headers: bool) -> Result<Vec<RpcCall>, RequestError> {
     let mut r = WireReader::new(payload);
-    skip_all_headers(&mut r)?;
+    if headers {
+        skip_all_headers(&mut r)?;
+    }
+    let separators: &[u8] = if headers { &[0xFF, 0xFE] } else { &[0x80] };
     let mut calls = vec![decode_call(&mut r)?];
     while !r.is_empty() {
         let flag = r.u8("RPC batch flag")?;
-        if !matches!(flag, 0xFF | 0xFE) {
+        if !separators.contains(&flag) {
             return Err(ProtocolError::malformed("RPC batch flag", format!("0x{flag:02x}")).into());
         }
         if r.is_empty() {
@@ -517,9 +525,14 @@ mod tests {
     fn sql_batch_skips_all_headers() {
         let mut m = ALL_HEADERS.to_vec();
         m.extend(utf16("SELECT 1"));
-        assert_eq!(decode_sql_batch(&m).unwrap(), "SELECT 1");
-        assert!(decode_sql_batch(&[2, 0, 0, 0]).is_err());
-        assert!(decode_sql_batch(&[200, 0, 0, 0, 1]).is_err());
+        assert_eq!(decode_sql_batch(&m, true).unwrap(), "SELECT 1");
+        // A TDS 7.1 client sends the text alone, without ALL_HEADERS.
+        assert_eq!(
+            decode_sql_batch(&utf16("SELECT 1"), false).unwrap(),
+            "SELECT 1"
+        );
+        assert!(decode_sql_batch(&[2, 0, 0, 0], true).is_err());
+        assert!(decode_sql_batch(&[200, 0, 0, 0, 1], true).is_err());
     }
 
     #[test]
@@ -643,10 +656,13 @@ mod tests {
             ),
         ];
         for (bytes, ty, value) in cases {
-            let calls = decode_rpc(&rpc(&[
-                param("@P1", &bytes),
-                param("@P2", &[0x26, 4, 4, 1, 0, 0, 0]),
-            ]))
+            let calls = decode_rpc(
+                &rpc(&[
+                    param("@P1", &bytes),
+                    param("@P2", &[0x26, 4, 4, 1, 0, 0, 0]),
+                ]),
+                true,
+            )
             .unwrap_or_else(|e| panic!("{bytes:02x?}: {e}"));
             assert_eq!(calls.len(), 1);
             assert_eq!(calls[0].proc_id, Some(10));
@@ -672,7 +688,7 @@ mod tests {
             m.extend(p);
             m.push(0xFF);
         }
-        let calls = decode_rpc(&m).unwrap();
+        let calls = decode_rpc(&m, true).unwrap();
         assert_eq!(calls.len(), 2);
         assert_eq!(calls[1].proc_name.as_deref(), Some("sp_who"));
         assert!(calls[0].params[0].output);
@@ -681,7 +697,7 @@ mod tests {
 
     #[test]
     fn unknown_parameter_types_and_garbage_are_errors() {
-        let unknown = decode_rpc(&rpc(&[param("@P1", &[0x99, 1, 2])]));
+        let unknown = decode_rpc(&rpc(&[param("@P1", &[0x99, 1, 2])]), true);
         assert!(matches!(
             unknown,
             Err(RequestError::UnknownType {
@@ -698,7 +714,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    decode_rpc(&rpc(&[param("@P1", &bytes)])),
+                    decode_rpc(&rpc(&[param("@P1", &bytes)]), true),
                     Err(RequestError::Protocol(_))
                 ),
                 "{bytes:02x?}"
@@ -708,7 +724,7 @@ mod tests {
 
     #[test]
     fn transaction_manager_requests_are_decoded() {
-        let tm = |body: &[u8]| decode_tm(&[ALL_HEADERS.as_slice(), body].concat()).unwrap();
+        let tm = |body: &[u8]| decode_tm(&[ALL_HEADERS.as_slice(), body].concat(), true).unwrap();
         assert_eq!(tm(&[5, 0, 0, 0]), TmRequest::Begin);
         assert_eq!(tm(&[7, 0, 0, 0]), TmRequest::Commit { begin_new: false });
         assert_eq!(tm(&[8, 0, 0, 1]), TmRequest::Rollback { begin_new: true });

@@ -16,6 +16,19 @@ pub(crate) enum Reply {
     Tokens(Vec<u8>),
     /// Close the connection without answering ([`Event::Disconnect`]).
     Disconnect,
+    /// Keep the connection but never answer ([`Event::Unanswered`]).
+    Unanswered,
+}
+
+/// A response that is not sent at all: the connection is dropped, or left unanswered.
+fn no_answer(events: &[Event]) -> Option<Reply> {
+    if events.iter().any(|e| matches!(e, Event::Unanswered)) {
+        Some(Reply::Unanswered)
+    } else if events.iter().any(|e| matches!(e, Event::Disconnect)) {
+        Some(Reply::Disconnect)
+    } else {
+        None
+    }
 }
 
 /// Error number used when the backend produced a response we cannot encode. 50000 is the number
@@ -24,13 +37,13 @@ pub(crate) enum Reply {
 const ENCODE_FAILURE: u32 = 50000;
 
 /// The response to a SQLBatch.
-pub(crate) fn batch_reply(events: Vec<Event>, server: &str) -> Reply {
-    if events.iter().any(|e| matches!(e, Event::Disconnect)) {
-        return Reply::Disconnect;
+pub(crate) fn batch_reply(events: Vec<Event>, server: &str, version: u32) -> Reply {
+    if let Some(reply) = no_answer(&events) {
+        return reply;
     }
     let events = with_final_done(events);
     let last_done = events.iter().rposition(|e| matches!(e, Event::Done { .. }));
-    let mut w = TokenWriter::new();
+    let mut w = TokenWriter::for_version(version);
     let mut ordinal = 0;
     for (i, event) in events.iter().enumerate() {
         let encoded = match event {
@@ -55,16 +68,22 @@ pub(crate) fn batch_reply(events: Vec<Event>, server: &str) -> Reply {
             other => common(&mut w, other, server),
         };
         if let Err(e) = encoded {
-            return encode_failure(&e, token_type::DONE, server);
+            return encode_failure(&e, token_type::DONE, server, version);
         }
     }
     Reply::Tokens(w.buf)
 }
 
 /// The response to one RPC call; `last` is false for all but the final call of a batched RPC.
-pub(crate) fn rpc_reply(events: Vec<Event>, call: &RpcCall, server: &str, last: bool) -> Reply {
-    if events.iter().any(|e| matches!(e, Event::Disconnect)) {
-        return Reply::Disconnect;
+pub(crate) fn rpc_reply(
+    events: Vec<Event>,
+    call: &RpcCall,
+    server: &str,
+    last: bool,
+    version: u32,
+) -> Reply {
+    if let Some(reply) = no_answer(&events) {
+        return reply;
     }
     let mut events = events;
     // Only add a DONEINPROC for trailing output: a call whose statements produced nothing (or
@@ -77,7 +96,7 @@ pub(crate) fn rpc_reply(events: Vec<Event>, call: &RpcCall, server: &str, last: 
     {
         events = with_final_done(events);
     }
-    let mut w = TokenWriter::new();
+    let mut w = TokenWriter::for_version(version);
     let mut status = 0;
     let mut return_values = Vec::new();
     let mut any_error = false;
@@ -106,7 +125,7 @@ pub(crate) fn rpc_reply(events: Vec<Event>, call: &RpcCall, server: &str, last: 
             }
         };
         if let Err(e) = encoded {
-            return encode_failure(&e, token_type::DONEPROC, server);
+            return encode_failure(&e, token_type::DONEPROC, server, version);
         }
     }
     // [2.2.4.3]: RETURNSTATUS, then the OUTPUT parameters' RETURNVALUEs, then DONEPROC.
@@ -115,7 +134,7 @@ pub(crate) fn rpc_reply(events: Vec<Event>, call: &RpcCall, server: &str, last: 
         if let Event::ReturnValue { name, ty, value } = rv {
             let ordinal = param_ordinal(call, name);
             if let Err(e) = w.return_value(ordinal, name, ty, value) {
-                return encode_failure(&e, token_type::DONEPROC, server);
+                return encode_failure(&e, token_type::DONEPROC, server, version);
             }
         }
     }
@@ -142,7 +161,8 @@ fn common(w: &mut TokenWriter, event: &Event, server: &str) -> Result<(), Encode
         Event::Done { .. }
         | Event::ReturnStatus(_)
         | Event::ReturnValue { .. }
-        | Event::Disconnect => {
+        | Event::Disconnect
+        | Event::Unanswered => {
             unreachable!("handled by the caller")
         }
     }
@@ -198,9 +218,9 @@ fn param_ordinal(call: &RpcCall, name: &str) -> u16 {
 }
 
 /// Replaces a response the backend got wrong with an error the client can see, and logs it.
-fn encode_failure(e: &EncodeError, done_token: u8, server: &str) -> Reply {
+fn encode_failure(e: &EncodeError, done_token: u8, server: &str, version: u32) -> Reply {
     tracing::error!(error = %e, "backend produced a response that cannot be encoded");
-    let mut w = TokenWriter::new();
+    let mut w = TokenWriter::for_version(version);
     w.message(
         token_type::ERROR,
         &Message {
@@ -223,6 +243,8 @@ fn encode_failure(e: &EncodeError, done_token: u8, server: &str) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const V: u32 = crate::token::TDS_7_4;
     use crate::backend::{Column, RpcParam, SqlType, Value};
 
     /// Token types and DONE statuses of a response, in order (enough structure to check shapes).
@@ -291,7 +313,7 @@ mod tests {
     fn tokens(r: Reply) -> Vec<u8> {
         match r {
             Reply::Tokens(t) => t,
-            Reply::Disconnect => panic!("unexpected disconnect"),
+            Reply::Disconnect | Reply::Unanswered => panic!("unexpected non-answer"),
         }
     }
 
@@ -335,7 +357,7 @@ mod tests {
         for (events, expected) in cases {
             let debug = format!("{events:?}");
             assert_eq!(
-                shape(&tokens(batch_reply(events, "S"))),
+                shape(&tokens(batch_reply(events, "S", V))),
                 expected,
                 "{debug}"
             );
@@ -382,7 +404,7 @@ mod tests {
         for (events, last, expected) in cases {
             let debug = format!("{events:?}");
             assert_eq!(
-                shape(&tokens(rpc_reply(events, &call, "S", last))),
+                shape(&tokens(rpc_reply(events, &call, "S", last, V))),
                 expected,
                 "{debug}"
             );
@@ -397,12 +419,16 @@ mod tests {
             params: vec![],
         };
         assert!(matches!(
-            batch_reply(vec![rows(1), Event::Disconnect], "S"),
+            batch_reply(vec![rows(1), Event::Disconnect], "S", V),
             Reply::Disconnect
         ));
         assert!(matches!(
-            rpc_reply(vec![Event::Disconnect], &call, "S", true),
+            rpc_reply(vec![Event::Disconnect], &call, "S", true, V),
             Reply::Disconnect
+        ));
+        assert!(matches!(
+            batch_reply(vec![rows(1), Event::Unanswered], "S", V),
+            Reply::Unanswered
         ));
     }
 
@@ -417,7 +443,7 @@ mod tests {
             rows: vec![vec![Value::String("x".into())]],
         };
         assert_eq!(
-            shape(&tokens(batch_reply(vec![bad], "S"))),
+            shape(&tokens(batch_reply(vec![bad], "S", V))),
             vec!["AA", "FD:02"]
         );
     }

@@ -78,23 +78,95 @@ pub enum EncodeError {
 /// Builds a token stream.
 pub(crate) struct TokenWriter {
     pub(crate) buf: Vec<u8>,
-    /// TDS 7.2+ layout (u64 DONE row counts, u32 line numbers). False only for the message that
-    /// refuses a 7.1 client, so that even the refusal is readable by it.
-    tds72: bool,
+    /// The TDS version the client speaks (as LOGINACK announces it): it decides the layout of DONE
+    /// row counts and ERROR line numbers, and which types exist on the wire.
+    version: u32,
 }
 
+/// TDS 7.2 (SQL Server 2005): u64 DONE row counts, u32 line numbers, `(max)` types as PLP, xml.
+pub(crate) const TDS_7_2: u32 = 0x7209_0002;
+/// TDS 7.3 (SQL Server 2008): date, time, datetime2, datetimeoffset.
+pub(crate) const TDS_7_3: u32 = 0x730A_0003;
+/// The newest version the lab speaks.
+pub(crate) const TDS_7_4: u32 = 0x7400_0004;
+
 impl TokenWriter {
+    /// A writer for a TDS 7.4 client.
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
+        Self::for_version(TDS_7_4)
+    }
+
+    pub(crate) fn for_version(version: u32) -> Self {
         TokenWriter {
             buf: Vec::with_capacity(256),
-            tds72: true,
+            version,
         }
     }
 
-    pub(crate) fn for_pre_72_client() -> Self {
-        TokenWriter {
-            buf: Vec::new(),
-            tds72: false,
+    fn tds72(&self) -> bool {
+        self.version >= TDS_7_2
+    }
+
+    /// UserType 0: a ULONG from TDS 7.2 on, a USHORT before [2.2.7.4].
+    fn user_type(&mut self) {
+        if self.tds72() {
+            self.u32(0);
+        } else {
+            self.u16(0);
+        }
+    }
+
+    /// A scratch writer for the same client.
+    fn scratch(&self) -> TokenWriter {
+        TokenWriter::for_version(self.version)
+    }
+
+    /// A column as this client can receive it. SQL Server sends down-level clients what they know
+    /// [2.2.5.4]: before 7.2 there are no `(max)` types nor xml (the lab sends the largest sized
+    /// type and cuts values to fit), before 7.3 no date/time types (sent as nvarchar text).
+    fn wire_column(&self, c: &Column) -> Column {
+        let ty = match &c.ty {
+            SqlType::NVarCharMax | SqlType::Xml if !self.tds72() => SqlType::NVarChar(4000),
+            SqlType::VarCharMax if !self.tds72() => SqlType::VarChar(8000),
+            SqlType::VarBinaryMax if !self.tds72() => SqlType::VarBinary(8000),
+            SqlType::Date if self.version < TDS_7_3 => SqlType::NVarChar(10),
+            SqlType::Time(_) if self.version < TDS_7_3 => SqlType::NVarChar(16),
+            SqlType::DateTime2(_) if self.version < TDS_7_3 => SqlType::NVarChar(27),
+            SqlType::DateTimeOffset(_) if self.version < TDS_7_3 => SqlType::NVarChar(34),
+            other => other.clone(),
+        };
+        Column { ty, ..c.clone() }
+    }
+
+    /// A value converted for [`TokenWriter::wire_column`]'s column.
+    fn wire_value(&self, original: &SqlType, wire: &SqlType, v: &Value) -> Value {
+        if original == wire {
+            return v.clone();
+        }
+        match (wire, v) {
+            (SqlType::NVarChar(n), Value::String(s)) => {
+                let mut used = 0;
+                Value::String(
+                    s.chars()
+                        .take_while(|c| {
+                            used += c.len_utf16();
+                            used <= usize::from(*n)
+                        })
+                        .collect(),
+                )
+            }
+            (SqlType::VarChar(n), Value::String(s)) => {
+                Value::String(s.chars().take(usize::from(*n)).collect())
+            }
+            (SqlType::VarBinary(n), Value::Binary(b)) => {
+                Value::Binary(b.iter().take(usize::from(*n)).copied().collect())
+            }
+            (SqlType::NVarChar(_), other) => match date_text(other) {
+                Some(text) => Value::String(text),
+                None => other.clone(),
+            },
+            (_, other) => other.clone(),
         }
     }
 
@@ -149,7 +221,7 @@ impl TokenWriter {
         self.u8(token);
         self.u16(status);
         self.u16(cur_cmd);
-        if self.tds72 {
+        if self.tds72() {
             self.u64(row_count);
         } else {
             self.u32(row_count as u32);
@@ -158,7 +230,7 @@ impl TokenWriter {
 
     /// ERROR [2.2.7.10] or INFO [2.2.7.13].
     pub(crate) fn message(&mut self, token: u8, msg: &Message, server: &str) {
-        let tds72 = self.tds72;
+        let tds72 = self.tds72();
         self.with_u16_length(token, |w| {
             w.u32(msg.number);
             w.u8(msg.state);
@@ -220,20 +292,21 @@ impl TokenWriter {
         ty: &SqlType,
         value: &Value,
     ) -> Result<(), EncodeError> {
-        let column = Column {
+        let column = self.wire_column(&Column {
             name: name.to_owned(),
             ty: ty.clone(),
             nullable: true,
-        };
-        let mut w = TokenWriter::new();
+        });
+        let value = self.wire_value(ty, &column.ty, value);
+        let mut w = self.scratch();
         w.u8(token_type::RETURNVALUE);
         w.u16(ordinal);
         w.b_varchar(name);
         w.u8(0x01);
-        w.u32(0);
+        w.user_type();
         w.u16(0x0001);
         w.type_info(&column)?;
-        w.value(&column, value)?;
+        w.value(&column, &value)?;
         self.buf.extend_from_slice(&w.buf);
         Ok(())
     }
@@ -241,11 +314,12 @@ impl TokenWriter {
     /// COLMETADATA [2.2.7.4]. Encoded into a scratch buffer first so a bad column leaves `self`
     /// untouched.
     pub(crate) fn col_metadata(&mut self, columns: &[Column]) -> Result<(), EncodeError> {
-        let mut w = TokenWriter::new();
+        let mut w = self.scratch();
         w.u8(token_type::COLMETADATA);
         w.u16(columns.len() as u16);
         for c in columns {
-            w.u32(0); // UserType
+            let c = &self.wire_column(c);
+            w.user_type();
             // Flags: fNullable, and usUpdateable = 2 ("unknown"), as SQL Server reports for
             // columns of a query result [2.2.7.4].
             w.u16(u16::from(c.nullable) | 0x0008);
@@ -267,7 +341,9 @@ impl TokenWriter {
         let start = self.buf.len();
         self.u8(token_type::ROW);
         for (c, v) in columns.iter().zip(values) {
-            if let Err(e) = self.value(c, v) {
+            let wire = self.wire_column(c);
+            let v = self.wire_value(&c.ty, &wire.ty, v);
+            if let Err(e) = self.value(&wire, &v) {
                 self.buf.truncate(start);
                 return Err(e);
             }
@@ -583,7 +659,7 @@ impl TokenWriter {
             ty: ty.clone(),
             nullable: false,
         };
-        let mut scratch = TokenWriter::new();
+        let mut scratch = self.scratch();
         scratch.value(&inner, value).ok()?;
         let data = scratch.buf;
         let (base, props, data): (u8, Vec<u8>, &[u8]) = match ty {
@@ -763,6 +839,128 @@ const CP1252_HIGH: [u16; 32] = [
     0x0152, 0, 0x017D, 0, 0, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014, 0x02DC,
     0x2122, 0x0161, 0x203A, 0x0153, 0, 0x017E, 0x0178,
 ];
+
+/// The text SQL Server sends a pre-7.3 client for a date/time value [2.2.5.4.2]: ISO 8601 as
+/// `CONVERT(nvarchar, v, 121)` writes it. `None` for any other value.
+fn date_text(v: &Value) -> Option<String> {
+    // Days since 0001-01-01 to a civil date (the proleptic Gregorian calendar, as `date` uses).
+    let civil = |days: u32| {
+        let z = i64::from(days) - 719_162 + 719_468; // shift to days since 0000-03-01
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        format!("{y:04}-{m:02}-{d:02}")
+    };
+    let clock = |increments: u64, scale: u8| {
+        let per_sec = 10u64.pow(u32::from(scale));
+        let secs = increments / per_sec;
+        let frac = increments % per_sec;
+        let hms = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+        if scale == 0 {
+            hms
+        } else {
+            format!("{hms}.{frac:0width$}", width = usize::from(scale))
+        }
+    };
+    Some(match v {
+        Value::Date(d) => civil(*d),
+        Value::Time { increments, scale } => clock(*increments, *scale),
+        Value::DateTime2 {
+            days,
+            increments,
+            scale,
+        } => format!("{} {}", civil(*days), clock(*increments, *scale)),
+        Value::DateTimeOffset {
+            days,
+            increments,
+            scale,
+            offset_minutes,
+        } => {
+            // The wire holds UTC; the text shows the local time and its offset.
+            let per_day = 86_400 * 10u64.pow(u32::from(*scale));
+            let shift = i64::from(*offset_minutes) * 60 * 10i64.pow(u32::from(*scale));
+            let total = i64::from(*days) * per_day as i64 + *increments as i64 + shift;
+            let (d, i) = (
+                total.div_euclid(per_day as i64),
+                total.rem_euclid(per_day as i64),
+            );
+            let sign = if *offset_minutes < 0 { '-' } else { '+' };
+            let off = offset_minutes.unsigned_abs();
+            format!(
+                "{} {} {sign}{:02}:{:02}",
+                civil(d as u32),
+                clock(i as u64, *scale),
+                off / 60,
+                off % 60
+            )
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod downlevel_tests {
+    use super::*;
+
+    #[test]
+    fn date_and_time_values_read_as_sql_server_writes_them() {
+        // 2024-03-01 is day 738 945 since 0001-01-01.
+        let cases = [
+            (Value::Date(738_945), "2024-03-01"),
+            (
+                Value::Time {
+                    increments: 37_235,
+                    scale: 1,
+                },
+                "01:02:03.5",
+            ),
+            (
+                Value::DateTime2 {
+                    days: 738_945,
+                    increments: 0,
+                    scale: 0,
+                },
+                "2024-03-01 00:00:00",
+            ),
+            (
+                Value::DateTimeOffset {
+                    days: 738_945,
+                    increments: 3600,
+                    scale: 0,
+                    offset_minutes: -90,
+                },
+                "2024-02-29 23:30:00 -01:30",
+            ),
+        ];
+        for (v, text) in cases {
+            assert_eq!(date_text(&v).as_deref(), Some(text), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn a_tds_7_1_client_gets_sized_types_for_max_ones_and_4_byte_counts() {
+        let w = TokenWriter::for_version(0x7100_0001);
+        let c = Column {
+            name: "t".into(),
+            ty: SqlType::NVarCharMax,
+            nullable: true,
+        };
+        assert_eq!(w.wire_column(&c).ty, SqlType::NVarChar(4000));
+        let long = "x".repeat(5000);
+        assert_eq!(
+            w.wire_value(&c.ty, &SqlType::NVarChar(4000), &Value::String(long)),
+            Value::String("x".repeat(4000))
+        );
+        let mut w = TokenWriter::for_version(0x7100_0001);
+        w.done(token_type::DONE, 0, 0, 1);
+        assert_eq!(w.buf.len(), 9, "DONE with a u32 row count");
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pcfail_lab::{Lab, LabError, Role};
+use pcfail_lab::{Disaster, Lab, LabError, Role};
 
 use crate::support::{connect, query_strings, start_fast_lab};
 
@@ -73,6 +73,57 @@ async fn cli_functions_drive_a_running_lab() {
     lab.down_requested().await;
     lab.shutdown().await.unwrap();
     down.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_functions_choose_how_the_primary_is_lost_and_stop_single_instances() {
+    let (dir, lab) = start_fast_lab().await;
+    let how = Disaster {
+        silent: false,
+        share_lost: true,
+    };
+    blocking(dir.path(), move |d| pcfail_lab::disaster_with(d, how))
+        .await
+        .unwrap();
+    let status = blocking(dir.path(), pcfail_lab::status).await.unwrap();
+    assert_eq!(status.world["share_reachable"], false);
+    assert_eq!(
+        status.world["lost_data_centers"],
+        serde_json::json!(["ATL"])
+    );
+    let lost: Vec<bool> = status
+        .instances
+        .iter()
+        .map(|i| i.sql["lost"] == true)
+        .collect();
+    assert_eq!(lost, [false; 4], "refusing instances are stopped, not lost");
+    blocking(dir.path(), pcfail_lab::rebuild_primary)
+        .await
+        .unwrap();
+    let status = blocking(dir.path(), pcfail_lab::status).await.unwrap();
+    assert_eq!(status.world["share_reachable"], true);
+
+    blocking(dir.path(), |d| {
+        pcfail_lab::stop_instance(d, Role::BackupMirror)
+    })
+    .await
+    .unwrap();
+    assert!(connect(lab.manifest(), Role::BackupMirror).await.is_err());
+    blocking(dir.path(), |d| {
+        pcfail_lab::start_instance(d, Role::BackupMirror)
+    })
+    .await
+    .unwrap();
+    assert!(connect(lab.manifest(), Role::BackupMirror).await.is_ok());
+    blocking(dir.path(), |d| pcfail_lab::set_share_reachable(d, false))
+        .await
+        .unwrap();
+    assert!(std::fs::read_dir(&lab.manifest().share).is_err());
+    blocking(dir.path(), |d| pcfail_lab::set_share_reachable(d, true))
+        .await
+        .unwrap();
+    assert!(std::fs::read_dir(&lab.manifest().share).is_ok());
+    lab.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

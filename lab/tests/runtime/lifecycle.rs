@@ -152,3 +152,44 @@ async fn family_guids(lab: &Lab) -> Vec<String> {
     guids.sort();
     guids
 }
+
+/// With the duration model a BACKUP takes time in proportion to its size: at a rate this slow it is
+/// still running (and visible) when it is killed, and a killed backup writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_duration_model_gives_a_backup_a_run_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = pcfail_lab::LabOptions {
+        io_mb_per_s: Some(1e-6),
+        ..crate::support::fast_options(dir.path())
+    };
+    let lab = pcfail_lab::Lab::start(opts).await.unwrap();
+    let mut a = crate::support::connect(lab.manifest(), pcfail_lab::Role::Primary)
+        .await
+        .unwrap();
+    let mut b = crate::support::connect(lab.manifest(), pcfail_lab::Role::Primary)
+        .await
+        .unwrap();
+    let file = dir.path().join("backups/slow.bak");
+    let sql = format!("BACKUP DATABASE [mgccomp] TO DISK = N'{}'", file.display());
+    let running = tokio::spawn(async move { a.simple_query(sql).await.map(drop) });
+    let watch = "SELECT session_id FROM sys.dm_exec_requests WHERE command = N'BACKUP DATABASE'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let spid = loop {
+        let rows = crate::support::query_strings(&mut b, watch).await;
+        if let Some(row) = rows.first() {
+            break row[0].clone().unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backup never showed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    crate::support::query_strings(&mut b, &format!("KILL {spid}")).await;
+    assert!(
+        running.await.unwrap().is_err(),
+        "the killed backup's connection closed"
+    );
+    assert!(!file.exists(), "a killed backup writes nothing");
+    lab.shutdown().await.unwrap();
+}

@@ -8,3 +8,4 @@ mod lifecycle;
 mod log_shipping;
 mod status_json;
 mod support;
+mod windows_paths;

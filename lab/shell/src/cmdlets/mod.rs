@@ -192,8 +192,9 @@ impl Invocation<'_> {
 
     /// Checks that `identity` (if given) names the lab's pool. Both documented forms are accepted,
     /// `service:<fqdn>` and `PersistentChatServer:<fqdn>` (reference H.1: UNVERIFIED which the real
-    /// cmdlet takes), case-insensitively and with blanks after the colon tolerated, because
-    /// Microsoft's own failback example writes `"service: lyncpc..."`.
+    /// cmdlet takes, so the lab variant `pool_identity` can restrict it to one), case-insensitively
+    /// and with blanks after the colon tolerated, because Microsoft's own failback example writes
+    /// `"service: lyncpc..."`.
     pub(crate) fn check_pool_identity(
         &self,
         identity: Option<&str>,
@@ -202,13 +203,16 @@ impl Invocation<'_> {
         let Some(identity) = identity else {
             return Ok(());
         };
-        let fqdn = ["service:", "PersistentChatServer:"]
-            .iter()
-            .find_map(|prefix| {
-                let head = identity.get(..prefix.len())?;
-                head.eq_ignore_ascii_case(prefix)
-                    .then(|| identity[prefix.len()..].trim())
-            });
+        let forms: &[&str] = match manifest.variant("pool_identity") {
+            Some("service") => &["service:"],
+            Some("persistentchatserver") => &["PersistentChatServer:"],
+            _ => &["service:", "PersistentChatServer:"],
+        };
+        let fqdn = forms.iter().find_map(|prefix| {
+            let head = identity.get(..prefix.len())?;
+            head.eq_ignore_ascii_case(prefix)
+                .then(|| identity[prefix.len()..].trim())
+        });
         match fqdn {
             Some(fqdn) if fqdn.eq_ignore_ascii_case(&manifest.pool) => Ok(()),
             _ => Err(self.identity_not_found(identity)),

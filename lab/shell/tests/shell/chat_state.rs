@@ -113,6 +113,33 @@ fn an_unknown_pool_identity_is_not_found() {
 }
 
 #[test]
+fn the_pool_identity_variant_restricts_the_accepted_form() {
+    let set = |identity: &str| {
+        format!(
+            "Set-CsPersistentChatState -Identity '{identity}:{POOL}' -PoolState Normal -Confirm:$false"
+        )
+    };
+    for (variant, accepted, refused) in [
+        ("service", "service", "PersistentChatServer"),
+        ("persistentchatserver", "PersistentChatServer", "service"),
+    ] {
+        let lab = Lab::new();
+        lab.set_variant("pool_identity", variant);
+        let ok = lab.after_import(&set(accepted));
+        assert!(
+            ok.get("error").is_none_or(serde_json::Value::is_null),
+            "{variant}: {ok}"
+        );
+        let refused = lab.after_import(&set(refused));
+        assert_eq!(
+            error_of(&refused)["category"],
+            "ObjectNotFound",
+            "{variant}: {refused}"
+        );
+    }
+}
+
+#[test]
 fn an_unknown_parameter_is_a_binding_error() {
     let lab = Lab::new();
     let response = lab.after_import(

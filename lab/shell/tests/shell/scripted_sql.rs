@@ -47,13 +47,13 @@ impl Backend for ScriptedBackend {
         &self,
         login: &Login,
         _peer: SocketAddr,
-    ) -> Result<(ScriptedSession, CancellationToken), Message> {
+    ) -> Result<(ScriptedSession, CancellationToken), Vec<Message>> {
         if login.user != "sa" || login.password != PASSWORD {
-            return Err(message(
+            return Err(vec![message(
                 18456,
                 14,
                 format!("Login failed for user '{}'.", login.user),
-            ));
+            )]);
         }
         Ok((
             ScriptedSession {

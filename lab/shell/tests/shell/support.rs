@@ -132,6 +132,14 @@ impl Lab {
         Lab { dir, host_script }
     }
 
+    /// Sets a lab variant in lab.json, as `pcfail lab up --variant NAME=VALUE` records it.
+    pub fn set_variant(&self, name: &str, value: &str) {
+        let path = self.dir.path().join("lab.json");
+        let mut manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        manifest["variants"][name] = json!(value);
+        std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -81,16 +81,16 @@ impl Backend for TestBackend {
         &self,
         login: &Login,
         _peer: SocketAddr,
-    ) -> Result<(TestSession, CancellationToken), Message> {
+    ) -> Result<(TestSession, CancellationToken), Vec<Message>> {
         if login.user != "sa" || login.password != PASSWORD {
-            return Err(Message {
+            return Err(vec![Message {
                 number: 18456,
                 state: 1,
                 class: 14,
                 message: format!("Login failed for user '{}'.", login.user),
                 procedure: String::new(),
                 line: 1,
-            });
+            }]);
         }
         let spid = self.next_spid.fetch_add(1, Ordering::SeqCst);
         let token = CancellationToken::new();

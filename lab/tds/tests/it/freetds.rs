@@ -67,7 +67,7 @@ async fn tsql_prints_rows_and_error_text() {
         vec![error(3201, 16, 2, "Cannot open backup device 'X:\\mgc.bak'. Operating system error 3(The system cannot find the path specified.)."), done(None, true)],
     );
     let server = Server::start_with(backend).await;
-    for tdsver in [None, Some("7.2"), Some("7.3"), Some("7.4")] {
+    for tdsver in [None, Some("7.1"), Some("7.2"), Some("7.3"), Some("7.4")] {
         let out = tsql(
             &server,
             PASSWORD,
@@ -106,20 +106,18 @@ async fn tsql_reports_a_failed_login() {
 }
 
 #[tokio::test]
-async fn tsql_with_tds_7_1_is_refused_cleanly() {
+async fn tsql_with_tds_7_0_is_refused_cleanly() {
     let server = Server::start().await;
-    let started = std::time::Instant::now();
-    let out = tsql(&server, PASSWORD, "SELECT 1\ngo\nexit\n", Some("7.1")).await;
+    let out = tsql(&server, PASSWORD, "SELECT 1\ngo\nexit\n", Some("7.0")).await;
     let all = format!("{}{}", out.stdout, out.stderr);
     assert!(
-        all.contains("The Tabular Data Stream (TDS) version 0x71000001 of the client library used to open the connection is unsupported or unknown."),
+        all.contains("The Tabular Data Stream (TDS) version 0x70000000 of the client library used to open the connection is unsupported or unknown."),
         "{all}"
     );
     assert!(
         !out.stdout.lines().any(|l| l.trim() == "1"),
         "no query ran: {all}"
     );
-    assert!(started.elapsed() < Duration::from_secs(10));
     assert!(
         server.backend.transcript().is_empty(),
         "the backend never saw the login"
