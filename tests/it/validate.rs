@@ -319,3 +319,15 @@ fn schedule_start_date_must_be_a_real_day() {
             .run();
     }
 }
+
+#[test]
+fn the_fuzz_seed_runbook_is_valid() {
+    // The fuzzer (fuzz/) mutates from valid runbooks; a seed that no longer loads would leave it
+    // exploring only the error paths.
+    Test::new()
+        .runbook(include_str!("../../fuzz/seeds/every-action.toml"))
+        .args(&["validate"])
+        .stdout("runbook.toml: ok (10 failover steps, 6 fail-back steps)\n")
+        .stderr("")
+        .run();
+}
