@@ -78,9 +78,9 @@ impl ConfigureLogShipping {
         let restore_schedule = r.sysname_or("restore_schedule", format!("LSRestoreSchedule_{db}"));
         let interval_minutes = r.integer_or("interval_minutes", 15, 1..=1440);
         let retention_minutes = r.integer_or("retention_minutes", 4320, 1..=525_600);
-        // sp_add_schedule takes a yyyymmdd integer; 1990-01-01 is SQL Agent's earliest valid date.
-        let schedule_start_date =
-            r.integer_or("schedule_start_date", 20260101, 19900101..=99991231);
+        // sp_add_schedule takes a yyyymmdd integer; 1990-01-01 is SQL Agent's earliest valid date. A
+        // number that is no day (20260230) would only fail at the server, after the restore.
+        let schedule_start_date = r.date_or("schedule_start_date", 20260101, 19900101..=99991231);
         let (primary, secondary) = (primary?, secondary?);
         if primary == secondary {
             r.d.error(

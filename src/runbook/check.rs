@@ -1,10 +1,12 @@
-//! Value checks for runbook fields: SQL Server identifiers, host names, durations, variable names.
+//! Value checks for runbook fields: the characters any runbook text may hold ([`text`]), SQL Server
+//! identifiers, host names, bounded durations, calendar dates, variable names.
 //!
 //! Each check returns the sentence to report, so the loader attaches the place. These checks make a
 //! runbook fail early and clearly; they are not the injection defence (that is `quote`, which quotes
 //! every value whether or not it passed here).
 
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 /// T-SQL reserved keywords (Microsoft's "Reserved Keywords (Transact-SQL)" list): a regular identifier
@@ -315,66 +317,237 @@ pub(crate) fn env_name(text: &str) -> Result<(), String> {
     }
 }
 
-/// Free text that ends up inside a quoted literal (paths, job names, messages): any characters but
-/// control characters, which no real path or name has and which would garble a one-line rendering.
-pub(crate) fn plain_text(what: &str, text: &str) -> Result<(), String> {
-    if text.is_empty() {
-        return Err(format!("{what} must not be empty"));
-    }
-    match text.chars().find(|c| c.is_control()) {
-        Some(c) => Err(format!(
-            "{what} must not contain control characters (found {c:?})"
+/// The names of the C0 control characters, U+0000..U+001F, as Unicode's name aliases give them.
+const C0_NAMES: [&str; 32] = [
+    "NULL",
+    "START OF HEADING",
+    "START OF TEXT",
+    "END OF TEXT",
+    "END OF TRANSMISSION",
+    "ENQUIRY",
+    "ACKNOWLEDGE",
+    "ALERT",
+    "BACKSPACE",
+    "CHARACTER TABULATION",
+    "LINE FEED",
+    "LINE TABULATION",
+    "FORM FEED",
+    "CARRIAGE RETURN",
+    "SHIFT OUT",
+    "SHIFT IN",
+    "DATA LINK ESCAPE",
+    "DEVICE CONTROL ONE",
+    "DEVICE CONTROL TWO",
+    "DEVICE CONTROL THREE",
+    "DEVICE CONTROL FOUR",
+    "NEGATIVE ACKNOWLEDGE",
+    "SYNCHRONOUS IDLE",
+    "END OF TRANSMISSION BLOCK",
+    "CANCEL",
+    "END OF MEDIUM",
+    "SUBSTITUTE",
+    "ESCAPE",
+    "INFORMATION SEPARATOR FOUR",
+    "INFORMATION SEPARATOR THREE",
+    "INFORMATION SEPARATOR TWO",
+    "INFORMATION SEPARATOR ONE",
+];
+
+/// What a character that runbook text must not contain is called in messages, or None if the
+/// character is allowed.
+///
+/// Three kinds are refused, because each makes what the operator reads in the runbook, the plan or a
+/// terminal differ from what pcfail sends to a server:
+/// - control characters (C0, DEL, C1): line breaks and escapes garble a one-line rendering, and a
+///   terminal obeys escape sequences;
+/// - bidirectional embeddings, overrides, isolates and marks (the "Trojan Source" characters,
+///   CVE-2021-42574): they reorder what is displayed without changing what is stored;
+/// - invisible characters (zero-width spaces and joiners, the word joiner and invisible operators,
+///   the byte-order mark, soft hyphen, line and paragraph separators, interlinear annotations and tag
+///   characters): two values that look the same are not.
+///
+/// No field of a runbook, not even the `sql` and `cmdlet` statements, needs any of them: a statement
+/// is one line, and a name or path in another script is written with ordinary letters.
+fn refused(c: char) -> Option<&'static str> {
+    Some(match c {
+        '\u{0}'..='\u{1f}' => C0_NAMES[c as usize],
+        '\u{7f}' => "DELETE",
+        '\u{80}'..='\u{9f}' => "a control character",
+        '\u{ad}' => "SOFT HYPHEN",
+        '\u{61c}' => "ARABIC LETTER MARK",
+        '\u{180e}' => "MONGOLIAN VOWEL SEPARATOR",
+        '\u{200b}' => "ZERO WIDTH SPACE",
+        '\u{200c}' => "ZERO WIDTH NON-JOINER",
+        '\u{200d}' => "ZERO WIDTH JOINER",
+        '\u{200e}' => "LEFT-TO-RIGHT MARK",
+        '\u{200f}' => "RIGHT-TO-LEFT MARK",
+        '\u{2028}' => "LINE SEPARATOR",
+        '\u{2029}' => "PARAGRAPH SEPARATOR",
+        '\u{202a}' => "LEFT-TO-RIGHT EMBEDDING",
+        '\u{202b}' => "RIGHT-TO-LEFT EMBEDDING",
+        '\u{202c}' => "POP DIRECTIONAL FORMATTING",
+        '\u{202d}' => "LEFT-TO-RIGHT OVERRIDE",
+        '\u{202e}' => "RIGHT-TO-LEFT OVERRIDE",
+        '\u{2060}' => "WORD JOINER",
+        '\u{2061}' => "FUNCTION APPLICATION",
+        '\u{2062}' => "INVISIBLE TIMES",
+        '\u{2063}' => "INVISIBLE SEPARATOR",
+        '\u{2064}' => "INVISIBLE PLUS",
+        '\u{2066}' => "LEFT-TO-RIGHT ISOLATE",
+        '\u{2067}' => "RIGHT-TO-LEFT ISOLATE",
+        '\u{2068}' => "FIRST STRONG ISOLATE",
+        '\u{2069}' => "POP DIRECTIONAL ISOLATE",
+        '\u{206a}'..='\u{206f}' => "a deprecated format character",
+        '\u{feff}' => "ZERO WIDTH NO-BREAK SPACE",
+        '\u{fff9}'..='\u{fffb}' => "an interlinear annotation character",
+        '\u{e0001}' | '\u{e0020}'..='\u{e007f}' => "a tag character",
+        _ => return None,
+    })
+}
+
+/// Every piece of text read from a runbook, values and keys alike, passes here (the reader calls it
+/// for each string it hands out): `what` names the value in the message, e.g. "`description`".
+///
+/// This is the one place that decides which characters runbook text may hold; see [`refused`].
+pub(crate) fn text(what: &str, text: &str) -> Result<(), String> {
+    match text.chars().find_map(|c| refused(c).map(|name| (c, name))) {
+        Some((c, name)) => Err(format!(
+            "{what} contains U+{:04X} ({name}), which can make the text read differently from what runs",
+            u32::from(c)
         )),
         None => Ok(()),
     }
 }
 
-/// A `sysname` value used as a literal (job and schedule names): plain text, at most 128 characters.
+/// Free text that ends up inside a quoted literal (paths, messages, identities): anything [`text`]
+/// lets through (the reader has checked that), but not nothing.
+pub(crate) fn non_empty(what: &str, text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err(format!("{what} must not be empty"));
+    }
+    Ok(())
+}
+
+/// A `sysname` value used as a literal (job and schedule names): not empty, at most 128 characters.
 pub(crate) fn sysname(what: &str, text: &str) -> Result<(), String> {
-    plain_text(what, text)?;
+    non_empty(what, text)?;
     if text.encode_utf16().count() > 128 {
         return Err(format!("{what} is longer than 128 characters"));
     }
     Ok(())
 }
 
+/// Why a duration could not be read.
+#[derive(Debug, PartialEq, Eq)]
+enum DurationError {
+    /// Not number-unit pairs at all.
+    Malformed,
+    /// Well formed, but more seconds than a `Duration` holds; every bound refuses it.
+    TooLong,
+}
+
 /// A duration such as `90s`, `15m`, `1h30m` or `500ms`: one or more number-unit pairs.
-pub(crate) fn duration(text: &str) -> Result<Duration, String> {
-    let bad = || {
-        Err(format!(
-            "`{text}` is not a duration; write a number and a unit, e.g. `90s`, `15m`, `1h30m`"
-        ))
-    };
+fn parse_duration(text: &str) -> Result<Duration, DurationError> {
+    use DurationError::{Malformed, TooLong};
     let mut total = Duration::ZERO;
     let mut rest = text.trim();
     if rest.is_empty() {
-        return bad();
+        return Err(Malformed);
     }
     while !rest.is_empty() {
         let digits = rest
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
         if digits == 0 {
-            return bad();
+            return Err(Malformed);
         }
-        let Ok(n) = rest[..digits].parse::<u64>() else {
-            return bad();
-        };
+        // Only ASCII digits are left, so the one way to fail is a number too large for a u64.
+        let n: u64 = rest[..digits].parse().map_err(|_| TooLong)?;
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(rest.len());
         let part = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n.saturating_mul(60)),
-            "h" => Duration::from_secs(n.saturating_mul(3600)),
-            _ => return bad(),
+            "ms" => Some(Duration::from_millis(n)),
+            "s" => Some(Duration::from_secs(n)),
+            "m" => n.checked_mul(60).map(Duration::from_secs),
+            "h" => n.checked_mul(3600).map(Duration::from_secs),
+            _ => return Err(Malformed),
         };
-        total = total.saturating_add(part);
+        total = part
+            .and_then(|part| total.checked_add(part))
+            .ok_or(TooLong)?;
         rest = &rest[unit_len..];
     }
     Ok(total)
+}
+
+/// A duration that `what` (e.g. "`timeout`") may take: more than zero and at most `max`. A number
+/// too large for any clock gets the same sentence as one merely above `max`: both are too long.
+pub(crate) fn duration(what: &str, text: &str, max: Duration) -> Result<Duration, String> {
+    let out_of_range = || {
+        format!(
+            "{what} must be more than 0s and at most {}",
+            crate::render::duration(max)
+        )
+    };
+    match parse_duration(text) {
+        Ok(d) if !d.is_zero() && d <= max => Ok(d),
+        Ok(_) | Err(DurationError::TooLong) => Err(out_of_range()),
+        Err(DurationError::Malformed) => Err(format!(
+            "`{text}` is not a duration; write a number and a unit, e.g. `90s`, `15m`, `1h30m`"
+        )),
+    }
+}
+
+/// A date written as the integer `yyyymmdd`, as SQL Server Agent's `sp_add_schedule` takes it:
+/// `range` as integers, and a real day of the Gregorian calendar (no 30 February, no month 13).
+pub(crate) fn yyyymmdd(what: &str, n: i64, range: RangeInclusive<i64>) -> Result<(), String> {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    if !range.contains(&n) {
+        return Err(format!(
+            "{what} must be between {} and {}",
+            range.start(),
+            range.end()
+        ));
+    }
+    let not_a_date = |why: String| {
+        Err(format!(
+            "{what} must be a real date written `yyyymmdd`; `{n}` {why}"
+        ))
+    };
+    let (year, month, day) = (n / 10_000, n / 100 % 100, n % 100);
+    let (Ok(year), Ok(month), Ok(day)) =
+        (i16::try_from(year), i8::try_from(month), i8::try_from(day))
+    else {
+        return not_a_date("is out of range".into());
+    };
+    if !(1..=12).contains(&month) {
+        return not_a_date(format!("has no month {month}"));
+    }
+    // jiff knows the calendar: how long each month is, and which years are leap years.
+    let first = jiff::civil::Date::new(year, month, 1).map_err(|e| e.to_string())?;
+    let days = first.days_in_month();
+    if !(1..=days).contains(&day) {
+        let name = MONTHS[usize::from(month.unsigned_abs()) - 1];
+        return not_a_date(format!(
+            "is day {day} of {name} {year}, which has {days} days"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -474,24 +647,132 @@ mod tests {
     #[test]
     fn durations_parse_unit_pairs() {
         let cases = [
-            ("90s", Some(90)),
-            ("15m", Some(900)),
-            ("1h30m", Some(5400)),
-            ("2h", Some(7200)),
-            ("", None),
-            ("15", None),
-            ("m", None),
-            ("15 minutes", None),
-            ("-5s", None),
+            ("90s", Ok(90)),
+            ("15m", Ok(900)),
+            ("1h30m", Ok(5400)),
+            ("2h", Ok(7200)),
+            ("0s", Ok(0)),
+            ("", Err(DurationError::Malformed)),
+            ("15", Err(DurationError::Malformed)),
+            ("m", Err(DurationError::Malformed)),
+            ("15 minutes", Err(DurationError::Malformed)),
+            ("-5s", Err(DurationError::Malformed)),
+            ("99999999999999999999s", Err(DurationError::TooLong)),
+            ("5124095576030432h", Err(DurationError::TooLong)),
+            ("18446744073709551615s1s", Err(DurationError::TooLong)),
         ];
-        for (text, secs) in cases {
+        for (text, expected) in cases {
             assert_eq!(
-                duration(text).ok().map(|d| d.as_secs()),
-                secs,
+                parse_duration(text).map(|d| d.as_secs()),
+                expected,
                 "duration {text:?}"
             );
         }
-        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn durations_are_more_than_zero_and_at_most_the_bound() {
+        let day = Duration::from_secs(24 * 3600);
+        let too_long = "`timeout` must be more than 0s and at most 24h";
+        let cases: &[(&str, Result<u64, &str>)] = &[
+            ("1ms", Ok(0)),
+            ("24h", Ok(86_400)),
+            ("23h59m60s", Ok(86_400)),
+            ("0s", Err(too_long)),
+            ("0ms", Err(too_long)),
+            ("24h1ms", Err(too_long)),
+            ("25h", Err(too_long)),
+            ("99999999999999h", Err(too_long)),
+            ("99999999999999999999999999s", Err(too_long)),
+            (
+                "soon",
+                Err(
+                    "`soon` is not a duration; write a number and a unit, e.g. `90s`, `15m`, `1h30m`",
+                ),
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(
+                duration("`timeout`", text, day).map(|d| d.as_secs()),
+                expected.map_err(str::to_owned),
+                "duration {text:?}"
+            );
+        }
+        assert_eq!(
+            duration("`connect`", "2h", Duration::from_secs(3600)),
+            Err("`connect` must be more than 0s and at most 1h".to_owned())
+        );
+    }
+
+    #[test]
+    fn schedule_dates_are_real_days() {
+        let what = "`schedule_start_date`";
+        let range = 19_900_101..=99_991_231;
+        let cases: &[(i64, Result<(), &str>)] = &[
+            (20260101, Ok(())),
+            (19900101, Ok(())),
+            (99991231, Ok(())),
+            (20240229, Ok(())),
+            (20001231, Ok(())),
+            (
+                20261399,
+                Err(
+                    "`schedule_start_date` must be a real date written `yyyymmdd`; `20261399` has no month 13",
+                ),
+            ),
+            (
+                20260001,
+                Err(
+                    "`schedule_start_date` must be a real date written `yyyymmdd`; `20260001` has no month 0",
+                ),
+            ),
+            (
+                20260230,
+                Err(
+                    "`schedule_start_date` must be a real date written `yyyymmdd`; `20260230` is day 30 of February 2026, which has 28 days",
+                ),
+            ),
+            (
+                20250229,
+                Err(
+                    "`schedule_start_date` must be a real date written `yyyymmdd`; `20250229` is day 29 of February 2025, which has 28 days",
+                ),
+            ),
+            (
+                21000229,
+                Err(
+                    "`schedule_start_date` must be a real date written `yyyymmdd`; `21000229` is day 29 of February 2100, which has 28 days",
+                ),
+            ),
+            (
+                20260431,
+                Err(
+                    "`schedule_start_date` must be a real date written `yyyymmdd`; `20260431` is day 31 of April 2026, which has 30 days",
+                ),
+            ),
+            (
+                20260100,
+                Err(
+                    "`schedule_start_date` must be a real date written `yyyymmdd`; `20260100` is day 0 of January 2026, which has 31 days",
+                ),
+            ),
+            (
+                19891231,
+                Err("`schedule_start_date` must be between 19900101 and 99991231"),
+            ),
+            (
+                -20260101,
+                Err("`schedule_start_date` must be between 19900101 and 99991231"),
+            ),
+        ];
+        for (n, expected) in cases {
+            assert_eq!(
+                yyyymmdd(what, *n, range.clone()),
+                expected.map_err(str::to_owned),
+                "date {n}"
+            );
+        }
     }
 
     #[test]
@@ -519,25 +800,86 @@ mod tests {
     }
 
     #[test]
-    fn plain_text_refuses_control_characters() {
-        let cases = [
-            ("\\\\dal\\share", Ok(())),
-            ("", Err("path must not be empty")),
+    fn text_refuses_control_bidirectional_and_invisible_characters() {
+        let tail = "which can make the text read differently from what runs";
+        let cases: &[(&str, Option<&str>)] = &[
+            ("\\\\dal\\share", None),
+            ("Müller 東京 مرحبا ‘quoted’ – ok", None),
+            ("", None),
+            ("a\0b", Some("U+0000 (NULL)")),
+            ("a\tb", Some("U+0009 (CHARACTER TABULATION)")),
+            ("a\nb", Some("U+000A (LINE FEED)")),
+            ("a\rb", Some("U+000D (CARRIAGE RETURN)")),
+            ("\u{1b}[31mred", Some("U+001B (ESCAPE)")),
+            ("a\u{1f}", Some("U+001F (INFORMATION SEPARATOR ONE)")),
+            ("a\u{7f}", Some("U+007F (DELETE)")),
+            ("a\u{85}", Some("U+0085 (a control character)")),
+            ("a\u{9b}", Some("U+009B (a control character)")),
+            ("a\u{ad}b", Some("U+00AD (SOFT HYPHEN)")),
+            ("a\u{61c}", Some("U+061C (ARABIC LETTER MARK)")),
+            ("a\u{180e}", Some("U+180E (MONGOLIAN VOWEL SEPARATOR)")),
+            ("a\u{200b}", Some("U+200B (ZERO WIDTH SPACE)")),
+            ("a\u{200c}", Some("U+200C (ZERO WIDTH NON-JOINER)")),
+            ("a\u{200d}", Some("U+200D (ZERO WIDTH JOINER)")),
+            ("a\u{200e}", Some("U+200E (LEFT-TO-RIGHT MARK)")),
+            ("a\u{200f}", Some("U+200F (RIGHT-TO-LEFT MARK)")),
+            ("a\u{2028}", Some("U+2028 (LINE SEPARATOR)")),
+            ("a\u{2029}", Some("U+2029 (PARAGRAPH SEPARATOR)")),
+            ("a\u{202a}", Some("U+202A (LEFT-TO-RIGHT EMBEDDING)")),
+            ("a\u{202b}", Some("U+202B (RIGHT-TO-LEFT EMBEDDING)")),
+            ("a\u{202c}", Some("U+202C (POP DIRECTIONAL FORMATTING)")),
+            ("a\u{202d}", Some("U+202D (LEFT-TO-RIGHT OVERRIDE)")),
+            ("a\u{202e}", Some("U+202E (RIGHT-TO-LEFT OVERRIDE)")),
+            ("a\u{2060}", Some("U+2060 (WORD JOINER)")),
+            ("a\u{2064}", Some("U+2064 (INVISIBLE PLUS)")),
+            ("a\u{2066}", Some("U+2066 (LEFT-TO-RIGHT ISOLATE)")),
+            ("a\u{2067}", Some("U+2067 (RIGHT-TO-LEFT ISOLATE)")),
+            ("a\u{2068}", Some("U+2068 (FIRST STRONG ISOLATE)")),
+            ("a\u{2069}", Some("U+2069 (POP DIRECTIONAL ISOLATE)")),
+            ("a\u{206f}", Some("U+206F (a deprecated format character)")),
+            ("\u{feff}a", Some("U+FEFF (ZERO WIDTH NO-BREAK SPACE)")),
             (
-                "a\nb",
-                Err("path must not contain control characters (found '\\n')"),
+                "a\u{fffa}",
+                Some("U+FFFA (an interlinear annotation character)"),
             ),
-            (
-                "a\0b",
-                Err("path must not contain control characters (found '\\0')"),
-            ),
+            ("a\u{e0001}", Some("U+E0001 (a tag character)")),
+            ("a\u{e0041}", Some("U+E0041 (a tag character)")),
+            // The first refused character is the one named.
+            ("a\u{2066}b\u{202e}", Some("U+2066 (LEFT-TO-RIGHT ISOLATE)")),
+            // Neighbours of refused ranges that real text uses stay allowed.
+            ("a\u{a0}b\u{2010}c\u{2065}\u{fffc}\u{e0080}\u{e0100}", None),
         ];
-        for (text, expected) in cases {
+        for (value, refused) in cases {
+            let expected = refused.map(|c| format!("`description` contains {c}, {tail}"));
             assert_eq!(
-                plain_text("path", text),
-                expected.map_err(str::to_owned),
-                "text {text:?}"
+                text("`description`", value).err(),
+                expected,
+                "text {value:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_control_character_is_refused() {
+        // The table above names the usual ones; this covers the rest of Rust's (and Unicode's) Cc.
+        for c in (0..=0x10_ffff).filter_map(char::from_u32) {
+            if c.is_control() {
+                assert!(text("x", &c.to_string()).is_err(), "U+{:04X}", u32::from(c));
+            }
+        }
+    }
+
+    #[test]
+    fn names_must_not_be_empty_and_sysnames_are_short() {
+        assert_eq!(
+            non_empty("`message`", ""),
+            Err("`message` must not be empty".to_owned())
+        );
+        assert_eq!(non_empty("`message`", "x"), Ok(()));
+        assert_eq!(sysname("`copy_job`", &"j".repeat(128)), Ok(()));
+        assert_eq!(
+            sysname("`copy_job`", &"j".repeat(129)),
+            Err("`copy_job` is longer than 128 characters".to_owned())
+        );
     }
 }

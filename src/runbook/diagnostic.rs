@@ -2,7 +2,10 @@
 //!
 //! The loader never stops at the first problem: every check pushes into one [`Diagnostics`] collector,
 //! which turns byte offsets into 1-based lines and character columns only when it is finished, so the
-//! operator fixes the whole file in one pass. This module knows nothing about runbook keys.
+//! operator fixes the whole file in one pass. It does so in one walk over the text, not one walk per
+//! problem: a mangled file can have thousands of problems, and a walk each made loading quadratic
+//! (profiling the fuzz target, fuzz/fuzz_targets/parse_runbook.rs, showed it). This module knows
+//! nothing about runbook keys.
 
 use std::fmt;
 use std::ops::Range;
@@ -50,7 +53,8 @@ impl<'s> Diagnostics<'s> {
 
     /// The 1-based line of a byte offset, for messages that point back ("first used on line 12").
     pub(crate) fn line_of(&self, offset: usize) -> usize {
-        line_column(self.text, offset).0
+        let before = &self.text.as_bytes()[..offset.min(self.text.len())];
+        before.iter().filter(|&&b| b == b'\n').count() + 1
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -60,10 +64,11 @@ impl<'s> Diagnostics<'s> {
     /// The problems in file order (stable, so two problems at one place keep the order they were found).
     pub(crate) fn finish(mut self) -> Vec<Diagnostic> {
         self.found.sort_by_key(|&(offset, _)| offset);
+        let mut cursor = Cursor::new(self.text);
         self.found
             .into_iter()
             .map(|(offset, message)| {
-                let (line, column) = line_column(self.text, offset);
+                let (line, column) = cursor.advance_to(offset);
                 Diagnostic {
                     file: self.file.clone(),
                     line,
@@ -75,18 +80,52 @@ impl<'s> Diagnostics<'s> {
     }
 }
 
-/// 1-based line and column (in characters, as editors count) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    // An offset inside a multi-byte character (never produced by the parser, but cheap to guard) is
-    // moved back to the character's start rather than panicking in the slice below.
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
+/// A place in the text that only moves forward, keeping the line and column it has reached.
+struct Cursor<'s> {
+    text: &'s str,
+    offset: usize,
+    line: usize,
+    column: usize,
+}
+
+impl<'s> Cursor<'s> {
+    fn new(text: &'s str) -> Self {
+        Self {
+            text,
+            offset: 0,
+            line: 1,
+            column: 1,
+        }
     }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[line_start..].chars().count() + 1)
+
+    /// 1-based line and column (in characters, as editors count) of a byte offset at or after the
+    /// previous one; an earlier offset gets the previous place.
+    fn advance_to(&mut self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        // An offset inside a multi-byte character (never produced by the parser, but cheap to guard)
+        // is moved back to the character's start rather than panicking in the slice below.
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        if offset > self.offset {
+            for c in self.text[self.offset..offset].chars() {
+                if c == '\n' {
+                    self.line += 1;
+                    self.column = 1;
+                } else {
+                    self.column += 1;
+                }
+            }
+            self.offset = offset;
+        }
+        (self.line, self.column)
+    }
+}
+
+/// 1-based line and column of one byte offset.
+#[cfg(test)]
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    Cursor::new(text).advance_to(offset)
 }
 
 #[cfg(test)]
@@ -108,6 +147,33 @@ mod tests {
         for (offset, expected) in cases {
             assert_eq!(line_column(text, offset), expected, "offset {offset}");
         }
+    }
+
+    #[test]
+    fn one_walk_locates_many_problems_in_order() {
+        let text = "a = 1\nbé = 2\n\nc";
+        let mut cursor = Cursor::new(text);
+        let places: Vec<_> = [0, 4, 6, 9, 9, 14, 15, 99]
+            .into_iter()
+            .map(|offset| cursor.advance_to(offset))
+            .collect();
+        assert_eq!(
+            places,
+            [
+                (1, 1),
+                (1, 5),
+                (2, 1),
+                (2, 3),
+                (2, 3),
+                (3, 1),
+                (4, 1),
+                (4, 2)
+            ]
+        );
+        let mut diagnostics = Diagnostics::new("rb.toml", text);
+        assert_eq!((diagnostics.line_of(0), diagnostics.line_of(15)), (1, 4));
+        diagnostics.error(15..16, "c");
+        assert_eq!(diagnostics.finish()[0].to_string(), "rb.toml:4:1: error: c");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 
@@ -55,6 +56,7 @@ impl StepReader<'_, '_, '_, '_> {
     pub(crate) fn instance_or(&mut self, key: &'static str, default: Role) -> Option<Role> {
         match self.table.opt_string(self.d, key) {
             Some(value) => self.role(&value),
+            None if self.table.has(key) => None,
             None if self.ctx.declared.contains(&default) => Some(default),
             None => {
                 self.d.error(
@@ -140,7 +142,8 @@ impl StepReader<'_, '_, '_, '_> {
         Some(value.value)
     }
 
-    /// Required free text (paths, messages, statements) without control characters.
+    /// Required free text (paths, messages, statements): not empty, and, as every string the reader
+    /// hands out, free of control, bidirectional and invisible characters ([`check::text`]).
     pub(crate) fn text(&mut self, key: &'static str) -> Option<String> {
         let value = self.table.string(self.d, key)?;
         self.checked_text(key, value)
@@ -150,12 +153,13 @@ impl StepReader<'_, '_, '_, '_> {
     pub(crate) fn text_or(&mut self, key: &'static str, default: String) -> Option<String> {
         match self.table.opt_string(self.d, key) {
             Some(value) => self.checked_text(key, value),
+            None if self.table.has(key) => None,
             None => Some(default),
         }
     }
 
     fn checked_text(&mut self, key: &str, value: Located<String>) -> Option<String> {
-        match check::plain_text(&format!("`{key}`"), &value.value) {
+        match check::non_empty(&format!("`{key}`"), &value.value) {
             Ok(()) => Some(value.value),
             Err(message) => {
                 self.d.error(value.span, message);
@@ -167,7 +171,7 @@ impl StepReader<'_, '_, '_, '_> {
     /// A job or schedule name (`sysname`), `default` when absent.
     pub(crate) fn sysname_or(&mut self, key: &'static str, default: String) -> Option<String> {
         let Some(value) = self.table.opt_string(self.d, key) else {
-            return Some(default);
+            return (!self.table.has(key)).then_some(default);
         };
         match check::sysname(&format!("`{key}`"), &value.value) {
             Ok(()) => Some(value.value),
@@ -186,7 +190,7 @@ impl StepReader<'_, '_, '_, '_> {
         range: std::ops::RangeInclusive<i64>,
     ) -> Option<i64> {
         let Some(value) = self.table.opt_integer(self.d, key) else {
-            return Some(default);
+            return (!self.table.has(key)).then_some(default);
         };
         if range.contains(&value.value) {
             Some(value.value)
@@ -200,6 +204,25 @@ impl StepReader<'_, '_, '_, '_> {
                 ),
             );
             None
+        }
+    }
+
+    /// A date written `yyyymmdd` within `range` that is a real day, `default` when absent.
+    pub(crate) fn date_or(
+        &mut self,
+        key: &'static str,
+        default: i64,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Option<i64> {
+        let Some(value) = self.table.opt_integer(self.d, key) else {
+            return (!self.table.has(key)).then_some(default);
+        };
+        match check::yyyymmdd(&format!("`{key}`"), value.value, range) {
+            Ok(()) => Some(value.value),
+            Err(message) => {
+                self.d.error(value.span, message);
+                None
+            }
         }
     }
 
@@ -282,15 +305,15 @@ fn read_runbook(path: &Path, root: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> O
         Some(t) => read_timeouts(&t, d),
         None => Some(RunbookTimeouts::default()),
     };
-    let servers = root
+    let (servers, servers_ok) = root
         .opt_tables(d, "persistent_chat_servers", |n| {
             format!("`persistent_chat_servers` entry {n}")
         })
         .map(|tables| read_servers(&tables, d))
-        .unwrap_or_default();
+        .unwrap_or((Vec::new(), true));
     let active = root.table(d, "active_servers", "`[active_servers]`");
     if let Some(active) = &active {
-        read_active(active, &servers, d, &mut ctx);
+        read_active(active, &servers, servers_ok, d, &mut ctx);
     }
     if let Some((chat, compliance)) = &databases {
         ctx.databases = [chat.clone(), compliance.clone()]
@@ -367,7 +390,7 @@ fn read_pool(t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Option<Pool> {
     // Microsoft's runbook writes `service:<pool fqdn>`, the cmdlet reference `PersistentChatServer:<fqdn>`
     // (reference H.1, UNVERIFIED which the cmdlet accepts); `service:` is the default, either can be set.
     let identity = t.opt_string(d, "identity").and_then(|i| {
-        report(d, i.span, check::plain_text("`identity`", &i.value)).map(|()| i.value)
+        report(d, i.span, check::non_empty("`identity`", &i.value)).map(|()| i.value)
     });
     let explicit = t.raw("identity").is_some();
     t.finish(d);
@@ -380,21 +403,24 @@ fn read_pool(t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Option<Pool> {
     Some(Pool { fqdn, identity })
 }
 
+/// The longest `[timeouts]` value: a server that needs more than an hour to log in or to answer a
+/// read-only question is down, and pcfail should say so rather than wait.
+const RUNBOOK_TIMEOUT_MAX: Duration = Duration::from_secs(3600);
+
+/// The longest step `timeout`: the slowest step (a full backup or restore of a large database over a
+/// WAN) takes hours, never days; a longer value is a typo that would leave a run waiting unseen.
+const STEP_TIMEOUT_MAX: Duration = Duration::from_secs(24 * 3600);
+
 fn read_timeouts(t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Option<RunbookTimeouts> {
     let defaults = RunbookTimeouts::default();
     let mut ok = true;
-    let mut read = |key: &'static str, default: std::time::Duration| match t.opt_string(d, key) {
-        None => default,
-        Some(s) => match check::duration(&s.value) {
-            Ok(v) if !v.is_zero() && v <= std::time::Duration::from_secs(3600) => v,
-            Ok(_) => {
-                d.error(
-                    s.span,
-                    format!("`{key}` must be more than 0s and at most 1h"),
-                );
-                ok = false;
-                default
-            }
+    let mut read = |key: &'static str, default: Duration| match t.opt_string(d, key) {
+        None => {
+            ok &= !t.has(key);
+            default
+        }
+        Some(s) => match check::duration(&format!("`{key}`"), &s.value, RUNBOOK_TIMEOUT_MAX) {
+            Ok(v) => v,
             Err(message) => {
                 d.error(s.span, message);
                 ok = false;
@@ -409,9 +435,9 @@ fn read_timeouts(t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Option<RunbookTi
 }
 
 fn read_powershell(t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Option<PowerShell> {
-    let mut ok = true;
     let program = match t.opt_string(d, "program") {
-        Some(p) => report(d, p.span, check::plain_text("`program`", &p.value)).map(|()| p.value),
+        Some(p) => report(d, p.span, check::non_empty("`program`", &p.value)).map(|()| p.value),
+        None if t.has("program") => None,
         None => Some("powershell.exe".to_owned()),
     };
     let module = match t.opt_string(d, "module") {
@@ -430,20 +456,18 @@ fn read_powershell(t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Option<PowerSh
                 None
             }
         },
+        None if t.has("module") => None,
         None => Some(Module::SkypeForBusiness),
     };
-    let mut args = Vec::new();
-    for arg in t.opt_strings(d, "args").unwrap_or_default() {
-        // Arguments may be empty strings but never contain NUL, which no OS passes through argv.
-        if arg.value.contains('\0') {
-            d.error(arg.span, "`args` must not contain NUL characters");
-            ok = false;
-        } else {
-            args.push(arg.value);
-        }
-    }
+    // Arguments may be empty strings; NUL, which no OS passes through argv, is refused by the reader
+    // with every other control character.
+    let args = t
+        .opt_strings(d, "args")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| a.value)
+        .collect();
     t.finish(d);
-    ok.then_some(())?;
     Some(PowerShell {
         program: program?,
         module: module?,
@@ -465,7 +489,7 @@ fn read_databases(t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Databases {
 }
 
 fn read_instances(t: &Table<'_, '_>, d: &mut Diagnostics<'_>, ctx: &mut Context) {
-    for (key, value) in t.entries() {
+    for (key, value) in t.entries(d) {
         let Some(role) = Role::from_key(&key.value) else {
             d.error(
                 key.span.clone(),
@@ -514,6 +538,7 @@ fn read_instance(role: Role, t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Opti
         (None, Some(n)) => {
             report(d, n.span, check::instance_name(&n.value)).map(|()| Address::Named(n.value))
         }
+        (None, None) if t.has("instance") => None,
         (None, None) => Some(Address::Port(1433)),
     };
     let data_center = t.string(d, "data_center").and_then(|dc| {
@@ -545,7 +570,15 @@ fn read_instance(role: Role, t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Opti
     }
     let auth_key = t.opt_string(d, "auth");
     let is_sql = auth_key.as_ref().is_some_and(|a| a.value == "sql");
+    // An `auth` already reported leaves `user` and `password_env` meaning unknown: take them as
+    // known keys rather than report them a second time as misplaced.
+    let auth_reported = auth_key.is_none() && t.has("auth");
+    if auth_reported {
+        t.raw("user");
+        t.raw("password_env");
+    }
     let auth = match auth_key {
+        None if auth_reported => None,
         None => Some(Auth::Integrated),
         Some(a) if a.value == "integrated" => Some(Auth::Integrated),
         Some(a) if a.value == "sql" => {
@@ -594,12 +627,12 @@ fn read_instance(role: Role, t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Opti
             "passwords must not be written in the runbook; put the password in an environment variable and name it with `password_env` in {}",
             t.context()
         )),
-        "user" | "password_env" if !is_sql => {
+        "user" | "password_env" if !is_sql && !auth_reported => {
             Some(format!("`{key}` in {} needs `auth = \"sql\"`", t.context()))
         }
         _ => None,
     });
-    if !is_sql && (t.key_span("user").is_some() || t.key_span("password_env").is_some()) {
+    if !is_sql && (t.has("user") || t.has("password_env")) {
         ok = false;
     }
     let host = host?;
@@ -659,7 +692,7 @@ fn parse_endpoint(text: &str) -> Result<MirroringEndpoint, String> {
 fn read_overrides(t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> LogShippingOverrides {
     let mut path = |key| {
         t.opt_string(d, key).and_then(|p| {
-            report(d, p.span, check::plain_text(&format!("`{key}`"), &p.value)).map(|()| p.value)
+            report(d, p.span, check::non_empty(&format!("`{key}`"), &p.value)).map(|()| p.value)
         })
     };
     let share = path("share");
@@ -668,8 +701,10 @@ fn read_overrides(t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> LogShippingOver
     LogShippingOverrides { share, copy_folder }
 }
 
-fn read_servers(tables: &[Table<'_, '_>], d: &mut Diagnostics<'_>) -> Vec<ChatServer> {
+/// The servers that were read whole, and whether every entry was.
+fn read_servers(tables: &[Table<'_, '_>], d: &mut Diagnostics<'_>) -> (Vec<ChatServer>, bool) {
     let mut servers: Vec<ChatServer> = Vec::new();
+    let mut ok = true;
     for t in tables {
         let fqdn = t.string(d, "fqdn").and_then(|f| {
             let valid = report(d, f.span.clone(), check::fqdn(&f.value)).is_some();
@@ -693,14 +728,19 @@ fn read_servers(tables: &[Table<'_, '_>], d: &mut Diagnostics<'_>) -> Vec<ChatSe
                 fqdn,
                 data_center: dc.value,
             });
+        } else {
+            ok = false;
         }
     }
-    servers
+    (servers, ok)
 }
 
+/// `servers_ok` is false when a `persistent_chat_servers` entry had problems: then a name that is not
+/// among the servers read may be that entry's, and is not reported a second time.
 fn read_active(
     t: &Table<'_, '_>,
     servers: &[ChatServer],
+    servers_ok: bool,
     d: &mut Diagnostics<'_>,
     ctx: &mut Context,
 ) {
@@ -709,9 +749,11 @@ fn read_active(
         let Some(items) = t.strings(d, key) else {
             return out;
         };
-        if items.is_empty()
-            && let Some(span) = t.key_span(key)
-        {
+        // Empty as written, not after the reader left out entries it reported.
+        let written_empty = t
+            .raw(key)
+            .is_some_and(|v| matches!(v.get_ref(), DeValue::Array(a) if a.is_empty()));
+        if written_empty && let Some(span) = t.key_span(key) {
             d.error(
                 span,
                 format!("`{key}` must name at least one Persistent Chat server"),
@@ -722,6 +764,9 @@ fn read_active(
                 .iter()
                 .find(|s| s.fqdn.eq_ignore_ascii_case(&item.value))
             else {
+                if !servers_ok {
+                    continue;
+                }
                 d.error(
                     item.span,
                     with_suggestion(
@@ -839,16 +884,21 @@ fn read_procedure(
     ok.then_some(Procedure { notes, steps })
 }
 
-type StepParts = (Action, String, Option<std::time::Duration>, bool);
+type StepParts = (Action, String, Option<Duration>, bool);
 
 fn read_step(t: &Table<'_, '_>, d: &mut Diagnostics<'_>, ctx: &Context) -> Option<StepParts> {
     let action_name = t.string(d, "action");
     let description = t.opt_string(d, "description").and_then(|s| {
-        report(d, s.span, check::plain_text("`description`", &s.value)).map(|()| s.value)
+        report(d, s.span, check::non_empty("`description`", &s.value)).map(|()| s.value)
     });
-    let timeout = t
-        .opt_string(d, "timeout")
-        .map(|s| (report(d, s.span.clone(), check::duration(&s.value)), s));
+    let timeout = t.opt_string(d, "timeout").map(|s| {
+        report(
+            d,
+            s.span,
+            check::duration("`timeout`", &s.value, STEP_TIMEOUT_MAX),
+        )
+    });
+    let timeout_reported = timeout.is_none() && t.has("timeout");
     let confirm = t.opt_bool(d, "confirm").is_some_and(|b| b.value);
     let Some(action_name) = action_name else {
         // Without an action its parameters cannot be told from typos; report only the other keys' types.
@@ -861,9 +911,10 @@ fn read_step(t: &Table<'_, '_>, d: &mut Diagnostics<'_>, ctx: &Context) -> Optio
     }
     let action = action?;
     let timeout = match timeout {
+        None if timeout_reported => return None,
         None => None,
-        Some((Some(duration), _)) => Some(duration),
-        Some((None, _)) => return None,
+        Some(Some(duration)) => Some(duration),
+        Some(None) => return None,
     };
     let description = description.unwrap_or_else(|| action.describe());
     Some((action, description, timeout, confirm))

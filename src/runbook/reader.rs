@@ -4,6 +4,9 @@
 //! records each key it asked for, and at [`Table::finish`] reports every key nobody asked for, with a
 //! "did you mean" drawn from the keys that were asked for. Every getter returns `Option`: `None` means
 //! "absent or already reported", so the caller simply carries on and more problems surface in one run.
+//! Every string it hands out, and every key it names in a message, has passed [`check::text`]: no
+//! caller can forget the character check, and no message echoes a control or bidirectional
+//! character to the operator's terminal.
 //! What the keys mean is the business of `runbook::parse` and the action files, not of this module.
 
 use std::cell::RefCell;
@@ -12,6 +15,7 @@ use std::ops::Range;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
+use super::check;
 use super::diagnostic::Diagnostics;
 
 /// A value with the byte range it came from.
@@ -70,6 +74,25 @@ pub(crate) fn with_suggestion<'c>(
 fn integer_value(text: &str, radix: u32) -> Option<i64> {
     // The parser keeps digits as written; TOML allows `_` between digits.
     i64::from_str_radix(&text.replace('_', ""), radix).ok()
+}
+
+/// `text` with its span if it passes [`check::text`]; otherwise the problem is reported at `span`.
+fn clean(
+    d: &mut Diagnostics<'_>,
+    what: &str,
+    text: &str,
+    span: Range<usize>,
+) -> Option<Located<String>> {
+    match check::text(what, text) {
+        Ok(()) => Some(Located {
+            value: text.to_owned(),
+            span,
+        }),
+        Err(message) => {
+            d.error(span, message);
+            None
+        }
+    }
 }
 
 impl<'t, 'i> Table<'t, 'i> {
@@ -139,15 +162,18 @@ impl<'t, 'i> Table<'t, 'i> {
     ) -> Option<Located<String>> {
         let value = self.raw(key)?;
         match value.get_ref() {
-            DeValue::String(s) => Some(Located {
-                value: s.to_string(),
-                span: value.span(),
-            }),
+            DeValue::String(s) => clean(d, &format!("`{key}`"), s, value.span()),
             _ => {
                 self.wrong_type(d, key, "a string", value);
                 None
             }
         }
+    }
+
+    /// Whether `key` is written in the table, whatever its type or value: a getter's `None` for a
+    /// key that is present means it was reported, and the caller must not fall back to a default.
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.table.get(key).is_some()
     }
 
     pub(crate) fn string(
@@ -222,10 +248,7 @@ impl<'t, 'i> Table<'t, 'i> {
         let mut out = Vec::new();
         for item in items.iter() {
             match item.get_ref() {
-                DeValue::String(s) => out.push(Located {
-                    value: s.to_string(),
-                    span: item.span(),
-                }),
+                DeValue::String(s) => out.extend(clean(d, &format!("`{key}`"), s, item.span())),
                 other => d.error(
                     item.span(),
                     format!(
@@ -312,19 +335,17 @@ impl<'t, 'i> Table<'t, 'i> {
         Some(out)
     }
 
-    /// The entries of a table whose keys are data (like role names), each with its key span.
+    /// The entries of a table whose keys are data (like role names), each with its key span; a key
+    /// with a refused character is reported and left out.
     pub(crate) fn entries(
         &self,
-    ) -> impl Iterator<Item = (Located<String>, &'t Spanned<DeValue<'i>>)> {
-        self.table.iter().map(|(k, v)| {
-            (
-                Located {
-                    value: k.get_ref().to_string(),
-                    span: k.span(),
-                },
-                v,
-            )
-        })
+        d: &mut Diagnostics<'_>,
+    ) -> Vec<(Located<String>, &'t Spanned<DeValue<'i>>)> {
+        let what = format!("a key in {}", self.context);
+        self.table
+            .iter()
+            .filter_map(|(k, v)| Some((clean(d, &what, k.get_ref(), k.span())?, v)))
+            .collect()
     }
 
     /// Reports every key that was never asked for. `special` lets the caller phrase a known mistake
@@ -338,6 +359,10 @@ impl<'t, 'i> Table<'t, 'i> {
         for (key, _) in self.table.iter() {
             let name = key.get_ref().as_ref();
             if asked.contains(&name) {
+                continue;
+            }
+            let what = format!("a key in {}", self.context);
+            if clean(d, &what, name, key.span()).is_none() {
                 continue;
             }
             let message = special(name).unwrap_or_else(|| {

@@ -14,6 +14,7 @@ mod run_end_to_end;
 mod run_failback_faults;
 mod run_faults;
 mod run_safety;
+mod runbook_text;
 mod situation;
 mod test;
 mod validate;

@@ -199,3 +199,135 @@ fn missing_runbook_file_is_a_usage_error() {
         .status(2)
         .run();
 }
+
+/// The message for a character that runbook text must not hold, at `place` (`line:column`).
+fn refused(place: &str, what: &str, character: &str) -> String {
+    format!(
+        "runbook.toml:{place}: error: {what} contains {character}, which can make the text read differently from what runs\n"
+    )
+}
+
+#[test]
+fn a_bidirectional_override_in_a_description_is_refused() {
+    rejects(
+        "action = \"recover_database\"",
+        "action = \"recover_database\"\ndescription = \"Recover \u{202e}cgm\"",
+        &refused("40:15", "`description`", "U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+    );
+}
+
+#[test]
+fn a_line_break_in_a_sql_statement_is_refused() {
+    rejects(
+        "state = \"Normal\"\n",
+        "state = \"Normal\"\n\n[[failback.steps]]\nid = \"check\"\naction = \"sql\"\ninstance = \"primary\"\ntext = \"SELECT 1\\nGO\"\n",
+        &refused("52:8", "`text`", "U+000A (LINE FEED)"),
+    );
+}
+
+#[test]
+fn an_escape_sequence_in_a_note_is_refused() {
+    rejects(
+        "notes = [\"mgccomp is not failed over.\"]",
+        "notes = [\"mgccomp is not failed over.\\u001B[2J\"]",
+        &refused("30:10", "`notes`", "U+001B (ESCAPE)"),
+    );
+}
+
+#[test]
+fn a_zero_width_space_in_a_host_is_refused_before_the_host_check() {
+    rejects(
+        "host = \"dal-sql-001.litwareinc.com\"",
+        "host = \"dal-sql-001\u{200b}.litwareinc.com\"",
+        &refused("13:8", "`host`", "U+200B (ZERO WIDTH SPACE)"),
+    );
+}
+
+#[test]
+fn a_key_with_an_isolate_is_refused_without_echoing_it() {
+    rejects(
+        "fqdn = \"atl-cs-001.litwareinc.com\"\n",
+        "fqdn = \"atl-cs-001.litwareinc.com\"\n\"\u{2066}fqdn\" = \"x\"\n",
+        &refused("3:1", "a key in `[pool]`", "U+2066 (LEFT-TO-RIGHT ISOLATE)"),
+    );
+}
+
+#[test]
+fn step_timeouts_are_more_than_zero_and_at_most_a_day() {
+    let text = edit(
+        &edit(
+            &edit(
+                MINIMAL,
+                "action = \"remove_log_shipping_secondary\"",
+                "action = \"remove_log_shipping_secondary\"\ntimeout = \"0s\"",
+            ),
+            "action = \"recover_database\"",
+            "action = \"recover_database\"\ntimeout = \"25h\"",
+        ),
+        "state = \"Normal\"",
+        "state = \"Normal\"\ntimeout = \"99999999999999h\"",
+    );
+    Test::new()
+        .runbook(&text)
+        .args(&["validate"])
+        .stdout("")
+        .stderr(
+            "runbook.toml:35:11: error: `timeout` must be more than 0s and at most 24h\n\
+             runbook.toml:41:11: error: `timeout` must be more than 0s and at most 24h\n\
+             runbook.toml:49:11: error: `timeout` must be more than 0s and at most 24h\n",
+        )
+        .status(2)
+        .run();
+}
+
+#[test]
+fn a_runbook_timeout_too_large_for_any_clock_is_located() {
+    rejects(
+        "state = \"Normal\"\n",
+        "state = \"Normal\"\n\n[timeouts]\nconnect = \"99999999999999999999999s\"\n",
+        "runbook.toml:49:11: error: `connect` must be more than 0s and at most 1h\n",
+    );
+}
+
+#[test]
+fn schedule_start_date_must_be_a_real_day() {
+    let cases = [
+        (
+            "20260230",
+            "runbook.toml:348:23: error: `schedule_start_date` must be a real date written `yyyymmdd`; `20260230` is day 30 of February 2026, which has 28 days\n",
+        ),
+        (
+            "20261399",
+            "runbook.toml:348:23: error: `schedule_start_date` must be a real date written `yyyymmdd`; `20261399` has no month 13\n",
+        ),
+        (
+            "19891231",
+            "runbook.toml:348:23: error: `schedule_start_date` must be between 19900101 and 99991231\n",
+        ),
+    ];
+    for (date, stderr) in cases {
+        Test::new()
+            .runbook(&edit(
+                SHIPPED,
+                "schedule_start_date = 20260101",
+                &format!("schedule_start_date = {date}"),
+            ))
+            .args(&["validate"])
+            .stdout("")
+            .stderr(stderr)
+            .status(2)
+            .run();
+    }
+}
+
+#[test]
+fn the_fuzz_seed_runbook_is_valid() {
+    // The fuzzer (fuzz/) mutates from valid runbooks; a seed that no longer loads would leave it
+    // exploring only the error paths.
+    Test::new()
+        .runbook(include_str!("../../fuzz/seeds/every-action.toml"))
+        .args(&["validate"])
+        .stdout("runbook.toml: ok (10 failover steps, 6 fail-back steps)\n")
+        .stderr("")
+        .run();
+}
