@@ -362,24 +362,18 @@ async fn proceed(
         session.remember(key, value.clone());
     }
 
-    let finish = |session: &mut Session<'_>, outcome: &str, reason: Option<String>| {
-        session.record(Event::RunFinished {
-            outcome: outcome.to_owned(),
-            reason,
-        })
-    };
     if let Some(outcome) = capture::log_shipping(plan, &progress, session, history).await? {
         let reason = match &outcome {
             Outcome::Refused { message } => Some(message.clone()),
             _ => None,
         };
-        finish(session, "precondition_failed", reason)?;
+        finish(session, "precondition_failed", reason).await?;
         return Ok(outcome);
     }
     if !progress.operation_confirmed
         && let Err(message) = confirm_operation(plan, &progress, session, start.observation).await?
     {
-        finish(session, "aborted", Some(message.clone()))?;
+        finish(session, "aborted", Some(message.clone())).await?;
         return Ok(Outcome::Aborted {
             journal: Some(journal_path),
             message,
@@ -388,7 +382,7 @@ async fn proceed(
 
     match steps::run(plan, &progress, session, applock.as_mut(), settings.quiet).await {
         Ok(steps) => {
-            finish(session, "completed", None)?;
+            finish(session, "completed", None).await?;
             Ok(Outcome::Completed {
                 run: run_id,
                 journal: journal_path,
@@ -398,14 +392,14 @@ async fn proceed(
         Err(stopped) => match stopped.error {
             StepError::Journal(e) => Err(e.into()),
             StepError::Aborted(message) => {
-                finish(session, "aborted", Some(message.clone()))?;
+                finish(session, "aborted", Some(message.clone())).await?;
                 Ok(Outcome::Aborted {
                     journal: Some(journal_path),
                     message,
                 })
             }
             error => {
-                finish(session, "failed", Some(error.to_string()))?;
+                finish(session, "failed", Some(error.to_string())).await?;
                 Ok(Outcome::StepFailed {
                     journal: journal_path,
                     step: stopped.number,
@@ -415,6 +409,19 @@ async fn proceed(
             }
         },
     }
+}
+
+/// The run's closing record, after the host's output (so the journal ends with how the run ended).
+async fn finish(
+    session: &mut Session<'_>,
+    outcome: &str,
+    reason: Option<String>,
+) -> Result<(), JournalError> {
+    session.stop_host().await?;
+    session.record(Event::RunFinished {
+        outcome: outcome.to_owned(),
+        reason,
+    })
 }
 
 /// Before the first step that changes anything: the data-loss ledger and the point of no return,

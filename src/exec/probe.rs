@@ -396,21 +396,6 @@ pub(crate) async fn database_view(
     }))
 }
 
-pub(crate) async fn is_log_shipping_primary(
-    s: &mut Session<'_>,
-    role: Role,
-    db: &str,
-) -> Result<bool, StepError> {
-    let set = s
-        .query(
-            role,
-            "SELECT primary_id FROM msdb.dbo.log_shipping_primary_databases WHERE primary_database = @P1",
-            &[Param::Str(db)],
-        )
-        .await?;
-    Ok(!set.rows.is_empty())
-}
-
 /// A session other than ours whose current database is `db`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct DbSession {

@@ -463,12 +463,19 @@ impl<'r> Session<'r> {
 
     /// Closes everything, keeping the host's stderr and stray output in the journal.
     pub(crate) async fn close(mut self) -> Result<(), JournalError> {
+        self.stop_host().await?;
+        for (_, conn) in std::mem::take(&mut self.sql) {
+            conn.close().await;
+        }
+        Ok(())
+    }
+
+    /// Stops the PowerShell host, if one runs, keeping its stderr and stray output in the journal
+    /// (a run does this before its closing record, so the journal ends with how the run ended).
+    pub(crate) async fn stop_host(&mut self) -> Result<(), JournalError> {
         if let Some(host) = self.host.take() {
             self.record_host_streams(&host)?;
             host.close().await;
-        }
-        for (_, conn) in std::mem::take(&mut self.sql) {
-            conn.close().await;
         }
         Ok(())
     }

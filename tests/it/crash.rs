@@ -1,91 +1,168 @@
 //! Killed anywhere, a run resumes to the same end: pcfail is stopped (as by `kill -9`) at crash
-//! points spread over failover and fail-back (before and after journal records: a statement run but
+//! points all along a failover and a fail-back (before and after journal records: a statement run but
 //! not journaled, a step journaled but not acted on; around each copied file's rename), the same
 //! command is run again, and the lab must end exactly as after an uninterrupted run, every log
 //! backup applied once, in order.
 //!
-//! The points are counted by a debug-build hook (`PCFAIL_CRASH_AT=N`, exit status 99; see
-//! `src/crash.rs`). Three chains share the work, each on its own lab: chain `c` crashes at points
-//! `c`, `c + 3`, `c + 6`, ... of each operation, one failover and one fail-back per cycle, until
-//! both operations finish without reaching the point.
+//! The points are counted by a debug-build hook (`PCFAIL_CRASH_AT=N`: stop at the N-th point, exit
+//! status 99; see `src/crash.rs`). An operation is run again and again, each attempt stopped a few
+//! points further into it than the last one got, until an attempt finishes; every stop is at a
+//! different place of the operation (the step it was in and how far into it).
 
-use crate::lab_support::{
-    LabRig, RestoreJob, assert_exit, assert_failed_back, assert_failed_over, primary_log_backups,
-    text,
-};
+use std::collections::BTreeSet;
 
-/// Far enough to pass the end of both operations on the lab.
-const LAST_POINT: usize = 240;
+use serde_json::Value;
 
-/// Runs `args` stopped at crash point `k`, then again to the end. True when the first run crashed.
-fn crash_then_resume(rig: &LabRig, args: &[&str], k: usize) -> bool {
-    let output = rig
-        .command_in(&rig.state_dir(), args)
-        .env("PCFAIL_CRASH_AT", k.to_string())
-        .output()
-        .expect("run pcfail");
-    match output.status.code() {
-        Some(99) => {
-            let resumed = rig.pcfail(args);
-            assert_exit(&resumed, 0);
-            true
+use crate::lab_support::{LabRig, RestoreJob, assert_failed_back, assert_failed_over, text};
+
+/// Where an attempt stopped: the operation, the step it was in, and how many journal records that
+/// step's attempt had written.
+type Place = (String, String, usize);
+
+/// Runs `args` over and over, the first attempt stopped at crash point `first`, each later one at
+/// `preamble` plus a multiple of `stride` (crash points alternate before and after a record, so the
+/// parity of `preamble` chooses which), until an attempt completes. Returns the places the attempts
+/// stopped at.
+fn crash_all_along(
+    rig: &LabRig,
+    args: &[&str],
+    operation: &str,
+    first: usize,
+    preamble: usize,
+    stride: usize,
+) -> Vec<Place> {
+    let mut places = Vec::new();
+    // (step, points past the preamble) already asked for.
+    let mut seen: BTreeSet<(String, usize)> = BTreeSet::new();
+    let mut k = first;
+    let mut further = 0;
+    for attempt in 0.. {
+        assert!(attempt < 200, "{operation} never finished: {places:?}");
+        let output = rig
+            .command_in(&rig.state_dir(), args)
+            .env("PCFAIL_CRASH_AT", k.to_string())
+            .output()
+            .expect("run pcfail");
+        match output.status.code() {
+            Some(0) => return places,
+            Some(99) => {}
+            other => panic!(
+                "pcfail {args:?} stopped at point {k} exited with {other:?}\nstderr:\n{}",
+                text(&output.stderr)
+            ),
         }
-        Some(0) => false,
-        other => panic!(
-            "pcfail {args:?} with a crash at point {k} exited with {other:?}\nstderr:\n{}",
-            text(&output.stderr)
+        let place = place_of(rig, operation);
+        // A resumed attempt first writes a few records of its own (resumed, the lock, the
+        // situation) and then starts again the step that was stopped. The next stop goes `stride`
+        // points further into that step, or starts near the beginning of a step reached anew, and
+        // goes further still when it would stop where an earlier attempt already did.
+        let same_step = places.last().is_some_and(|p: &Place| p.1 == place.1);
+        further = if same_step { further + stride } else { stride };
+        while seen.contains(&(place.1.clone(), further)) {
+            further += stride;
+        }
+        seen.insert((place.1.clone(), further));
+        places.push(place);
+        k = preamble + further;
+    }
+    unreachable!()
+}
+
+/// The step the newest journal of `operation` was in, and how many records it had written since.
+fn place_of(rig: &LabRig, operation: &str) -> Place {
+    // Stopped before its first record, a run leaves an empty journal (the next run removes it).
+    let Some(journal) = rig
+        .journals()
+        .into_iter()
+        .rev()
+        .find(|records| records.first().is_some_and(|r| r["operation"] == operation))
+        .filter(|records| !records.iter().any(|r| r["outcome"] == "completed"))
+    else {
+        return (operation.to_owned(), "(no record yet)".to_owned(), 0);
+    };
+    let started = journal.iter().rposition(|r| r["event"] == "step_started");
+    match started {
+        Some(at) => (
+            operation.to_owned(),
+            journal[at]["step"].as_str().unwrap_or("?").to_owned(),
+            journal.len() - at,
+        ),
+        None => (
+            operation.to_owned(),
+            "(before the first step)".to_owned(),
+            journal.len(),
         ),
     }
 }
 
-/// One chain: cycles of disaster, failover, rebuild, fail-back, each operation crashed once.
-fn chain(first: usize) -> usize {
+/// A disaster, a failover crashed all along, a rebuild, a fail-back crashed all along; the lab ends
+/// as after uninterrupted runs, and at least `at_least` different places were crashed at.
+fn crashes_resume_to_the_same_end(
+    first: usize,
+    preamble: usize,
+    at_least: usize,
+    steps_at_least: usize,
+) {
+    let stride = 2;
     let rig = LabRig::start(RestoreJob::Default);
+    // Refusing rather than silent: the crashes are the subject here, not connect timeouts.
+    let at_disaster = rig.disaster_with(pcfail_lab::Disaster {
+        silent: false,
+        share_lost: false,
+    });
     let pool = rig.pool();
-    let failover = ["failover", "--pool", pool.as_str(), "--yes"];
-    let failback = ["failback", "--yes"];
-    let mut crashes = 0;
-    let mut k = first;
-    while k <= LAST_POINT {
-        // Refusing rather than silent: the crashes are the subject here, not connect timeouts.
-        let at_disaster = rig.disaster_with(pcfail_lab::Disaster {
-            silent: false,
-            share_lost: false,
-        });
-        let a = crash_then_resume(&rig, &failover, k);
-        let after_failover = rig.status();
-        assert_failed_over(&rig, &at_disaster, &after_failover);
-        rig.rebuild_primary();
-        let b = crash_then_resume(&rig, &failback, k);
-        // Also waits until log shipping runs again.
-        assert_failed_back(&rig, &after_failover, &rig.status());
-        // The next cycle's disaster needs a backlog of log backups, as the first one had.
-        rig.wait_for("the rebuilt primary to take a backlog of log backups", |s| {
-            primary_log_backups(s).len() >= 4
-        });
-        crashes += usize::from(a) + usize::from(b);
-        if !a && !b {
-            break;
-        }
-        k += 3;
+    let mut places = crash_all_along(
+        &rig,
+        &["failover", "--pool", &pool, "--yes"],
+        "failover",
+        first,
+        preamble,
+        stride,
+    );
+    let after_failover = rig.status();
+    assert_failed_over(&rig, &at_disaster, &after_failover);
+    rig.rebuild_primary();
+    places.extend(crash_all_along(
+        &rig,
+        &["failback", "--yes"],
+        "failback",
+        first,
+        preamble,
+        stride,
+    ));
+    assert_failed_back(&rig, &after_failover, &rig.status());
+
+    let distinct: BTreeSet<&Place> = places.iter().collect();
+    let steps: BTreeSet<(&str, &str)> = places
+        .iter()
+        .map(|(op, step, _)| (op.as_str(), step.as_str()))
+        .collect();
+    assert!(
+        distinct.len() >= at_least,
+        "only {} different places were crashed at: {places:?}",
+        distinct.len()
+    );
+    // The crashes are spread over the steps of both operations (19 steps, plus before the first;
+    // how many each chain reaches depends a little on the size of the backlog).
+    assert!(
+        steps.len() >= steps_at_least,
+        "crashes reached only {steps:?}"
+    );
+    // The journals tell the same story: every attempt but the last of each operation ended
+    // without a closing record, and the last one completed.
+    for journal in rig.journals() {
+        let last: &Value = journal.last().expect("records");
+        assert_eq!(last["event"], "run_finished", "{last}");
+        assert_eq!(last["outcome"], "completed", "{last}");
     }
-    crashes
 }
 
 #[test]
-fn crashes_at_points_1_4_7_resume_to_the_same_end() {
-    let crashes = chain(1);
-    assert!(crashes >= 17, "only {crashes} crash points were reached");
+fn crashes_just_after_journal_records_resume_to_the_same_end() {
+    crashes_resume_to_the_same_end(1, 6, 50, 15);
 }
 
 #[test]
-fn crashes_at_points_2_5_8_resume_to_the_same_end() {
-    let crashes = chain(2);
-    assert!(crashes >= 17, "only {crashes} crash points were reached");
-}
-
-#[test]
-fn crashes_at_points_3_6_9_resume_to_the_same_end() {
-    let crashes = chain(3);
-    assert!(crashes >= 17, "only {crashes} crash points were reached");
+fn crashes_just_before_journal_records_resume_to_the_same_end() {
+    crashes_resume_to_the_same_end(2, 7, 50, 15);
 }

@@ -2,7 +2,7 @@
 //! binary through the small builder in `test.rs`.
 
 mod cli;
-// mod crash; (enabled once resuming log-shipping set-up is complete)
+mod crash;
 mod journal;
 mod lab_realism;
 mod lab_support;

@@ -64,13 +64,24 @@ pub(crate) fn proc(ctx: &mut Ctx, proc: &str, a: &Args) -> Result<ProcOut, ProcF
                     .find(|s| s.schedule_id == id)
                     .map(|s| s.schedule_id)
                     .ok_or_else(|| SqlError::new(14262, &["@schedule_id", &id.to_string()])),
-                (None, Some(name)) => inst
-                    .msdb
-                    .schedules
-                    .iter()
-                    .find(|s| s.name.eq_ignore_ascii_case(&name))
-                    .map(|s| s.schedule_id)
-                    .ok_or_else(|| SqlError::new(14262, &["@schedule_name", &name])),
+                (None, Some(name)) => {
+                    let named: Vec<i64> = inst
+                        .msdb
+                        .schedules
+                        .iter()
+                        .filter(|s| s.name.eq_ignore_ascii_case(&name))
+                        .map(|s| s.schedule_id)
+                        .collect();
+                    match named.as_slice() {
+                        [] => Err(SqlError::new(14262, &["@schedule_name", &name])),
+                        [id] => Ok(*id),
+                        // Reference J.4: two schedules of one name cannot be told apart by name.
+                        _ => Err(SqlError::new(
+                            14371,
+                            &[&name, "@schedule_id", "@schedule_name"],
+                        )),
+                    }
+                }
                 (None, None) => Err(SqlError::new(201, &[proc, "@schedule_id"])),
             };
             let schedule = match schedule {

@@ -308,6 +308,12 @@ const CATALOG: &[(u32, u8, &str)] = &[
     (8145, 16, "%.*ls is not a parameter for procedure %.*ls."),
     (14243, 0, "Job '%s' started successfully."),
     (14262, 16, "The specified %s ('%s') does not exist."),
+    // Reference J.4: sp_add_schedule allows duplicate names; attaching by such a name is ambiguous.
+    (
+        14371,
+        16,
+        "There are two or more schedules named \"%s\". Specify %s instead of %s to uniquely identify the schedule.",
+    ),
     (
         15010,
         16,

@@ -733,6 +733,49 @@ async fn log_shipping_setup_procs_return_ids_and_jobs_start_disabled() {
     assert_eq!(rows(&ev), vec![vec![Value::Int(1)]]);
 }
 
+/// Reference J.4: sp_add_schedule allows two schedules of one name; attaching by that name is then
+/// ambiguous (14371), attaching by id works.
+#[tokio::test]
+async fn a_duplicated_schedule_name_cannot_be_attached_by_name() {
+    let h = Harness::new();
+    let mut p = h.login(Role::Primary);
+    let ev = p
+        .batch(
+            "EXEC sp_add_log_shipping_primary_database N'mgccomp', N'/s', N'/s', N'LSBackup_mgccomp', 60, @overwrite = 1"
+                .into(),
+        )
+        .await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    let add = "EXEC msdb.dbo.sp_add_schedule @schedule_name = N'twice', @freq_type = 4, @freq_interval = 1";
+    for _ in 0..2 {
+        let ev = p.batch(add.into()).await;
+        assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    }
+    let ev = p
+        .batch("EXEC msdb.dbo.sp_attach_schedule @job_name = N'LSBackup_mgccomp', @schedule_name = N'twice'".into())
+        .await;
+    assert_eq!(
+        messages(&ev),
+        vec![(
+            14371,
+            "There are two or more schedules named \"twice\". Specify @schedule_id instead of @schedule_name to uniquely identify the schedule.".to_owned()
+        )]
+    );
+    let ev = p
+        .batch("SELECT MAX(schedule_id) FROM msdb.dbo.sysschedules WHERE name = N'twice'".into())
+        .await;
+    let id = match rows(&ev).as_slice() {
+        [row] => text(&row[0]),
+        other => panic!("{other:?}"),
+    };
+    let ev = p
+        .batch(format!(
+            "EXEC msdb.dbo.sp_attach_schedule @job_name = N'LSBackup_mgccomp', @schedule_id = {id}"
+        ))
+        .await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+}
+
 #[tokio::test]
 async fn ticks_ship_every_log_backup_to_the_secondary_exactly_once() {
     let h = Harness::new();

@@ -13,6 +13,10 @@
 use std::time::Duration;
 
 use super::{Command, MINUTE, Target, ident};
+mod state;
+
+use state::Side;
+
 use crate::exec::probe::LogShippingSecondary;
 use crate::exec::{Session, StepError, probe};
 use crate::quote::sql_string;
@@ -206,28 +210,175 @@ impl ConfigureLogShipping {
         )
     }
 
-    fn schedule(&self, name: &str) -> String {
-        format!(
-            "EXEC msdb.dbo.sp_add_schedule @schedule_name = {}, @enabled = 1, @freq_type = 4, @freq_interval = 1, @freq_subday_type = 4, @freq_subday_interval = {}, @freq_recurrence_factor = 0, @active_start_date = {}, @active_end_date = 99991231, @active_start_time = 0, @active_end_time = 235900",
-            sql_string(name),
-            self.interval_minutes,
-            self.schedule_start_date
-        )
+    /// The statements, in the documented order (reference G), each with the reason it may be left
+    /// out at run time. A typed list, so the plan's text and what runs cannot drift apart.
+    fn parts(&self) -> Vec<Part<'_>> {
+        let (p, s) = (self.primary, self.secondary);
+        vec![
+            Part::RemoveStaleLink,
+            Part::RemoveStalePrimary,
+            Part::RemoveStaleSecondary,
+            Part::InitBackup,
+            Part::InitRestore,
+            Part::AddPrimary,
+            Part::AddSchedule(p, &self.backup_schedule),
+            Part::Attach(p, &self.backup_job, &self.backup_schedule),
+            Part::Enable(p, &self.backup_job),
+            Part::AddSecondaryPrimary,
+            Part::AddSchedule(s, &self.copy_schedule),
+            Part::Attach(s, &self.copy_job, &self.copy_schedule),
+            Part::AddSchedule(s, &self.restore_schedule),
+            Part::Attach(s, &self.restore_job, &self.restore_schedule),
+            Part::AddSecondaryDatabase,
+            Part::Link,
+            Part::Enable(s, &self.copy_job),
+            Part::Enable(s, &self.restore_job),
+        ]
     }
 
-    fn attach(job: &str, schedule: &str) -> String {
-        format!(
-            "EXEC msdb.dbo.sp_attach_schedule @job_name = {}, @schedule_name = {}",
-            sql_string(job),
-            sql_string(schedule)
-        )
-    }
-
-    fn enable(job: &str) -> String {
-        format!(
-            "EXEC msdb.dbo.sp_update_job @job_name = {}, @enabled = 1",
-            sql_string(job)
-        )
+    /// One part as the plan shows it and the run sends it.
+    fn command(&self, part: &Part<'_>) -> Command {
+        let (p, s) = (self.primary, self.secondary);
+        let db = sql_string(&self.database);
+        let init = sql_string(&self.initialize_file);
+        let sql = |instance, text: String, when: String| Command::Sql {
+            instance,
+            database: "master".to_owned(),
+            text,
+            when: Some(format!("only if {when}")),
+        };
+        match part {
+            Part::RemoveStaleLink => sql(
+                p,
+                format!(
+                    "EXEC master.dbo.sp_delete_log_shipping_primary_secondary @primary_database = {db}, @secondary_server = {}, @secondary_database = {db}",
+                    sql_string(&self.secondary_server)
+                ),
+                format!(
+                    "{p} still lists {}.{} as its secondary from before this step (a planned failover leaves it)",
+                    self.secondary_server, self.database
+                ),
+            ),
+            Part::RemoveStalePrimary => sql(
+                p,
+                format!("EXEC master.dbo.sp_delete_log_shipping_primary_database @database = {db}"),
+                format!(
+                    "{p} still has a log-shipping primary entry for `{}` from before this step",
+                    self.database
+                ),
+            ),
+            Part::RemoveStaleSecondary => sql(
+                s,
+                format!(
+                    "EXEC master.dbo.sp_delete_log_shipping_secondary_database @secondary_database = {db}"
+                ),
+                format!(
+                    "{s} still has a log-shipping secondary entry for `{}` from before this step",
+                    self.database
+                ),
+            ),
+            Part::InitBackup => sql(
+                p,
+                format!(
+                    "BACKUP DATABASE {} TO DISK = {init} WITH INIT, FORMAT, CHECKSUM",
+                    ident(&self.database)
+                ),
+                format!(
+                    "`{}` on {s} is not yet a log-shipping secondary",
+                    self.database
+                ),
+            ),
+            Part::InitRestore => sql(
+                s,
+                format!(
+                    "RESTORE DATABASE {} FROM DISK = {init} WITH FILE = 1, NORECOVERY, REPLACE",
+                    ident(&self.database)
+                ),
+                format!(
+                    "`{}` on {s} is not yet a log-shipping secondary",
+                    self.database
+                ),
+            ),
+            Part::AddPrimary => sql(
+                p,
+                format!(
+                    "EXEC master.dbo.sp_add_log_shipping_primary_database @database = {db}, @backup_directory = {}, @backup_share = {}, @backup_job_name = {}, @backup_retention_period = {}, @backup_threshold = 60, @threshold_alert_enabled = 1, @history_retention_period = 5760, @backup_compression = 2, @overwrite = 1",
+                    sql_string(&self.backup_directory),
+                    sql_string(&self.backup_share),
+                    sql_string(&self.backup_job),
+                    self.retention_minutes
+                ),
+                format!(
+                    "{p} has no log-shipping primary entry for `{}`",
+                    self.database
+                ),
+            ),
+            Part::AddSchedule(role, name) => sql(
+                *role,
+                format!(
+                    "EXEC msdb.dbo.sp_add_schedule @schedule_name = {}, @enabled = 1, @freq_type = 4, @freq_interval = 1, @freq_subday_type = 4, @freq_subday_interval = {}, @freq_recurrence_factor = 0, @active_start_date = {}, @active_end_date = 99991231, @active_start_time = 0, @active_end_time = 235900",
+                    sql_string(name),
+                    self.interval_minutes,
+                    self.schedule_start_date
+                ),
+                format!("{role} has no schedule named `{name}`"),
+            ),
+            // By id, never by name: SQL Server allows two schedules of one name, and attaching by a
+            // duplicated name fails with 14371 (reference J.4).
+            Part::Attach(role, job, schedule) => Command::Computed {
+                what: format!(
+                    "EXEC msdb.dbo.sp_attach_schedule @job_name = {}, @schedule_id = <the id of the schedule named `{schedule}`>, unless the job has a schedule already",
+                    sql_string(job)
+                ),
+                from: format!("msdb.dbo.sysschedules and sysjobschedules on {role}"),
+            },
+            Part::Enable(role, job) => sql(
+                *role,
+                format!(
+                    "EXEC msdb.dbo.sp_update_job @job_name = {}, @enabled = 1",
+                    sql_string(job)
+                ),
+                format!("job `{job}` on {role} is disabled"),
+            ),
+            Part::AddSecondaryPrimary => sql(
+                s,
+                format!(
+                    "EXEC master.dbo.sp_add_log_shipping_secondary_primary @primary_server = {}, @primary_database = {db}, @backup_source_directory = {}, @backup_destination_directory = {}, @copy_job_name = {}, @restore_job_name = {}, @file_retention_period = {}, @overwrite = 1",
+                    sql_string(&self.primary_server),
+                    sql_string(&self.backup_share),
+                    sql_string(&self.copy_folder),
+                    sql_string(&self.copy_job),
+                    sql_string(&self.restore_job),
+                    self.retention_minutes
+                ),
+                format!(
+                    "{s} has no log-shipping entry for {}.{}",
+                    self.primary_server, self.database
+                ),
+            ),
+            Part::AddSecondaryDatabase => sql(
+                s,
+                format!(
+                    "EXEC master.dbo.sp_add_log_shipping_secondary_database @secondary_database = {db}, @primary_server = {}, @primary_database = {db}, @restore_delay = 0, @restore_mode = 0, @disconnect_users = 0, @restore_threshold = 45, @threshold_alert_enabled = 1, @history_retention_period = 5760, @overwrite = 1",
+                    sql_string(&self.primary_server)
+                ),
+                format!(
+                    "`{}` is not yet a log-shipping secondary database on {s}",
+                    self.database
+                ),
+            ),
+            Part::Link => sql(
+                p,
+                format!(
+                    "EXEC master.dbo.sp_add_log_shipping_primary_secondary @primary_database = {db}, @secondary_server = {}, @secondary_database = {db}, @overwrite = 1",
+                    sql_string(&self.secondary_server)
+                ),
+                format!(
+                    "{p} does not list {}.{} as its secondary",
+                    self.secondary_server, self.database
+                ),
+            ),
+        }
     }
 
     pub fn render(&self) -> Vec<Command> {
@@ -248,70 +399,7 @@ impl ConfigureLogShipping {
                 ),
             }];
         }
-        let (p, s) = (self.primary, self.secondary);
-        let db = sql_string(&self.database);
-        let init = sql_string(&self.initialize_file);
-        vec![
-            Command::sql(
-                p,
-                format!(
-                    "BACKUP DATABASE {} TO DISK = {init} WITH INIT, FORMAT, CHECKSUM",
-                    ident(&self.database)
-                ),
-            ),
-            Command::sql(
-                s,
-                format!(
-                    "RESTORE DATABASE {} FROM DISK = {init} WITH FILE = 1, NORECOVERY, REPLACE",
-                    ident(&self.database)
-                ),
-            ),
-            Command::sql(
-                p,
-                format!(
-                    "EXEC master.dbo.sp_add_log_shipping_primary_database @database = {db}, @backup_directory = {}, @backup_share = {}, @backup_job_name = {}, @backup_retention_period = {}, @backup_threshold = 60, @threshold_alert_enabled = 1, @history_retention_period = 5760, @backup_compression = 2, @overwrite = 1",
-                    sql_string(&self.backup_directory),
-                    sql_string(&self.backup_share),
-                    sql_string(&self.backup_job),
-                    self.retention_minutes
-                ),
-            ),
-            Command::sql(p, self.schedule(&self.backup_schedule)),
-            Command::sql(p, Self::attach(&self.backup_job, &self.backup_schedule)),
-            Command::sql(p, Self::enable(&self.backup_job)),
-            Command::sql(
-                s,
-                format!(
-                    "EXEC master.dbo.sp_add_log_shipping_secondary_primary @primary_server = {}, @primary_database = {db}, @backup_source_directory = {}, @backup_destination_directory = {}, @copy_job_name = {}, @restore_job_name = {}, @file_retention_period = {}, @overwrite = 1",
-                    sql_string(&self.primary_server),
-                    sql_string(&self.backup_share),
-                    sql_string(&self.copy_folder),
-                    sql_string(&self.copy_job),
-                    sql_string(&self.restore_job),
-                    self.retention_minutes
-                ),
-            ),
-            Command::sql(s, self.schedule(&self.copy_schedule)),
-            Command::sql(s, Self::attach(&self.copy_job, &self.copy_schedule)),
-            Command::sql(s, self.schedule(&self.restore_schedule)),
-            Command::sql(s, Self::attach(&self.restore_job, &self.restore_schedule)),
-            Command::sql(
-                s,
-                format!(
-                    "EXEC master.dbo.sp_add_log_shipping_secondary_database @secondary_database = {db}, @primary_server = {}, @primary_database = {db}, @restore_delay = 0, @restore_mode = 0, @disconnect_users = 0, @restore_threshold = 45, @threshold_alert_enabled = 1, @history_retention_period = 5760, @overwrite = 1",
-                    sql_string(&self.primary_server)
-                ),
-            ),
-            Command::sql(
-                p,
-                format!(
-                    "EXEC master.dbo.sp_add_log_shipping_primary_secondary @primary_database = {db}, @secondary_server = {}, @secondary_database = {db}, @overwrite = 1",
-                    sql_string(&self.secondary_server)
-                ),
-            ),
-            Command::sql(s, Self::enable(&self.copy_job)),
-            Command::sql(s, Self::enable(&self.restore_job)),
-        ]
+        self.parts().iter().map(|p| self.command(p)).collect()
     }
 
     pub fn target(&self) -> Target {
@@ -328,39 +416,163 @@ impl ConfigureLogShipping {
     }
 }
 
-/// Running it: done when the primary lists the database as a log-shipping primary and the secondary
-/// as a secondary. The procedures are called with `@overwrite = 1`, so a resumed run may call them again.
+/// One statement of the configuration, by what it does.
+#[derive(Clone, Copy, Debug)]
+enum Part<'a> {
+    /// What a planned failover leaves on the old primary and what an earlier configuration left on
+    /// the secondary: removed when the step starts afresh, never on a resumed attempt (then it is
+    /// this step's own work).
+    RemoveStaleLink,
+    RemoveStalePrimary,
+    RemoveStaleSecondary,
+    InitBackup,
+    InitRestore,
+    AddPrimary,
+    AddSchedule(Role, &'a str),
+    /// Job, schedule.
+    Attach(Role, &'a str, &'a str),
+    Enable(Role, &'a str),
+    AddSecondaryPrimary,
+    AddSecondaryDatabase,
+    Link,
+}
+
+/// Running it: the live state of both sides decides which parts are still needed, so a step stopped
+/// half-way (a crash, a failed statement) is finished on the next run, never called done early and
+/// never doubled (no second schedule of one name). Done when both entries, the link and the three
+/// jobs (enabled, scheduled) are all there.
 impl ConfigureLogShipping {
+    async fn read(&self, s: &mut Session<'_>) -> Result<(Side, Side), StepError> {
+        let p = state::read(s, self.primary, &self.database, &self.primary_server).await?;
+        let q = state::read(s, self.secondary, &self.database, &self.primary_server).await?;
+        Ok((p, q))
+    }
+
+    fn side<'s>(&self, role: Role, sides: &'s (Side, Side)) -> &'s Side {
+        if role == self.primary {
+            &sides.0
+        } else {
+            &sides.1
+        }
+    }
+
+    fn linked(&self, primary: &Side) -> bool {
+        primary.secondaries.iter().any(|(server, db)| {
+            server.eq_ignore_ascii_case(&self.secondary_server)
+                && db.eq_ignore_ascii_case(&self.database)
+        })
+    }
+
+    /// Whether `part` still has work to do. `fresh` is true when this step has not started before in
+    /// this run, so that anything found is left over from before it.
+    fn needed(&self, part: &Part<'_>, sides: &(Side, Side), fresh: bool) -> bool {
+        let (primary, secondary) = (&sides.0, &sides.1);
+        let configured = secondary.secondary_entry && secondary.secondary_database;
+        match part {
+            Part::RemoveStaleLink => fresh && self.linked(primary),
+            Part::RemoveStalePrimary => fresh && primary.primary_entry,
+            Part::RemoveStaleSecondary => fresh && secondary.secondary_database,
+            Part::InitBackup | Part::InitRestore => !configured,
+            Part::AddPrimary => !primary.primary_entry,
+            Part::AddSchedule(role, name) => self.side(*role, sides).schedule_ids(name).is_empty(),
+            Part::Attach(role, job, _) => self
+                .side(*role, sides)
+                .job(job)
+                .is_none_or(|j| !j.scheduled),
+            Part::Enable(role, job) => self.side(*role, sides).job(job).is_none_or(|j| !j.enabled),
+            Part::AddSecondaryPrimary => !secondary.secondary_entry,
+            Part::AddSecondaryDatabase => !secondary.secondary_database,
+            Part::Link => !self.linked(primary),
+        }
+    }
+
+    /// What is still missing, in words (empty when the configuration is complete).
+    fn missing(&self, sides: &(Side, Side)) -> Vec<String> {
+        self.parts()
+            .iter()
+            .filter(|p| {
+                !matches!(
+                    p,
+                    Part::RemoveStaleLink
+                        | Part::RemoveStalePrimary
+                        | Part::RemoveStaleSecondary
+                        | Part::InitBackup
+                        | Part::InitRestore
+                )
+            })
+            .filter(|p| self.needed(p, sides, false))
+            .map(|p| match self.command(p) {
+                Command::Sql { when: Some(w), .. } => {
+                    w.strip_prefix("only if ").unwrap_or(&w).to_owned()
+                }
+                Command::Computed { what, .. } => what,
+                _ => String::new(),
+            })
+            .collect()
+    }
+
     pub(crate) async fn check_done(&self, s: &mut Session<'_>) -> Result<bool, StepError> {
-        Ok(
-            probe::is_log_shipping_primary(s, self.primary, &self.database).await?
-                && probe::log_shipping_secondary(s, self.secondary, &self.database)
-                    .await?
-                    .is_some(),
-        )
+        if !self.from_capture.is_empty() {
+            return Ok(false);
+        }
+        let sides = self.read(s).await?;
+        Ok(self.missing(&sides).is_empty())
     }
 
     pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
         if let Some(why) = self.unresolved() {
             return Err(StepError::Failed(why));
         }
-        s.run_all(&self.render()).await
+        let fresh = !s.retrying();
+        let mut sides = self.read(s).await?;
+        for part in self.parts() {
+            if !self.needed(&part, &sides, fresh) {
+                continue;
+            }
+            match (part, self.command(&part)) {
+                (Part::Attach(role, job, schedule), _) => {
+                    // The newest schedule of that name: the one this step just added, if several.
+                    let Some(id) = self.side(role, &sides).schedule_ids(schedule).pop() else {
+                        return Err(StepError::Failed(format!(
+                            "no schedule named `{schedule}` exists on `{role}` to attach to job `{job}`"
+                        )));
+                    };
+                    let text = format!(
+                        "EXEC msdb.dbo.sp_attach_schedule @job_name = {}, @schedule_id = {id}",
+                        sql_string(job)
+                    );
+                    s.execute_in_step(role, &text).await?;
+                }
+                (_, command) => s.run_unconditionally(&command).await?,
+            }
+            // Read again the side the part changed: it may have created jobs and schedules whose
+            // ids the next parts need.
+            let role = match part {
+                Part::RemoveStaleLink | Part::RemoveStalePrimary | Part::InitBackup => self.primary,
+                Part::AddPrimary | Part::Link => self.primary,
+                Part::AddSchedule(role, _) | Part::Attach(role, _, _) | Part::Enable(role, _) => {
+                    role
+                }
+                _ => self.secondary,
+            };
+            let side = state::read(s, role, &self.database, &self.primary_server).await?;
+            if role == self.primary {
+                sides.0 = side;
+            } else {
+                sides.1 = side;
+            }
+        }
+        Ok(())
     }
 
     pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {
-        if !probe::is_log_shipping_primary(s, self.primary, &self.database).await? {
+        let sides = self.read(s).await?;
+        let missing = self.missing(&sides);
+        if !missing.is_empty() {
             return Err(StepError::Failed(format!(
-                "`{}` on `{}` is not a log-shipping primary",
-                self.database, self.primary
-            )));
-        }
-        if probe::log_shipping_secondary(s, self.secondary, &self.database)
-            .await?
-            .is_none()
-        {
-            return Err(StepError::Failed(format!(
-                "`{}` on `{}` is not a log-shipping secondary",
-                self.database, self.secondary
+                "log shipping of `{}` is not complete: {}",
+                self.database,
+                missing.join("; ")
             )));
         }
         match probe::database(s, self.secondary, &self.database).await? {
