@@ -260,10 +260,26 @@ impl Action {
         each!(self, a => a.verify(s).await)
     }
 
-    /// Whether the step's result describes a moment (a full backup of a database that may change
-    /// afterwards): a resumed run takes it again when a later step still has to use it.
+    /// Whether the step's result describes a moment, so that a resumed run examines it again when a
+    /// later step still has to use it: a full backup of a database that may have changed since, and
+    /// the copied log backups (a file found corrupt and fixed in the share since must be copied again,
+    /// or the apply step fails the same way forever).
     pub fn perishable(&self) -> bool {
-        matches!(self, Action::BackupDatabase(_))
+        matches!(self, Action::BackupDatabase(_) | Action::CopyLogBackups(_))
+    }
+
+    /// Why the step's effect cannot be read back after it ran, if it cannot: the report then says
+    /// "done (not verified: ...)" rather than a plain "done".
+    pub fn unverifiable(&self) -> Option<&'static str> {
+        match self {
+            Action::SetActiveServers(_) => Some(
+                "no cmdlet reads the active servers back (Get-CsPersistentChatActiveServer does not exist)",
+            ),
+            Action::Sql(_) | Action::Cmdlet(_) => {
+                Some("a statement written in the runbook has no postcondition pcfail knows")
+            }
+            _ => None,
+        }
     }
 
     /// How long the step may take when the runbook sets no `timeout`; `None` waits indefinitely.

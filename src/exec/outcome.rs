@@ -67,7 +67,7 @@ impl Outcome {
                 for step in steps {
                     let _ = writeln!(
                         out,
-                        "  {:>2}. {:<28} {:<13} {:>7.1}s",
+                        "  {:>2}. {:<28} {:<18} {:>7.1}s",
                         step.number,
                         step.id,
                         step.status,

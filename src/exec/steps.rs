@@ -73,12 +73,17 @@ pub(crate) async fn run(
             })
             .map_err(|e| stop(e.into()))?;
         let result = run_one(step, progress, session).await;
-        let status = match &result {
-            Ok(true) => "already done",
-            Ok(false) => "done",
-            Err(_) => "failed",
+        let status = match (&result, step.action.unverifiable()) {
+            (Ok(true), _) => "already done",
+            (Ok(false), None) => "done",
+            (Ok(false), Some(_)) => "done, not verified",
+            (Err(_), _) => "failed",
         };
-        let message = result.as_ref().err().map(ToString::to_string);
+        let message = match (&result, step.action.unverifiable()) {
+            (Err(e), _) => Some(e.to_string()),
+            (Ok(false), Some(why)) => Some(format!("not verified: {why}")),
+            _ => None,
+        };
         if let Ok(true) = result {
             session
                 .record(Event::StepSkipped {
@@ -97,7 +102,13 @@ pub(crate) async fn run(
         let duration = started.elapsed();
         result.map_err(stop)?;
         if !quiet {
-            say!("      {status} in {:.1}s", duration.as_secs_f64());
+            match (status, step.action.unverifiable()) {
+                ("done, not verified", Some(why)) => say!(
+                    "      done in {:.1}s, not verified: {why}",
+                    duration.as_secs_f64()
+                ),
+                _ => say!("      {status} in {:.1}s", duration.as_secs_f64()),
+            }
         }
         reports.push(StepReport {
             number: step.number,
