@@ -268,6 +268,28 @@ impl Action {
         matches!(self, Action::BackupDatabase(_) | Action::CopyLogBackups(_))
     }
 
+    /// The databases the step backs up or restores, by instance: before the step is examined, pcfail
+    /// waits for a BACKUP or RESTORE still running on them (an earlier attempt's, or a log-shipping
+    /// job's) instead of racing it.
+    pub fn busy_with(&self) -> Vec<(Role, &str)> {
+        match self {
+            Action::ApplyLogBackups(a) => vec![(a.instance, a.database.as_str())],
+            Action::RecoverDatabase(a) => vec![(a.instance, a.database.as_str())],
+            Action::BackupDatabase(a) => vec![(a.instance, a.database.as_str())],
+            Action::RestoreDatabase(a) => vec![(a.instance, a.database.as_str())],
+            Action::BackupLogTail(a) => vec![(a.instance, a.database.as_str())],
+            Action::MirrorDatabase(a) => vec![
+                (a.principal, a.database.as_str()),
+                (a.mirror, a.database.as_str()),
+            ],
+            Action::ConfigureLogShipping(a) => vec![
+                (a.primary, a.database.as_str()),
+                (a.secondary, a.database.as_str()),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
     /// Why the step's effect cannot be read back after it ran, if it cannot: the report then says
     /// "done (not verified: ...)" rather than a plain "done".
     pub fn unverifiable(&self) -> Option<&'static str> {

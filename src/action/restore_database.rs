@@ -63,11 +63,34 @@ impl RestoreDatabase {
     }
 }
 
-/// Running it: REPLACE makes running it again harmless, so it is never skipped by a live check (the
-/// journal skips it once it has finished).
+/// Running it: done when msdb's restore history says the newest restore of the database is a full
+/// restore WITH RECOVERY of the very backup set the file holds, and the database is ONLINE: a restore
+/// the client gave up on may have completed on the server, and a second one is an hour lost.
 impl RestoreDatabase {
-    pub(crate) async fn check_done(&self, _s: &mut Session<'_>) -> Result<bool, StepError> {
-        Ok(false)
+    pub(crate) async fn check_done(&self, s: &mut Session<'_>) -> Result<bool, StepError> {
+        let Some((kind, recovered, last_lsn)) =
+            probe::last_restore(s, self.instance, &self.database).await?
+        else {
+            return Ok(false);
+        };
+        if kind != "D" || !recovered {
+            return Ok(false);
+        }
+        let text = format!("RESTORE HEADERONLY FROM DISK = {}", sql_string(&self.file));
+        let set = match s.query(self.instance, &text, &[]).await {
+            Ok(set) => set,
+            // The file is gone or unreadable: nothing to compare with, so not known to be done.
+            Err(_) => return Ok(false),
+        };
+        let same_set = set.rows.iter().any(|row| {
+            set.get(row, "BackupType").as_i64() == Some(1)
+                && set.get(row, "Position").as_i64() == Some(1)
+                && set.get(row, "LastLSN").as_i128() == Some(last_lsn)
+        });
+        Ok(same_set
+            && probe::database(s, self.instance, &self.database)
+                .await?
+                .is_some_and(|db| db.is_recovered()))
     }
 
     pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {

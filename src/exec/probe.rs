@@ -473,3 +473,63 @@ pub(crate) async fn log_backups_in(
     }
     Ok(out)
 }
+
+/// A BACKUP or RESTORE running on the server right now (`sys.dm_exec_requests`), by another session.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RunningRequest {
+    pub session_id: i64,
+    pub command: String,
+    pub percent_complete: f64,
+}
+
+/// The BACKUP and RESTORE requests other sessions are running on `db`: an earlier attempt's statement
+/// the client gave up on (a timeout, a crash) keeps running on the server, as does a log-shipping
+/// restore job; examining or acting on the database before they end would race them.
+pub(crate) async fn running_backups(
+    s: &mut Session<'_>,
+    role: Role,
+    db: &str,
+) -> Result<Vec<RunningRequest>, StepError> {
+    let set = s
+        .query(
+            role,
+            "SELECT r.session_id, r.command, r.percent_complete FROM sys.dm_exec_requests AS r WHERE r.database_id = DB_ID(@P1) AND r.session_id <> @@SPID AND (r.command LIKE N'RESTORE%' OR r.command LIKE N'BACKUP%')",
+            &[Param::Str(db)],
+        )
+        .await?;
+    Ok(set
+        .rows
+        .iter()
+        .map(|row| RunningRequest {
+            session_id: set.get(row, "session_id").as_i64().unwrap_or(0),
+            command: set.get(row, "command").as_str().unwrap_or("").to_owned(),
+            percent_complete: match set.get(row, "percent_complete") {
+                Value::Float(f) => *f,
+                other => other.as_i64().map_or(0.0, |i| i as f64),
+            },
+        })
+        .collect())
+}
+
+/// The newest restore of `db` on `role` from msdb's history: its type (`D`, `L`, ...), whether it
+/// recovered the database, and the restored backup set's LastLSN.
+pub(crate) async fn last_restore(
+    s: &mut Session<'_>,
+    role: Role,
+    db: &str,
+) -> Result<Option<(String, bool, i128)>, StepError> {
+    let set = s
+        .query(
+            role,
+            "SELECT TOP 1 rh.restore_type, rh.recovery, bs.last_lsn FROM msdb.dbo.restorehistory AS rh JOIN msdb.dbo.backupset AS bs ON bs.backup_set_id = rh.backup_set_id WHERE rh.destination_database_name = @P1 ORDER BY rh.restore_history_id DESC",
+            &[Param::Str(db)],
+        )
+        .await?;
+    Ok(set.rows.first().and_then(|row| {
+        Some((
+            set.get(row, "restore_type").as_str()?.to_owned(),
+            set.get(row, "recovery").as_i64() == Some(1),
+            set.get(row, "last_lsn").as_i128()?,
+        ))
+    }))
+}

@@ -9,8 +9,10 @@ use super::outcome::StepReport;
 use super::progress::Progress;
 use super::session::{Session, StepError};
 use crate::action::Action;
+use crate::exec::probe;
 use crate::journal::Event;
 use crate::plan::{Plan, PlannedStep};
+use crate::runbook::Role;
 
 /// A step that did not complete: its number, id and why.
 pub(crate) struct Stopped {
@@ -136,6 +138,9 @@ async fn run_one(
     progress: &Progress,
     session: &mut Session<'_>,
 ) -> Result<bool, StepError> {
+    for (role, db) in step.action.busy_with() {
+        wait_until_idle(session, role, db).await?;
+    }
     if step.action.check_done(session).await? {
         return Ok(true);
     }
@@ -153,4 +158,29 @@ async fn run_one(
     step.action.run(session).await?;
     step.action.verify(session).await?;
     Ok(false)
+}
+
+/// Waits, within the step's time, until no other session runs a BACKUP or RESTORE on `db`.
+async fn wait_until_idle(session: &mut Session<'_>, role: Role, db: &str) -> Result<(), StepError> {
+    let mut said = false;
+    loop {
+        let running = probe::running_backups(session, role, db).await?;
+        let Some(request) = running.first() else {
+            return Ok(());
+        };
+        let what = format!(
+            "`{}` of `{db}` by session {} on `{role}` ({:.0}% done)",
+            request.command, request.session_id, request.percent_complete
+        );
+        if session.step_timeout() <= Duration::from_secs(1) {
+            return Err(StepError::Failed(format!(
+                "{what} is still running; the step's time ran out waiting for it. Run the same command again when it has finished"
+            )));
+        }
+        if !said {
+            session.progress(&format!("waiting for {what} to finish before going on"));
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }

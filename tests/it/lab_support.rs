@@ -707,3 +707,26 @@ pub fn assert_failed_back(rig: &LabRig, after_failover: &Status, after: &Status)
         "the log-shipped `mgc` on the backup instance stays restoring"
     );
 }
+
+impl LabRig {
+    /// Sets `key = value` on the runbook step `id` of `procedure` (`failover`, `failback`), as an
+    /// operator editing the lab's runbook would.
+    pub fn set_step_key(&self, procedure: &str, id: &str, key: &str, value: toml::Value) {
+        let mut runbook: toml::Table = std::fs::read_to_string(self.runbook())
+            .expect("runbook")
+            .parse()
+            .expect("the lab runbook is TOML");
+        let steps = runbook
+            .get_mut(procedure)
+            .and_then(|p| p.get_mut("steps"))
+            .and_then(toml::Value::as_array_mut)
+            .unwrap_or_else(|| panic!("no `{procedure}` steps"));
+        let step = steps
+            .iter_mut()
+            .filter_map(toml::Value::as_table_mut)
+            .find(|s| s.get("id").and_then(toml::Value::as_str) == Some(id))
+            .unwrap_or_else(|| panic!("no step `{id}` in `{procedure}`"));
+        step.insert(key.to_owned(), value);
+        std::fs::write(self.runbook(), toml::to_string(&runbook).expect("TOML")).expect("write");
+    }
+}

@@ -129,30 +129,12 @@ fn failback_puts_back_the_log_shipping_the_failover_removed_and_notes_what_the_r
     assert_failed_over(&rig, &at_disaster, &after_failover);
     rig.rebuild_primary();
 
-    let mut runbook: toml::Table = std::fs::read_to_string(rig.runbook())
-        .expect("runbook")
-        .parse()
-        .expect("TOML");
-    let steps = runbook["failback"]["steps"]
-        .as_array()
-        .expect("fail-back steps")
-        .clone();
-    let steps: Vec<toml::Value> = steps
-        .into_iter()
-        .map(|mut step| {
-            if step["action"].as_str() == Some("configure_log_shipping") {
-                step.as_table_mut()
-                    .expect("a table")
-                    .insert("retention_minutes".into(), 999.into());
-            }
-            step
-        })
-        .collect();
-    runbook["failback"]
-        .as_table_mut()
-        .expect("a table")
-        .insert("steps".into(), toml::Value::Array(steps));
-    std::fs::write(rig.runbook(), toml::to_string(&runbook).expect("TOML")).expect("write");
+    rig.set_step_key(
+        "failback",
+        "configure-log-shipping",
+        "retention_minutes",
+        999.into(),
+    );
 
     let failover_run = rig.run_ids()[0].clone();
     let plan = rig.pcfail(&["plan", "failback"]);

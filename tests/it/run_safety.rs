@@ -562,29 +562,7 @@ fn a_step_timeout_bounds_the_whole_step_not_each_statement() {
     let rig = LabRig::start(RestoreJob::Idle);
     let at_disaster = rig.disaster();
     assert!(trn_names(&at_disaster).len() >= 4, "a backlog to apply");
-    let mut runbook: toml::Table = std::fs::read_to_string(rig.runbook())
-        .expect("runbook")
-        .parse()
-        .expect("TOML");
-    let steps: Vec<toml::Value> = runbook["failover"]["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .cloned()
-        .map(|mut step| {
-            if step["id"].as_str() == Some("apply-log-backups") {
-                step.as_table_mut()
-                    .expect("a table")
-                    .insert("timeout".into(), "1s".into());
-            }
-            step
-        })
-        .collect();
-    runbook["failover"]
-        .as_table_mut()
-        .expect("a table")
-        .insert("steps".into(), toml::Value::Array(steps));
-    std::fs::write(rig.runbook(), toml::to_string(&runbook).expect("TOML")).expect("write");
+    rig.set_step_key("failover", "apply-log-backups", "timeout", "1s".into());
     // Each restore takes 0.7 s: the first fits in the step's second, the second does not.
     rig.set_faults(json!([
         { "kind": "sql", "instance": "backup", "pattern": "RESTORE LOG", "delay_ms": 700 }
@@ -602,5 +580,53 @@ fn a_step_timeout_bounds_the_whole_step_not_each_statement() {
     );
     rig.set_faults(json!([]));
     assert_exit(&rig.failover(), 0);
+    assert_failed_over(&rig, &at_disaster, &rig.status());
+}
+
+/// A RESTORE the client gave up on keeps running on the server. The next attempt waits for it (it is
+/// visible in `sys.dm_exec_requests`) instead of racing it, then finds it applied: every log backup
+/// is restored once.
+#[test]
+fn a_restore_still_running_on_the_server_is_waited_for_not_raced() {
+    let rig = LabRig::start(RestoreJob::Idle);
+    let at_disaster = rig.disaster();
+    rig.set_step_key("failover", "apply-log-backups", "timeout", "2s".into());
+    // The first RESTORE LOG takes the server 6 s; the client gives up after 2.
+    rig.set_faults(json!([
+        { "kind": "sql", "instance": "backup", "pattern": "RESTORE LOG", "run_ms": 6000, "times": 1 }
+    ]));
+    let first = rig.failover();
+    assert_exit(&first, 1);
+    assert!(
+        text(&first.stderr).contains(
+            "the step's timeout of 2s ran out while `backup` was still working on `RESTORE LOG"
+        ),
+        "{}",
+        text(&first.stderr)
+    );
+    // At once, while the server still restores: the next attempt waits for that RESTORE (within
+    // its step's 2 s, so it may have to be run once more) and never sends one of its own beside it.
+    let mut attempts = Vec::new();
+    loop {
+        let output = rig.failover();
+        let code = output.status.code();
+        attempts.push(text(&output.stderr));
+        match code {
+            Some(0) => break,
+            Some(1) if attempts.len() < 4 => continue,
+            other => panic!(
+                "attempt {} exited with {other:?}: {attempts:?}",
+                attempts.len()
+            ),
+        }
+    }
+    assert!(
+        attempts[0].contains("waiting for `RESTORE LOG` of `mgc` by session "),
+        "{attempts:?}"
+    );
+    assert!(
+        attempts.iter().all(|a| !a.contains("Msg 3101")),
+        "no RESTORE raced the running one: {attempts:?}"
+    );
     assert_failed_over(&rig, &at_disaster, &rig.status());
 }
