@@ -379,10 +379,18 @@ mod tests {
                     database: "mgc".into(),
                     file: "/b/mgc.bak".into(),
                 }),
-                vec![sql(
-                    Role::Primary,
-                    "RESTORE DATABASE [mgc] FROM DISK = N'/b/mgc.bak' WITH FILE = 1, REPLACE, RECOVERY",
-                )],
+                vec![
+                    Command::Sql {
+                        instance: Role::Primary,
+                        database: "master".into(),
+                        text: "ALTER DATABASE [mgc] SET SINGLE_USER WITH ROLLBACK IMMEDIATE".into(),
+                        when: Some("only if `mgc` on primary is ONLINE (not RESTORING or a STANDBY, where nobody can use it)".into()),
+                    },
+                    sql(
+                        Role::Primary,
+                        "RESTORE DATABASE [mgc] FROM DISK = N'/b/mgc.bak' WITH FILE = 1, REPLACE, RECOVERY",
+                    ),
+                ],
             ),
             (
                 Action::SetPoolState(SetPoolState {

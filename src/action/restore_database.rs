@@ -39,14 +39,31 @@ impl RestoreDatabase {
     }
 
     pub fn render(&self) -> Vec<Command> {
-        vec![Command::sql(
-            self.instance,
-            format!(
-                "RESTORE DATABASE {} FROM DISK = {} WITH FILE = 1, REPLACE, RECOVERY",
-                ident(&self.database),
-                sql_string(&self.file)
+        vec![
+            // A restore over a database in use fails with 3101 (reference J.3): the usual way is to
+            // take it to single-user first. That statement fails on a RESTORING (5011) or STANDBY
+            // (5063) database, which nobody can be using anyway.
+            Command::Sql {
+                instance: self.instance,
+                database: "master".to_owned(),
+                text: format!(
+                    "ALTER DATABASE {} SET SINGLE_USER WITH ROLLBACK IMMEDIATE",
+                    ident(&self.database)
+                ),
+                when: Some(format!(
+                    "only if `{}` on {} is ONLINE (not RESTORING or a STANDBY, where nobody can use it)",
+                    self.database, self.instance
+                )),
+            },
+            Command::sql(
+                self.instance,
+                format!(
+                    "RESTORE DATABASE {} FROM DISK = {} WITH FILE = 1, REPLACE, RECOVERY",
+                    ident(&self.database),
+                    sql_string(&self.file)
+                ),
             ),
-        )]
+        ]
     }
 
     pub fn target(&self) -> Target {
@@ -94,7 +111,27 @@ impl RestoreDatabase {
     }
 
     pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
-        s.run_all(&self.render()).await
+        const ATTEMPTS: usize = 3;
+        let commands = self.render();
+        let (single_user, restore) = (&commands[0], &commands[1]);
+        for attempt in 1..=ATTEMPTS {
+            let online = probe::database(s, self.instance, &self.database)
+                .await?
+                .is_some_and(|db| db.is_recovered());
+            if online {
+                s.run_unconditionally(single_user).await?;
+            }
+            match s.run_command(restore).await {
+                Ok(()) => return Ok(()),
+                // A session slipped in between: end the sessions and try again, a few times.
+                Err(e) if e.sql_number() == Some(3101) && attempt < ATTEMPTS => {
+                    s.progress("the database is in use; ending its sessions and retrying");
+                    super::end_sessions::end_sessions(s, self.instance, &self.database).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("the last attempt returns")
     }
 
     pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {

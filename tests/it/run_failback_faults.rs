@@ -5,6 +5,7 @@
 //! whose cmdlet is the one `clear-active-servers` calls first, and the lab's cmdlet faults match by
 //! cmdlet name only, so a fault meant for it fires at step 1 (covered by the first test).
 
+use pcfail_lab::Role;
 use serde_json::{Value, json};
 
 use crate::lab_support::{
@@ -152,5 +153,38 @@ fn a_cmdlet_error_setting_the_pool_state_stops_the_failback_and_it_resumes() {
             "The Central Management Store is unavailable.",
         ),
         "`Set-CsPersistentChatState -Identity 'service:atl-cs-001.litwareinc.com' -PoolState 'Normal' -Confirm:$false` failed: The Central Management Store is unavailable.",
+    );
+}
+
+/// Log shipping records server names as SQL Server knows them: a runbook that names the primary
+/// otherwise is stopped at the configure step, before any link is made, and told the real name.
+#[test]
+fn a_server_name_other_than_the_servers_own_stops_log_shipping_set_up_and_says_which() {
+    let rig = LabRig::start(RestoreJob::Default);
+    rig.disaster();
+    assert_exit(&rig.failover(), 0);
+    rig.rebuild_primary();
+    let mut runbook: toml::Table = std::fs::read_to_string(rig.runbook())
+        .expect("runbook")
+        .parse()
+        .expect("TOML");
+    runbook["instances"]["primary"]
+        .as_table_mut()
+        .expect("a table")
+        .insert("server_name".into(), "ATL-SQL-OLD".into());
+    std::fs::write(rig.runbook(), toml::to_string(&runbook).expect("TOML")).expect("write");
+    let output = rig.failback();
+    assert_exit(&output, 1);
+    let real = &rig
+        .manifest()
+        .instance(Role::Primary)
+        .expect("primary")
+        .name;
+    assert!(
+        text(&output.stderr).contains(&format!(
+            "error: step 7 (`configure-log-shipping`) failed: `primary` calls itself `{real}` (@@SERVERNAME), but the runbook names it `ATL-SQL-OLD`; set `server_name = \"{real}\"` under [instances.primary]"
+        )),
+        "{}",
+        text(&output.stderr)
     );
 }

@@ -1064,12 +1064,16 @@ impl Parser {
             "RECOVERY" => AlterAction::Recovery(self.ident()?.to_uppercase()),
             "SINGLE_USER" | "MULTI_USER" | "RESTRICTED_USER" => {
                 if self.eat_kw("WITH") {
-                    // ROLLBACK IMMEDIATE | ROLLBACK AFTER n [SECONDS] | NO_WAIT
-                    while let Some(t) = self.peek() {
-                        if self.at_statement_start() || matches!(t, Tok::Sym(";")) {
-                            break;
+                    // ROLLBACK IMMEDIATE | ROLLBACK AFTER n [SECONDS] | NO_WAIT. ROLLBACK is read
+                    // here, not taken for the start of a ROLLBACK statement.
+                    if self.eat_kw("ROLLBACK") {
+                        if !self.eat_kw("IMMEDIATE") {
+                            self.expect_kw("AFTER")?;
+                            self.primary()?;
+                            self.eat_kw("SECONDS");
                         }
-                        self.pos += 1;
+                    } else {
+                        self.expect_kw("NO_WAIT")?;
                     }
                 }
                 AlterAction::UserAccess(word)

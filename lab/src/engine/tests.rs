@@ -1462,3 +1462,30 @@ async fn the_restore_job_takes_files_by_name_or_by_their_first_lsn() {
         );
     }
 }
+
+/// `SET SINGLE_USER WITH ROLLBACK IMMEDIATE` (reference J.3) is one statement: its ROLLBACK is not a
+/// ROLLBACK statement, and the other sessions in the database are ended.
+#[tokio::test]
+async fn single_user_with_rollback_immediate_ends_the_other_sessions() {
+    let h = Harness::new();
+    let mut other = h.login(Role::Primary);
+    let ev = other.batch("USE mgccomp".into()).await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    let mut p = h.login(Role::Primary);
+    let ev = p
+        .batch(
+            "ALTER DATABASE [mgccomp] SET SINGLE_USER WITH ROLLBACK IMMEDIATE; SELECT user_access_desc FROM sys.databases WHERE name = N'mgccomp'"
+                .into(),
+        )
+        .await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    assert_eq!(
+        rows(&ev).iter().map(|r| text(&r[0])).collect::<Vec<_>>(),
+        ["SINGLE_USER"]
+    );
+    let ev = other.batch("SELECT 1".into()).await;
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Disconnect)),
+        "the other session was ended: {ev:?}"
+    );
+}

@@ -523,6 +523,19 @@ impl ConfigureLogShipping {
         if let Some(why) = self.unresolved() {
             return Err(StepError::Failed(why));
         }
+        // Log shipping records server names as SQL Server knows them (`@@SERVERNAME`, reference
+        // J.4); a runbook that names them otherwise would make links nothing ever matches.
+        for (role, named) in [
+            (self.primary, &self.primary_server),
+            (self.secondary, &self.secondary_server),
+        ] {
+            let actual = probe::server_clock(s, role).await?.server_name;
+            if !actual.eq_ignore_ascii_case(named) {
+                return Err(StepError::Failed(format!(
+                    "`{role}` calls itself `{actual}` (@@SERVERNAME), but the runbook names it `{named}`; set `server_name = \"{actual}\"` under [instances.{role}]"
+                )));
+            }
+        }
         let fresh = !s.retrying();
         let mut sides = self.read(s).await?;
         for part in self.parts() {
