@@ -42,7 +42,7 @@ pub enum Command {
     /// Print the exact steps of a failover or fail-back without running anything
     Plan(PlanArgs),
     /// Check the runbook and report every problem
-    Validate,
+    Validate(ValidateArgs),
     /// List the runs in the state directory; with --live, observe the pool and name its situation
     Status(StatusArgs),
     /// Check run journals: their hash chains, record by record
@@ -211,6 +211,13 @@ pub enum JournalCommand {
         #[arg(long)]
         all: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

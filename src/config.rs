@@ -44,7 +44,9 @@ pub enum Task {
         /// Also check every precondition, read-only.
         check: bool,
     },
-    Validate,
+    Validate {
+        format: Format,
+    },
     Completions(Shell),
     Status {
         live: bool,
@@ -119,7 +121,7 @@ impl Config {
                 format: a.format,
                 check: a.check,
             },
-            Command::Validate => Task::Validate,
+            Command::Validate(a) => Task::Validate { format: a.format },
             Command::Completions { shell } => Task::Completions(shell),
             Command::Journal(JournalCommand::Verify { run, .. }) => Task::VerifyJournal { run },
             Command::Status(a) => Task::Status {

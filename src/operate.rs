@@ -115,22 +115,44 @@ pub(crate) fn run_operation(
 }
 
 /// `pcfail plan ... --check`: the situation and the pass/fail table on stdout.
+/// `rendered` is the plan as `format` shows it; with `--format json` the plan and the checks are one
+/// JSON document (`{"plan": ..., "checks": [...], "ok": ...}`), so the output parses.
 pub(crate) fn check_plan(
     config: &Config,
     runbook: &Runbook,
     plan: &Plan,
+    format: Format,
+    rendered: &str,
     out: &mut dyn Write,
 ) -> Result<Done, Error> {
     let history = History::read(&config.state_dir, Some(&plan.pool)).unwrap_or_default();
     let rows = runtime().block_on(check::preflight(runbook, plan, &history, timeouts(runbook)));
-    writeln!(out, "\nPrecondition checks (read-only):")?;
-    out.write_all(check::render(&rows).as_bytes())?;
-    Ok(if rows.iter().all(|r| r.ok) {
-        Exit::Ok
-    } else {
-        Exit::PreconditionFailed
+    let ok = rows.iter().all(|r| r.ok);
+    match format {
+        Format::Text => {
+            out.write_all(rendered.as_bytes())?;
+            writeln!(out, "\nPrecondition checks (read-only):")?;
+            out.write_all(check::render(&rows).as_bytes())?;
+        }
+        Format::Json => {
+            let plan: serde_json::Value =
+                serde_json::from_str(rendered).expect("the plan renders as JSON");
+            let value = serde_json::json!({
+                "format_version": 1,
+                "plan": plan,
+                "checks": rows.iter().map(|r| serde_json::json!({
+                    "ok": r.ok,
+                    "check": r.check,
+                    "detail": r.detail,
+                })).collect::<Vec<_>>(),
+                "ok": ok,
+            });
+            let mut text = serde_json::to_string_pretty(&value).expect("JSON values serialize");
+            text.push('\n');
+            out.write_all(text.as_bytes())?;
+        }
     }
-    .into())
+    Ok(if ok { Exit::Ok } else { Exit::PreconditionFailed }.into())
 }
 
 /// `pcfail status --live`: observe the pool, name the situation, say what to type next.
