@@ -202,7 +202,8 @@ pub struct PlanArgs {
 
 #[derive(Debug, PartialEq, Subcommand)]
 pub enum JournalCommand {
-    /// Check a run's journal (or every journal with --all); exit 2 naming the first bad record
+    /// Check a run's journal (or every journal with --all) and the audit log: their hash chains, and
+    /// the anchors on the backup instance; exit 2 naming the first bad record
     Verify {
         /// The run id (the journal's file name without `.jsonl`)
         #[arg(required_unless_present = "all", conflicts_with = "all")]
@@ -210,6 +211,9 @@ pub enum JournalCommand {
         /// Every journal in the state directory
         #[arg(long)]
         all: bool,
+        /// Check the hash chains only, without reading the anchors on the backup instance
+        #[arg(long)]
+        chain_only: bool,
     },
 }
 

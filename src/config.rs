@@ -55,6 +55,7 @@ pub enum Task {
     /// `journal verify`: one run, or every run when `None`.
     VerifyJournal {
         run: Option<String>,
+        chain_only: bool,
     },
     Drill {
         dir: Option<PathBuf>,
@@ -123,7 +124,9 @@ impl Config {
             },
             Command::Validate(a) => Task::Validate { format: a.format },
             Command::Completions { shell } => Task::Completions(shell),
-            Command::Journal(JournalCommand::Verify { run, .. }) => Task::VerifyJournal { run },
+            Command::Journal(JournalCommand::Verify {
+                run, chain_only, ..
+            }) => Task::VerifyJournal { run, chain_only },
             Command::Status(a) => Task::Status {
                 live: a.live,
                 format: a.format,

@@ -27,6 +27,8 @@ macro_rules! say {
 }
 
 pub mod action;
+pub(crate) mod anchor;
+pub(crate) mod audit;
 pub mod cli;
 pub mod config;
 pub(crate) mod crash;
@@ -254,7 +256,9 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
             };
             operate::run_operation(config, &runbook, *operation, options, out)
         }
-        Task::VerifyJournal { run } => operate::verify_journals(config, run.as_deref(), out),
+        Task::VerifyJournal { run, chain_only } => {
+            operate::verify_journals(config, run.as_deref(), *chain_only, out)
+        }
         Task::Status { live, format } => {
             if *live {
                 let runbook = runbook::load(&config.runbook)?;

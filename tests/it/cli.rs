@@ -146,7 +146,9 @@ fn validate_json_is_one_document_with_every_problem_located() {
 #[test]
 fn logs_piped_to_a_file_carry_no_escape_codes() {
     for env in [None, Some("debug")] {
-        let mut test = Test::new().runbook(SHIPPED).args(&["-vv", "plan", "failover"]);
+        let mut test = Test::new()
+            .runbook(SHIPPED)
+            .args(&["-vv", "plan", "failover"]);
         if let Some(level) = env {
             test = test.env("RUST_LOG", level);
         }
