@@ -48,6 +48,8 @@ pub enum Command {
     /// Check run journals: their hash chains, record by record
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Write a run's report for the post-incident review (HTML, or Markdown)
+    Report(ReportArgs),
     /// Rehearse a whole failover and fail-back against a lab of simulated servers
     Drill(DrillArgs),
     /// Run and inspect a lab: simulated SQL Server instances and Management Shell
@@ -215,6 +217,24 @@ pub enum JournalCommand {
         #[arg(long)]
         chain_only: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run id (the journal's file name without `.jsonl`)
+    pub run: String,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+    /// Write to this file instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Html,
+    Md,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use clap_complete::Shell;
 
-use crate::cli::{Cli, Command, Format, JournalCommand, LabCommand, OperationArg};
+use crate::cli::{Cli, Command, Format, JournalCommand, LabCommand, OperationArg, ReportFormat};
 use crate::runbook::Operation;
 
 pub const RUNBOOK_ENV: &str = "PCFAIL_RUNBOOK";
@@ -51,6 +51,11 @@ pub enum Task {
     Status {
         live: bool,
         format: Format,
+    },
+    Report {
+        run: String,
+        format: ReportFormat,
+        output: Option<PathBuf>,
     },
     /// `journal verify`: one run, or every run when `None`.
     VerifyJournal {
@@ -127,6 +132,11 @@ impl Config {
             Command::Journal(JournalCommand::Verify {
                 run, chain_only, ..
             }) => Task::VerifyJournal { run, chain_only },
+            Command::Report(a) => Task::Report {
+                run: a.run,
+                format: a.format,
+                output: a.output,
+            },
             Command::Status(a) => Task::Status {
                 live: a.live,
                 format: a.format,

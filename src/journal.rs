@@ -251,6 +251,24 @@ impl Journal {
     }
 }
 
+/// The records of a journal whatever its chain says (for a report of a damaged journal), and whether
+/// the chain is intact.
+pub(crate) fn read_for_review(
+    path: &Path,
+) -> Result<(Vec<Record>, Result<(), String>), JournalError> {
+    let chain = read(path).map(|_| ()).map_err(|e| e.to_string());
+    let text = std::fs::read_to_string(path).map_err(|source| JournalError::Io {
+        what: "read",
+        path: path.to_owned(),
+        source,
+    })?;
+    let records = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Record>(l).ok())
+        .collect();
+    Ok((records, chain))
+}
+
 /// The SHA-256 of each line of a journal, in order (what anchors are checked against).
 pub(crate) fn line_hashes(path: &Path) -> Result<Vec<String>, JournalError> {
     let bytes = std::fs::read(path).map_err(|source| JournalError::Io {

@@ -47,6 +47,7 @@ pub(crate) mod lock;
 mod operate;
 pub(crate) mod powershell;
 pub(crate) mod private;
+pub(crate) mod report;
 mod signals;
 pub(crate) mod situation;
 pub(crate) mod sql;
@@ -256,6 +257,11 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
             };
             operate::run_operation(config, &runbook, *operation, options, out)
         }
+        Task::Report {
+            run,
+            format,
+            output,
+        } => operate::report(config, run, *format, output.as_deref(), out),
         Task::VerifyJournal { run, chain_only } => {
             operate::verify_journals(config, run.as_deref(), *chain_only, out)
         }

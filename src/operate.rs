@@ -396,6 +396,46 @@ fn read_anchors(
     })
 }
 
+/// `pcfail report RUN`: the run's report, HTML or Markdown, on stdout or into `output`.
+pub(crate) fn report(
+    config: &Config,
+    run: &str,
+    format: crate::cli::ReportFormat,
+    output: Option<&std::path::Path>,
+    out: &mut dyn Write,
+) -> Result<Done, Error> {
+    let path = config.state_dir.join("runs").join(format!("{run}.jsonl"));
+    if !path.is_file() {
+        return Ok(Done {
+            exit: Exit::Usage,
+            message: Some(format!(
+                "error: no journal of run `{run}` in `{}`",
+                config.state_dir.join("runs").display()
+            )),
+        });
+    }
+    let (records, chain) =
+        crate::journal::read_for_review(&path).map_err(crate::exec::ExecError::from)?;
+    let Some(report) = crate::report::Report::from_records(&records, chain) else {
+        return Ok(Done {
+            exit: Exit::Usage,
+            message: Some(format!(
+                "error: the journal `{}` does not begin with a run start",
+                path.display()
+            )),
+        });
+    };
+    let text = match format {
+        crate::cli::ReportFormat::Html => report.html(),
+        crate::cli::ReportFormat::Md => report.markdown(),
+    };
+    match output {
+        Some(file) => crate::private::write(file, text.as_bytes())?,
+        None => out.write_all(text.as_bytes())?,
+    }
+    Ok(Exit::Ok.into())
+}
+
 /// `pcfail status`: every run in the state directory and where it stands.
 pub(crate) fn status(config: &Config, format: Format, out: &mut dyn Write) -> Result<Done, Error> {
     let history = read_history(config, None)?;

@@ -405,6 +405,21 @@ async fn proceed(
 
     match steps::run(plan, &progress, session, applock.as_mut(), settings.quiet).await {
         Ok(steps) => {
+            // The situation the run leaves, for the review (`pcfail report`).
+            let known = situation::known_folders(history, &session.runbook.chat_database);
+            let host = host_settings(
+                session.runbook,
+                settings.state_dir.clone(),
+                settings.timeouts,
+            );
+            let after =
+                situation::observe(session.runbook, settings.timeouts, &host, session, &known)
+                    .await;
+            let assessment = situation::classify(&after);
+            session.capture(
+                "situation_after",
+                serde_json::json!({ "observation": after, "assessment": assessment }),
+            )?;
             finish(session, "completed", None).await?;
             Ok(Outcome::Completed {
                 run: run_id,
