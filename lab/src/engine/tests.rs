@@ -102,6 +102,7 @@ impl Harness {
             host_name: "test-host".into(),
             server_name: String::new(),
             tds_version: 0x7400_0004,
+            windows: false,
         };
         self.backend(role)
             .login(&login, "127.0.0.1:1".parse().unwrap())
@@ -939,6 +940,7 @@ async fn a_down_instance_refuses_logins_and_drops_its_sessions() {
         host_name: String::new(),
         server_name: String::new(),
         tds_version: 0x7400_0004,
+        windows: false,
     };
     let refused = h
         .backend(Role::BackupMirror)
