@@ -181,6 +181,7 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
         }
         Task::Validate => {
             let runbook = runbook::load(&config.runbook)?;
+            runbook.require_supported()?;
             if config.verbosity > Verbosity::Quiet {
                 writeln!(
                     out,
@@ -211,6 +212,10 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
                 Format::Text => render::text(&plan),
                 Format::Json => render::json(&plan),
             };
+            if *check {
+                // Before the plan is printed: a check that cannot connect has nothing to add to it.
+                runbook.require_supported()?;
+            }
             out.write_all(text.as_bytes())?;
             if *check {
                 return operate::check_plan(config, &runbook, &plan, out);
@@ -226,6 +231,7 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
         } => {
             let runbook = load_for_pool(config, pool.as_deref())?;
             require_procedure(&runbook, *operation)?;
+            runbook.require_supported()?;
             let options = operate::RunOptions {
                 yes: *yes,
                 accept_split_brain: *accept_split_brain,
@@ -237,6 +243,7 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
         Task::Status { live, format } => {
             if *live {
                 let runbook = runbook::load(&config.runbook)?;
+                runbook.require_supported()?;
                 operate::status_live(config, &runbook, *format, out)
             } else {
                 operate::status(config, *format, out)

@@ -12,7 +12,6 @@ use crate::exec::chain::{self, ChainPlan, Gap};
 use crate::exec::{Session, StepError, copy, probe, prompt};
 use crate::quote;
 use crate::runbook::{Role, StepReader};
-use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplyLogBackups {
@@ -110,14 +109,14 @@ impl ApplyLogBackups {
                     self.database
                 ))
             })?;
-        let (names, _) = copy::list_log_backups(Path::new(&folder))
-            .map_err(|e| StepError::Failed(e.to_string()))?;
+        // pcfail lists the folder where it reaches it; SQL Server reads each file under its own
+        // name for the folder (`D:\LogShippingCopy\...`), which is what HEADERONLY and RESTORE get.
+        let local = s.runbook.log_shipping.copy_folder_for_pcfail(&folder);
+        let (names, _) =
+            copy::list_log_backups(&local).map_err(|e| StepError::Failed(e.to_string()))?;
         let mut backups = Vec::new();
         for name in names {
-            let path = Path::new(&folder)
-                .join(&name)
-                .to_string_lossy()
-                .into_owned();
+            let path = crate::exec::sql_path_join(&folder, &name);
             backups.extend(probe::log_backups_in(s, self.instance, &self.database, &path).await?);
         }
         Ok(Some(chain::plan_chain(backups, redo)))

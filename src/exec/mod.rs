@@ -91,7 +91,8 @@ pub(crate) fn host_settings(
             .instances
             .values()
             .filter_map(|i| match &i.auth {
-                crate::runbook::Auth::Sql { password_env, .. } => Some(password_env.clone()),
+                crate::runbook::Auth::Sql { password_env, .. }
+                | crate::runbook::Auth::Windows { password_env, .. } => Some(password_env.clone()),
                 crate::runbook::Auth::Integrated => None,
             })
             .collect(),
@@ -469,6 +470,17 @@ async fn confirm_operation(
         }
         Err(message) => Ok(Err(message)),
     }
+}
+
+/// A file in a folder, as SQL Server names it: `D:\LogShippingCopy` + `x.trn` is
+/// `D:\LogShippingCopy\x.trn` whatever platform pcfail runs on; a Unix folder gets `/`.
+pub(crate) fn sql_path_join(folder: &str, name: &str) -> String {
+    let sep = if folder.contains('\\') && !folder.contains('/') {
+        '\\'
+    } else {
+        '/'
+    };
+    format!("{}{sep}{name}", folder.trim_end_matches(['\\', '/']))
 }
 
 #[cfg(test)]

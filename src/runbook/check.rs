@@ -304,6 +304,41 @@ pub(crate) fn instance_name(text: &str) -> Result<(), String> {
 }
 
 /// An environment variable name as shells accept it: `[A-Za-z_][A-Za-z0-9_]*`.
+/// A Windows account written `DOMAIN\\name` (explicit credentials for NTLM).
+pub(crate) fn windows_account(text: &str) -> Result<(), String> {
+    let ok = text.split_once('\\').is_some_and(|(domain, name)| {
+        let part = |p: &str| {
+            !p.is_empty()
+                && p.len() <= 104
+                && !p
+                    .chars()
+                    .any(|c| c.is_control() || "\\/:*?\"<>|@[]".contains(c))
+        };
+        part(domain) && part(name)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{text}` is not a Windows account: write it `DOMAIN\\name` (e.g. `LITWAREINC\\pcfail`)"
+        ))
+    }
+}
+
+/// A CA certificate file as tiberius reads it: PEM (`.pem`, `.crt`) or DER (`.der`).
+pub(crate) fn ca_file(text: &str) -> Result<(), String> {
+    let ext = std::path::Path::new(text)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("pem" | "crt" | "der") => Ok(()),
+        _ => Err(format!(
+            "`ca_file` `{text}` must end in `.pem` or `.crt` (PEM) or `.der` (DER)"
+        )),
+    }
+}
+
 pub(crate) fn env_name(text: &str) -> Result<(), String> {
     let ok = text
         .chars()

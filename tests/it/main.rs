@@ -10,6 +10,8 @@ mod lab_variants;
 mod no_side_effects;
 mod plan;
 mod powershell_syntax;
+mod real_server;
+mod real_site;
 mod run_end_to_end;
 mod run_failback_faults;
 mod run_faults;

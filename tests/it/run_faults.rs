@@ -254,7 +254,7 @@ fn an_error_applying_a_log_backup_stops_the_run_and_the_same_command_resumes() {
                 "apply-log-backups",
                 &format!(
                     "`backup` answered with an error: Msg 3201, Level 16, State 1: Cannot open backup device '{}'. Operating system error 2(The system cannot find the file specified.).",
-                    rig.copy_folder().join(first).display()
+                    LabRig::sql_file(&rig.sql_copy_folder(), &first)
                 ),
             )
         },
@@ -425,10 +425,7 @@ fn an_error_backing_up_mgccomp_for_its_mirror_stops_the_run_and_the_same_command
                 "mirror-mgccomp",
                 &format!(
                     "`backup` answered with an error: Msg 3201, Level 16, State 1: Cannot open backup device '{}'. Operating system error 2(The system cannot find the file specified.).",
-                    rig.lab_dir()
-                        .join("backups")
-                        .join("mgccomp_mirror.bak")
-                        .display()
+                    LabRig::sql_file(&rig.sql_backups(), "mgccomp_mirror.bak")
                 ),
             )
         },

@@ -47,6 +47,7 @@ pub(crate) fn config(dir: &Path) -> WorldConfig {
         ],
         login_user: "sa".to_owned(),
         login_password: "Lab-Pa55word".to_owned(),
+        windows_login: None,
         share: dir.join("share"),
         copy_folder: dir.join("backup-copy"),
         backups: dir.join("backups"),

@@ -1,0 +1,194 @@
+//! The paths a real deployment takes, over TCP against a lab that looks like a real site: TLS
+//! required (TDS 7.x) and strict (TDS 8.0) with the certificate checked against the lab's CA and
+//! refused for another CA, named instances found through the lab's SQL Browser, explicit Windows
+//! credentials verified by the lab (NTLMv2), and Windows paths with a separate pcfail-side view.
+
+use pcfail_lab::{Encryption, Role};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use serde_json::Value;
+
+use crate::lab_support::{LabRig, RestoreJob, assert_exit, text};
+
+/// `status --live --format json`, which connects to every instance read-only.
+fn live(rig: &LabRig, env: &[(&str, &str)]) -> Value {
+    let output = rig.pcfail_with_env(&["status", "--live", "--format", "json"], env);
+    assert_exit(&output, 0);
+    serde_json::from_slice(&output.stdout).expect("one JSON document")
+}
+
+/// The roles `status --live` could not ask, with the reason it gives.
+fn unreachable(report: &Value) -> Vec<(String, String)> {
+    report["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .filter(|i| i["reachable"] != true)
+        .map(|i| {
+            (
+                i["role"].as_str().unwrap_or("?").to_owned(),
+                i["error"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The users that logged in to `role`, in order.
+fn logins(rig: &LabRig, role: Role) -> Vec<String> {
+    rig.transcript(role)
+        .into_iter()
+        .filter(|e| e.kind == "login")
+        .filter_map(|e| {
+            e.text
+                .strip_prefix("user=")
+                .and_then(|t| t.split(' ').next())
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[test]
+fn the_lab_runbook_reaches_named_instances_over_tls_checked_against_the_lab_ca() {
+    let rig = LabRig::start(RestoreJob::Default);
+    let runbook = std::fs::read_to_string(rig.runbook()).unwrap();
+    for expected in [
+        "instance = \"PCHAT\"",
+        "encryption = \"required\"",
+        "ca_file = ",
+        "certificate_host = \"dal-sql-001.litwareinc.com\"",
+        "pcfail_copy_folder = ",
+        "backup_directory = 'D:\\LogShipping'",
+    ] {
+        assert!(
+            runbook.contains(expected),
+            "`{expected}` in the lab runbook:\n{runbook}"
+        );
+    }
+    assert!(!runbook.contains("\nport = "), "no bare ports:\n{runbook}");
+    let report = live(&rig, &[]);
+    assert_eq!(report["situation"]["kind"], "normal", "{report:#}");
+    assert_eq!(unreachable(&report), Vec::<(String, String)>::new());
+    // The copy folder is named as SQL Server names it, and listed where pcfail reaches it.
+    let copy = &report["copy_folder"];
+    assert_eq!(copy["path"], "D:\\LogShippingCopy", "{copy:#}");
+    assert_eq!(
+        copy["pcfail_path"],
+        rig.copy_folder().display().to_string(),
+        "{copy:#}"
+    );
+    assert_eq!(copy["reachable"], true, "{copy:#}");
+    for role in Role::ALL {
+        assert!(logins(&rig, role).iter().all(|u| u == "sa"), "{role:?}");
+        assert!(!logins(&rig, role).is_empty(), "{role:?} was asked");
+    }
+}
+
+/// A CA certificate that did not issue the lab's certificates.
+fn foreign_ca(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "not the lab CA");
+    let cert = params.self_signed(&KeyPair::generate().unwrap()).unwrap();
+    let path = dir.join("foreign-ca.pem");
+    std::fs::write(&path, cert.pem()).unwrap();
+    path
+}
+
+#[test]
+fn a_certificate_the_runbooks_ca_did_not_issue_is_refused_before_any_login() {
+    let rig = LabRig::start(RestoreJob::Default);
+    let lab_ca = rig
+        .manifest()
+        .ca_file
+        .clone()
+        .expect("a TLS lab has a CA file");
+    let foreign = foreign_ca(&rig.lab_dir());
+    rig.edit_runbook(
+        &lab_ca.display().to_string(),
+        &foreign.display().to_string(),
+    );
+    rig.clear_transcripts();
+    let report = live(&rig, &[]);
+    let refused = unreachable(&report);
+    assert_eq!(refused.len(), 4, "{report:#}");
+    for (role, error) in &refused {
+        assert!(
+            error.contains("certificate"),
+            "`{role}` names the certificate: {error}"
+        );
+    }
+    for role in Role::ALL {
+        assert_eq!(logins(&rig, role), Vec::<String>::new(), "{role:?}");
+    }
+}
+
+#[test]
+fn strict_encryption_speaks_tds_8_and_a_tds_7_client_is_refused() {
+    let rig = LabRig::start_with(RestoreJob::Default, |o| o.encryption = Encryption::Strict);
+    let runbook = std::fs::read_to_string(rig.runbook()).unwrap();
+    assert!(runbook.contains("encryption = \"strict\""), "{runbook}");
+    let report = live(&rig, &[]);
+    assert_eq!(report["situation"]["kind"], "normal", "{report:#}");
+    assert_eq!(unreachable(&report), Vec::<(String, String)>::new());
+
+    rig.edit_runbook("encryption = \"strict\"", "encryption = \"required\"");
+    let report = live(&rig, &[]);
+    assert_eq!(unreachable(&report).len(), 4, "{report:#}");
+}
+
+#[test]
+fn explicit_windows_credentials_are_verified_by_the_lab_through_ntlm() {
+    let rig = LabRig::start(RestoreJob::Default);
+    let windows = rig
+        .manifest()
+        .windows_login
+        .clone()
+        .expect("a Windows account");
+    let account = windows.user.replace('\\', "\\\\");
+    rig.edit_runbook("auth = \"sql\"", "auth = \"windows\"");
+    rig.edit_runbook("user = \"sa\"", &format!("user = \"{account}\""));
+    rig.edit_runbook(
+        &format!("password_env = \"{}\"", rig.manifest().login.password_env),
+        &format!("password_env = \"{}\"", windows.password_env),
+    );
+    assert_exit(&rig.pcfail(&["validate"]), 0);
+    rig.clear_transcripts();
+    let report = live(&rig, &[(&windows.password_env, &windows.password)]);
+    assert_eq!(report["situation"]["kind"], "normal", "{report:#}");
+    for role in Role::ALL {
+        let users = logins(&rig, role);
+        assert!(
+            !users.is_empty() && users.iter().all(|u| *u == windows.user),
+            "{role:?}: {users:?}"
+        );
+    }
+
+    rig.clear_transcripts();
+    let report = live(&rig, &[(&windows.password_env, "not the password")]);
+    let refused = unreachable(&report);
+    assert_eq!(refused.len(), 4, "{report:#}");
+    for (role, error) in &refused {
+        assert!(error.contains("18452"), "`{role}`: {error}");
+    }
+    for role in Role::ALL {
+        assert_eq!(logins(&rig, role), Vec::<String>::new(), "{role:?}");
+    }
+}
+
+#[test]
+fn an_instance_the_browser_does_not_know_is_reported_as_not_found() {
+    let rig = LabRig::start(RestoreJob::Default);
+    rig.edit_runbook("instance = \"PCHAT\"", "instance = \"NOSUCH\"");
+    let output = rig.pcfail(&["status", "--live", "--format", "json"]);
+    let report: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&output.stdout), text(&output.stderr)));
+    let refused = unreachable(&report);
+    assert_eq!(refused.len(), 4, "{report:#}");
+    for (role, error) in &refused {
+        assert!(
+            error.contains("SQL Browser") && error.contains("NOSUCH"),
+            "`{role}`: {error}"
+        );
+    }
+}
