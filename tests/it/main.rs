@@ -12,6 +12,7 @@ mod plan;
 mod powershell_syntax;
 mod real_server;
 mod real_site;
+mod report;
 mod run_end_to_end;
 mod run_failback_faults;
 mod run_faults;

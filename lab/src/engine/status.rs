@@ -8,6 +8,11 @@ use super::model::{Instance, MirrorRole};
 use super::time;
 use super::world::World;
 
+/// The newest rows of msdb's backup and restore history that `lab status` shows. Generous: a test
+/// that looks for the fail-back's full backup must still find it after the resumed runs, restores
+/// and log-shipping cycles that followed it.
+const HISTORY_ROWS: usize = 200;
+
 pub(crate) fn instance_status(world: &World, inst: &Instance) -> Value {
     let databases: Vec<Value> = inst
         .databases
@@ -84,13 +89,13 @@ pub(crate) fn instance_status(world: &World, inst: &Instance) -> Value {
             })).collect::<Vec<_>>(),
         },
         "jobs": jobs,
-        // The newest 20, and every older full backup: a backup set restored here is recorded here
+        // The newest rows, and every older full backup: a backup set restored here is recorded here
         // too, so a busy log-shipping secondary would soon push its one full backup out of view.
-        "backup_history": msdb.backupset.iter().rev().enumerate().filter(|(i, b)| *i < 20 || b.kind.to_string() == "D").map(|(_, b)| {
+        "backup_history": msdb.backupset.iter().rev().enumerate().filter(|(i, b)| *i < HISTORY_ROWS || b.kind.to_string() == "D").map(|(_, b)| {
             let device = msdb.backupmediafamily.iter().find(|m| m.media_set_id == b.media_set_id).map(|m| m.physical_device_name.clone());
             json!({"database": b.database_name, "type": b.kind.to_string(), "first_lsn": b.first_lsn.to_string(), "last_lsn": b.last_lsn.to_string(), "device": device, "finished": time::display(b.backup_finish_date)})
         }).collect::<Vec<_>>(),
-        "restore_history": msdb.restorehistory.iter().rev().take(20).map(|r| {
+        "restore_history": msdb.restorehistory.iter().rev().take(HISTORY_ROWS).map(|r| {
             let set = msdb.backupset.iter().find(|b| b.backup_set_id == r.backup_set_id);
             json!({"database": r.destination_database_name, "type": r.restore_type.to_string(), "recovery": r.recovery, "replace": r.replace,
                    "first_lsn": set.map(|s| s.first_lsn.to_string()), "last_lsn": set.map(|s| s.last_lsn.to_string()), "date": time::display(r.restore_date)})
