@@ -84,6 +84,10 @@ pub(crate) enum SqlError {
     Timeout { instance: String, after: Duration },
     #[error("the connection to `{instance}` failed: {message}")]
     Connection { instance: String, message: String },
+    /// The local security library (GSSAPI, NTLM) could not produce a login: no Kerberos ticket,
+    /// an account it cannot use. Not a network failure: reconnecting does not help.
+    #[error("cannot log in to `{instance}` with Windows authentication: {message}")]
+    Credentials { instance: String, message: String },
 }
 
 impl SqlError {
@@ -100,7 +104,9 @@ impl SqlError {
     pub(crate) fn is_configuration(&self) -> bool {
         matches!(
             self,
-            SqlError::PasswordMissing { .. } | SqlError::Unsupported { .. }
+            SqlError::PasswordMissing { .. }
+                | SqlError::Unsupported { .. }
+                | SqlError::Credentials { .. }
         )
     }
 
@@ -149,7 +155,7 @@ impl Sql {
     /// handshake and the login together.
     pub(crate) async fn connect(target: &Instance, timeout: Duration) -> Result<Sql, SqlError> {
         let instance = target.role.key().to_owned();
-        let config = config_for(target)?;
+        let mut config = config_for(target)?;
         let address = match &target.address {
             Address::Port(_) => config.get_addr(),
             Address::Named(name) => format!(
@@ -181,12 +187,31 @@ impl Sql {
             };
             // Statements are small and latency matters more than throughput.
             let _ = tcp.set_nodelay(true);
+            if let (Address::Named(_), Ok(peer)) = (&target.address, tcp.peer_addr()) {
+                // tiberius names the service `MSSQLSvc/host:port` for Kerberos and NTLM with the
+                // port it was given, which for a named instance is SQL Browser's (1434). SQL
+                // Server registers its SPN with the instance's TCP port, so that is the one to
+                // ask a ticket for: with 1434, GSSAPI finds no such service and Windows quietly
+                // falls back from Kerberos to NTLM.
+                config.port(peer.port());
+            }
             Client::connect(config, tcp.compat_write())
                 .await
                 .map_err(|e| match e {
                     tiberius::error::Error::Server(t) => SqlError::Login {
                         instance: instance.clone(),
                         error: server_error(&t),
+                    },
+                    // Failures of the local security library: the server was not asked.
+                    #[cfg(all(unix, feature = "kerberos"))]
+                    tiberius::error::Error::Gssapi(message) => SqlError::Credentials {
+                        instance: instance.clone(),
+                        message: kerberos_hint(message),
+                    },
+                    #[cfg(unix)]
+                    tiberius::error::Error::SspiRs(message) => SqlError::Credentials {
+                        instance: instance.clone(),
+                        message,
                     },
                     other => SqlError::Connection {
                         instance: instance.clone(),
@@ -285,6 +310,18 @@ impl Sql {
             }
             Ok(Ok(sets)) => Ok(sets.into_iter().map(ResultSet::from_rows).collect()),
         }
+    }
+}
+
+/// GSSAPI's message, with what to do when the cause is the usual one: no ticket in the cache.
+#[cfg(any(test, all(unix, feature = "kerberos")))]
+fn kerberos_hint(message: String) -> String {
+    if message.contains("No Kerberos credentials") || message.contains("No credentials") {
+        format!(
+            "{message}; obtain a Kerberos ticket for the account pcfail should use first (`kinit name@REALM`), or name the account with `auth = \"windows\"`"
+        )
+    } else {
+        message
     }
 }
 
@@ -410,6 +447,22 @@ fn password(target: &Instance, who: &str, var: &str) -> Result<String, SqlError>
 mod tests {
     use super::*;
     use crate::runbook::Role;
+
+    #[test]
+    fn a_missing_kerberos_ticket_says_how_to_get_one() {
+        let cases = [
+            (
+                "GSSAPI Error: No credentials were supplied, or the credentials were unavailable or inaccessible (No Kerberos credentials available (default cache: FILE:/tmp/krb5cc_0))",
+                true,
+            ),
+            ("GSSAPI Error: Server not found in Kerberos database", false),
+        ];
+        for (message, hinted) in cases {
+            let shown = kerberos_hint(message.to_owned());
+            assert!(shown.starts_with(message), "{shown}");
+            assert_eq!(shown.contains("`kinit name@REALM`"), hinted, "{shown}");
+        }
+    }
 
     #[test]
     fn the_library_sets_no_time_limit_of_its_own() {

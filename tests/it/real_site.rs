@@ -1,7 +1,8 @@
 //! The paths a real deployment takes, over TCP against a lab that looks like a real site: TLS
 //! required (TDS 7.x) and strict (TDS 8.0) with the certificate checked against the lab's CA and
-//! refused for another CA, named instances found through the lab's SQL Browser, explicit Windows
-//! credentials verified by the lab (NTLMv2), and Windows paths with a separate pcfail-side view.
+//! refused for another CA or another name, named instances found through the lab's SQL Browser,
+//! explicit Windows credentials verified by the lab (NTLMv2) through a whole failover that writes
+//! the password nowhere, and Windows paths with a separate pcfail-side view.
 
 use pcfail_lab::{Encryption, Role};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
@@ -137,9 +138,8 @@ fn strict_encryption_speaks_tds_8_and_a_tds_7_client_is_refused() {
     assert_eq!(unreachable(&report).len(), 4, "{report:#}");
 }
 
-#[test]
-fn explicit_windows_credentials_are_verified_by_the_lab_through_ntlm() {
-    let rig = LabRig::start(RestoreJob::Default);
+/// Points every instance of the lab runbook at the lab's Windows account; its login details.
+fn use_windows_account(rig: &LabRig) -> pcfail_lab::LoginInfo {
     let windows = rig
         .manifest()
         .windows_login
@@ -153,6 +153,32 @@ fn explicit_windows_credentials_are_verified_by_the_lab_through_ntlm() {
         &format!("password_env = \"{}\"", windows.password_env),
     );
     assert_exit(&rig.pcfail(&["validate"]), 0);
+    windows
+}
+
+/// Every file under `dir` whose bytes contain `secret`.
+fn files_containing(dir: &std::path::Path, secret: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if std::fs::read(&path)
+                .is_ok_and(|bytes| bytes.windows(secret.len()).any(|w| w == secret.as_bytes()))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn explicit_windows_credentials_are_verified_by_the_lab_through_ntlm() {
+    let rig = LabRig::start(RestoreJob::Default);
+    let windows = use_windows_account(&rig);
     rig.clear_transcripts();
     let report = live(&rig, &[(&windows.password_env, &windows.password)]);
     assert_eq!(report["situation"]["kind"], "normal", "{report:#}");
@@ -191,4 +217,61 @@ fn an_instance_the_browser_does_not_know_is_reported_as_not_found() {
             "`{role}`: {error}"
         );
     }
+}
+
+#[test]
+fn a_failover_as_a_windows_account_logs_in_through_ntlm_and_writes_its_password_nowhere() {
+    let rig = LabRig::start(RestoreJob::Default);
+    let windows = use_windows_account(&rig);
+    rig.disaster();
+    rig.clear_transcripts();
+    let pool = rig.pool();
+    let output = rig.pcfail_with_env(
+        &["failover", "--pool", &pool, "--yes"],
+        &[(&windows.password_env, &windows.password)],
+    );
+    assert_exit(&output, 0);
+    // The backup instance did the work, logged in as the Windows account.
+    let users = logins(&rig, Role::Backup);
+    assert!(
+        !users.is_empty() && users.iter().all(|u| *u == windows.user),
+        "{users:?}"
+    );
+    for (what, bytes) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+        assert!(
+            !text(bytes).contains(&windows.password),
+            "the password is on {what}"
+        );
+    }
+    assert!(
+        !rig.journals().is_empty(),
+        "the run was journaled in {}",
+        rig.state_dir().display()
+    );
+    assert_eq!(
+        files_containing(&rig.state_dir(), &windows.password),
+        Vec::<std::path::PathBuf>::new()
+    );
+}
+
+#[test]
+fn a_certificate_for_another_name_is_refused_before_any_login() {
+    let rig = LabRig::start(RestoreJob::Default);
+    rig.edit_runbook(
+        "certificate_host = \"dal-sql-001.litwareinc.com\"",
+        "certificate_host = \"dal-sql-009.litwareinc.com\"",
+    );
+    rig.clear_transcripts();
+    let report = live(&rig, &[]);
+    let refused = unreachable(&report);
+    assert_eq!(
+        refused
+            .iter()
+            .map(|(role, _)| role.as_str())
+            .collect::<Vec<_>>(),
+        ["backup"],
+        "{report:#}"
+    );
+    assert!(refused[0].1.contains("certificate"), "{}", refused[0].1);
+    assert_eq!(logins(&rig, Role::Backup), Vec::<String>::new());
 }
