@@ -275,3 +275,118 @@ fn a_certificate_for_another_name_is_refused_before_any_login() {
     assert!(refused[0].1.contains("certificate"), "{}", refused[0].1);
     assert_eq!(logins(&rig, Role::Backup), Vec::<String>::new());
 }
+
+/// A password whose variable is unset is asked for at the terminal (a pseudo-terminal made by
+/// util-linux `script`), once for all the instances that use it, without echo.
+#[test]
+fn a_password_left_out_of_the_environment_is_asked_once_at_the_terminal_without_echo() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+
+    let rig = LabRig::start(RestoreJob::Default);
+    let login = rig.manifest().login.clone();
+    let quote = |p: &std::path::Path| format!("'{}'", p.display());
+    let inner = format!(
+        "{} status --live --runbook {} --state-dir {}",
+        quote(std::path::Path::new(env!("CARGO_BIN_EXE_pcfail"))),
+        quote(&rig.runbook()),
+        quote(&rig.state_dir()),
+    );
+    rig.clear_transcripts();
+    let mut child = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .env_remove(&login.password_env)
+        .env_remove("PCFAIL_RUNBOOK")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux `script` is installed");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    // Typed only once the prompt is there and echo is off: earlier, the terminal would echo it,
+    // as it would a person's typing ahead.
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !text(&seen).contains("is not set): ") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(chunk) => seen.extend(chunk),
+            Err(_) => panic!("no prompt within 30 s: {}", text(&seen)),
+        }
+    }
+    wait_for_echo_off(child.id(), deadline);
+    write!(stdin, "{}\r", login.password).expect("type the password");
+    let status = child.wait().expect("pcfail finished");
+    drop(stdin);
+    reader.join().expect("reader");
+    seen.extend(rx.try_iter().flatten());
+    let shown = text(&seen);
+    assert!(status.success(), "{shown}");
+    assert_eq!(
+        shown
+            .matches(&format!(
+                "password of SQL login `{}` (${} is not set): ",
+                login.user, login.password_env
+            ))
+            .count(),
+        1,
+        "{shown}"
+    );
+    assert!(!shown.contains(&login.password), "echoed: {shown}");
+    assert!(
+        shown.contains("Persistent Chat pool atl-cs-001.litwareinc.com: normal"),
+        "{shown}"
+    );
+    for role in Role::ALL {
+        assert_eq!(
+            logins(&rig, role),
+            std::slice::from_ref(&login.user),
+            "{role:?}"
+        );
+    }
+}
+
+/// Waits until the terminal of the `pcfail` process under `script` (pid `root`) has echo off: the
+/// prompt is printed just before rpassword turns echo off, so the prompt alone is not enough.
+fn wait_for_echo_off(root: u32, deadline: std::time::Instant) {
+    loop {
+        let mut pending = vec![root];
+        let mut terminal = None;
+        while let Some(pid) = pending.pop() {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+            if exe.file_name().is_some_and(|n| n == "pcfail") {
+                terminal = std::fs::read_link(format!("/proc/{pid}/fd/0")).ok();
+            }
+            pending.extend(crate::lab_support::children_of(pid));
+        }
+        if let Some(tty) = terminal {
+            let settings = std::process::Command::new("stty")
+                .arg("-a")
+                .arg("-F")
+                .arg(&tty)
+                .output()
+                .expect("stty");
+            if text(&settings.stdout)
+                .split_whitespace()
+                .any(|w| w == "-echo")
+            {
+                return;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the terminal's echo was never turned off"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
