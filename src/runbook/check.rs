@@ -303,7 +303,6 @@ pub(crate) fn instance_name(text: &str) -> Result<(), String> {
     }
 }
 
-/// An environment variable name as shells accept it: `[A-Za-z_][A-Za-z0-9_]*`.
 /// A Windows account written `DOMAIN\\name` (explicit credentials for NTLM).
 pub(crate) fn windows_account(text: &str) -> Result<(), String> {
     let ok = text.split_once('\\').is_some_and(|(domain, name)| {
@@ -339,6 +338,59 @@ pub(crate) fn ca_file(text: &str) -> Result<(), String> {
     }
 }
 
+/// The CA file on this machine: there, readable, and holding a certificate in the form its name
+/// says. Checked by `validate` rather than left to the TLS handshake, which reports it per
+/// instance as a server that "does not answer". `written` is the path as the runbook has it.
+pub(crate) fn ca_file_contents(written: &str, path: &std::path::Path) -> Result<(), String> {
+    // A CA certificate is a few KiB; anything much larger (or not a file) is not one, and is not
+    // read whole.
+    const LARGEST: u64 = 1 << 20;
+    let relative = if std::path::Path::new(written).is_absolute() {
+        ""
+    } else {
+        " (a relative path is relative to the runbook's folder)"
+    };
+    let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("`ca_file` `{written}` does not exist{relative}"),
+        std::io::ErrorKind::PermissionDenied => {
+            format!("`ca_file` `{written}` cannot be read: permission denied")
+        }
+        _ => format!("`ca_file` `{written}` cannot be read: {e}"),
+    })?;
+    if !metadata.is_file() || metadata.len() > LARGEST {
+        return Err(format!(
+            "`ca_file` `{written}` is not a certificate file{relative}"
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            format!("`ca_file` `{written}` cannot be read: permission denied")
+        }
+        _ => format!("`ca_file` `{written}` cannot be read: {e}"),
+    })?;
+    let der = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("der"));
+    // DER is an ASN.1 SEQUENCE (0x30); PEM has its armour line.
+    let holds_one = if der {
+        bytes.first() == Some(&0x30)
+    } else {
+        bytes
+            .windows(27)
+            .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    };
+    if holds_one {
+        Ok(())
+    } else if der {
+        Err(format!("`ca_file` `{written}` holds no DER certificate"))
+    } else {
+        Err(format!(
+            "`ca_file` `{written}` holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)"
+        ))
+    }
+}
+
+/// An environment variable name as shells accept it: `[A-Za-z_][A-Za-z0-9_]*`.
 pub(crate) fn env_name(text: &str) -> Result<(), String> {
     let ok = text
         .chars()
@@ -588,6 +640,59 @@ pub(crate) fn yyyymmdd(what: &str, n: i64, range: RangeInclusive<i64>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ca_file_must_be_there_and_hold_a_certificate_in_its_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let files: [(&str, &[u8]); 4] = [
+            ("ca.pem", pem.as_bytes()),
+            ("ca.der", &[0x30, 0x82, 0x01]),
+            ("key.pem", b"-----BEGIN PRIVATE KEY-----\n"),
+            ("text.der", b"not DER"),
+        ];
+        for (name, bytes) in files {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        std::fs::create_dir(dir.path().join("folder.pem")).unwrap();
+        let cases = [
+            ("ca.pem", Ok(())),
+            ("ca.der", Ok(())),
+            (
+                "key.pem",
+                Err("`ca_file` `key.pem` holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)"),
+            ),
+            (
+                "text.der",
+                Err("`ca_file` `text.der` holds no DER certificate"),
+            ),
+            (
+                "missing.pem",
+                Err(
+                    "`ca_file` `missing.pem` does not exist (a relative path is relative to the runbook's folder)",
+                ),
+            ),
+            (
+                "folder.pem",
+                Err(
+                    "`ca_file` `folder.pem` is not a certificate file (a relative path is relative to the runbook's folder)",
+                ),
+            ),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(
+                ca_file_contents(name, &dir.path().join(name)),
+                expected.map_err(str::to_owned),
+                "{name}"
+            );
+        }
+        let absolute = dir.path().join("gone.crt");
+        let written = absolute.display().to_string();
+        assert_eq!(
+            ca_file_contents(&written, &absolute),
+            Err(format!("`ca_file` `{written}` does not exist"))
+        );
+    }
 
     #[test]
     fn sql_identifiers_follow_regular_identifier_rules() {

@@ -55,7 +55,8 @@ impl<'s> Diagnostics<'s> {
         self.found.push((span.start, message.into()));
     }
 
-    /// Records a setting this build or platform cannot carry out, at the start of `span`.
+    /// Records a setting this build, platform or machine cannot carry out (integrated
+    /// authentication without Kerberos, a CA file that is not there), at the start of `span`.
     pub(crate) fn unsupported(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.build.push((span.start, message.into()));
     }

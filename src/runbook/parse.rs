@@ -691,12 +691,18 @@ fn read_instance(
                 Ok(())
             }
         });
-        report(d, f.span, checked)?;
+        report(d, f.span.clone(), checked)?;
         // A relative path is relative to the runbook's folder, wherever pcfail is started.
-        Some(match runbook_dir {
+        let path = match runbook_dir {
             Some(dir) => dir.join(&f.value),
             None => PathBuf::from(&f.value),
-        })
+        };
+        // What this machine has, not what the file says: refused like a setting this build cannot
+        // carry out, so `plan` still prints while `validate` and connecting commands refuse.
+        if let Err(why) = check::ca_file_contents(&f.value, &path) {
+            d.unsupported(f.span, why);
+        }
+        Some(path)
     });
     if t.raw("ca_file").is_some() && ca_file.is_none() {
         ok = false;

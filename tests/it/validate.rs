@@ -399,3 +399,47 @@ fn the_fuzz_seed_runbook_is_valid() {
         .stderr("")
         .run();
 }
+
+/// A CA file this machine does not have is refused by `validate` where the runbook names it, and
+/// by every command that would connect, before connecting; `plan` still prints. Once the file is
+/// there and holds a certificate, the runbook is valid.
+#[test]
+fn a_ca_file_that_is_not_there_is_refused_where_it_is_named() {
+    let runbook = edit(
+        &portable(MINIMAL),
+        "port = 1433\n",
+        "port = 1433\nencryption = \"required\"\nca_file = \"pki/site-ca.pem\"\n",
+    );
+    let line = 1 + runbook
+        .lines()
+        .position(|l| l.starts_with("ca_file"))
+        .expect("ca_file line");
+    let expected = format!(
+        "runbook.toml:{line}:11: error: `ca_file` `pki/site-ca.pem` does not exist (a relative path is relative to the runbook's folder)\n"
+    );
+    for args in [&["validate"][..], &["status", "--live"]] {
+        Test::new()
+            .runbook(&runbook)
+            .args(args)
+            .stdout("")
+            .stderr(&expected)
+            .status(2)
+            .run();
+    }
+    Test::new()
+        .runbook(&runbook)
+        .args(&["plan", "failover"])
+        .stderr("")
+        .run();
+
+    let test = Test::new().runbook(&runbook).args(&["validate"]);
+    std::fs::create_dir(test.path().join("pki")).unwrap();
+    std::fs::write(
+        test.path().join("pki/site-ca.pem"),
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    test.stdout("runbook.toml: ok (2 failover steps, 1 fail-back step)\n")
+        .stderr("")
+        .run();
+}
