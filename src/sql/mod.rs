@@ -17,6 +17,7 @@ mod value;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -163,6 +164,8 @@ impl Sql {
                 target.host, target.browser_port
             ),
         };
+        // Whether the TCP connection was made, for a timeout to say what it was waiting for.
+        let connected = AtomicBool::new(false);
         let connect = async {
             let tcp = match &target.address {
                 Address::Port(_) => {
@@ -185,6 +188,7 @@ impl Sql {
                         })?
                 }
             };
+            connected.store(true, Ordering::Relaxed);
             // Statements are small and latency matters more than throughput.
             let _ = tcp.set_nodelay(true);
             if let (Address::Named(_), Ok(peer)) = (&target.address, tcp.peer_addr()) {
@@ -215,17 +219,30 @@ impl Sql {
                     },
                     other => SqlError::Connection {
                         instance: instance.clone(),
-                        message: other.to_string(),
+                        message: encryption_hint(target.encryption, other.to_string()),
                     },
                 })
         };
-        let client =
-            tokio::time::timeout(timeout, connect)
-                .await
-                .map_err(|_| SqlError::Timeout {
-                    instance: instance.clone(),
-                    after: timeout,
-                })??;
+        let client = tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| {
+                if target.encryption == Encryption::Strict && connected.load(Ordering::Relaxed) {
+                    // A server that does not speak TDS 8.0 takes the TLS ClientHello for the
+                    // start of a TDS packet and waits for the rest of it.
+                    SqlError::Connection {
+                        instance: instance.clone(),
+                        message: format!(
+                            "no answer within {} to the TLS handshake that `encryption = \"strict\"` (TDS 8.0) opens with: SQL Server speaks TDS 8.0 from 2022 on; for an older server use `required`",
+                            shown(timeout)
+                        ),
+                    }
+                } else {
+                    SqlError::Timeout {
+                        instance: instance.clone(),
+                        after: timeout,
+                    }
+                }
+            })??;
         Ok(Sql {
             client: Some(client),
             instance,
@@ -311,6 +328,30 @@ impl Sql {
             Ok(Ok(sets)) => Ok(sets.into_iter().map(ResultSet::from_rows).collect()),
         }
     }
+}
+
+/// tiberius's message when pcfail's encryption level and the server's do not fit together, with
+/// what it means: the raw text names a TLS or protocol detail, not the setting to change.
+fn encryption_hint(level: Encryption, message: String) -> String {
+    let hint = match level {
+        // The server answered ENCRYPT_REQ (Force Encryption) and closed the connection, as
+        // SQL Server does for a client that cannot encrypt [MS-TDS 2.2.6.5].
+        Encryption::NotSupported if message.contains("tls handshake eof") => {
+            "the server requires encryption (Force Encryption); set `encryption = \"required\"`"
+        }
+        // A server with no certificate at all (ENCRYPT_NOT_SUP): tiberius still starts TLS
+        // for the login.
+        Encryption::Off if message.contains("tls handshake eof") => {
+            "the server offers no encryption, not even for the login that `encryption = \"off\"` encrypts; it has no certificate"
+        }
+        Encryption::On | Encryption::Required
+            if message.contains("does not allow the requested encryption level") =>
+        {
+            "the server offers no encryption (it has no certificate); configure one on the server, as encryption is required here"
+        }
+        _ => return message,
+    };
+    format!("{message}: {hint}")
 }
 
 /// GSSAPI's message, with what to do when the cause is the usual one: no ticket in the cache.

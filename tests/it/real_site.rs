@@ -390,3 +390,62 @@ fn wait_for_echo_off(root: u32, deadline: std::time::Instant) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Every `encryption` level against a server that requires TLS and one that has no certificate:
+/// what SQL Server's negotiation allows connects [MS-TDS 2.2.6.5], and what it refuses is said
+/// in terms of the setting to change, not of the TLS library's detail.
+#[test]
+fn each_encryption_level_connects_where_the_server_allows_it_and_says_why_not_otherwise() {
+    let connects = "";
+    let needs_tls =
+        "the server requires encryption (Force Encryption); set `encryption = \"required\"`";
+    let no_certificate_off = "the server offers no encryption, not even for the login that `encryption = \"off\"` encrypts; it has no certificate";
+    let no_certificate = "the server offers no encryption (it has no certificate); configure one on the server, as encryption is required here";
+    let not_tds8 = "SQL Server speaks TDS 8.0 from 2022 on; for an older server use `required`";
+    let cases = [
+        (
+            Encryption::Required,
+            [
+                ("not_supported", needs_tls),
+                ("off", connects),
+                ("on", connects),
+                ("required", connects),
+                ("strict", connects),
+            ],
+        ),
+        (
+            Encryption::NotSupported,
+            [
+                ("not_supported", connects),
+                ("off", no_certificate_off),
+                ("on", no_certificate),
+                ("required", no_certificate),
+                ("strict", not_tds8),
+            ],
+        ),
+    ];
+    for (server, levels) in cases {
+        let rig = LabRig::start_with(RestoreJob::Default, |o| o.encryption = server);
+        let mut current = pcfail_lab::encryption_key(server).to_owned();
+        for (level, expected) in levels {
+            rig.edit_runbook(
+                &format!("encryption = \"{current}\""),
+                &format!("encryption = \"{level}\""),
+            );
+            current = level.to_owned();
+            let report = live(&rig, &[]);
+            let refused = unreachable(&report);
+            if expected.is_empty() {
+                assert_eq!(refused, Vec::new(), "{server:?} server, `{level}`");
+                continue;
+            }
+            assert_eq!(refused.len(), 4, "{server:?} server, `{level}`: {report:#}");
+            for (role, error) in &refused {
+                assert!(
+                    error.ends_with(expected),
+                    "{server:?} server, `{level}`, `{role}`: {error}"
+                );
+            }
+        }
+    }
+}
