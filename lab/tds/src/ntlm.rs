@@ -15,7 +15,7 @@ use md4::{Digest, Md4};
 
 use crate::error::ProtocolError;
 
-const SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
+pub(crate) const SIGNATURE: &[u8; 8] = b"NTLMSSP\0";
 
 /// NegotiateFlags [MS-NLMP 2.2.2.5] the lab's CHALLENGE may grant.
 mod flag {
