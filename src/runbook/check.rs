@@ -264,6 +264,35 @@ pub(crate) fn host(text: &str) -> Result<(), String> {
     }
 }
 
+/// An instance's `host`: a host name or IP address. Written as connection strings and SSMS write
+/// a server (`HOST\\INSTANCE`, `HOST,PORT`, `tcp:HOST`), it gets the keys to write instead.
+pub(crate) fn instance_host(text: &str) -> Result<(), String> {
+    let Err(bad) = host(text) else {
+        return Ok(());
+    };
+    let bare = text.strip_prefix("tcp:").unwrap_or(text);
+    let suggestion = if let Some((name, instance)) = bare.split_once('\\') {
+        (host(name).is_ok() && instance_name(instance).is_ok()).then(|| {
+            format!(
+                "write the instance on its own: `host = \"{name}\"` and `instance = \"{instance}\"`"
+            )
+        })
+    } else if let Some((name, port)) = bare.split_once(',') {
+        (host(name).is_ok() && port.trim().parse::<u16>().is_ok_and(|p| p > 0)).then(|| {
+            format!(
+                "write the port on its own: `host = \"{name}\"` and `port = {}`",
+                port.trim()
+            )
+        })
+    } else {
+        (bare != text && host(bare).is_ok()).then(|| format!("write `host = \"{bare}\"`"))
+    };
+    Err(match suggestion {
+        Some(s) => format!("{bad}; {s}"),
+        None => bad,
+    })
+}
+
 /// A fully qualified domain name: a valid host name with at least two labels (no bare IP address).
 pub(crate) fn fqdn(text: &str) -> Result<(), String> {
     let not_fqdn = || Err(format!("`{text}` is not a fully qualified domain name"));
@@ -640,6 +669,40 @@ pub(crate) fn yyyymmdd(what: &str, n: i64, range: RangeInclusive<i64>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_written_as_in_a_connection_string_gets_the_keys_to_write_instead() {
+        let bad = |t: &str| format!("`{t}` is not a valid host name or IP address");
+        let cases = [
+            ("dal-sql-001.litwareinc.com", Ok(())),
+            (
+                r"dal-sql-001\PCHAT",
+                Err(format!(
+                    "{}; write the instance on its own: `host = \"dal-sql-001\"` and `instance = \"PCHAT\"`",
+                    bad(r"dal-sql-001\PCHAT")
+                )),
+            ),
+            (
+                "dal-sql-001, 1433",
+                Err(format!(
+                    "{}; write the port on its own: `host = \"dal-sql-001\"` and `port = 1433`",
+                    bad("dal-sql-001, 1433")
+                )),
+            ),
+            (
+                "tcp:dal-sql-001",
+                Err(format!(
+                    "{}; write `host = \"dal-sql-001\"`",
+                    bad("tcp:dal-sql-001")
+                )),
+            ),
+            ("a;b", Err(bad("a;b"))),
+            (r"a\b;c", Err(bad(r"a\b;c"))),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(instance_host(text), expected, "{text}");
+        }
+    }
 
     #[test]
     fn a_ca_file_must_be_there_and_hold_a_certificate_in_its_form() {

@@ -531,7 +531,7 @@ fn read_instance(
     let mut ok = true;
     let host = t
         .string(d, "host")
-        .and_then(|h| report(d, h.span, check::host(&h.value)).map(|()| h.value));
+        .and_then(|h| report(d, h.span, check::instance_host(&h.value)).map(|()| h.value));
     let port = t.opt_integer(d, "port");
     let named = t.opt_string(d, "instance");
     let address = match (port, named) {
