@@ -1,6 +1,8 @@
-//! The optional real-server suite: read-only checks against a real SQL Server, enabled by the
-//! environment variable `PCFAIL_REAL_SQL` holding an ADO.NET connection string (README, "A real SQL
-//! Server"). Without it each test says it was skipped and passes: the lab is the default oracle.
+//! The real-server suite: read-only checks against a real SQL Server named by the environment
+//! variable `PCFAIL_REAL_SQL`, an ADO.NET connection string (README, "A real SQL Server").
+//! Without it, the same checks run against the lab's backup instance, reached the same way (an
+//! ADO.NET string, TLS checked against the lab's CA): the lab answers as SQL Server does, so the
+//! suite is exercised on every run and ready for the day an admin points it at a test instance.
 //!
 //! What it asks is what pcfail relies on and the lab imitates: that the catalog views have the
 //! columns and types pcfail reads, that msdb's log-shipping tables are there, and that `pcfail plan
@@ -9,24 +11,48 @@
 
 use std::time::Duration;
 
-use tiberius::{Client, Config};
+use tiberius::{Client, Config, SqlBrowser};
 use tokio::net::TcpStream;
 use tokio_util::compat::TokioAsyncWriteCompatExt;
 
+use pcfail_lab::Role;
+
+use crate::lab_support::{LabRig, RestoreJob};
 use crate::test::Test;
 
 const VAR: &str = "PCFAIL_REAL_SQL";
 
-/// The connection string, or `None` after saying the suite is skipped.
-fn connection_string(test: &str) -> Option<String> {
-    match std::env::var(VAR) {
-        Ok(s) if !s.trim().is_empty() => Some(s),
-        _ => {
-            eprintln!(
-                "{test}: skipped: set {VAR} to an ADO.NET connection string to run it against a real SQL Server"
-            );
-            None
-        }
+/// The server the suite asks: its ADO.NET string, and the lab behind it when there is no real one.
+struct Target {
+    ado: String,
+    _lab: Option<LabRig>,
+}
+
+/// `PCFAIL_REAL_SQL`, else the lab's backup instance (saying so).
+fn target(test: &str) -> Target {
+    if let Ok(ado) = std::env::var(VAR)
+        && !ado.trim().is_empty()
+    {
+        return Target { ado, _lab: None };
+    }
+    eprintln!(
+        "{test}: against the lab; set {VAR} to an ADO.NET connection string for a real SQL Server"
+    );
+    let lab = LabRig::start(RestoreJob::Default);
+    let manifest = lab.manifest();
+    let backup = manifest.instance(Role::Backup).expect("a backup instance");
+    let ca = manifest.ca_file.as_ref().expect("the lab's CA");
+    let ado = format!(
+        "Server=tcp:{},{};User Id={};Password={};Encrypt=true;TrustServerCertificateCA={}",
+        backup.address.ip(),
+        backup.address.port(),
+        manifest.login.user,
+        manifest.login.password,
+        ca.display()
+    );
+    Target {
+        ado,
+        _lab: Some(lab),
     }
 }
 
@@ -44,20 +70,25 @@ fn yes(value: Option<String>) -> bool {
     value.is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "yes" | "sspi"))
 }
 
-#[tokio::test]
-async fn real_server_catalog_answers_what_pcfail_reads() {
-    let Some(ado_string) = connection_string("real_server_catalog_answers_what_pcfail_reads")
-    else {
-        return;
-    };
-    let config = Config::from_ado_string(&ado_string).expect("a valid connection string");
-    let tcp = tokio::time::timeout(
-        Duration::from_secs(30),
-        TcpStream::connect(config.get_addr()),
-    )
-    .await
-    .expect("connect within 30 s")
-    .expect("reach the server");
+#[test]
+fn real_server_catalog_answers_what_pcfail_reads() {
+    let target = target("real_server_catalog_answers_what_pcfail_reads");
+    // The lab (when it is the server) runs on a runtime of its own; the client gets this one.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(ask_catalog(&target.ado));
+}
+
+async fn ask_catalog(ado_string: &str) {
+    let config = Config::from_ado_string(ado_string).expect("a valid connection string");
+    // Through SQL Browser when the string names an instance (`Server=host\\INSTANCE`), else
+    // straight to the port.
+    let tcp = tokio::time::timeout(Duration::from_secs(30), TcpStream::connect_named(&config))
+        .await
+        .expect("connect within 30 s")
+        .expect("reach the server");
     tcp.set_nodelay(true).unwrap();
     let mut client = Client::connect(config, tcp.compat_write())
         .await
@@ -145,6 +176,9 @@ fn runbook_for(ado_string: &str) -> String {
         _ => "required",
     };
     let trust = yes(ado(ado_string, &["trustservercertificate"]));
+    let ca_file = ado(ado_string, &["trustservercertificateca"])
+        .map(|path| format!("ca_file = \"{}\"\n", path.replace('\\', "\\\\")))
+        .unwrap_or_default();
     let mut instances = String::new();
     for (role, dc) in [
         ("primary", "ATL"),
@@ -153,7 +187,7 @@ fn runbook_for(ado_string: &str) -> String {
         ("backup_mirror", "DAL"),
     ] {
         instances.push_str(&format!(
-            "[instances.{role}]\nhost = \"{host}\"\n{rest}\ndata_center = \"{dc}\"\n{auth}\nencryption = \"{encryption}\"\ntrust_server_certificate = {trust}\n\n"
+            "[instances.{role}]\nhost = \"{host}\"\n{rest}\ndata_center = \"{dc}\"\nmirroring_endpoint = \"TCP://{host}:5022\"\n{auth}\nencryption = \"{encryption}\"\ntrust_server_certificate = {trust}\n{ca_file}\n"
         ));
     }
     let shipped = crate::test::SHIPPED;
@@ -164,13 +198,11 @@ fn runbook_for(ado_string: &str) -> String {
 
 #[test]
 fn real_server_preflight_connects_and_checks_read_only() {
-    let Some(ado_string) = connection_string("real_server_preflight_connects_and_checks_read_only")
-    else {
-        return;
-    };
-    let password = ado(&ado_string, &["password", "pwd"]).unwrap_or_default();
+    let target = target("real_server_preflight_connects_and_checks_read_only");
+    let ado_string = &target.ado;
+    let password = ado(ado_string, &["password", "pwd"]).unwrap_or_default();
     let output = Test::new()
-        .runbook(&runbook_for(&ado_string))
+        .runbook(&runbook_for(ado_string))
         .env("PCFAIL_REAL_SQL_PASSWORD", &password)
         .args(&["plan", "failover", "--check"])
         .run_unchecked();
