@@ -7,6 +7,9 @@ mod journal;
 mod lab_realism;
 mod lab_support;
 mod lab_variants;
+// Needs the `kerberos` build and MIT Kerberos's KDC tools.
+#[cfg(feature = "kerberos")]
+mod kerberos;
 mod no_side_effects;
 mod plan;
 mod powershell_syntax;
