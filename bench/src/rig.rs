@@ -60,11 +60,22 @@ pub(crate) struct LabSpec {
 
 impl LabSpec {
     /// Real time (clock speed 1) and a scheduler that wakes once a second, so no job and little
-    /// chat traffic competes with what is measured.
+    /// chat traffic competes with what is measured. The plain lab (plaintext TDS, bare ports, Linux
+    /// paths): every arm, pcfail's and the hand-written ones alike, pays for statements and files
+    /// alone, not for TLS handshakes or Browser lookups that only some of them would make.
     fn args(&self) -> Vec<String> {
-        let mut args = ["--clock-speed", "1", "--tick-ms", "1000"]
-            .map(String::from)
-            .to_vec();
+        let mut args = [
+            "--clock-speed",
+            "1",
+            "--tick-ms",
+            "1000",
+            "--encryption",
+            "not_supported",
+            "--ports",
+            "--linux-paths",
+        ]
+        .map(String::from)
+        .to_vec();
         if let Some(rate) = self.io_mb_per_s {
             args.extend(["--io-mb-per-s".to_owned(), rate.to_string()]);
         }

@@ -92,7 +92,8 @@ pub(crate) fn host_settings(
             .instances
             .values()
             .filter_map(|i| match &i.auth {
-                crate::runbook::Auth::Sql { password_env, .. } => Some(password_env.clone()),
+                crate::runbook::Auth::Sql { password_env, .. }
+                | crate::runbook::Auth::Windows { password_env, .. } => Some(password_env.clone()),
                 crate::runbook::Auth::Integrated => None,
             })
             .collect(),
