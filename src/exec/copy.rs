@@ -336,8 +336,7 @@ impl Batch {
             }
         }
         let files = std::mem::take(&mut self.files);
-        let mut renamed = 0;
-        for w in &files {
+        for (renamed, w) in files.iter().enumerate() {
             crate::crash::point("before a copied log backup is renamed into place");
             if let Err(source) = fs::rename(&w.tmp, &w.dst) {
                 self.files = files.into_iter().skip(renamed).collect();
@@ -350,7 +349,6 @@ impl Batch {
                 self.abandon(to);
                 return Err(err);
             }
-            renamed += 1;
             crate::crash::point("after a copied log backup is renamed into place");
         }
         sync_folder(to);
