@@ -3,7 +3,11 @@
 //! real server would stop it. STYLE.md: "where the reference is UNVERIFIED, let the lab switch
 //! between readings and test the client under each".
 
-use crate::lab_support::{LabRig, RestoreJob, assert_exit, assert_failed_over, text};
+use pcfail_lab::Role;
+
+use crate::lab_support::{
+    LabRig, RestoreJob, assert_exit, assert_failed_back, assert_failed_over, database, text,
+};
 
 /// A lab following `name = value`, its primary data center lost.
 fn rig_with(name: &str, value: &str) -> LabRig {
@@ -37,6 +41,64 @@ fn failover_completes_under_every_reading_it_does_not_depend_on() {
         );
         assert_failed_over(&rig, &at_disaster, &rig.status());
     }
+}
+
+/// The readings the failover alone does not meet, each through a whole failover and fail-back:
+/// a recovery or fail-back restore whose database is missing (911), msdb's backupset without the
+/// sets a server restored (the fail-back's done-checks), the bulk-logged model's other spelling,
+/// and a mirror that accepts `SET PARTNER` without a started endpoint (the principal's 1418 then).
+#[test]
+fn failover_and_failback_complete_under_the_other_readings() {
+    let cases = [
+        ("restore_missing_database", "911"),
+        ("restore_history_backupset", "absent"),
+        ("bulk_logged_desc", "BULK-LOGGED"),
+        ("partner_without_endpoint", "accepted"),
+    ];
+    for (name, value) in cases {
+        let rig = rig_with(name, value);
+        let at_disaster = rig.disaster();
+        let output = rig.failover();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "failover, {name} = {value}:\n{}\n{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+        let after_failover = rig.status();
+        assert_failed_over(&rig, &at_disaster, &after_failover);
+        rig.rebuild_primary();
+        let output = rig.failback();
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "fail-back, {name} = {value}:\n{}\n{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+        assert_failed_back(&rig, &after_failover, &rig.status());
+    }
+}
+
+/// A planned failover on a server that lets a mirrored database take its tail-log backup (the
+/// other reading of J.1): the same end, the primary fenced and nothing lost.
+#[test]
+fn a_planned_failover_completes_when_a_mirrored_tail_log_backup_is_allowed() {
+    let rig = rig_with("tail_log_on_mirrored", "allowed");
+    let pool = rig.pool();
+    let output = rig.pcfail(&["failover", "--planned", "--pool", &pool, "--yes"]);
+    assert_exit(&output, 0);
+    let after = rig.status();
+    let primary = database(&after, Role::Primary, "mgc");
+    let backup = database(&after, Role::Backup, "mgc");
+    assert_eq!(primary["state_desc"], "RESTORING", "fenced: {primary}");
+    assert_eq!(backup["state_desc"], "ONLINE", "{backup}");
+    assert!(
+        backup["chat_records"].as_u64() >= primary["chat_records"].as_u64(),
+        "nothing lost: {backup} vs {primary}"
+    );
+    assert_eq!(after.pool_state, "FailedOver");
 }
 
 /// The runbook names the pool `service:<fqdn>`; a cmdlet that takes only the other form stops the

@@ -271,6 +271,11 @@ pub(crate) struct RestoreHistoryRow {
     pub restore_type: char,
     pub replace: bool,
     pub recovery: bool,
+    /// The restored set's first and last LSN, as the lab knows them: not a column of
+    /// restorehistory, only for `lab status`, which must show them under the
+    /// `restore_history_backupset=absent` variant too (backup_set_id then joins to nothing).
+    #[serde(default)]
+    pub set_lsns: Option<(Lsn, Lsn)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -705,6 +705,7 @@ pub(crate) fn record_restore_history(
         restore_type: set.kind,
         replace,
         recovery,
+        set_lsns: Some((set.first_lsn, set.last_lsn)),
     });
 }
 

@@ -97,8 +97,13 @@ pub(crate) fn instance_status(world: &World, inst: &Instance) -> Value {
         }).collect::<Vec<_>>(),
         "restore_history": msdb.restorehistory.iter().rev().take(HISTORY_ROWS).map(|r| {
             let set = msdb.backupset.iter().find(|b| b.backup_set_id == r.backup_set_id);
+            let (first, last) = match (set, r.set_lsns) {
+                (Some(s), _) => (Some(s.first_lsn.to_string()), Some(s.last_lsn.to_string())),
+                (None, Some((f, l))) => (Some(f.to_string()), Some(l.to_string())),
+                (None, None) => (None, None),
+            };
             json!({"database": r.destination_database_name, "type": r.restore_type.to_string(), "recovery": r.recovery, "replace": r.replace,
-                   "first_lsn": set.map(|s| s.first_lsn.to_string()), "last_lsn": set.map(|s| s.last_lsn.to_string()), "date": time::display(r.restore_date)})
+                   "first_lsn": first, "last_lsn": last, "date": time::display(r.restore_date)})
         }).collect::<Vec<_>>(),
         "sessions": world.sessions(inst.config.role).len(),
     })
