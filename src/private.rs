@@ -29,13 +29,15 @@ pub(crate) fn create_dir(dir: &Path) -> io::Result<()> {
 
 /// `OpenOptions` whose newly created files are readable and writable by their owner only.
 pub(crate) fn options() -> OpenOptions {
-    let mut options = OpenOptions::new();
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
+        let mut options = OpenOptions::new();
         options.mode(0o600);
+        options
     }
-    options
+    #[cfg(not(unix))]
+    OpenOptions::new()
 }
 
 /// Makes an existing file owner-only (a file from an earlier version or another umask).

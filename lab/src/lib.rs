@@ -21,6 +21,7 @@
 
 mod cli;
 mod control;
+mod daemon_lock;
 pub mod engine;
 mod error;
 mod fsutil;

@@ -7,6 +7,8 @@ mod journal;
 mod lab_realism;
 mod lab_support;
 mod lab_variants;
+// Its fake PowerShell is a shell script.
+#[cfg(unix)]
 mod no_side_effects;
 mod plan;
 mod powershell_syntax;
