@@ -110,7 +110,7 @@ pub enum LabCommand {
     Shell {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
-        /// The PowerShell arguments the adapter passes (-NoProfile ... -File host.ps1)
+        /// The PowerShell arguments the adapter passes (-NoProfile ... -EncodedCommand <host script>)
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },

@@ -142,12 +142,7 @@ pub(crate) fn status_live(
 ) -> Result<Done, Error> {
     let history = read_history(config, Some(&runbook.pool.fqdn))?;
     let timeouts = timeouts(runbook);
-    // The host script needs a file; a scratch folder keeps a look from writing into the state dir.
-    let scratch = tempfile::Builder::new()
-        .prefix("pcfail-status-")
-        .tempdir()
-        .map_err(Error::Output)?;
-    let host = exec::host_settings(runbook, scratch.path().to_owned(), timeouts);
+    let host = exec::host_settings(runbook, timeouts);
     let (observation, assessment) = runtime().block_on(async {
         let mut shell = exec::Session::unjournaled(runbook, host.clone(), timeouts);
         let known = situation::known_folders(&history, &runbook.chat_database);

@@ -11,6 +11,7 @@ mod lab_variants;
 #[cfg(unix)]
 mod no_side_effects;
 mod plan;
+mod powershell_host;
 mod powershell_syntax;
 mod run_end_to_end;
 mod run_failback_faults;

@@ -194,7 +194,7 @@ fn state_files_are_owner_only_whatever_the_umask() {
     let state = rig.state_dir();
     assert_eq!(mode(&state), 0o700, "the state directory");
     assert_eq!(mode(&state.join("runs")), 0o700, "the runs folder");
-    for file in ["audit.jsonl", "pcfail.lock", "pcfail-host-v1.ps1"] {
+    for file in ["audit.jsonl", "pcfail.lock"] {
         assert_eq!(mode(&state.join(file)), 0o600, "{file}");
     }
     for id in rig.run_ids() {
