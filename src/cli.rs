@@ -42,12 +42,14 @@ pub enum Command {
     /// Print the exact steps of a failover or fail-back without running anything
     Plan(PlanArgs),
     /// Check the runbook and report every problem
-    Validate,
+    Validate(ValidateArgs),
     /// List the runs in the state directory; with --live, observe the pool and name its situation
     Status(StatusArgs),
     /// Check run journals: their hash chains, record by record
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Write a run's report for the post-incident review (HTML, or Markdown)
+    Report(ReportArgs),
     /// Rehearse a whole failover and fail-back against a lab of simulated servers
     Drill(DrillArgs),
     /// Run and inspect a lab: simulated SQL Server instances and Management Shell
@@ -202,7 +204,8 @@ pub struct PlanArgs {
 
 #[derive(Debug, PartialEq, Subcommand)]
 pub enum JournalCommand {
-    /// Check a run's journal (or every journal with --all); exit 2 naming the first bad record
+    /// Check a run's journal (or every journal with --all) and the audit log: their hash chains, and
+    /// the anchors on the backup instance; exit 2 naming the first bad record
     Verify {
         /// The run id (the journal's file name without `.jsonl`)
         #[arg(required_unless_present = "all", conflicts_with = "all")]
@@ -210,7 +213,35 @@ pub enum JournalCommand {
         /// Every journal in the state directory
         #[arg(long)]
         all: bool,
+        /// Check the hash chains only, without reading the anchors on the backup instance
+        #[arg(long)]
+        chain_only: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run id (the journal's file name without `.jsonl`)
+    pub run: String,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+    /// Write to this file instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Html,
+    Md,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

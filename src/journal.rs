@@ -16,6 +16,8 @@
 //! and running steps is the executor's.
 
 use std::fs::{File, OpenOptions};
+
+use crate::audit::Audit;
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -125,14 +127,6 @@ pub(crate) struct Journal {
     audit: Option<Audit>,
 }
 
-/// The cross-run audit log a journal copies its records to.
-struct Audit {
-    file: File,
-    path: PathBuf,
-    operator: String,
-    host: String,
-}
-
 impl Journal {
     /// Creates the journal of a new run; fails if one with that id exists.
     pub(crate) fn create(dir: &Path, run: &str) -> Result<Journal, JournalError> {
@@ -209,24 +203,18 @@ impl Journal {
         operator: &str,
         host: &str,
     ) -> Result<Journal, JournalError> {
-        let io_err = |source| JournalError::Io {
-            what: "open the audit log next to",
-            path: self.path.clone(),
-            source,
-        };
-        let file = crate::private::options()
-            .append(true)
-            .create(true)
-            .open(path)
-            .map_err(io_err)?;
-        crate::private::restrict(&file).map_err(io_err)?;
-        self.audit = Some(Audit {
-            file,
-            path: path.to_owned(),
-            operator: operator.to_owned(),
-            host: host.to_owned(),
-        });
+        self.audit = Some(Audit::open(path, operator, host)?);
         Ok(self)
+    }
+
+    /// The number of the last record written and its hash (the chain's tip), for anchoring.
+    pub(crate) fn tip(&self) -> (u64, &str) {
+        (self.next_seq - 1, &self.last_hash)
+    }
+
+    /// The audit log's tip, when there is one.
+    pub(crate) fn audit_tip(&self) -> Option<(u64, &str)> {
+        self.audit.as_ref().map(Audit::tip)
     }
 
     pub(crate) fn run(&self) -> &str {
@@ -257,25 +245,42 @@ impl Journal {
         self.next_seq += 1;
         self.last_hash = sha256_hex(line.as_bytes());
         if let Some(audit) = &mut self.audit {
-            let mut entry = serde_json::to_value(&record).expect("journal records serialize");
-            if let Some(map) = entry.as_object_mut() {
-                map.insert("operator".into(), audit.operator.clone().into());
-                map.insert("host".into(), audit.host.clone().into());
-            }
-            let mut bytes = serde_json::to_vec(&entry).expect("JSON values serialize");
-            bytes.push(b'\n');
-            audit
-                .file
-                .write_all(&bytes)
-                .and_then(|()| audit.file.sync_data())
-                .map_err(|source| JournalError::Io {
-                    what: "append to",
-                    path: audit.path.clone(),
-                    source,
-                })?;
+            audit.append(&record)?;
         }
         Ok(record)
     }
+}
+
+/// The records of a journal whatever its chain says (for a report of a damaged journal), and whether
+/// the chain is intact.
+pub(crate) fn read_for_review(
+    path: &Path,
+) -> Result<(Vec<Record>, Result<(), String>), JournalError> {
+    let chain = read(path).map(|_| ()).map_err(|e| e.to_string());
+    let text = std::fs::read_to_string(path).map_err(|source| JournalError::Io {
+        what: "read",
+        path: path.to_owned(),
+        source,
+    })?;
+    let records = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Record>(l).ok())
+        .collect();
+    Ok((records, chain))
+}
+
+/// The SHA-256 of each line of a journal, in order (what anchors are checked against).
+pub(crate) fn line_hashes(path: &Path) -> Result<Vec<String>, JournalError> {
+    let bytes = std::fs::read(path).map_err(|source| JournalError::Io {
+        what: "read",
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(bytes
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(sha256_hex)
+        .collect())
 }
 
 /// Reads a journal without opening it for writing (for `pcfail status`).

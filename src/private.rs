@@ -1,6 +1,7 @@
 //! Files only the operator can read: the state directory is created 0700 and every file pcfail writes
-//! in it 0600, whatever the umask. Journals hold every statement and server answer, and the run lock
-//! says who runs: a file anyone can write there is a way to forge the record.
+//! in it 0600, whatever the umask. Journals hold every statement and server answer, the run lock says
+//! who runs, and a review page (`pcfail report`) is made from a journal: a file anyone can write there
+//! is a way to forge the record.
 //!
 //! On Unix the mode is set at creation (where the umask can only remove bits) and set again on files
 //! and folders that already exist. Windows gives new files the folder's ACL; owner-only ACLs there are
@@ -54,6 +55,18 @@ pub(crate) fn restrict(file: &File) -> io::Result<()> {
     }
 }
 
+/// Writes `bytes` to a new or truncated owner-only file.
+pub(crate) fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut file = options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    restrict(&file)?;
+    file.write_all(bytes)
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
@@ -69,9 +82,9 @@ mod tests {
         let file = dir.join("f");
         std::fs::write(&file, b"old").unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let opened = options().append(true).open(&file).unwrap();
-        restrict(&opened).unwrap();
+        write(&file, b"new").unwrap();
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!((mode(&dir), mode(&file)), (0o700, 0o600));
+        assert_eq!(std::fs::read(&file).unwrap(), b"new");
     }
 }

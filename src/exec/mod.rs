@@ -188,6 +188,29 @@ pub(crate) async fn run(
             proceed(plan, settings, &history, &mut session, start).await
         }
     };
+    // The journal's tip goes outside this host (the backup instance's error log), after the run's
+    // last record, whatever the outcome: a rewrite of the journal later shows against it.
+    let mut outcome = outcome;
+    if let Ok(outcome) = &mut outcome {
+        match session.anchor().await {
+            Ok(Some(anchor)) => {
+                let line = format!(
+                    "journal anchored on `backup` (SQL Server error log, event {}): {}",
+                    crate::anchor::EVENT,
+                    anchor.message()
+                );
+                match outcome {
+                    Outcome::Completed { anchor, .. } => *anchor = Some(line),
+                    _ if !settings.quiet => say!("{line}"),
+                    _ => {}
+                }
+            }
+            Ok(None) => {}
+            Err(e) => say!(
+                "warning: the journal could not be anchored on `backup` ({e}); `pcfail journal verify` will say so"
+            ),
+        }
+    }
     // The host is stopped and its output kept, whatever happened.
     let closed = session.close().await;
     let outcome = outcome?;
@@ -377,11 +400,23 @@ async fn proceed(
 
     match steps::run(plan, &progress, session, applock.as_mut(), settings.quiet).await {
         Ok(steps) => {
+            // The situation the run leaves, for the review (`pcfail report`).
+            let known = situation::known_folders(history, &session.runbook.chat_database);
+            let host = host_settings(session.runbook, settings.timeouts);
+            let after =
+                situation::observe(session.runbook, settings.timeouts, &host, session, &known)
+                    .await;
+            let assessment = situation::classify(&after);
+            session.capture(
+                "situation_after",
+                serde_json::json!({ "observation": after, "assessment": assessment }),
+            )?;
             finish(session, "completed", None).await?;
             Ok(Outcome::Completed {
                 run: run_id,
                 journal: journal_path,
                 steps,
+                anchor: None,
             })
         }
         Err(stopped) => match stopped.error {

@@ -25,6 +25,8 @@ pub(crate) enum Outcome {
         run: String,
         journal: PathBuf,
         steps: Vec<StepReport>,
+        /// Where the journal's tip was recorded outside this host, for the incident ticket.
+        anchor: Option<String>,
     },
     /// The operation's end state is already there; nothing was sent that changes anything.
     NothingToDo { message: String },
@@ -62,6 +64,7 @@ impl Outcome {
                 run,
                 journal,
                 steps,
+                anchor,
             } => {
                 let mut out = format!("{} of {pool} completed (run {run})\n", operation.key());
                 for step in steps {
@@ -75,6 +78,9 @@ impl Outcome {
                     );
                 }
                 let _ = writeln!(out, "journal: {}", journal.display());
+                if let Some(anchor) = anchor {
+                    let _ = writeln!(out, "{anchor}");
+                }
                 if operation.direction() == Operation::Failover {
                     out.push_str("note: mgccomp (compliance) was not failed over; its contents are transient (Microsoft's procedure).\n");
                 }

@@ -470,6 +470,28 @@ impl<'r> Session<'r> {
         Ok(())
     }
 
+    /// Anchors the journal's and the audit log's tips on the backup instance (`crate::anchor`),
+    /// after the run's last record: the statement is not journaled, since journaling it would move
+    /// the tip. `Ok(None)` when there is no journal.
+    pub(crate) async fn anchor(&mut self) -> Result<Option<crate::anchor::Anchor>, SqlError> {
+        let Some(journal) = &self.journal else {
+            return Ok(None);
+        };
+        let (seq, sha256) = journal.tip();
+        let (audit_seq, audit_sha256) = journal.audit_tip().unwrap_or((0, ""));
+        let anchor = crate::anchor::Anchor {
+            run: journal.run().to_owned(),
+            seq,
+            sha256: sha256.to_owned(),
+            audit_seq,
+            audit_sha256: audit_sha256.to_owned(),
+        };
+        let timeout = self.timeouts.query;
+        let conn = self.connection(Role::Backup).await?;
+        crate::anchor::write(conn, &anchor, timeout).await?;
+        Ok(Some(anchor))
+    }
+
     /// Stops the PowerShell host, if one runs, keeping its stderr and stray output in the journal
     /// (a run does this before its closing record, so the journal ends with how the run ended).
     pub(crate) async fn stop_host(&mut self) -> Result<(), JournalError> {

@@ -13,6 +13,7 @@ mod no_side_effects;
 mod plan;
 mod powershell_host;
 mod powershell_syntax;
+mod report;
 mod run_end_to_end;
 mod run_failback_faults;
 mod run_faults;

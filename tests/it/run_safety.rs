@@ -280,6 +280,19 @@ fn plan_check_passes_before_a_failover_and_fails_for_a_failback_without_a_primar
     );
     assert!(stdout.ends_with(" checks failed\n"), "{stdout}");
 
+    // As JSON, the plan and the checks are one document.
+    let json = rig.pcfail(&["plan", "failback", "--check", "--format", "json"]);
+    assert_exit(&json, 3);
+    let document: Value = serde_json::from_slice(&json.stdout).expect("one JSON document");
+    assert_eq!(document["ok"], false);
+    assert_eq!(document["plan"]["operation"], "failback");
+    assert_eq!(
+        document["checks"]
+            .as_array()
+            .map(|c| c.iter().filter(|r| r["ok"] == false).count()),
+        Some(3)
+    );
+
     // Read-only: nothing changed on the backup side, and no journal was written.
     let after = rig.status();
     for db in ["mgc", "mgccomp"] {

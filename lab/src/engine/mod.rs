@@ -48,6 +48,7 @@ mod catalog;
 mod clock;
 mod compile;
 mod config;
+mod errorlog;
 mod errors;
 mod exec;
 mod expr;
