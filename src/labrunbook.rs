@@ -1,43 +1,113 @@
-//! The runbook for a lab: the shipped runbook's steps, pointed at the lab's instances, folders and
-//! simulated shell.
+//! The runbook for a lab: an operator's runbook (or the shipped one), pointed at the lab's instances,
+//! folders and simulated shell.
 //!
-//! The steps are not written again here: they are taken from `runbooks/persistent-chat.toml` (built
-//! into the binary), so `pcfail drill` rehearses exactly the procedure an operator ships. Only what
-//! is environment-specific changes: where the instances listen and how to log in, the PowerShell
-//! program (the `pcfail` binary's `lab shell`), and file paths (each backup file keeps its name but
-//! moves into the lab's folders). The result is checked by the same loader as any runbook.
+//! The steps are not written again here: they are the operator's own (`pcfail drill --runbook`,
+//! `pcfail lab up --runbook`) or, when none is named, `runbooks/persistent-chat.toml` built into the
+//! binary, so a drill rehearses exactly the procedure that would run. Only what is environment-specific
+//! changes, and each change is listed in [`Rendered::notes`] for the drill to print: where the
+//! instances listen and how to log in, the PowerShell program (the `pcfail` binary's `lab shell`), file
+//! paths (each backup file keeps its name but moves into the lab's folders), and the names of the
+//! lab's one topology (its pool, data centers and Persistent Chat servers, matched by role and data
+//! center). What has no counterpart in the lab (other database names, more servers in a data center
+//! than the lab has) is an error listing every such thing: rehearsing something else in its place
+//! would be a rehearsal of a different procedure. The result is checked by the same loader as any
+//! runbook.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
-use pcfail_lab::Manifest;
+use pcfail_lab::{Manifest, Role};
 
-/// The shipped runbook, the template of every lab runbook.
+/// The shipped runbook, the template when the operator names none.
 const SHIPPED: &str = include_str!("../runbooks/persistent-chat.toml");
 
 /// Step keys that name a backup file, and keys that name a folder, with the lab folder each maps to.
 const FILE_KEYS: [&str; 3] = ["backup_file", "file", "initialize_file"];
 
+/// The databases the lab simulates, as `[databases]` names them.
+const LAB_DATABASES: [(&str, &str); 2] = [("chat", "mgc"), ("compliance", "mgccomp")];
+
 #[derive(Debug, thiserror::Error)]
 pub enum LabRunbookError {
-    #[error("the shipped runbook does not parse as TOML: {0}")]
-    Template(#[from] toml::de::Error),
-    #[error("the shipped runbook has no `{0}` table")]
-    Missing(&'static str),
+    #[error("the runbook `{source_name}` does not parse as TOML: {error}")]
+    Template {
+        source_name: String,
+        error: toml::de::Error,
+    },
+    #[error("the runbook `{0}` has no `{1}` table")]
+    Missing(String, &'static str),
+    #[error(
+        "the runbook `{source_name}` cannot be rehearsed on the lab, which simulates one topology (docs/lab.md):\n{}",
+        .problems.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n")
+    )]
+    Unmapped {
+        source_name: String,
+        problems: Vec<String>,
+    },
 }
 
-/// Renders the lab runbook. `program` is the `pcfail` binary the PowerShell adapter starts.
+/// Which runbook the lab's is made from.
+#[derive(Clone, Copy, Debug)]
+pub enum Template<'a> {
+    /// `runbooks/persistent-chat.toml` as built into the binary.
+    Shipped,
+    /// The operator's runbook: its path (for messages) and its text (already validated).
+    File { path: &'a Path, text: &'a str },
+}
+
+impl Template<'_> {
+    fn name(&self) -> String {
+        match self {
+            Template::Shipped => "runbooks/persistent-chat.toml (built in)".to_owned(),
+            Template::File { path, .. } => path.display().to_string(),
+        }
+    }
+}
+
+/// A lab runbook and what was re-pointed to make it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rendered {
+    pub text: String,
+    /// One line per kind of change, for the operator to read before trusting the rehearsal.
+    pub notes: Vec<String>,
+}
+
+/// Renders the lab runbook from the shipped one. `program` is the `pcfail` binary the PowerShell
+/// adapter starts.
 pub fn render(
     manifest: &Manifest,
     lab_dir: &Path,
     program: &Path,
 ) -> Result<String, LabRunbookError> {
-    let mut doc: toml::Table = SHIPPED.parse()?;
+    render_from(manifest, lab_dir, program, Template::Shipped).map(|r| r.text)
+}
+
+/// Renders the lab runbook from `template`.
+pub fn render_from(
+    manifest: &Manifest,
+    lab_dir: &Path,
+    program: &Path,
+    template: Template<'_>,
+) -> Result<Rendered, LabRunbookError> {
+    let source_name = template.name();
+    let text = match template {
+        Template::Shipped => SHIPPED,
+        Template::File { text, .. } => text,
+    };
+    let mut doc: toml::Table = text.parse().map_err(|error| LabRunbookError::Template {
+        source_name: source_name.clone(),
+        error,
+    })?;
+    let missing = |table| LabRunbookError::Missing(source_name.clone(), table);
     let s = |p: &Path| toml::Value::String(p.display().to_string());
+    let mut notes = Vec::new();
+    let mut problems = Vec::new();
 
     let powershell = doc
-        .get_mut("powershell")
-        .and_then(toml::Value::as_table_mut)
-        .ok_or(LabRunbookError::Missing("powershell"))?;
+        .entry("powershell")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
+        .ok_or_else(|| missing("powershell"))?;
     powershell.insert("program".into(), s(program));
     powershell.insert(
         "args".into(),
@@ -49,33 +119,158 @@ pub fn render(
         ]),
     );
 
+    // The pool: the lab has one, whatever the runbook calls it; the identity keeps its form.
+    let pool = doc
+        .get_mut("pool")
+        .and_then(toml::Value::as_table_mut)
+        .ok_or_else(|| missing("pool"))?;
+    let theirs = str_of(pool, "fqdn");
+    if !theirs.eq_ignore_ascii_case(&manifest.pool) {
+        notes.push(format!("pool `{theirs}` -> the lab's `{}`", manifest.pool));
+    }
+    if let Some(identity) = pool.get("identity").and_then(toml::Value::as_str) {
+        let form = identity.split_once(':').map_or("service", |(form, _)| form);
+        pool.insert(
+            "identity".into(),
+            format!("{form}:{}", manifest.pool).into(),
+        );
+    }
+    pool.insert("fqdn".into(), manifest.pool.clone().into());
+
+    if let Some(databases) = doc.get("databases").and_then(toml::Value::as_table) {
+        for (key, lab_name) in LAB_DATABASES {
+            let theirs = str_of(databases, key);
+            if !theirs.is_empty() && !theirs.eq_ignore_ascii_case(lab_name) {
+                problems.push(format!(
+                    "`[databases] {key}` is `{theirs}`; the lab's is `{lab_name}`"
+                ));
+            }
+        }
+    }
+
+    // Instances by role: each becomes the lab's instance of that role. Data centers follow their
+    // instances, so the runbook's data center names map onto the lab's.
     let instances = doc
         .get_mut("instances")
         .and_then(toml::Value::as_table_mut)
-        .ok_or(LabRunbookError::Missing("instances"))?;
-    instances.clear();
-    for instance in &manifest.instances {
-        let mut t = toml::Table::new();
-        t.insert("host".into(), instance.address.ip().to_string().into());
-        t.insert("port".into(), i64::from(instance.address.port()).into());
-        t.insert("server_name".into(), instance.name.clone().into());
-        t.insert("data_center".into(), instance.data_center.clone().into());
-        t.insert(
-            "mirroring_endpoint".into(),
-            instance.endpoint.clone().into(),
-        );
-        t.insert("auth".into(), "sql".into());
-        t.insert("user".into(), manifest.login.user.clone().into());
-        t.insert(
+        .ok_or_else(|| missing("instances"))?;
+    let mut data_centers: BTreeMap<String, String> = BTreeMap::new();
+    let mut connections = Vec::new();
+    for (key, value) in instances.iter_mut() {
+        let Some(lab) = manifest.instances.iter().find(|i| role_key(i.role) == *key) else {
+            problems.push(format!("instance role `{key}` has no instance in the lab"));
+            continue;
+        };
+        let Some(table) = value.as_table_mut() else {
+            continue;
+        };
+        let dc = str_of(table, "data_center");
+        if let Some(other) = data_centers.insert(dc.to_ascii_uppercase(), lab.data_center.clone())
+            && other != lab.data_center
+        {
+            problems.push(format!(
+                "data center `{dc}` holds instances of both the lab's `{other}` and `{}`",
+                lab.data_center
+            ));
+        }
+        connections.push(format!(
+            "{key} `{}` -> {} `{}`",
+            str_of(table, "host"),
+            lab.address,
+            lab.name
+        ));
+        table.clear();
+        table.insert("host".into(), lab.address.ip().to_string().into());
+        table.insert("port".into(), i64::from(lab.address.port()).into());
+        table.insert("server_name".into(), lab.name.clone().into());
+        table.insert("data_center".into(), lab.data_center.clone().into());
+        table.insert("mirroring_endpoint".into(), lab.endpoint.clone().into());
+        table.insert("auth".into(), "sql".into());
+        table.insert("user".into(), manifest.login.user.clone().into());
+        table.insert(
             "password_env".into(),
             manifest.login.password_env.clone().into(),
         );
-        t.insert("encryption".into(), "not_supported".into());
-        let key = serde_json::to_value(instance.role)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        instances.insert(key, toml::Value::Table(t));
+        table.insert("encryption".into(), "not_supported".into());
+    }
+    if template_is_file(template) {
+        notes.push(format!(
+            "instances (SQL login `{}`, no encryption): {}",
+            manifest.login.user,
+            connections.join(", ")
+        ));
+    }
+
+    // Persistent Chat servers: the n-th of a data center is the lab's n-th in the mapped one.
+    let mut servers: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(list) = doc
+        .get_mut("persistent_chat_servers")
+        .and_then(toml::Value::as_array_mut)
+    {
+        let mut used: BTreeMap<String, usize> = BTreeMap::new();
+        for table in list.iter_mut().filter_map(toml::Value::as_table_mut) {
+            let fqdn = str_of(table, "fqdn");
+            let dc = str_of(table, "data_center");
+            let Some(lab_dc) = data_centers.get(&dc.to_ascii_uppercase()).cloned() else {
+                problems.push(format!(
+                    "Persistent Chat server `{fqdn}` is in data center `{dc}`, which has no SQL instance to map it by"
+                ));
+                continue;
+            };
+            let n = used.entry(lab_dc.clone()).or_default();
+            let Some(lab) = manifest
+                .persistent_chat_servers
+                .iter()
+                .filter(|c| c.data_center == lab_dc)
+                .nth(*n)
+            else {
+                problems.push(format!(
+                    "Persistent Chat server `{fqdn}`: the lab has only {n} in data center {lab_dc}"
+                ));
+                continue;
+            };
+            *n += 1;
+            servers.insert(fqdn.to_ascii_lowercase(), lab.fqdn.clone());
+            table.insert("fqdn".into(), lab.fqdn.clone().into());
+            table.insert("data_center".into(), lab_dc.into());
+        }
+    }
+    if let Some(active) = doc
+        .get_mut("active_servers")
+        .and_then(toml::Value::as_table_mut)
+    {
+        for (_, list) in active.iter_mut() {
+            for server in list.as_array_mut().into_iter().flatten() {
+                if let Some(lab) = server
+                    .as_str()
+                    .and_then(|fqdn| servers.get(&fqdn.to_ascii_lowercase()))
+                {
+                    *server = lab.clone().into();
+                }
+            }
+        }
+    }
+    let renamed: Vec<String> = servers
+        .iter()
+        .filter(|(theirs, lab)| !theirs.eq_ignore_ascii_case(lab))
+        .map(|(theirs, lab)| format!("`{theirs}` -> `{lab}`"))
+        .collect();
+    if !renamed.is_empty() {
+        notes.push(format!("Persistent Chat servers: {}", renamed.join(", ")));
+    }
+
+    if let Some(log_shipping) = doc
+        .get_mut("log_shipping")
+        .and_then(toml::Value::as_table_mut)
+    {
+        for (key, folder) in [
+            ("share", &manifest.share),
+            ("copy_folder", &manifest.copy_folder),
+        ] {
+            if log_shipping.contains_key(key) {
+                log_shipping.insert(key.into(), s(folder));
+            }
+        }
     }
 
     // Instances in a lost data center never answer: a short connect timeout keeps a drill brisk
@@ -85,6 +280,7 @@ pub fn render(
     timeouts.insert("query".into(), "60s".into());
     doc.insert("timeouts".into(), toml::Value::Table(timeouts));
 
+    let mut verbatim = Vec::new();
     for operation in ["failover", "planned_failover", "failback"] {
         let Some(steps) = doc
             .get_mut(operation)
@@ -94,13 +290,16 @@ pub fn render(
             continue;
         };
         for step in steps.iter_mut().filter_map(toml::Value::as_table_mut) {
+            let action = str_of(step, "action");
+            if matches!(action.as_str(), "sql" | "cmdlet") {
+                verbatim.push(format!("`{}`", str_of(step, "id")));
+            }
             // A tail-log backup belongs in the log-shipping share, where the copy step finds it.
-            let folder =
-                if step.get("action").and_then(toml::Value::as_str) == Some("backup_log_tail") {
-                    &manifest.share
-                } else {
-                    &manifest.backups
-                };
+            let folder = if action == "backup_log_tail" {
+                &manifest.share
+            } else {
+                &manifest.backups
+            };
             for key in FILE_KEYS {
                 if let Some(toml::Value::String(path)) = step.get(key) {
                     let moved = folder.join(file_name(path));
@@ -118,12 +317,52 @@ pub fn render(
             }
         }
     }
+    if template_is_file(template) {
+        notes.push(format!(
+            "backup files and folders: moved into the lab's folders under `{}`",
+            lab_dir.display()
+        ));
+    }
+    if !verbatim.is_empty() {
+        notes.push(format!(
+            "steps {} run their own text as written: names in it are not re-pointed",
+            verbatim.join(", ")
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(LabRunbookError::Unmapped {
+            source_name,
+            problems,
+        });
+    }
 
     let body = toml::to_string(&doc).expect("a TOML table serializes");
-    Ok(format!(
-        "# A pcfail runbook for the lab in `{}`, generated from runbooks/persistent-chat.toml:\n# the same steps, pointed at the lab's instances, folders and simulated Management Shell.\n# The SQL login's password is in the environment variable named by `password_env`\n# (its value is in lab.json; `pcfail drill` and the tests set it for you).\n\n{body}",
+    let text = format!(
+        "# A pcfail runbook for the lab in `{}`, generated from {source_name}:\n# the same steps, pointed at the lab's instances, folders and simulated Management Shell.\n# The SQL login's password is in the environment variable named by `password_env`\n# (its value is in lab.json; `pcfail drill` and the tests set it for you).\n\n{body}",
         lab_dir.display()
-    ))
+    );
+    Ok(Rendered { text, notes })
+}
+
+fn template_is_file(template: Template<'_>) -> bool {
+    matches!(template, Template::File { .. })
+}
+
+/// A string value of `table`, or empty.
+fn str_of(table: &toml::Table, key: &str) -> String {
+    table
+        .get(key)
+        .and_then(toml::Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The runbook's key for a role (`[instances.primary_mirror]`).
+fn role_key(role: Role) -> String {
+    serde_json::to_value(role)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// The last component of a Windows or Unix path.

@@ -277,8 +277,8 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
             dir,
             clock_speed,
             backups,
-        } => operate::drill(dir.as_deref(), *clock_speed, *backups, out).map(Done::from),
-        Task::Lab(command) => operate::lab(command, out).map(Done::from),
+        } => operate::drill(config, dir.as_deref(), *clock_speed, *backups, out).map(Done::from),
+        Task::Lab(command) => operate::lab(config, command, out).map(Done::from),
     }
 }
 

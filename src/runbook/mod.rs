@@ -239,7 +239,7 @@ pub fn load(path: &Path) -> Result<Runbook, LoadError> {
 }
 
 /// The runbook file's text, decoded by its byte-order mark (UTF-8 without one; `encoding.rs`).
-fn read_text(path: &Path) -> Result<String, LoadError> {
+pub(crate) fn read_text(path: &Path) -> Result<String, LoadError> {
     let bytes = std::fs::read(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => LoadError::NotFound {
             path: path.to_owned(),

@@ -3,6 +3,7 @@
 
 mod cli;
 mod crash;
+mod drill;
 mod journal;
 mod lab_realism;
 mod lab_support;
