@@ -41,6 +41,7 @@ pub mod runbook;
 
 pub(crate) mod drill;
 pub(crate) mod exec;
+pub(crate) mod identity;
 pub(crate) mod journal;
 pub mod labrunbook;
 pub(crate) mod lock;

@@ -66,8 +66,8 @@ pub(crate) fn run_operation(
         },
         quiet: config.verbosity == Verbosity::Quiet,
         timeouts: timeouts(runbook),
-        operator: operator(),
-        host: host_name(),
+        operator: crate::identity::operator(),
+        host: crate::identity::host(),
         accept_split_brain: options.accept_split_brain,
         accept_data_loss: options.accept_data_loss,
     };
@@ -667,25 +667,4 @@ fn lab_up(
         manifest.login.user, manifest.login.password_env
     )?;
     Ok(Exit::Ok)
-}
-
-/// Who runs pcfail, for the journal: the login name the OS gives.
-fn operator() -> String {
-    ["USER", "USERNAME", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-fn host_name() -> String {
-    ["COMPUTERNAME", "HOSTNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|s| s.trim().to_owned())
-        })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".to_owned())
 }
