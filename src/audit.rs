@@ -21,6 +21,8 @@ pub(crate) struct Audit {
     host: String,
     next_seq: u64,
     last_hash: String,
+    /// Lines were written since the last sync.
+    unsynced: bool,
 }
 
 impl Audit {
@@ -46,11 +48,13 @@ impl Audit {
             host: host.to_owned(),
             next_seq,
             last_hash,
+            unsynced: false,
         })
     }
 
-    /// Appends one journal record, tagged with who and where, and makes it durable.
-    pub(crate) fn append(&mut self, record: &Record) -> Result<(), JournalError> {
+    /// Appends one journal record, tagged with who and where; with `durable`, syncs the log (the
+    /// journal decides when: see `crate::journal`).
+    pub(crate) fn append(&mut self, record: &Record, durable: bool) -> Result<(), JournalError> {
         let mut entry = serde_json::to_value(record).expect("journal records serialize");
         if let Some(map) = entry.as_object_mut() {
             map.insert("operator".into(), self.operator.clone().into());
@@ -63,14 +67,34 @@ impl Audit {
         bytes.push(b'\n');
         self.file
             .write_all(&bytes)
-            .and_then(|()| self.file.sync_data())
+            .and_then(|()| {
+                if durable {
+                    self.file.sync_data()
+                } else {
+                    Ok(())
+                }
+            })
             .map_err(|source| JournalError::Io {
                 what: "append to",
                 path: self.path.clone(),
                 source,
             })?;
+        self.unsynced = !durable;
         self.next_seq += 1;
         self.last_hash = sha256_hex(line.as_bytes());
+        Ok(())
+    }
+
+    /// Makes every line written so far durable.
+    pub(crate) fn sync(&mut self) -> Result<(), JournalError> {
+        if self.unsynced {
+            self.file.sync_data().map_err(|source| JournalError::Io {
+                what: "sync",
+                path: self.path.clone(),
+                source,
+            })?;
+            self.unsynced = false;
+        }
         Ok(())
     }
 
@@ -188,11 +212,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let mut a = Audit::open(&path, "alice", "h").unwrap();
-        a.append(&record(1)).unwrap();
-        a.append(&record(2)).unwrap();
+        a.append(&record(1), true).unwrap();
+        a.append(&record(2), true).unwrap();
         drop(a);
         let mut a = Audit::open(&path, "bob", "h").unwrap();
-        a.append(&record(1)).unwrap();
+        a.append(&record(1), true).unwrap();
         assert_eq!(a.tip().0, 3);
         assert_eq!(verify(&path).unwrap().len(), 3);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -206,7 +230,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
         let mut a = Audit::open(&path, "alice", "h").unwrap();
-        a.append(&record(1)).unwrap();
+        a.append(&record(1), true).unwrap();
         drop(a);
         let mut f = std::fs::OpenOptions::new()
             .append(true)
@@ -215,7 +239,7 @@ mod tests {
         f.write_all(b"{\"seq\":2,\"pre").unwrap();
         drop(f);
         let mut a = Audit::open(&path, "alice", "h").unwrap();
-        a.append(&record(2)).unwrap();
+        a.append(&record(2), true).unwrap();
         assert_eq!(verify(&path).unwrap().len(), 2);
     }
 }

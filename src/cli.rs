@@ -97,6 +97,24 @@ pub enum LabCommand {
         #[arg(long)]
         share_lost: bool,
     },
+    /// Build a log-shipping backlog at once: the restore job stops, the primary takes log backups
+    /// and the copy job copies them (for benchmarks and rehearsing a long outage)
+    Backlog {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Log backups copied but not restored
+        #[arg(long, value_name = "N")]
+        pending: usize,
+        /// Older log backups copied and restored first, as a copy folder keeps them for days
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        applied: usize,
+        /// Leave the pending backups in the share, not copied
+        #[arg(long)]
+        not_copied: bool,
+        /// Lab seconds between two log backups (file names have whole seconds)
+        #[arg(long, default_value_t = 1, value_name = "S", value_parser = clap::value_parser!(u32).range(1..))]
+        spacing_s: u32,
+    },
     /// The primary data center is back, its databases rebuilt empty
     RebuildPrimary {
         #[arg(long, value_name = "DIR")]

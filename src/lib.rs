@@ -29,6 +29,8 @@ macro_rules! say {
 pub mod action;
 pub(crate) mod anchor;
 pub(crate) mod audit;
+#[doc(hidden)]
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub(crate) mod crash;

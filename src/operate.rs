@@ -74,9 +74,11 @@ pub(crate) fn run_operation(
     let digest = sha256_hex(&bytes);
     let rt = runtime();
     let outcome = rt.block_on(async {
+        // Installed before the run can print a prompt: see `signals`.
+        let mut interrupts = crate::signals::Interrupts::install();
         tokio::select! {
             outcome = exec::run(runbook, &digest, &plan, &settings) => Ok(outcome),
-            signal = crate::signals::interrupted() => Err(signal),
+            signal = interrupts.first() => Err(signal),
         }
     });
     let outcome = match outcome {
@@ -569,6 +571,36 @@ pub(crate) fn lab(
                 out,
                 "the primary data center in `{}` is lost: the primary and its mirror {answer}{share}",
                 dir.display()
+            )?;
+            Ok(Exit::Ok)
+        }
+        LabCommand::Backlog {
+            dir,
+            pending,
+            applied,
+            not_copied,
+            spacing_s,
+        } => {
+            let made = pcfail_lab::make_backlog(
+                dir,
+                pcfail_lab::Backlog {
+                    pending: *pending,
+                    applied: *applied,
+                    copied: !*not_copied,
+                    spacing_ms: i64::from(*spacing_s) * 1000,
+                },
+            )?;
+            writeln!(
+                out,
+                "the backup instance in `{}` has {} log backup(s) {} and not restored, after {} restored; its restore job is disabled",
+                dir.display(),
+                made.pending,
+                if *not_copied {
+                    "in the share"
+                } else {
+                    "copied"
+                },
+                made.applied
             )?;
             Ok(Exit::Ok)
         }

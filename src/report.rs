@@ -49,7 +49,7 @@ struct CommandRow {
     end: Timestamp,
     target: String,
     text: String,
-    millis: u64,
+    micros: u64,
     ok: bool,
     error: Option<String>,
     messages: Vec<String>,
@@ -186,7 +186,7 @@ impl Report {
                     step,
                     target,
                     text,
-                    duration_ms,
+                    duration_us,
                     ok,
                     error,
                     messages,
@@ -196,7 +196,7 @@ impl Report {
                             end: time(r),
                             target: target.clone(),
                             text: text.clone(),
-                            millis: *duration_ms,
+                            micros: *duration_us,
                             ok: *ok,
                             error: error.as_ref().map(|e| match e {
                                 Value::String(s) => s.clone(),
@@ -255,7 +255,7 @@ impl Report {
                 Spent::Sql
             };
             let stop = seconds(step.start, c.end);
-            let begin = (stop - c.millis as f64 / 1000.0).max(0.0);
+            let begin = (stop - c.micros as f64 / 1e6).max(0.0);
             parts.push((kind, begin, stop));
         }
         parts.retain(|(_, a, b)| b > a);
@@ -450,7 +450,7 @@ impl Report {
                     if c.ok { "ok" } else { "failed" },
                     esc(&c.end.to_string()),
                     esc(&c.target),
-                    c.millis,
+                    shown_ms(c.micros),
                     esc(&c.text),
                     answer
                 );
@@ -579,7 +579,7 @@ impl Report {
                     "- `{}` on {} ({} ms, {}){}",
                     c.text.replace('`', "'"),
                     md(&c.target),
-                    c.millis,
+                    shown_ms(c.micros),
                     if c.ok { "ok" } else { "failed" },
                     c.error
                         .as_ref()
@@ -676,6 +676,11 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #d0d7de;padd
 th{background:#f6f8fa}code,pre{font-family:ui-monospace,monospace;font-size:.9em}pre{background:#f6f8fa;padding:.75em;white-space:pre-wrap}\
 tr.failed td{background:#ffebe9}.error{color:#b3261e;font-weight:bold}.legend span{margin-right:1.5em}\
 .legend i{display:inline-block;width:.9em;height:.9em;margin-right:.3em;vertical-align:middle}";
+
+/// A command's duration in milliseconds, to the microsecond the journal keeps.
+fn shown_ms(micros: u64) -> String {
+    format!("{:.3}", micros as f64 / 1000.0)
+}
 
 #[cfg(test)]
 mod tests {

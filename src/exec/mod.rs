@@ -17,6 +17,7 @@ mod capture;
 pub(crate) mod chain;
 pub(crate) mod check;
 pub(crate) mod copy;
+pub(crate) mod headers;
 pub(crate) mod ledger;
 mod outcome;
 pub(crate) mod probe;
@@ -499,6 +500,17 @@ async fn confirm_operation(
         }
         Err(message) => Ok(Err(message)),
     }
+}
+
+/// A file in a folder, as SQL Server names it: `D:\LogShippingCopy` + `x.trn` is
+/// `D:\LogShippingCopy\x.trn` whatever platform pcfail runs on; a Unix folder gets `/`.
+pub(crate) fn sql_path_join(folder: &str, name: &str) -> String {
+    let sep = if folder.contains('\\') && !folder.contains('/') {
+        '\\'
+    } else {
+        '/'
+    };
+    format!("{}{sep}{name}", folder.trim_end_matches(['\\', '/']))
 }
 
 #[cfg(test)]

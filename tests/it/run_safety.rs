@@ -509,6 +509,19 @@ fn ctrl_c_at_a_confirmation_interrupts_at_once() {
         .spawn()
         .expect("script (util-linux) gives pcfail a terminal");
     let mut stdout = script.stdout.take().expect("stdout");
+    // A run that never answers must fail this test, not hang the suite: after two minutes the
+    // terminal is taken away (SIGHUP to pcfail) and the reads below see its end.
+    let (finished, watchdog) = std::sync::mpsc::channel::<()>();
+    let script_pid = script.id().to_string();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            watchdog.recv_timeout(std::time::Duration::from_secs(120))
+        {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &script_pid])
+                .status();
+        }
+    });
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(&seen).contains("Type the pool's FQDN") {
@@ -524,6 +537,7 @@ fn ctrl_c_at_a_confirmation_interrupts_at_once() {
         .expect("kill");
     let _ = stdout.read_to_end(&mut seen);
     let status = script.wait().expect("script ends");
+    drop(finished);
     assert_eq!(
         status.code(),
         Some(130),

@@ -8,6 +8,11 @@ use super::model::{Instance, MirrorRole};
 use super::time;
 use super::world::World;
 
+/// The newest rows of msdb's backup and restore history that `lab status` shows. Generous: a test
+/// that looks for the fail-back's full backup must still find it after the resumed runs, restores
+/// and log-shipping cycles that followed it.
+const HISTORY_ROWS: usize = 200;
+
 pub(crate) fn instance_status(world: &World, inst: &Instance) -> Value {
     let databases: Vec<Value> = inst
         .databases
@@ -84,11 +89,11 @@ pub(crate) fn instance_status(world: &World, inst: &Instance) -> Value {
             })).collect::<Vec<_>>(),
         },
         "jobs": jobs,
-        "backup_history": msdb.backupset.iter().rev().take(20).map(|b| {
+        "backup_history": msdb.backupset.iter().rev().take(HISTORY_ROWS).map(|b| {
             let device = msdb.backupmediafamily.iter().find(|m| m.media_set_id == b.media_set_id).map(|m| m.physical_device_name.clone());
             json!({"database": b.database_name, "type": b.kind.to_string(), "first_lsn": b.first_lsn.to_string(), "last_lsn": b.last_lsn.to_string(), "device": device, "finished": time::display(b.backup_finish_date)})
         }).collect::<Vec<_>>(),
-        "restore_history": msdb.restorehistory.iter().rev().take(20).map(|r| {
+        "restore_history": msdb.restorehistory.iter().rev().take(HISTORY_ROWS).map(|r| {
             let set = msdb.backupset.iter().find(|b| b.backup_set_id == r.backup_set_id);
             json!({"database": r.destination_database_name, "type": r.restore_type.to_string(), "recovery": r.recovery, "replace": r.replace,
                    "first_lsn": set.map(|s| s.first_lsn.to_string()), "last_lsn": set.map(|s| s.last_lsn.to_string()), "date": time::display(r.restore_date)})
