@@ -23,6 +23,15 @@ const BACKUPS_BEFORE_DISASTER: usize = 4;
 /// A bound on every wait for the lab's jobs; generous because two cores run several labs at once.
 const WAIT_LIMIT: Duration = Duration::from_secs(60);
 
+/// The host every run here records: the kernel's host name, as `uname -n` tells it.
+pub fn host() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let uname = Command::new("uname").arg("-n").output().expect("uname -n");
+        String::from_utf8_lossy(&uname.stdout).trim().to_owned()
+    })
+}
+
 /// The operator every run here records: the operating system's name for the test's own user, as
 /// `id -un` tells it (pcfail asks the OS, not `USER`, which the runs below set to a decoy).
 pub fn operator() -> &'static str {
