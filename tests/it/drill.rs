@@ -109,3 +109,49 @@ fn a_runbook_the_lab_cannot_stand_in_for_stops_the_drill_with_every_reason() {
         "{stderr}"
     );
 }
+
+/// Stops the lab in its folder when the test ends, whatever happened.
+struct LabDown(std::path::PathBuf);
+
+impl Drop for LabDown {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(env!("CARGO_BIN_EXE_pcfail"))
+            .args(["lab", "down", "--dir"])
+            .arg(&self.0)
+            .output();
+    }
+}
+
+/// `lab up` writes the lab's runbook from the named one, read in the encoding Windows PowerShell's
+/// `>` saves in (UTF-16LE with a byte-order mark), and says what it re-pointed.
+#[test]
+fn lab_up_makes_its_runbook_from_the_named_one() {
+    let utf16le: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(another_site().encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    // Outside the test's own folder, which goes when `run` returns.
+    let folder = tempfile::Builder::new()
+        .prefix("pcfail-lab-up-")
+        .tempdir()
+        .expect("a folder for the lab");
+    let lab = folder.path().join("lab");
+    let _down = LabDown(lab.clone());
+    let output = Test::new()
+        .runbook_bytes(&utf16le)
+        .args(&["lab", "up", "--dir", lab.to_str().expect("UTF-8 path")])
+        .run();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "runbook: {} (from `runbook.toml`)\n  re-pointed for the lab: pool `chat.contoso.com` -> the lab's `atl-cs-001.litwareinc.com`\n",
+            lab.join("runbook.toml").display()
+        )),
+        "{stdout}"
+    );
+    let written = std::fs::read_to_string(lab.join("runbook.toml")).expect("the lab's runbook");
+    assert!(
+        written.contains("id = \"check-server-name\"") && !written.contains("contoso"),
+        "the operator's step is kept and no name of theirs is left:\n{written}"
+    );
+}
