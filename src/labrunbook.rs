@@ -374,6 +374,123 @@ fn file_name(path: &str) -> &str {
 mod tests {
     use super::*;
 
+    /// A lab as lab.json describes it (docs/lab.md), without starting one.
+    fn lab() -> Manifest {
+        let instance = |role: &str, name: &str, dc: &str, port: u16| {
+            serde_json::json!({
+                "role": role, "name": name, "fqdn": format!("{}.litwareinc.com", name.to_lowercase()),
+                "address": format!("127.0.0.1:{port}"), "data_center": dc,
+                "endpoint": format!("TCP://{}.litwareinc.com:5022", name.to_lowercase()), "mirror": null,
+            })
+        };
+        let server = |fqdn: &str, dc: &str| serde_json::json!({"fqdn": fqdn, "data_center": dc});
+        serde_json::from_value(serde_json::json!({
+            "protocol": 1, "state": "ready", "pid": 1, "control": "127.0.0.1:9",
+            "login": {"user": "sa", "password": "p", "password_env": "PCFAIL_LAB_PASSWORD"},
+            "pool": "atl-cs-001.litwareinc.com", "clock_speed": 60.0,
+            "instances": [
+                instance("primary", "ATL-SQL-001", "ATL", 1001),
+                instance("primary_mirror", "ATL-SQL-002", "ATL", 1002),
+                instance("backup", "DAL-SQL-001", "DAL", 1003),
+                instance("backup_mirror", "DAL-SQL-002", "DAL", 1004),
+            ],
+            "persistent_chat_servers": [
+                server("atl-pc-001.litwareinc.com", "ATL"), server("atl-pc-002.litwareinc.com", "ATL"),
+                server("dal-pc-001.litwareinc.com", "DAL"), server("dal-pc-002.litwareinc.com", "DAL"),
+            ],
+            "active_servers": ["atl-pc-001.litwareinc.com", "atl-pc-002.litwareinc.com"],
+            "share": "/lab/share", "copy_folder": "/lab/backup-copy", "backups": "/lab/backups",
+        }))
+        .expect("a lab.json")
+    }
+
+    fn render_text(text: &str) -> Result<Rendered, LabRunbookError> {
+        let path = Path::new("site.toml");
+        render_from(
+            &lab(),
+            Path::new("/lab"),
+            Path::new("/bin/pcfail"),
+            Template::File { path, text },
+        )
+    }
+
+    #[test]
+    fn the_shipped_runbook_needs_no_notes_and_loads_against_the_lab() {
+        let rendered = render_from(
+            &lab(),
+            Path::new("/lab"),
+            Path::new("/bin/pcfail"),
+            Template::Shipped,
+        )
+        .unwrap();
+        assert_eq!(rendered.notes, Vec::<String>::new());
+        let runbook = crate::runbook::parse_str(Path::new("lab.toml"), &rendered.text).unwrap();
+        assert_eq!(runbook.pool.fqdn, "atl-cs-001.litwareinc.com");
+        assert!(rendered.text.contains("port = 1003"), "{}", rendered.text);
+    }
+
+    #[test]
+    fn another_sites_names_are_re_pointed_by_role_and_data_center_and_listed() {
+        let text = SHIPPED
+            .replace("atl-cs-001.litwareinc.com", "chat.contoso.com")
+            .replace("atl-pc-00", "nyc-pchat-0")
+            .replace("data_center = \"ATL\"", "data_center = \"NYC\"")
+            .replace("litwareinc.com", "contoso.com");
+        let rendered = render_text(&text).unwrap();
+        assert_eq!(
+            rendered.notes,
+            [
+                "pool `chat.contoso.com` -> the lab's `atl-cs-001.litwareinc.com`",
+                "instances (SQL login `sa`, no encryption): backup `dal-sql-001.contoso.com` -> 127.0.0.1:1003 `DAL-SQL-001`, backup_mirror `dal-sql-002.contoso.com` -> 127.0.0.1:1004 `DAL-SQL-002`, primary `atl-sql-001.contoso.com` -> 127.0.0.1:1001 `ATL-SQL-001`, primary_mirror `atl-sql-002.contoso.com` -> 127.0.0.1:1002 `ATL-SQL-002`",
+                "Persistent Chat servers: `dal-pc-001.contoso.com` -> `dal-pc-001.litwareinc.com`, `dal-pc-002.contoso.com` -> `dal-pc-002.litwareinc.com`, `nyc-pchat-01.contoso.com` -> `atl-pc-001.litwareinc.com`, `nyc-pchat-02.contoso.com` -> `atl-pc-002.litwareinc.com`",
+                "backup files and folders: moved into the lab's folders under `/lab`",
+            ]
+        );
+        assert!(
+            !rendered.text.contains("contoso")
+                && rendered
+                    .text
+                    .contains("identity = \"service:atl-cs-001.litwareinc.com\""),
+            "{}",
+            rendered.text
+        );
+    }
+
+    #[test]
+    fn what_the_lab_has_no_counterpart_for_is_every_reason_to_stop() {
+        let one_more_server = "[[persistent_chat_servers]]\nfqdn = \"atl-pc-003.litwareinc.com\"\ndata_center = \"ATL\"\n\n[active_servers]";
+        let nowhere = "[[persistent_chat_servers]]\nfqdn = \"lon-pc-001.litwareinc.com\"\ndata_center = \"LON\"\n\n[active_servers]";
+        let cases: [(String, &[&str]); 4] = [
+            (
+                SHIPPED.replace("chat = \"mgc\"", "chat = \"pchat\""),
+                &["`[databases] chat` is `pchat`; the lab's is `mgc`"],
+            ),
+            (
+                SHIPPED.replace("[active_servers]", one_more_server),
+                &[
+                    "Persistent Chat server `atl-pc-003.litwareinc.com`: the lab has only 2 in data center ATL",
+                ],
+            ),
+            (
+                SHIPPED.replace("[active_servers]", nowhere),
+                &[
+                    "Persistent Chat server `lon-pc-001.litwareinc.com` is in data center `LON`, which has no SQL instance to map it by",
+                ],
+            ),
+            (
+                // The backup instance said to be in the primary's data center.
+                SHIPPED.replacen("data_center = \"DAL\"", "data_center = \"ATL\"", 1),
+                &["data center `ATL` holds instances of both the lab's `DAL` and `ATL`"],
+            ),
+        ];
+        for (text, expected) in cases {
+            match render_text(&text) {
+                Err(LabRunbookError::Unmapped { problems, .. }) => assert_eq!(problems, expected),
+                other => panic!("expected {expected:?}, got {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn file_names_come_from_windows_and_unix_paths() {
         let cases = [
