@@ -294,6 +294,14 @@ pub fn render_from(
             if matches!(action.as_str(), "sql" | "cmdlet") {
                 verbatim.push(format!("`{}`", str_of(step, "id")));
             }
+            // The cmdlet names its SQL Server by the instance's host, which in a lab runbook is the
+            // loopback address pcfail connects to; the simulated shell knows instances by name.
+            if action == "install_mirror_database" {
+                problems.push(format!(
+                    "step `{}` (install_mirror_database): the lab's shell knows its SQL Servers by name, not by the address pcfail reaches them at; rehearse mirroring with `mirror_database` steps",
+                    str_of(step, "id")
+                ));
+            }
             // A tail-log backup belongs in the log-shipping share, where the copy step finds it.
             let folder = if action == "backup_log_tail" {
                 &manifest.share
@@ -460,7 +468,14 @@ mod tests {
     fn what_the_lab_has_no_counterpart_for_is_every_reason_to_stop() {
         let one_more_server = "[[persistent_chat_servers]]\nfqdn = \"atl-pc-003.litwareinc.com\"\ndata_center = \"ATL\"\n\n[active_servers]";
         let nowhere = "[[persistent_chat_servers]]\nfqdn = \"lon-pc-001.litwareinc.com\"\ndata_center = \"LON\"\n\n[active_servers]";
-        let cases: [(String, &[&str]); 4] = [
+        let install_mirror = "[[failback.steps]]\nid = \"install-mirror\"\naction = \"install_mirror_database\"\ndatabase_type = \"PersistentChat\"\nfile_share = '\\\\dal-sql-001\\Mirroring'\n\n[[failback.steps]]";
+        let cases: [(String, &[&str]); 5] = [
+            (
+                SHIPPED.replacen("[[failback.steps]]", install_mirror, 1),
+                &[
+                    "step `install-mirror` (install_mirror_database): the lab's shell knows its SQL Servers by name, not by the address pcfail reaches them at; rehearse mirroring with `mirror_database` steps",
+                ],
+            ),
             (
                 SHIPPED.replace("chat = \"mgc\"", "chat = \"pchat\""),
                 &["`[databases] chat` is `pchat`; the lab's is `mgc`"],
