@@ -3,9 +3,9 @@
 //! login name on Unix, and the host's name. Environment variables (`USER`, `USERNAME`) are not asked:
 //! anyone can set them, and a scheduled task or service may have none.
 //!
-//! The two system calls each platform needs are the only unsafe code in pcfail; each is a plain
-//! buffer-and-length call, checked here, that the crates already in the tree (`libc`, `windows-sys`)
-//! declare.
+//! The two system calls each platform needs are unsafe code (as is the owner-only ACL in
+//! `private.rs`, pcfail's only other); each is a plain buffer-and-length call, checked here, that the
+//! crates already in the tree (`libc`, `windows-sys`) declare.
 
 /// What is recorded when the system cannot say.
 const UNKNOWN: &str = "unknown";
