@@ -12,6 +12,11 @@
 //! than the lab has) is an error listing every such thing: rehearsing something else in its place
 //! would be a rehearsal of a different procedure. The result is checked by the same loader as any
 //! runbook.
+//!
+//! A lab that looks like a real site (the default) gets what a real site's runbook has: named
+//! instances found through SQL Browser, encryption with certificates checked against the lab's CA,
+//! Windows paths as SQL Server names them, and `pcfail_share` / `pcfail_copy_folder` saying where
+//! pcfail, on this machine, reaches the share and the copy folder.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -181,7 +186,15 @@ pub fn render_from(
         ));
         table.clear();
         table.insert("host".into(), lab.address.ip().to_string().into());
-        table.insert("port".into(), i64::from(lab.address.port()).into());
+        match (&lab.instance_name, lab.browser) {
+            (Some(name), Some(browser)) => {
+                table.insert("instance".into(), name.clone().into());
+                table.insert("browser_port".into(), i64::from(browser.port()).into());
+            }
+            _ => {
+                table.insert("port".into(), i64::from(lab.address.port()).into());
+            }
+        }
         table.insert("server_name".into(), lab.name.clone().into());
         table.insert("data_center".into(), lab.data_center.clone().into());
         table.insert("mirroring_endpoint".into(), lab.endpoint.clone().into());
@@ -191,12 +204,18 @@ pub fn render_from(
             "password_env".into(),
             manifest.login.password_env.clone().into(),
         );
-        table.insert("encryption".into(), "not_supported".into());
+        table.insert("encryption".into(), manifest.encryption.clone().into());
+        if let Some(ca) = &manifest.ca_file {
+            table.insert("ca_file".into(), s(ca));
+            // The TCP connection goes to 127.0.0.1; the certificate names the instance's host.
+            table.insert("certificate_host".into(), lab.fqdn.clone().into());
+        }
     }
     if template_is_file(template) {
         notes.push(format!(
-            "instances (SQL login `{}`, no encryption): {}",
+            "instances (SQL login `{}`, encryption `{}`): {}",
             manifest.login.user,
+            manifest.encryption,
             connections.join(", ")
         ));
     }
@@ -259,18 +278,40 @@ pub fn render_from(
         notes.push(format!("Persistent Chat servers: {}", renamed.join(", ")));
     }
 
-    if let Some(log_shipping) = doc
-        .get_mut("log_shipping")
-        .and_then(toml::Value::as_table_mut)
-    {
-        for (key, folder) in [
-            ("share", &manifest.share),
-            ("copy_folder", &manifest.copy_folder),
-        ] {
-            if log_shipping.contains_key(key) {
-                log_shipping.insert(key.into(), s(folder));
-            }
+    // Where SQL Server finds each folder, and (with Windows paths) where pcfail finds it.
+    let folders = match &manifest.windows_paths {
+        Some(w) => Folders {
+            share: w.share.clone(),
+            share_local: w.share_local.clone(),
+            copy_folder: w.copy_folder.clone(),
+            backups: w.backups.clone(),
+        },
+        None => Folders {
+            share: manifest.share.display().to_string(),
+            share_local: manifest.share.display().to_string(),
+            copy_folder: manifest.copy_folder.display().to_string(),
+            backups: manifest.backups.display().to_string(),
+        },
+    };
+    let log_shipping = doc
+        .entry("log_shipping")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
+        .ok_or_else(|| missing("log_shipping"))?;
+    // The runbook's own overrides name its site's folders: the lab's, as SQL Server names them.
+    for (key, folder) in [
+        ("share", &folders.share),
+        ("copy_folder", &folders.copy_folder),
+    ] {
+        if log_shipping.contains_key(key) {
+            log_shipping.insert(key.into(), folder.clone().into());
         }
+    }
+    log_shipping.remove("pcfail_share");
+    log_shipping.remove("pcfail_copy_folder");
+    if manifest.windows_paths.is_some() {
+        log_shipping.insert("pcfail_share".into(), s(&manifest.share));
+        log_shipping.insert("pcfail_copy_folder".into(), s(&manifest.copy_folder));
     }
 
     // Instances in a lost data center never answer: a short connect timeout keeps a drill brisk
@@ -304,23 +345,23 @@ pub fn render_from(
             }
             // A tail-log backup belongs in the log-shipping share, where the copy step finds it.
             let folder = if action == "backup_log_tail" {
-                &manifest.share
+                &folders.share
             } else {
-                &manifest.backups
+                &folders.backups
             };
             for key in FILE_KEYS {
                 if let Some(toml::Value::String(path)) = step.get(key) {
-                    let moved = folder.join(file_name(path));
-                    step.insert(key.into(), s(&moved));
+                    let moved = join(folder, file_name(path));
+                    step.insert(key.into(), moved.into());
                 }
             }
             for (key, folder) in [
-                ("backup_directory", &manifest.share),
-                ("backup_share", &manifest.share),
-                ("copy_folder", &manifest.copy_folder),
+                ("backup_directory", &folders.share_local),
+                ("backup_share", &folders.share),
+                ("copy_folder", &folders.copy_folder),
             ] {
                 if step.contains_key(key) {
-                    step.insert(key.into(), s(folder));
+                    step.insert(key.into(), folder.clone().into());
                 }
             }
         }
@@ -371,6 +412,22 @@ fn role_key(role: Role) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// The lab's folders as SQL Server names them.
+struct Folders {
+    share: String,
+    /// The share's folder on the primary's own disk (`D:\LogShipping`), log shipping's
+    /// `backup_directory`.
+    share_local: String,
+    copy_folder: String,
+    backups: String,
+}
+
+/// A file in a Windows or Unix folder, with that folder's separator.
+fn join(folder: &str, name: &str) -> String {
+    let sep = if folder.contains('\\') { '\\' } else { '/' };
+    format!("{}{sep}{name}", folder.trim_end_matches(['\\', '/']))
 }
 
 /// The last component of a Windows or Unix path.
@@ -449,7 +506,7 @@ mod tests {
             rendered.notes,
             [
                 "pool `chat.contoso.com` -> the lab's `atl-cs-001.litwareinc.com`",
-                "instances (SQL login `sa`, no encryption): backup `dal-sql-001.contoso.com` -> 127.0.0.1:1003 `DAL-SQL-001`, backup_mirror `dal-sql-002.contoso.com` -> 127.0.0.1:1004 `DAL-SQL-002`, primary `atl-sql-001.contoso.com` -> 127.0.0.1:1001 `ATL-SQL-001`, primary_mirror `atl-sql-002.contoso.com` -> 127.0.0.1:1002 `ATL-SQL-002`",
+                "instances (SQL login `sa`, encryption `not_supported`): backup `dal-sql-001.contoso.com` -> 127.0.0.1:1003 `DAL-SQL-001`, backup_mirror `dal-sql-002.contoso.com` -> 127.0.0.1:1004 `DAL-SQL-002`, primary `atl-sql-001.contoso.com` -> 127.0.0.1:1001 `ATL-SQL-001`, primary_mirror `atl-sql-002.contoso.com` -> 127.0.0.1:1002 `ATL-SQL-002`",
                 "Persistent Chat servers: `dal-pc-001.contoso.com` -> `dal-pc-001.litwareinc.com`, `dal-pc-002.contoso.com` -> `dal-pc-002.litwareinc.com`, `nyc-pchat-01.contoso.com` -> `atl-pc-001.litwareinc.com`, `nyc-pchat-02.contoso.com` -> `atl-pc-002.litwareinc.com`",
                 "backup files and folders: moved into the lab's folders under `/lab`",
             ]

@@ -647,7 +647,9 @@ fn lab_up(
     options.tick_ms = args.tick_ms;
     options.variants = args.variants.iter().cloned().collect();
     options.io_mb_per_s = args.io_mb_per_s;
-    options.windows_paths = args.windows_paths;
+    options.windows_paths = !args.linux_paths;
+    options.encryption = args.encryption;
+    options.named_instances = !args.ports;
     let program = std::env::current_exe().map_err(|e| {
         Error::Output(std::io::Error::new(
             e.kind(),
