@@ -1,6 +1,7 @@
 # pcfail PowerShell host, protocol 1 (docs/powershell-host-protocol.md in the pcfail sources).
 #
-# pcfail starts this script once per run with -File and sends one JSON request per line on stdin. Each
+# pcfail starts this script once per run as -EncodedCommand (base64 of its UTF-16LE text: no file on
+# disk, so no execution policy applies to it) and sends one JSON request per line on stdin. Each
 # request holds exactly one PowerShell statement; the answer is one line on stdout starting with
 # 'PCFAIL-RESULT '. Reading line by line with [Console]::In avoids the REPL rules of '-Command -'
 # (blank lines after multi-line statements, $ErrorActionPreference not carried across statements).

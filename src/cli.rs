@@ -50,7 +50,7 @@ pub enum Command {
     Journal(JournalCommand),
     /// Write a run's report for the post-incident review (HTML, or Markdown)
     Report(ReportArgs),
-    /// Rehearse a whole failover and fail-back against a lab of simulated servers
+    /// Rehearse a whole failover and fail-back of the runbook (--runbook) against a lab of simulated servers
     Drill(DrillArgs),
     /// Run and inspect a lab: simulated SQL Server instances and Management Shell
     #[command(subcommand)]
@@ -130,7 +130,7 @@ pub enum LabCommand {
     Shell {
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
-        /// The PowerShell arguments the adapter passes (-NoProfile ... -File host.ps1)
+        /// The PowerShell arguments the adapter passes (-NoProfile ... -EncodedCommand <host script>)
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },

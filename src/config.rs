@@ -73,6 +73,9 @@ pub enum Task {
 #[derive(Debug, PartialEq)]
 pub struct Config {
     pub runbook: PathBuf,
+    /// The operator named the runbook (`--runbook` or `PCFAIL_RUNBOOK`) rather than taking the default
+    /// path: a drill or a lab rehearses it even when the file is missing (and says so).
+    pub runbook_named: bool,
     /// Journals and the run lock: `--state-dir`, else `PCFAIL_STATE_DIR`, else `pcfail-state` next
     /// to the runbook (so a runbook and the record of running it stay together).
     pub state_dir: PathBuf,
@@ -83,14 +86,13 @@ pub struct Config {
 impl Config {
     /// Resolves `cli`; `env` looks up an environment variable (injected so tests need no real env).
     pub fn resolve(cli: Cli, env: impl Fn(&str) -> Option<OsString>) -> Config {
-        let runbook = cli
-            .runbook
-            .or_else(|| {
-                env(RUNBOOK_ENV)
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            })
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_RUNBOOK));
+        let named = cli.runbook.or_else(|| {
+            env(RUNBOOK_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
+        let runbook_named = named.is_some();
+        let runbook = named.unwrap_or_else(|| PathBuf::from(DEFAULT_RUNBOOK));
         let verbosity = match (cli.quiet, cli.verbose) {
             (true, _) => Verbosity::Quiet,
             (false, 0) => Verbosity::Normal,
@@ -163,6 +165,7 @@ impl Config {
             });
         Config {
             runbook,
+            runbook_named,
             state_dir,
             verbosity,
             task,
@@ -200,9 +203,10 @@ mod tests {
             (&["--runbook", "y.toml", "validate"][..], None, "y.toml"),
         ];
         for (args, env, expected) in cases {
+            let config = resolve(args, env);
             assert_eq!(
-                resolve(args, env).runbook,
-                PathBuf::from(expected),
+                (config.runbook, config.runbook_named),
+                (PathBuf::from(expected), expected != DEFAULT_RUNBOOK),
                 "args {args:?} env {env:?}"
             );
         }

@@ -27,12 +27,16 @@ pub(crate) struct DrillOptions {
     pub clock_speed: f64,
     /// Log backups to wait for before the disaster.
     pub backups_before_disaster: usize,
+    /// The operator's runbook to rehearse, its path and (validated) text; the shipped one when `None`.
+    pub runbook: Option<(PathBuf, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum DrillError {
     #[error("cannot prepare the drill: {0}")]
     Setup(String),
+    #[error(transparent)]
+    Runbook(#[from] labrunbook::LabRunbookError),
     #[error("the lab failed: {0}")]
     Lab(#[from] pcfail_lab::LabError),
     #[error("`pcfail {operation}` exited with status {status}; its journal is in `{journal_dir}`")]
@@ -81,9 +85,18 @@ async fn rehearse(
 ) -> Result<String, DrillError> {
     let manifest = lab.manifest().clone();
     let runbook_path = dir.join("runbook.toml");
-    let text = labrunbook::render(&manifest, dir, program)
-        .map_err(|e| DrillError::Setup(e.to_string()))?;
-    std::fs::write(&runbook_path, text).map_err(|e| {
+    let template = match &options.runbook {
+        Some((path, text)) => labrunbook::Template::File { path, text },
+        None => labrunbook::Template::Shipped,
+    };
+    let rendered = labrunbook::render_from(&manifest, dir, program, template)?;
+    let rehearsed = match &options.runbook {
+        Some((path, _)) => format!("`{}`", path.display()),
+        None => "the shipped runbook (built in; name yours with --runbook)".to_owned(),
+    };
+    // What was re-pointed is in the report, at its top.
+    say!("drill: rehearsing {rehearsed}");
+    std::fs::write(&runbook_path, &rendered.text).map_err(|e| {
         DrillError::Setup(format!("cannot write `{}`: {e}", runbook_path.display()))
     })?;
     let state_dir = dir.join("pcfail-state");
@@ -187,6 +200,11 @@ async fn rehearse(
         report,
         "pcfail drill: failover and fail-back of {pool} rehearsed against the lab; every check passed.\n"
     );
+    let _ = writeln!(report, "Runbook: {rehearsed}");
+    for note in &rendered.notes {
+        let _ = writeln!(report, "  re-pointed for the lab: {note}");
+    }
+    let _ = writeln!(report);
     let _ = writeln!(report, "Situations (pcfail status --live):");
     for line in &situations {
         let _ = writeln!(report, "  {line}");

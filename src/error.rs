@@ -26,6 +26,9 @@ pub enum Error {
     #[error(transparent)]
     Drill(#[from] crate::drill::DrillError),
 
+    #[error(transparent)]
+    LabRunbook(#[from] crate::labrunbook::LabRunbookError),
+
     #[error(
         "the runbook has no `[planned_failover]` steps, so `--planned` has nothing to run; docs/runbook.md shows the steps a planned failover needs"
     )]
@@ -47,7 +50,10 @@ impl Error {
             Error::Runbook(_)
             | Error::PoolMismatch { .. }
             | Error::NoPlannedSteps
-            | Error::RunbookBytes { .. } => Exit::Usage,
+            | Error::RunbookBytes { .. }
+            | Error::LabRunbook(_) => Exit::Usage,
+            // The operator's runbook cannot be mapped onto the lab: fix the runbook, as above.
+            Error::Drill(crate::drill::DrillError::Runbook(_)) => Exit::Usage,
             // A damaged journal must be looked at by a person before anything runs.
             Error::Exec(crate::exec::ExecError::Damaged { .. }) => Exit::Usage,
             // pcfail could not keep its journal or lock, a lab would not start, a drill failed.

@@ -43,6 +43,7 @@ pub mod runbook;
 
 pub(crate) mod drill;
 pub(crate) mod exec;
+pub(crate) mod identity;
 pub(crate) mod journal;
 pub mod labrunbook;
 pub(crate) mod lock;
@@ -284,8 +285,8 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
             dir,
             clock_speed,
             backups,
-        } => operate::drill(dir.as_deref(), *clock_speed, *backups, out).map(Done::from),
-        Task::Lab(command) => operate::lab(command, out).map(Done::from),
+        } => operate::drill(config, dir.as_deref(), *clock_speed, *backups, out).map(Done::from),
+        Task::Lab(command) => operate::lab(config, command, out).map(Done::from),
     }
 }
 

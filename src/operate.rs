@@ -6,7 +6,7 @@
 //! `plan` or `validate` must not start threads it does not need.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::Done;
 use crate::cli::{Format, LabCommand, LabUpArgs};
@@ -66,8 +66,8 @@ pub(crate) fn run_operation(
         },
         quiet: config.verbosity == Verbosity::Quiet,
         timeouts: timeouts(runbook),
-        operator: operator(),
-        host: host_name(),
+        operator: crate::identity::operator(),
+        host: crate::identity::host(),
         accept_split_brain: options.accept_split_brain,
         accept_data_loss: options.accept_data_loss,
     };
@@ -171,12 +171,7 @@ pub(crate) fn status_live(
 ) -> Result<Done, Error> {
     let history = read_history(config, Some(&runbook.pool.fqdn))?;
     let timeouts = timeouts(runbook);
-    // The host script needs a file; a scratch folder keeps a look from writing into the state dir.
-    let scratch = tempfile::Builder::new()
-        .prefix("pcfail-status-")
-        .tempdir()
-        .map_err(Error::Output)?;
-    let host = exec::host_settings(runbook, scratch.path().to_owned(), timeouts);
+    let host = exec::host_settings(runbook, timeouts);
     let (observation, assessment) = runtime().block_on(async {
         let mut shell = exec::Session::unjournaled(runbook, host.clone(), timeouts);
         let known = situation::known_folders(&history, &runbook.chat_database);
@@ -501,6 +496,7 @@ pub(crate) fn status(config: &Config, format: Format, out: &mut dyn Write) -> Re
 
 /// `pcfail drill`.
 pub(crate) fn drill(
+    config: &Config,
     dir: Option<&Path>,
     clock_speed: f64,
     backups: usize,
@@ -510,16 +506,34 @@ pub(crate) fn drill(
         dir: dir.map(Path::to_path_buf),
         clock_speed,
         backups_before_disaster: backups,
+        runbook: rehearsed_runbook(config)?,
     };
     let report = runtime().block_on(drill::drill(&options))?;
     out.write_all(report.as_bytes())?;
     Ok(Exit::Ok)
 }
 
+/// The runbook a drill or a new lab rehearses, with its text: the one the operator named, or the
+/// default path when that file exists (an operator who edited it in place rehearses the edit); `None`
+/// means the shipped runbook built into the binary, so `pcfail drill` works anywhere. It is validated
+/// first, so its problems are reported with their locations (exit 2) before any lab starts.
+fn rehearsed_runbook(config: &Config) -> Result<Option<(PathBuf, String)>, Error> {
+    if !config.runbook_named && !config.runbook.is_file() {
+        return Ok(None);
+    }
+    crate::runbook::load(&config.runbook)?;
+    let text = crate::runbook::read_text(&config.runbook)?;
+    Ok(Some((config.runbook.clone(), text)))
+}
+
 /// `pcfail lab ...`.
-pub(crate) fn lab(command: &LabCommand, out: &mut dyn Write) -> Result<Exit, Error> {
+pub(crate) fn lab(
+    config: &Config,
+    command: &LabCommand,
+    out: &mut dyn Write,
+) -> Result<Exit, Error> {
     match command {
-        LabCommand::Up(args) => lab_up(args, out),
+        LabCommand::Up(args) => lab_up(args, rehearsed_runbook(config)?, out),
         LabCommand::Status { dir, format } => {
             let status = pcfail_lab::status(dir)?;
             match format {
@@ -620,7 +634,11 @@ pub(crate) fn lab(command: &LabCommand, out: &mut dyn Write) -> Result<Exit, Err
     }
 }
 
-fn lab_up(args: &LabUpArgs, out: &mut dyn Write) -> Result<Exit, Error> {
+fn lab_up(
+    args: &LabUpArgs,
+    rehearsed: Option<(PathBuf, String)>,
+    out: &mut dyn Write,
+) -> Result<Exit, Error> {
     let mut options = pcfail_lab::LabOptions::new(&args.dir);
     options.clock_speed = args.clock_speed;
     options.backup_every_min = args.backup_every_min;
@@ -643,10 +661,20 @@ fn lab_up(args: &LabUpArgs, out: &mut dyn Write) -> Result<Exit, Error> {
         return Ok(Exit::Ok);
     }
     let manifest = pcfail_lab::up(&args.dir, options, false, &program)?;
-    let runbook = crate::labrunbook::render(&manifest, &args.dir, &program)
-        .map_err(|e| Error::Output(std::io::Error::other(e.to_string())))?;
+    let template = match &rehearsed {
+        Some((path, text)) => crate::labrunbook::Template::File { path, text },
+        None => crate::labrunbook::Template::Shipped,
+    };
+    let rendered = match crate::labrunbook::render_from(&manifest, &args.dir, &program, template) {
+        Ok(rendered) => rendered,
+        Err(e) => {
+            // A lab nobody can use is not left running.
+            let _ = pcfail_lab::down(&args.dir);
+            return Err(e.into());
+        }
+    };
     let path = args.dir.join("runbook.toml");
-    std::fs::write(&path, runbook)?;
+    std::fs::write(&path, &rendered.text)?;
     writeln!(out, "lab up in `{}`", args.dir.display())?;
     for instance in &manifest.instances {
         writeln!(
@@ -655,32 +683,22 @@ fn lab_up(args: &LabUpArgs, out: &mut dyn Write) -> Result<Exit, Error> {
             instance.name, instance.fqdn, instance.address
         )?;
     }
-    writeln!(out, "runbook: {}", path.display())?;
+    match &rehearsed {
+        Some((from, _)) => writeln!(
+            out,
+            "runbook: {} (from `{}`)",
+            path.display(),
+            from.display()
+        )?,
+        None => writeln!(out, "runbook: {}", path.display())?,
+    }
+    for note in &rendered.notes {
+        writeln!(out, "  re-pointed for the lab: {note}")?;
+    }
     writeln!(
         out,
         "the SQL login `{}`'s password is in lab.json; export it as {} before running pcfail against this lab",
         manifest.login.user, manifest.login.password_env
     )?;
     Ok(Exit::Ok)
-}
-
-/// Who runs pcfail, for the journal: the login name the OS gives.
-fn operator() -> String {
-    ["USER", "USERNAME", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-fn host_name() -> String {
-    ["COMPUTERNAME", "HOSTNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|s| s.trim().to_owned())
-        })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".to_owned())
 }

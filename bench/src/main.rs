@@ -10,20 +10,45 @@
 //! a whole failover that is pcfail's own work), `plan` (plan and validate latency and peak RSS),
 //! `powershell` (host processes per run, pcfail's cost per cmdlet over a bare round trip).
 
+//!
+//! Unix only: every arm's peak memory and CPU time come from wait4(2), the machine's description from
+//! /proc, and the baselines are `cp`, `sync` and FreeTDS's `tsql`. On Windows the binary builds (the
+//! workspace must, for `cargo build --workspace`) and says so when run.
+
+#[cfg(unix)]
 mod apply;
+#[cfg(unix)]
 mod copy;
+#[cfg(unix)]
 mod failover;
+#[cfg(unix)]
 mod journal;
+#[cfg(unix)]
 mod plan;
+#[cfg(unix)]
 mod powershell;
+#[cfg(unix)]
 mod rig;
+#[cfg(unix)]
 mod sql;
+#[cfg(unix)]
 mod stats;
 
+#[cfg(unix)]
 use std::path::PathBuf;
 
+#[cfg(unix)]
 use clap::{Parser, ValueEnum};
 
+#[cfg(not(unix))]
+fn main() -> std::process::ExitCode {
+    eprintln!(
+        "error: pcfail-bench runs on Unix only: it measures each child's peak memory and CPU time with wait4(2) and compares against cp, sync and tsql; run it on Linux (BENCHMARKS.md)"
+    );
+    std::process::ExitCode::from(2)
+}
+
+#[cfg(unix)]
 #[derive(Parser)]
 #[command(about = "pcfail's benchmarks against the lab (see BENCHMARKS.md)")]
 struct Cli {
@@ -50,6 +75,7 @@ struct Cli {
     work: Option<PathBuf>,
 }
 
+#[cfg(unix)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Suite {
     Apply,
@@ -62,8 +88,10 @@ enum Suite {
 
 /// The lab's duration model for "realistic": 1 MB per second, so a restore of one of the lab's
 /// log backups (~26 KB) takes ~25 ms, about what SQL Server takes for a small log backup.
+#[cfg(unix)]
 const REALISTIC_MB_PER_S: f64 = 1.0;
 
+#[cfg(unix)]
 fn main() -> anyhow::Result<()> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == rig::TRAMPOLINE) {
@@ -119,6 +147,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The machine, for the record: CPU model and count, memory.
+#[cfg(unix)]
 fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo

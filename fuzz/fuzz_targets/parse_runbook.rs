@@ -17,8 +17,8 @@ use pcfail::runbook::{Diagnostic, LoadError, Operation, Runbook, parse_str};
 const FILE: &str = "fuzz.toml";
 
 fuzz_target!(|data: &[u8]| {
-    // `runbook::load` reads the file as UTF-8; decoding lossily keeps byte-level mutations useful
-    // instead of throwing most of them away.
+    // `runbook::load` decodes the file by its byte-order mark (UTF-8 without one) before parsing;
+    // decoding lossily here keeps byte-level mutations useful instead of throwing most of them away.
     let text = String::from_utf8_lossy(data);
     match parse_str(Path::new(FILE), &text) {
         Ok(runbook) => bounds_hold(&runbook),

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::control::{self, Request};
+use crate::daemon_lock::DaemonLock;
 use crate::engine::{Backlog, BacklogMade, Role, TranscriptEntry, World};
 use crate::error::LabError;
 use crate::lab::{Disaster, Lab};
@@ -23,9 +24,10 @@ const POLL: Duration = Duration::from_millis(50);
 /// Lines of lab.log quoted when the daemon dies during start-up.
 const LOG_TAIL_LINES: usize = 20;
 
-/// Starts a lab in `dir`. With `foreground`, runs it in this process until `down` or SIGINT/SIGTERM (and
-/// must be called outside any async runtime). Otherwise spawns `program lab up --foreground ...` detached
-/// (own process group, stdin null, output to DIR/lab.log) and returns once its lab.json says ready.
+/// Starts a lab in `dir`. With `foreground`, runs it in this process until `down` or SIGINT/SIGTERM
+/// (Ctrl-C, Ctrl-Break or closing the console on Windows; and must be called outside any async
+/// runtime). Otherwise spawns `program lab up --foreground ...` detached (own process group, and on
+/// Windows no console, stdin null, output to DIR/lab.log) and returns once its lab.json says ready.
 /// A live lab in `dir` is an error; a stale lab.json (process gone) is taken over.
 pub fn up(
     dir: &Path,
@@ -51,7 +53,7 @@ pub fn up(
 
     match Manifest::load(dir) {
         Ok(m) => {
-            if let Liveness::Running { pid } = m.liveness() {
+            if let Liveness::Running { pid } = m.liveness(dir) {
                 let control = m
                     .control
                     .map(|c| c.to_string())
@@ -77,19 +79,17 @@ pub fn up(
         .try_clone()
         .map_err(|e| LabError::io("open", &log_path, e))?;
 
-    use std::os::unix::process::CommandExt;
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(opts.foreground_args())
         .stdin(Stdio::null())
         .stdout(log)
-        .stderr(log_err)
-        // Its own process group: the terminal's Ctrl-C for `lab up` must not reach the daemon.
-        .process_group(0)
-        .spawn()
-        .map_err(|source| LabError::Spawn {
-            program: program.to_path_buf(),
-            source,
-        })?;
+        .stderr(log_err);
+    detach(&mut command);
+    let mut child = command.spawn().map_err(|source| LabError::Spawn {
+        program: program.to_path_buf(),
+        source,
+    })?;
 
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
@@ -121,25 +121,82 @@ pub fn up(
     }
 }
 
-/// Runs a lab in this process (inside the caller's tokio runtime) until a `down` request, SIGINT or
-/// SIGTERM, then shuts it down cleanly.
+/// Keeps the terminal's Ctrl-C for `lab up` (and, on Windows, closing its console) from reaching the
+/// daemon: its own process group on Unix; on Windows a new process group (Ctrl-C is off in it) with
+/// no console at all, so nothing the operator's console does reaches it.
+fn detach(command: &mut Command) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::process::CommandExt;
+        // Process creation flags (Win32 `CreateProcess`).
+        const DETACHED_PROCESS: u32 = 0x0000_0008;
+        const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
+        command.creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP);
+    }
+    #[cfg(not(any(unix, windows)))]
+    let _ = command;
+}
+
+/// Runs a lab in this process (inside the caller's tokio runtime) until a `down` request or a signal
+/// to stop ([`stop_signal`]), then shuts it down cleanly.
 pub async fn run_foreground(opts: LabOptions) -> Result<(), LabError> {
     let lab = Lab::start(opts).await?;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| LabError::io("watch for SIGTERM in", lab.dir(), e))?;
     tokio::select! {
         _ = lab.down_requested() => tracing::info!("down requested"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
-        _ = sigterm.recv() => tracing::info!("terminated"),
+        signal = stop_signal() => tracing::info!("stopped by {signal}"),
     }
     lab.shutdown().await
+}
+
+/// Resolves when the process is asked to stop: Ctrl-C or SIGTERM on Unix; Ctrl-C, Ctrl-Break, the
+/// console closing or the system shutting down on Windows. A signal whose handler cannot be installed
+/// is not waited for.
+async fn stop_signal() -> &'static str {
+    async fn pending_unless<T>(stream: Option<impl std::future::Future<Output = T>>) -> T {
+        match stream {
+            Some(future) => future.await,
+            None => std::future::pending().await,
+        }
+    }
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "Ctrl-C (SIGINT)",
+            _ = pending_unless(term.as_mut().map(|s| s.recv())) => "SIGTERM",
+        }
+    }
+    #[cfg(windows)]
+    {
+        use tokio::signal::windows::{ctrl_break, ctrl_close, ctrl_shutdown};
+        let mut brk = ctrl_break().ok();
+        let mut close = ctrl_close().ok();
+        let mut shutdown = ctrl_shutdown().ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "Ctrl-C",
+            _ = pending_unless(brk.as_mut().map(|s| s.recv())) => "Ctrl-Break",
+            _ = pending_unless(close.as_mut().map(|s| s.recv())) => "the console closing",
+            _ = pending_unless(shutdown.as_mut().map(|s| s.recv())) => "the system shutting down",
+        }
+    }
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
 }
 
 /// The lab's status: live through the control port, or from state.json (instances down) when no lab
 /// process serves `dir`.
 pub fn status(dir: &Path) -> Result<Status, LabError> {
     let manifest = Manifest::load(dir)?;
-    if let (Liveness::Running { .. }, Some(control)) = (manifest.liveness(), manifest.control) {
+    if let (Liveness::Running { .. }, Some(control)) = (manifest.liveness(dir), manifest.control) {
         let response = control::call(dir, control, &Request::Status)?;
         return response.status.ok_or_else(|| LabError::Refused {
             dir: dir.to_path_buf(),
@@ -238,7 +295,7 @@ pub fn clear_transcripts(dir: &Path) -> Result<(), LabError> {
 /// stopped lab is left as it is.
 pub fn down(dir: &Path) -> Result<(), LabError> {
     let mut manifest = Manifest::load(dir)?;
-    let pid = match manifest.liveness() {
+    let pid = match manifest.liveness(dir) {
         Liveness::Stopped => return Ok(()),
         Liveness::Stale { pid } => {
             tracing::warn!(pid, "the lab process is gone; marking the lab stopped");
@@ -254,7 +311,7 @@ pub fn down(dir: &Path) -> Result<(), LabError> {
     loop {
         let stopped =
             Manifest::load(dir).map(|m| m.state == LabState::Stopped || m.pid != Some(pid));
-        if matches!(stopped, Ok(true)) || !crate::fsutil::process_alive(pid) {
+        if matches!(stopped, Ok(true)) || !DaemonLock::held(dir) {
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -272,7 +329,7 @@ pub fn down(dir: &Path) -> Result<(), LabError> {
 /// Sends a request to the running lab in `dir`, or explains why there is none.
 fn request(dir: &Path, request: &Request) -> Result<control::Response, LabError> {
     let manifest = Manifest::load(dir)?;
-    match (manifest.liveness(), manifest.control) {
+    match (manifest.liveness(dir), manifest.control) {
         (Liveness::Running { .. }, Some(control)) => control::call(dir, control, request),
         (Liveness::Running { pid }, None) | (Liveness::Stale { pid }, _) => {
             Err(LabError::NotRunning {

@@ -125,6 +125,10 @@ pub enum LabError {
     /// A `--variant` the lab does not know, or a value it does not allow.
     #[error("{0}")]
     BadVariant(String),
+
+    /// No random bytes for the password or the port choice.
+    #[error("the operating system's random source failed: {0}")]
+    Random(getrandom::Error),
 }
 
 impl LabError {

@@ -1,7 +1,10 @@
-//! Small file-system helpers the runtime shares: atomic writes and "is that process alive".
+//! Atomic file replacement for the files other processes read while the lab writes them (lab.json,
+//! state.json).
 //!
-//! Atomic means temp file in the same directory, fsync, rename: a reader (another `pcfail` process
-//! polling lab.json, a test reading state.json) sees the old file or the new one, never a torn one.
+//! Atomic means a temporary file in the same directory, fsync, then a replacing rename (tempfile's
+//! `persist`, which replaces an existing file on Unix and on Windows alike): a reader (another
+//! `pcfail` process polling lab.json, a test reading state.json) sees the old file or the new one,
+//! never a torn one.
 
 use std::io::Write;
 use std::path::Path;
@@ -9,49 +12,31 @@ use std::path::Path;
 use crate::error::LabError;
 
 /// Writes `bytes` to `path` through a temporary sibling and a rename. `private` files (lab.json holds
-/// the sa password) are created readable by their owner only.
+/// the sa password) are readable by their owner only on Unix (tempfile creates them 0600); others get
+/// the usual 0644. On Windows both get the folder's ACL.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), LabError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    // The pid keeps two processes (a stale daemon and its successor) from sharing a temp file.
-    let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    if private {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+    let suffix = format!(".{file_name}.tmp");
+    let mut builder = tempfile::Builder::new();
+    // A dot name, so that a listing of the lab folder (the share, say) never shows it as a real file.
+    builder.prefix(".").suffix(&suffix);
+    #[cfg(unix)]
+    if !private {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
     }
-    let result = options.open(&tmp).and_then(|mut file| {
-        file.write_all(bytes)?;
-        file.sync_all()
-    });
-    if let Err(source) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(LabError::io("write", tmp, source));
-    }
-    std::fs::rename(&tmp, path).map_err(|source| LabError::io("replace", path, source))
-}
-
-/// `N` bytes from the kernel's random source (passwords, port choice).
-pub(crate) fn random_bytes<const N: usize>() -> Result<[u8; N], LabError> {
-    let urandom = Path::new("/dev/urandom");
-    let mut bytes = [0u8; N];
-    let mut file = std::fs::File::open(urandom).map_err(|e| LabError::io("open", urandom, e))?;
-    std::io::Read::read_exact(&mut file, &mut bytes)
-        .map_err(|e| LabError::io("read", urandom, e))?;
-    Ok(bytes)
-}
-
-/// Whether process `pid` exists and is not a zombie. Linux only (reads /proc), which is where the lab
-/// runs; a zombie counts as gone because a crashed daemon whose parent has not reaped it is gone.
-pub(crate) fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // Field 3 is the state; field 2 (comm) is parenthesised and may contain spaces.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
-            .unwrap_or(false),
-        Err(_) => false,
-    }
+    #[cfg(not(unix))]
+    let _ = private;
+    let mut tmp = builder
+        .tempfile_in(dir)
+        .map_err(|e| LabError::io("create a temporary file in", dir, e))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| LabError::io("write", tmp.path(), e))?;
+    tmp.persist(path)
+        .map_err(|e| LabError::io("replace", path, e.error))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -70,19 +55,21 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("lab.json")]);
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
     }
 
+    #[cfg(unix)]
     #[test]
-    fn this_process_is_alive_and_a_reaped_child_is_not() {
-        assert!(process_alive(std::process::id()));
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        assert!(!process_alive(pid));
+    fn private_files_are_owner_only_and_others_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |name: &str, private: bool| {
+            let path = dir.path().join(name);
+            write_atomic(&path, b"x", private).unwrap();
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777
+        };
+        assert_eq!(
+            (mode("lab.json", true), mode("state.json", false)),
+            (0o600, 0o644)
+        );
     }
 }

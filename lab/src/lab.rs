@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::control;
+use crate::daemon_lock::DaemonLock;
 use crate::engine::{
     Backlog, BacklogMade, Clock, InstanceBackend, LabTime, Role, SharedWorld, TranscriptEntry,
     Variants, World,
@@ -61,6 +62,8 @@ pub struct Lab {
     inner: Arc<Inner>,
     manifest: Manifest,
     background: Vec<JoinHandle<()>>,
+    /// Says that this lab is alive to other processes (declared last: released after the rest).
+    _lock: DaemonLock,
 }
 
 /// What the control server and the background tasks share with the `Lab` handle.
@@ -96,8 +99,7 @@ impl Lab {
     /// Refuses a DIR whose lab.json names a live lab.
     pub async fn start(opts: LabOptions) -> Result<Lab, LabError> {
         std::fs::create_dir_all(&opts.dir).map_err(|e| LabError::io("create", &opts.dir, e))?;
-        let dir =
-            std::fs::canonicalize(&opts.dir).map_err(|e| LabError::io("resolve", &opts.dir, e))?;
+        let dir = absolute_dir(&opts.dir).map_err(|e| LabError::io("resolve", &opts.dir, e))?;
 
         let previous = match Manifest::load(&dir) {
             Ok(m) => Some(m),
@@ -105,7 +107,7 @@ impl Lab {
             Err(e) => return Err(e),
         };
         if let Some(m) = &previous {
-            match m.liveness() {
+            match m.liveness(&dir) {
                 Liveness::Running { pid } => {
                     let control = m
                         .control
@@ -119,6 +121,19 @@ impl Lab {
                 Liveness::Stopped => {}
             }
         }
+        // Held until this `Lab` is dropped (after `shutdown` has saved the state), or this process ends.
+        let Some(lock) = DaemonLock::acquire(&dir)? else {
+            // Another lab started in `dir` since lab.json was read.
+            let m = Manifest::load(&dir).ok();
+            return Err(LabError::AlreadyRunning {
+                dir,
+                pid: m.as_ref().and_then(|m| m.pid).unwrap_or(0),
+                control: m
+                    .and_then(|m| m.control)
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "not yet open".to_owned()),
+            });
+        };
         for sub in ["share", "backup-copy", "backups"] {
             let path = dir.join(sub);
             std::fs::create_dir_all(&path).map_err(|e| LabError::io("create", &path, e))?;
@@ -248,6 +263,7 @@ impl Lab {
             inner,
             manifest,
             background,
+            _lock: lock,
         })
     }
 
@@ -706,6 +722,18 @@ fn listen_error(role: Role, address: Option<SocketAddr>, source: std::io::Error)
     }
 }
 
+/// The lab folder as an absolute path, which lab.json, msdb and the runbook quote. On Unix symbolic
+/// links are resolved. On Windows `canonicalize` would give a verbatim `\\?\C:\...` name, which
+/// SQL Server paths never have and the engine would read as a UNC share, so the folder is only made
+/// absolute there.
+fn absolute_dir(dir: &Path) -> std::io::Result<PathBuf> {
+    if cfg!(windows) {
+        std::path::absolute(dir)
+    } else {
+        std::fs::canonicalize(dir)
+    }
+}
+
 /// The real UTC time, where a new lab's clock starts.
 fn wall_clock() -> LabTime {
     let since_epoch = std::time::SystemTime::now()
@@ -714,11 +742,12 @@ fn wall_clock() -> LabTime {
     LabTime(since_epoch.as_millis() as i64)
 }
 
-/// A fresh sa password: 20 characters from the kernel's random source, with upper case, lower case and a
+/// A fresh sa password: 20 characters from the operating system's random source, with upper case, lower case and a
 /// digit guaranteed (SQL Server's password policy), and nothing that needs quoting in T-SQL or PowerShell.
 fn random_password() -> Result<String, LabError> {
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-    let bytes = fsutil::random_bytes::<20>()?;
+    let mut bytes = [0u8; 20];
+    getrandom::fill(&mut bytes).map_err(LabError::Random)?;
     let body: String = bytes
         .iter()
         .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)

@@ -22,6 +22,7 @@
 mod browser;
 mod cli;
 mod control;
+mod daemon_lock;
 pub mod engine;
 mod error;
 mod fsutil;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::daemon_lock::DaemonLock;
 use crate::engine::{Role, WindowsNames};
 use crate::error::LabError;
 use crate::fsutil;
@@ -217,13 +218,14 @@ impl Manifest {
         self.instances.iter().find(|i| i.role == role)
     }
 
-    /// Checks the recorded process: alive, and (when ready) its control port answers. The port check
-    /// catches a recycled pid: a stranger process does not listen on our control port.
-    pub(crate) fn liveness(&self) -> Liveness {
+    /// Checks the lab in `dir` (whose lab.json this is): its process alive (it holds the lab's lock,
+    /// [`DaemonLock`]), and (when ready) its control port answering. The port check catches a wedged
+    /// daemon.
+    pub(crate) fn liveness(&self, dir: &Path) -> Liveness {
         let Some(pid) = self.pid.filter(|_| self.state != LabState::Stopped) else {
             return Liveness::Stopped;
         };
-        if !fsutil::process_alive(pid) {
+        if !DaemonLock::held(dir) {
             return Liveness::Stale { pid };
         }
         match (self.state, self.control) {
@@ -286,38 +288,27 @@ mod tests {
 
     #[test]
     fn liveness_distinguishes_running_stale_and_stopped() {
-        let mut m = sample(Path::new("/x"));
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = sample(dir.path());
         m.state = LabState::Starting;
-        m.pid = Some(std::process::id());
-        assert_eq!(
-            m.liveness(),
-            Liveness::Running {
-                pid: std::process::id()
-            }
-        );
+        m.pid = Some(4242);
+        // Its process is gone: nobody holds the lab's lock.
+        assert_eq!(m.liveness(dir.path()), Liveness::Stale { pid: 4242 });
 
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
-        m.pid = Some(dead);
-        assert_eq!(m.liveness(), Liveness::Stale { pid: dead });
+        let lock = DaemonLock::acquire(dir.path()).unwrap().unwrap();
+        assert_eq!(m.liveness(dir.path()), Liveness::Running { pid: 4242 });
 
-        // Alive but its control port does not answer: a recycled pid, or a wedged daemon.
+        // Alive but its control port does not answer: a wedged daemon.
         let closed = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap();
-        m.pid = Some(std::process::id());
         m.state = LabState::Ready;
         m.control = Some(closed);
-        assert_eq!(
-            m.liveness(),
-            Liveness::Stale {
-                pid: std::process::id()
-            }
-        );
+        assert_eq!(m.liveness(dir.path()), Liveness::Stale { pid: 4242 });
 
         m.state = LabState::Stopped;
-        assert_eq!(m.liveness(), Liveness::Stopped);
+        assert_eq!(m.liveness(dir.path()), Liveness::Stopped);
+        drop(lock);
     }
 }

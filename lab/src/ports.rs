@@ -12,21 +12,26 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
 use crate::error::LabError;
-use crate::fsutil;
 
 /// How many ports below the ephemeral range the lab chooses from.
 const POOL_SIZE: u16 = 12_000;
 /// How many candidates to try before giving up (each try is one failed bind).
 const ATTEMPTS: u16 = 500;
 /// Linux's default when /proc does not say.
+#[cfg(target_os = "linux")]
 const DEFAULT_EPHEMERAL_LOW: u16 = 32_768;
+/// The IANA dynamic range's start, which Windows (since Vista and Server 2008) and macOS use by default.
+#[cfg(not(target_os = "linux"))]
+const DEFAULT_EPHEMERAL_LOW: u16 = 49_152;
 
 /// Binds 127.0.0.1 on a free port below the ephemeral range, starting at a random candidate so that
 /// concurrent labs rarely probe the same ports.
 pub(crate) async fn bind_fresh(role: &'static str) -> Result<TcpListener, LabError> {
     let (low, high) = candidate_range(ephemeral_low());
     let span = high - low;
-    let start = u16::from_le_bytes(fsutil::random_bytes::<2>()?) % span;
+    let mut random = [0u8; 2];
+    getrandom::fill(&mut random).map_err(LabError::Random)?;
+    let start = u16::from_le_bytes(random) % span;
     let mut last_error = None;
     for i in 0..ATTEMPTS.min(span) {
         let port = low + (start + i) % span;
@@ -60,7 +65,9 @@ pub(crate) async fn bind_udp(
     }
     let (low, high) = candidate_range(ephemeral_low());
     let span = high - low;
-    let start = u16::from_le_bytes(fsutil::random_bytes::<2>()?) % span;
+    let mut random = [0u8; 2];
+    getrandom::fill(&mut random).map_err(LabError::Random)?;
+    let start = u16::from_le_bytes(random) % span;
     let mut last_error = None;
     for i in 0..ATTEMPTS.min(span) {
         let port = low + (start + i) % span;
@@ -75,12 +82,17 @@ pub(crate) async fn bind_udp(
     ))
 }
 
-/// The lower bound of `net.ipv4.ip_local_port_range`.
+/// The lower bound of `net.ipv4.ip_local_port_range` on Linux; elsewhere the platform's default (a
+/// changed range there only makes a rebind after a disaster more likely to find its port taken).
 fn ephemeral_low() -> u16 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+    #[cfg(target_os = "linux")]
+    if let Some(low) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|text| text.split_whitespace().next()?.parse().ok())
-        .unwrap_or(DEFAULT_EPHEMERAL_LOW)
+    {
+        return low;
+    }
+    DEFAULT_EPHEMERAL_LOW
 }
 
 /// `[low, high)`: up to POOL_SIZE ports just below the ephemeral range, never privileged ones.

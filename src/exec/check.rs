@@ -61,9 +61,7 @@ pub(crate) async fn preflight(
     history: &History,
     timeouts: Timeouts,
 ) -> Vec<CheckRow> {
-    // The host script needs a file; a scratch folder keeps the check from writing into the state dir.
-    let script_dir = std::env::temp_dir().join(format!("pcfail-check-{}", std::process::id()));
-    let host = super::host_settings(runbook, script_dir.clone(), timeouts);
+    let host = super::host_settings(runbook, timeouts);
     let mut s = Session::unjournaled(runbook, host.clone(), timeouts);
     let mut rows = Vec::new();
 
@@ -126,7 +124,6 @@ pub(crate) async fn preflight(
     }
     shell_checks(plan, &mut s, &mut rows).await;
     let _ = s.close().await;
-    let _ = std::fs::remove_dir_all(&script_dir);
     rows
 }
 

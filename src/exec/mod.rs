@@ -78,16 +78,11 @@ pub enum ExecError {
     Damaged { path: PathBuf, reason: String },
 }
 
-/// The PowerShell host a run (or a check) starts, with its script in `script_dir`.
-pub(crate) fn host_settings(
-    runbook: &Runbook,
-    script_dir: PathBuf,
-    timeouts: Timeouts,
-) -> HostSettings {
+/// The PowerShell host a run (or a check) starts.
+pub(crate) fn host_settings(runbook: &Runbook, timeouts: Timeouts) -> HostSettings {
     HostSettings {
         program: PathBuf::from(&runbook.powershell.program),
         args: runbook.powershell.args.clone(),
-        script_dir,
         env_remove: runbook
             .instances
             .values()
@@ -148,7 +143,7 @@ pub(crate) async fn run(
         }
     }
 
-    let host = host_settings(runbook, settings.state_dir.clone(), settings.timeouts);
+    let host = host_settings(runbook, settings.timeouts);
     let mut session = Session::new(
         runbook,
         host.clone(),
@@ -414,11 +409,7 @@ async fn proceed(
         Ok(steps) => {
             // The situation the run leaves, for the review (`pcfail report`).
             let known = situation::known_folders(history, &session.runbook.chat_database);
-            let host = host_settings(
-                session.runbook,
-                settings.state_dir.clone(),
-                settings.timeouts,
-            );
+            let host = host_settings(session.runbook, settings.timeouts);
             let observing = Instant::now();
             let after =
                 situation::observe(session.runbook, settings.timeouts, &host, session, &known)
@@ -549,7 +540,7 @@ mod tests {
             connect: Duration::from_secs(1),
             query: Duration::from_secs(1),
         };
-        let host = host_settings(&runbook, PathBuf::from("state"), timeouts);
+        let host = host_settings(&runbook, timeouts);
         assert_eq!(host.env_remove, ["PCFAIL_DAL_SQL_002_PASSWORD"]);
     }
 }

@@ -1,16 +1,21 @@
 //! The PowerShell adapter: one long-lived host process per run, one request per line.
 //!
-//! It owns starting the host (`assets/host.ps1` written next to the run's journal, then
-//! `<program> <args> -NoProfile -NonInteractive -ExecutionPolicy Bypass -File host.ps1`), framing
-//! requests and responses (docs/powershell-host-protocol.md), per-request timeouts that kill the
-//! process, and keeping the host's stderr and stray output for the journal. It does not build command
-//! text: the actions do, through the one quoting function in `quote.rs`.
+//! It owns starting the host (`<program> <args> -NoProfile -NonInteractive -ExecutionPolicy Bypass
+//! -EncodedCommand <assets/host.ps1 as base64 of UTF-16LE>`), framing requests and responses
+//! (docs/powershell-host-protocol.md), per-request timeouts that kill the process, and keeping the
+//! host's stderr and stray output for the journal (decoded from CLIXML, `clixml.rs`). It does not
+//! build command text: the actions do, through the one quoting function in `quote.rs`.
 //!
 //! Why one process: importing the SkypeForBusiness module is slow (reportedly; reference I.3) and the
 //! run's overhead should be near zero. Why stdout and stderr are read by their own tasks: a child that
-//! fills one pipe while we wait on the other would deadlock.
+//! fills one pipe while we wait on the other would deadlock. Why `-EncodedCommand` and no script file:
+//! an execution policy set by Group Policy overrides `-ExecutionPolicy Bypass` and can refuse to run
+//! any `.ps1` file, but an execution policy governs script files, not a command given on the command
+//! line; and nothing is written to disk that someone else could change before it runs.
 
-use std::path::{Path, PathBuf};
+mod clixml;
+
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,7 +25,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
-/// The host script, shipped inside the binary so a run needs no extra files.
+/// The host script, shipped inside the binary and handed to PowerShell on its command line.
 const HOST_SCRIPT: &str = include_str!("../../assets/host.ps1");
 const RESULT_PREFIX: &str = "PCFAIL-RESULT ";
 const READY_PREFIX: &str = "PCFAIL-READY ";
@@ -34,8 +39,6 @@ pub(crate) struct HostSettings {
     pub program: PathBuf,
     /// Arguments placed before the standard ones (the lab: `lab shell --dir DIR`).
     pub args: Vec<String>,
-    /// Where `host.ps1` is written (the run's state directory).
-    pub script_dir: PathBuf,
     /// Environment variables the host must not inherit (the runbook's password variables: the
     /// Management Shell needs none of them).
     pub env_remove: Vec<String>,
@@ -87,11 +90,6 @@ pub(crate) enum HostError {
         program: String,
         source: std::io::Error,
     },
-    #[error("cannot write the host script to `{path}`: {source}")]
-    Script {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("`{program}` did not become ready within {}s", .after.as_secs())]
     NotReady {
         program: String,
@@ -139,9 +137,8 @@ pub(crate) struct PowerShell {
 }
 
 impl PowerShell {
-    /// Writes the host script, starts the process and waits for its READY line.
+    /// Starts the process with the host script on its command line and waits for its READY line.
     pub(crate) async fn start(settings: &HostSettings) -> Result<PowerShell, HostError> {
-        let script = write_script(&settings.script_dir)?;
         let program = settings.program.display().to_string();
         let mut command = Command::new(&settings.program);
         for name in &settings.env_remove {
@@ -149,14 +146,7 @@ impl PowerShell {
         }
         let mut child = command
             .args(&settings.args)
-            .args([
-                "-NoProfile",
-                "-NonInteractive",
-                "-ExecutionPolicy",
-                "Bypass",
-                "-File",
-            ])
-            .arg(&script)
+            .args(standard_args())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -194,11 +184,10 @@ impl PowerShell {
         let stderr_writer = Arc::clone(&stderr);
         tokio::spawn(async move {
             let mut reader = BufReader::new(stderr_pipe).lines();
+            let mut decoder = clixml::Decoder::default();
             while let Ok(Some(line)) = reader.next_line().await {
-                stderr_writer
-                    .lock()
-                    .expect("stderr lock")
-                    .push(line.trim_end_matches('\r').to_owned());
+                let lines = decoder.lines(line.trim_end_matches('\r'));
+                stderr_writer.lock().expect("stderr lock").extend(lines);
             }
         });
 
@@ -358,18 +347,50 @@ impl PowerShell {
     }
 }
 
-/// Writes `host.ps1` into `dir`, via an owner-only temporary file and a rename so a concurrent reader
-/// never sees half a script.
-fn write_script(dir: &Path) -> Result<PathBuf, HostError> {
-    let path = dir.join("pcfail-host-v1.ps1");
-    // Written afresh every time, owner-only: a copy left writable by others is never run.
-    let tmp = dir.join(format!(".pcfail-host-v1.ps1.{}.tmp", std::process::id()));
-    let result = crate::private::create_dir(dir)
-        .and_then(|()| crate::private::write(&tmp, HOST_SCRIPT.as_bytes()))
-        .and_then(|()| std::fs::rename(&tmp, &path));
-    result.map_err(|source| HostError::Script {
-        path: path.clone(),
-        source,
-    })?;
-    Ok(path)
+/// What follows the runbook's own arguments: PowerShell's switches and the host script, encoded as
+/// `-EncodedCommand` takes it (base64 of UTF-16LE text, reference I.2).
+fn standard_args() -> [String; 6] {
+    [
+        "-NoProfile".to_owned(),
+        "-NonInteractive".to_owned(),
+        // Still useful where no Group Policy sets a policy: modules may load script files.
+        "-ExecutionPolicy".to_owned(),
+        "Bypass".to_owned(),
+        "-EncodedCommand".to_owned(),
+        encoded_command(HOST_SCRIPT),
+    ]
+}
+
+fn encoded_command(script: &str) -> String {
+    use base64::Engine as _;
+    let utf16le: Vec<u8> = script.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    base64::engine::general_purpose::STANDARD.encode(utf16le)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The longest command line `CreateProcess` accepts, in UTF-16 code units with its terminating NUL.
+    const WINDOWS_COMMAND_LINE_MAX: usize = 32_767;
+
+    #[test]
+    fn the_encoded_command_is_base64_of_utf16le() {
+        // Known answers, worked by hand: "a" is 61 00, "dir" is 64 00 69 00 72 00.
+        let cases = [("a", "YQA="), ("dir", "ZABpAHIA"), ("é", "6QA=")];
+        for (script, encoded) in cases {
+            assert_eq!(encoded_command(script), encoded, "{script:?}");
+        }
+    }
+
+    #[test]
+    fn the_host_command_line_fits_windows_limit_with_room_for_the_runbook() {
+        // Windows quotes no argument here (base64 and the switches have no spaces): each costs its
+        // length plus a separating space. `program` is at most MAX_PATH; leave 4096 for `args`.
+        let standard: usize = standard_args().iter().map(|a| a.len() + 1).sum();
+        assert!(
+            260 + 4096 + standard < WINDOWS_COMMAND_LINE_MAX,
+            "the host script makes a {standard}-character command line; shorten assets/host.ps1"
+        );
+    }
 }

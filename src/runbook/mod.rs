@@ -9,6 +9,7 @@
 
 mod check;
 mod diagnostic;
+mod encoding;
 mod instance;
 mod parse;
 mod reader;
@@ -267,7 +268,13 @@ fn render_diagnostics(diagnostics: &[Diagnostic]) -> String {
 
 /// Reads and validates the runbook at `path`.
 pub fn load(path: &Path) -> Result<Runbook, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+    let text = read_text(path)?;
+    parse::parse(path, &text).map_err(|diagnostics| LoadError::Invalid { diagnostics })
+}
+
+/// The runbook file's text, decoded by its byte-order mark (UTF-8 without one; `encoding.rs`).
+pub(crate) fn read_text(path: &Path) -> Result<String, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => LoadError::NotFound {
             path: path.to_owned(),
         },
@@ -279,7 +286,9 @@ pub fn load(path: &Path) -> Result<Runbook, LoadError> {
             source,
         },
     })?;
-    parse::parse(path, &text).map_err(|diagnostics| LoadError::Invalid { diagnostics })
+    encoding::decode(&path.display().to_string(), &bytes).map_err(|diagnostic| LoadError::Invalid {
+        diagnostics: vec![diagnostic],
+    })
 }
 
 /// Validates runbook text; `path` is used for messages and recorded in the model.

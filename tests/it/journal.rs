@@ -4,7 +4,7 @@
 
 use pcfail_lab::Role;
 
-use crate::lab_support::{LabRig, RestoreJob, assert_exit, database, text};
+use crate::lab_support::{LabRig, RestoreJob, assert_exit, database, operator, text};
 
 #[test]
 fn a_damaged_journal_stops_every_run_and_verify_names_the_first_bad_line() {
@@ -24,7 +24,11 @@ fn a_damaged_journal_stops_every_run_and_verify_names_the_first_bad_line() {
 
     // Someone rewrites who ran it, on line 1, leaving every other line as it was.
     let original = std::fs::read_to_string(&journal).expect("journal");
-    let tampered = original.replacen("e2e-operator", "someone-else", 1);
+    let tampered = original.replacen(
+        &format!("\"operator\":\"{}\"", operator()),
+        "\"operator\":\"someone-else\"",
+        1,
+    );
     assert_ne!(original, tampered);
     std::fs::write(&journal, &tampered).expect("tamper");
 
@@ -112,7 +116,7 @@ fn a_journal_rewritten_with_a_consistent_chain_is_caught_by_its_anchor() {
     let mut rewritten = String::new();
     for line in std::fs::read_to_string(&journal).expect("journal").lines() {
         let mut record: serde_json::Value = serde_json::from_str(line).expect("a record");
-        if record["operator"] == "e2e-operator" {
+        if record["operator"] == operator() {
             record["operator"] = "someone-else".into();
         }
         record["prev"] = prev.clone().into();

@@ -23,9 +23,24 @@ const BACKUPS_BEFORE_DISASTER: usize = 4;
 /// A bound on every wait for the lab's jobs; generous because two cores run several labs at once.
 const WAIT_LIMIT: Duration = Duration::from_secs(60);
 
-/// The operator and host every run here claims to be (`USER` and `COMPUTERNAME`).
-pub const OPERATOR: &str = "e2e-operator";
-pub const HOST: &str = "e2e-host";
+/// The host every run here records: the kernel's host name, as `uname -n` tells it.
+pub fn host() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let uname = Command::new("uname").arg("-n").output().expect("uname -n");
+        String::from_utf8_lossy(&uname.stdout).trim().to_owned()
+    })
+}
+
+/// The operator every run here records: the operating system's name for the test's own user, as
+/// `id -un` tells it (pcfail asks the OS, not `USER`, which the runs below set to a decoy).
+pub fn operator() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let id = Command::new("id").arg("-un").output().expect("id -un");
+        String::from_utf8_lossy(&id.stdout).trim().to_owned()
+    })
+}
 
 /// How the lab's log-shipping restore job is scheduled before the disaster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,9 +228,10 @@ impl LabRig {
             .arg(state_dir)
             .current_dir(self.dir.path())
             .env_remove("PCFAIL_RUNBOOK")
-            // Who and where, as the journal and the lock record them, fixed so messages are exact.
-            .env("USER", OPERATOR)
-            .env("COMPUTERNAME", HOST)
+            // Decoys: who and where come from the OS, so these must not reach the journal.
+            .env("USER", "decoy-user")
+            .env("USERNAME", "decoy-user")
+            .env("COMPUTERNAME", "decoy-host")
             .env(
                 &self.manifest.login.password_env,
                 &self.manifest.login.password,

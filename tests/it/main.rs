@@ -3,6 +3,7 @@
 
 mod cli;
 mod crash;
+mod drill;
 mod journal;
 mod lab_realism;
 mod lab_support;
@@ -10,8 +11,11 @@ mod lab_variants;
 // Needs the `kerberos` build and MIT Kerberos's KDC tools.
 #[cfg(feature = "kerberos")]
 mod kerberos;
+// Its fake PowerShell is a shell script.
+#[cfg(unix)]
 mod no_side_effects;
 mod plan;
+mod powershell_host;
 mod powershell_syntax;
 mod real_server;
 mod real_site;

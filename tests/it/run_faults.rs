@@ -11,7 +11,7 @@ use pcfail_lab::Role;
 use serde_json::{Value, json};
 
 use crate::lab_support::{
-    LabRig, OPERATOR, RestoreJob, assert_exit, assert_failed_over, database, started_steps, text,
+    LabRig, RestoreJob, assert_exit, assert_failed_over, database, operator, started_steps, text,
     trn_names,
 };
 
@@ -104,8 +104,9 @@ fn fails_then_resumes(fault: Fault) {
     assert_eq!(
         text(&status.stdout),
         format!(
-            "{run}: failover of {} by {OPERATOR}: failed; last step: {} (failed)\n",
+            "{run}: failover of {} by {}: failed; last step: {} (failed)\n",
             rig.pool(),
+            operator(),
             fault.step
         )
     );
@@ -159,8 +160,9 @@ fn fails_then_resumes(fault: Fault) {
     assert_eq!(
         text(&status.stdout),
         format!(
-            "{run}: failover of {} by {OPERATOR}: completed; last step: set-active-servers (done)\n",
-            rig.pool()
+            "{run}: failover of {} by {}: completed; last step: set-active-servers (done)\n",
+            rig.pool(),
+            operator()
         )
     );
     assert_failed_over(&rig, &at_disaster, &rig.status());

@@ -9,8 +9,8 @@ use pcfail_lab::Role;
 use serde_json::{Value, json};
 
 use crate::lab_support::{
-    LabRig, RestoreJob, assert_exit, assert_failed_over, database, history, journals_in, kill_hard,
-    log_restores_since_full, started_steps, text, trn_names,
+    LabRig, RestoreJob, assert_exit, assert_failed_over, database, history, host, journals_in,
+    kill_hard, log_restores_since_full, operator, started_steps, text, trn_names,
 };
 
 /// The first and last LSN of the primary's log backup written to a file named `name`.
@@ -118,8 +118,6 @@ fn a_second_run_is_refused_while_one_holds_the_lock() {
     let args = ["failover", "--pool", pool.as_str(), "--yes"];
     let mut first = rig
         .command_in(&rig.state_dir(), &args)
-        .env("USER", "first-operator")
-        .env("COMPUTERNAME", "atl-admin-01")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -131,8 +129,10 @@ fn a_second_run_is_refused_while_one_holds_the_lock() {
     assert_eq!(
         text(&second.stderr),
         format!(
-            "error: another pcfail run holds the lock `{}` (first-operator on atl-admin-01, pid {})\n",
+            "error: another pcfail run holds the lock `{}` ({} on {}, pid {})\n",
             rig.state_dir().join("pcfail.lock").display(),
+            operator(),
+            host(),
             first.id()
         )
     );

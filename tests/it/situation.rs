@@ -9,7 +9,7 @@ use pcfail_lab::{Role, Status};
 use serde_json::{Value, json};
 
 use crate::lab_support::{
-    LabRig, RestoreJob, assert_exit, chat_servers_in, database, started_steps, text,
+    LabRig, RestoreJob, assert_exit, chat_servers_in, database, operator, started_steps, text,
 };
 
 /// Statements any instance received that change state (anything but reading), across all roles.
@@ -144,7 +144,7 @@ fn a_completed_failover_or_failback_run_again_has_nothing_to_do() {
     assert!(
         stdout.starts_with(&format!(
             "the pool is already failed over (run {run} completed at "
-        )) && stdout.ends_with(" by e2e-operator); nothing to do\n"),
+        )) && stdout.ends_with(&format!(" by {}); nothing to do\n", operator())),
         "{stdout}"
     );
     assert_eq!(text(&again.stderr), "");

@@ -115,8 +115,13 @@ impl Test {
     }
 
     /// Writes `text` as the runbook and passes `--runbook runbook.toml`.
-    pub fn runbook(mut self, text: &str) -> Test {
-        std::fs::write(self.dir.path().join("runbook.toml"), text).expect("write runbook");
+    pub fn runbook(self, text: &str) -> Test {
+        self.runbook_bytes(text.as_bytes())
+    }
+
+    /// The runbook as these bytes (another encoding than UTF-8).
+    pub fn runbook_bytes(mut self, bytes: &[u8]) -> Test {
+        std::fs::write(self.dir.path().join("runbook.toml"), bytes).expect("write runbook");
         self.runbook = true;
         self
     }

@@ -13,6 +13,51 @@ fn shipped_runbook_is_valid() {
         .run();
 }
 
+/// What Windows tools save: Windows PowerShell 5.1's `>` writes UTF-16LE with a byte-order mark,
+/// `Out-File -Encoding UTF8` and Notepad UTF-8 with one.
+#[test]
+fn runbooks_saved_as_utf16_or_with_a_byte_order_mark_are_read() {
+    let text = portable(SHIPPED);
+    let utf16le: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    let utf16be: Vec<u8> = [0xFE, 0xFF]
+        .into_iter()
+        .chain(text.encode_utf16().flat_map(u16::to_be_bytes))
+        .collect();
+    let utf8_bom = [&[0xEF, 0xBB, 0xBF][..], text.as_bytes()].concat();
+    for bytes in [utf16le, utf16be, utf8_bom] {
+        Test::new()
+            .runbook_bytes(&bytes)
+            .args(&["validate"])
+            .stdout("runbook.toml: ok (10 failover steps, 9 fail-back steps)\n")
+            .stderr("")
+            .run();
+    }
+}
+
+/// A file in a legacy code page (Windows-1252's `ü` is the byte 0xFC) is not guessed at.
+#[test]
+fn a_runbook_in_another_encoding_is_located_with_the_fix() {
+    let text = edit(
+        MINIMAL,
+        "data_center = \"ATL\"",
+        "data_center = \"ATL\" # Z\u{FC}rich",
+    );
+    let bytes: Vec<u8> = text
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).expect("Latin-1"))
+        .collect();
+    Test::new()
+        .runbook_bytes(&bytes)
+        .args(&["validate"])
+        .stdout("")
+        .stderr("runbook.toml:10:24: error: the file is not UTF-8 text here (byte 0xFC); save the runbook as UTF-8 (or as UTF-16 with a byte-order mark, as Windows PowerShell's `>` writes it)\n")
+        .status(2)
+        .run();
+}
+
 /// The shipped runbook logs in as the Windows account running pcfail, which this build can do on
 /// Windows and with Kerberos; elsewhere `validate` says so at each place, and exits 2.
 #[test]

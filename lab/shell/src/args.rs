@@ -2,10 +2,12 @@
 //! the way Windows PowerShell 5.1's console host checks them.
 //!
 //! Switch names match case-insensitively by prefix with each switch's minimum abbreviation (`-nop`,
-//! `-noni`, `-ex`/`-ep`, `-f`), and `/` works like `-`. As in 5.1, the first argument that is not a
-//! known switch starts the command text, so `-Bogus` ends up "not recognized" as a command. `-File`
-//! must name an existing `.ps1` file and ends the switches: what follows goes to the script. The
-//! lab runs only the host script (`-File`); an interactive session or `-Command` is refused.
+//! `-noni`, `-ex`/`-ep`, `-f`, `-e`/`-ec`), and `/` works like `-`. As in 5.1, the first argument that is
+//! not a known switch starts the command text, so `-Bogus` ends up "not recognized" as a command.
+//! `-EncodedCommand` takes base64 of UTF-16LE text (reference I.2) and parsing goes on after it;
+//! `-File` must name an existing `.ps1` file and ends the switches: what follows goes to the script.
+//! The lab runs only pcfail's host script, given either way (pcfail uses `-EncodedCommand`); an
+//! interactive session, `-Command`, or an encoded command that is not the host script is refused.
 
 use std::path::{Path, PathBuf};
 
@@ -18,9 +20,21 @@ pub(crate) struct PowerShellArgs {
     pub non_interactive: bool,
     pub no_profile: bool,
     pub execution_policy: Option<String>,
-    pub file: PathBuf,
-    pub script_args: Vec<String>,
+    pub script: Script,
 }
+
+/// How the host script was given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Script {
+    /// `-File path args...`.
+    File { path: PathBuf, args: Vec<String> },
+    /// `-EncodedCommand base64`: the decoded text. PowerShell then writes the records of its error,
+    /// warning and verbose streams to a redirected stderr as CLIXML (reference I.2).
+    Encoded(String),
+}
+
+/// How pcfail's host script begins (assets/host.ps1): what an encoded command must be to be simulated.
+const HOST_SCRIPT_FIRST_LINE: &str = "# pcfail PowerShell host, protocol 1";
 
 /// Why the shell would not start: the text for stderr and the exit code.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +117,7 @@ pub(crate) fn parse(args: &[String]) -> Result<PowerShellArgs, ArgsError> {
     let mut non_interactive = false;
     let mut no_profile = false;
     let mut execution_policy = None;
+    let mut encoded = None;
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
@@ -143,6 +158,7 @@ pub(crate) fn parse(args: &[String]) -> Result<PowerShellArgs, ArgsError> {
                 };
                 execution_policy = Some((*known).to_owned());
             }
+            "file" if encoded.is_some() => return Err(both_command_and_file()),
             "file" => {
                 let file = PathBuf::from(value.unwrap_or_default());
                 check_script(&file)?;
@@ -150,20 +166,66 @@ pub(crate) fn parse(args: &[String]) -> Result<PowerShellArgs, ArgsError> {
                     non_interactive,
                     no_profile,
                     execution_policy,
-                    file,
-                    script_args: args[i + 1..].to_vec(),
+                    script: Script::File {
+                        path: file,
+                        args: args[i + 1..].to_vec(),
+                    },
                 });
             }
-            "command" | "encodedcommand" => {
+            "encodedcommand" => encoded = Some(decode_command(&value.unwrap_or_default())?),
+            "command" => {
                 return Err(bad(format!(
-                    "pcfail lab shell: -{name} is not simulated; start the host script with -File.\n"
+                    "pcfail lab shell: -{name} is not simulated; start the host script with -EncodedCommand or -File.\n"
                 )));
             }
             _ => {}
         }
         i += 1;
     }
-    Err(bad("pcfail lab shell: an interactive session is not simulated; start the host script with -File.\n".to_owned()))
+    match encoded {
+        Some(text) => Ok(PowerShellArgs {
+            non_interactive,
+            no_profile,
+            execution_policy,
+            script: Script::Encoded(text),
+        }),
+        None => Err(bad("pcfail lab shell: an interactive session is not simulated; start the host script with -EncodedCommand or -File.\n".to_owned())),
+    }
+}
+
+/// The text of `-EncodedCommand`: base64 of UTF-16LE, and (for the lab) pcfail's host script.
+fn decode_command(value: &str) -> Result<String, ArgsError> {
+    use base64::Engine as _;
+    // UNVERIFIED wording (5.1's BadCommandValue resource, as quoted in forum posts).
+    let not_encoded = || {
+        bad("Cannot process the command because the value specified with -EncodedCommand is not properly encoded. The value must be Base64 encoded.\n".to_owned())
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .map_err(|_| not_encoded())?;
+    if bytes.len() % 2 != 0 {
+        return Err(not_encoded());
+    }
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
+        .collect();
+    let text = String::from_utf16_lossy(&units);
+    if !text.starts_with(HOST_SCRIPT_FIRST_LINE) {
+        let first = text.lines().next().unwrap_or_default();
+        return Err(bad(format!(
+            "pcfail lab shell: only pcfail's host script (protocol 1) is simulated; the encoded command begins `{first}`.\n"
+        )));
+    }
+    Ok(text)
+}
+
+/// A lab message: PowerShell's own answer to both a command and a file is not simulated.
+fn both_command_and_file() -> ArgsError {
+    bad(
+        "pcfail lab shell: give the host script once, with -EncodedCommand or with -File.\n"
+            .to_owned(),
+    )
 }
 
 fn check_script(file: &Path) -> Result<(), ArgsError> {
@@ -221,7 +283,9 @@ mod tests {
             let parsed = parse(&args).unwrap();
             assert!(parsed.non_interactive && parsed.no_profile, "{args:?}");
             assert_eq!(parsed.execution_policy.as_deref(), Some("Bypass"));
-            assert_eq!(parsed.file, PathBuf::from(host));
+            assert!(
+                matches!(&parsed.script, Script::File { path, .. } if path.as_path() == Path::new(host))
+            );
         }
         let with_script_args = parse(&strings(&["-File", host, "-NonInteractive", "x"])).unwrap();
         assert!(
@@ -229,9 +293,43 @@ mod tests {
             "arguments after -File belong to the script"
         );
         assert_eq!(
-            with_script_args.script_args,
-            strings(&["-NonInteractive", "x"])
+            with_script_args.script,
+            Script::File {
+                path: PathBuf::from(host),
+                args: strings(&["-NonInteractive", "x"])
+            }
         );
+    }
+
+    /// Base64 of UTF-16LE, as pcfail encodes the host script (written again here, not shared).
+    fn encode(text: &str) -> String {
+        use base64::Engine as _;
+        let bytes: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    #[test]
+    fn the_host_script_is_accepted_as_an_encoded_command_with_switches_around_it() {
+        let script =
+            format!("{HOST_SCRIPT_FIRST_LINE} (docs/powershell-host-protocol.md)\r\n$x = 'é'\r\n");
+        let encoded = encode(&script);
+        let cases: Vec<Vec<String>> = vec![
+            strings(&[
+                "-NoProfile",
+                "-NonInteractive",
+                "-ExecutionPolicy",
+                "Bypass",
+                "-EncodedCommand",
+                &encoded,
+            ]),
+            strings(&["-e", &encoded, "-noni", "-nop"]),
+            strings(&["/ec", &encoded, "/NonInteractive", "/NoProfile"]),
+        ];
+        for args in cases {
+            let parsed = parse(&args).unwrap();
+            assert!(parsed.non_interactive && parsed.no_profile, "{args:?}");
+            assert_eq!(parsed.script, Script::Encoded(script.clone()));
+        }
     }
 
     #[test]
@@ -257,7 +355,13 @@ mod tests {
                 1,
             ),
             (strings(&["-ExecutionPolicy"]), "Missing argument for parameter -ExecutionPolicy. Specify a value and try again.\n".to_owned(), 64),
-            (strings(&["-NoProfile"]), "pcfail lab shell: an interactive session is not simulated; start the host script with -File.\n".to_owned(), 64),
+            (strings(&["-NoProfile"]), "pcfail lab shell: an interactive session is not simulated; start the host script with -EncodedCommand or -File.\n".to_owned(), 64),
+            (strings(&["-EncodedCommand", "not base64!"]), "Cannot process the command because the value specified with -EncodedCommand is not properly encoded. The value must be Base64 encoded.\n".to_owned(), 64),
+            // Base64 of an odd number of bytes cannot be UTF-16.
+            (strings(&["-EncodedCommand", "YWJj"]), "Cannot process the command because the value specified with -EncodedCommand is not properly encoded. The value must be Base64 encoded.\n".to_owned(), 64),
+            // "dir" in UTF-16LE: PowerShell would run it; the lab runs only the host script.
+            (strings(&["-ec", "ZABpAHIA"]), "pcfail lab shell: only pcfail's host script (protocol 1) is simulated; the encoded command begins `dir`.\n".to_owned(), 64),
+            (strings(&["-EncodedCommand", &encode(HOST_SCRIPT_FIRST_LINE), "-File", txt.to_str().unwrap()]), "pcfail lab shell: give the host script once, with -EncodedCommand or with -File.\n".to_owned(), 64),
         ];
         for (args, message, code) in cases {
             assert_eq!(

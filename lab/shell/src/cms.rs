@@ -71,10 +71,13 @@ impl Cms {
     }
 }
 
-/// Writes `bytes` to a sibling temporary file, then renames it over `path`.
+/// Writes `bytes` to a sibling temporary file, then renames it over `path` (tempfile's `persist`,
+/// which replaces an existing file on Windows too).
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let temporary = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
-    std::fs::write(&temporary, bytes)?;
-    std::fs::rename(&temporary, path)
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temporary = tempfile::Builder::new().prefix(".").tempfile_in(dir)?;
+    temporary.write_all(bytes)?;
+    temporary.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! A simulated Skype for Business Management Shell speaking pcfail's PowerShell host protocol
 //! (docs/powershell-host-protocol.md). `pcfail lab shell --dir DIR [powershell args...]` calls [`run`];
-//! pcfail's PowerShell adapter cannot tell it from `powershell.exe -File host.ps1` with the
-//! SkypeForBusiness module, which is the point: the lab is worth exactly its fidelity.
+//! pcfail's PowerShell adapter cannot tell it from `powershell.exe -EncodedCommand <host.ps1>` with
+//! the SkypeForBusiness module, which is the point: the lab is worth exactly its fidelity.
 //!
 //! ```text
 //! powershell args -> args (validated like powershell.exe) -> READY line
@@ -10,7 +10,7 @@
 //!     -> faults.json (error / hang / crash) -> -WhatIf / confirmation -> cmdlets/*
 //!          |-> cms.json (pool state, active servers)
 //!          '-> sql (tiberius to the lab's SQL instances: mirroring, reachability)
-//!     -> protocol (PCFAIL-RESULT line) -> stdout; stray host text -> stdout / stderr
+//!     -> protocol (PCFAIL-RESULT line) -> stdout; stray host text -> stdout / stderr (clixml)
 //! ```
 //!
 //! It does not share code with pcfail's client side (so a bug in one cannot cancel a bug in the other),
@@ -18,6 +18,7 @@
 
 mod args;
 mod binding;
+mod clixml;
 mod cmdlets;
 mod cms;
 mod error;
@@ -31,6 +32,7 @@ mod sql;
 use std::io::{BufRead, Write};
 use std::path::Path;
 
+use crate::args::Script;
 use crate::manifest::LabManifest;
 use crate::protocol::{Response, parse_request, ready_line};
 use crate::shell::{Outcome, Shell};
@@ -39,7 +41,8 @@ use crate::sql::Sql;
 /// Runs the shell: reads requests from `input`, writes responses to `output`, diagnostics to `errors`.
 ///
 /// `powershell_args` are the trailing PowerShell arguments (`-NoProfile -NonInteractive
-/// -ExecutionPolicy Bypass -File <path>`), validated as powershell.exe does. Returns the process exit
+/// -ExecutionPolicy Bypass -EncodedCommand <host script>`, or `-File <path>`), validated as
+/// powershell.exe does; with `-EncodedCommand`, stray host text goes to `errors` as CLIXML. Returns the process exit
 /// code: 0 at end of input, 64 for a bad command line, 1 when the lab cannot be used or a
 /// `"crash"` fault fires. A crash returns at once, mid-request and without a response, so the caller
 /// must exit with the returned code immediately, as a crashing process would. A `"hang"` fault (or a
@@ -73,6 +76,11 @@ pub fn run(
         }
     };
     let mut shell = Shell::new(lab_dir.to_path_buf(), args.non_interactive, sql);
+    // Started with -EncodedCommand, PowerShell writes its streams' records to stderr as CLIXML.
+    let mut stderr = Stderr {
+        serialized: matches!(args.script, Script::Encoded(_)),
+        marked: false,
+    };
     if writeln!(output, "{}", ready_line())
         .and_then(|()| output.flush())
         .is_err()
@@ -116,7 +124,7 @@ pub fn run(
             },
         };
         for text in stray_errors {
-            let _ = writeln!(errors, "{text}");
+            let _ = stderr.write(&mut errors, &text);
         }
         let _ = errors.flush();
         let written = host
@@ -128,5 +136,24 @@ pub fn run(
             // Nobody is listening any more: like a host whose stdout pipe broke.
             return 1;
         }
+    }
+}
+
+/// The host's stderr: plain lines, or CLIXML records after one marker line.
+struct Stderr {
+    serialized: bool,
+    marked: bool,
+}
+
+impl Stderr {
+    fn write(&mut self, errors: &mut impl Write, text: &str) -> std::io::Result<()> {
+        if !self.serialized {
+            return writeln!(errors, "{text}");
+        }
+        if !self.marked {
+            writeln!(errors, "{}", clixml::MARKER)?;
+            self.marked = true;
+        }
+        writeln!(errors, "{}", clixml::record(text))
     }
 }

@@ -2,7 +2,8 @@
 //! log-shipping folders) to the lab file it means, or to the operating system error SQL Server would
 //! report in 3201 ("Cannot open backup device '%ls'. Operating system error %ls.", reference B.4).
 //!
-//! The lab runs on Linux, so an absolute Linux path always means itself. Windows names exist only
+//! An absolute Linux path always means itself, and so does, on Windows, an absolute name inside the
+//! lab folder (the lab's folders there are `C:\...`). Windows names exist only
 //! when the lab is started with Windows paths ([`WindowsNames`]): each instance's drive letters and
 //! the UNC shares are mounted onto lab folders. Without them, and for anything they do not name, an
 //! obviously Windows path is a path the instance does not have: `Z:\x.bak` is OS error 3 ("The system
@@ -196,7 +197,19 @@ pub(crate) fn resolve(world: &World, role: Role, path: &str) -> Result<LabPath, 
 fn resolve_os(world: &World, role: Role, path: &str) -> Result<PathBuf, OsError> {
     let names = world.config.windows.as_ref();
     let share_down = !world.share_reachable();
+    // On Windows the lab's own folders have drive-letter names (`C:\Users\...\share`): a name in
+    // the lab folder means itself there, as a Linux absolute path does on Linux.
+    let own = cfg!(windows)
+        && Path::new(path).is_absolute()
+        && under(Path::new(path), &world.config.lab_dir);
     match shape(path) {
+        _ if own => {
+            let real = PathBuf::from(path);
+            if share_down && under(&real, &world.config.share) {
+                return Err(OsError::PathNotFound);
+            }
+            Ok(real)
+        }
         Shape::Linux => {
             let real = PathBuf::from(path);
             if share_down && under(&real, &world.config.share) {

@@ -2,6 +2,8 @@
 //! and the CLI-level functions talking to the lab's control port. One topic per file.
 
 mod control_port;
+// Its fake `pcfail` is a shell script.
+#[cfg(unix)]
 mod daemon;
 mod disaster;
 mod lifecycle;
