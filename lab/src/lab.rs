@@ -529,7 +529,7 @@ fn load_or_create_world(
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let now = wall_clock();
-            let config = topology::world_config(
+            let mut config = topology::world_config(
                 dir,
                 password,
                 opts.backup_every_min,
@@ -537,6 +537,7 @@ fn load_or_create_world(
                 opts.restore_every_min,
                 opts.windows_paths,
             );
+            config.standby_secondary = opts.standby_secondary;
             Ok((World::new_hadr(config, now), now))
         }
         Err(e) => Err(LabError::io("read", state_path, e)),

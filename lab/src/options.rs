@@ -31,6 +31,10 @@ pub struct LabOptions {
     /// the lab folders, and used in msdb's log-shipping configuration of a new lab. Off by default,
     /// because pcfail does not yet tell its own paths from SQL Server's.
     pub windows_paths: bool,
+    /// The backup instance's log-shipping secondary restores WITH STANDBY (restore_mode 1): between
+    /// restores its `mgc` is ONLINE, read-only, with is_in_standby = 1 (reference A.1, C). Off by
+    /// default (NORECOVERY, as Microsoft's Persistent Chat HA/DR page configures it). Only for a new lab.
+    pub standby_secondary: bool,
 }
 
 impl LabOptions {
@@ -46,6 +50,7 @@ impl LabOptions {
             variants: BTreeMap::new(),
             io_mb_per_s: None,
             windows_paths: false,
+            standby_secondary: false,
         }
     }
 

@@ -1,10 +1,15 @@
 //! Failover step 6 by T-SQL: mirror a database of the new principal (the backup instance) onto its
 //! mirror instance, in the order SQL Server requires (reference E.2).
 //!
-//! Endpoints first (only where none exists: an instance has at most one mirroring endpoint), then a
-//! full and a log backup into one file restored WITH NORECOVERY on the mirror, then SET PARTNER on the
-//! mirror first and the principal second. Every statement is a single plain statement; the endpoint
-//! condition is carried as `when` and checked live by the executor rather than written as T-SQL `IF`.
+//! The prerequisites first, checked or set before the irreversible restore on the mirror (reference
+//! E.2, J.5): an endpoint on each side (created only where none exists: an instance has at most one
+//! mirroring endpoint), STARTED (an existing one that is not is started), listening on the runbook's
+//! port (a different one stops the step: it is shared, so pcfail does not move it), and the FULL
+//! recovery model on the principal (1465 otherwise). Then a full and a log backup into one file
+//! restored WITH NORECOVERY on the mirror, then SET PARTNER on the mirror first and the principal
+//! second. Every statement is a single plain statement; conditions are carried as `when` and checked
+//! live rather than written as T-SQL `IF`. Not checked: CONNECT permission on the endpoints for the
+//! partners' service accounts, and data paths that differ between the partners (MOVE).
 
 use std::time::Duration;
 
@@ -78,23 +83,52 @@ impl MirrorDatabase {
         }
     }
 
-    pub fn render(&self) -> Vec<Command> {
+    /// Clears a half-made session a stopped attempt left on the mirror (RESTORE would refuse it, 3104).
+    fn clear_mirror(&self) -> Command {
+        Command::Sql {
+            instance: self.mirror,
+            database: "master".to_owned(),
+            text: format!("ALTER DATABASE {} SET PARTNER OFF", ident(&self.database)),
+            when: Some(
+                "only when this step runs again after an earlier attempt stopped part-way (1416, not configured, and 5011, no such database, mean there is nothing to clear)"
+                    .to_owned(),
+            ),
+        }
+    }
+
+    /// An existing endpoint is checked, and started if it is not (reference J.5: both partners'
+    /// endpoints must be STARTED, 1418 otherwise); its port is never changed, since every database
+    /// mirrored on the instance shares it.
+    fn existing_endpoints(&self) -> Command {
+        Command::Computed {
+            what: format!(
+                "ALTER ENDPOINT [<name>] STATE = STARTED on {} and on {} where the existing DATABASE_MIRRORING endpoint is not STARTED; the step stops before any backup if an existing endpoint listens on another port than the runbook's `mirroring_endpoint` ({} and {})",
+                self.mirror, self.principal, self.mirror_endpoint, self.principal_endpoint
+            ),
+            from: "sys.database_mirroring_endpoints joined to sys.tcp_endpoints".to_owned(),
+        }
+    }
+
+    /// Mirroring needs the FULL recovery model on both partners (1465); the mirror's copy is restored
+    /// from the principal's backups, so it follows the principal's model.
+    fn full_recovery(&self) -> Command {
+        Command::Sql {
+            instance: self.principal,
+            database: "master".to_owned(),
+            text: format!("ALTER DATABASE {} SET RECOVERY FULL", ident(&self.database)),
+            when: Some(format!(
+                "only if `{}` on {} is not in the FULL recovery model (sys.databases.recovery_model_desc); the full backup that follows starts its log chain",
+                self.database, self.principal
+            )),
+        }
+    }
+
+    /// The backups, the restores on the mirror (REPLACE: the irreversible part), and the partners,
+    /// mirror first (reference E.2).
+    fn establish(&self) -> Vec<Command> {
         let db = ident(&self.database);
         let file = sql_string(&self.backup_file);
         vec![
-            // A run stopped between the two SET PARTNERs leaves the mirror's copy half-configured,
-            // and RESTORE then refuses it with 3104: a re-run clears it first.
-            Command::Sql {
-                instance: self.mirror,
-                database: "master".to_owned(),
-                text: format!("ALTER DATABASE {db} SET PARTNER OFF"),
-                when: Some(
-                    "only when this step runs again after an earlier attempt stopped part-way (1416, not configured, and 5011, no such database, mean there is nothing to clear)"
-                        .to_owned(),
-                ),
-            },
-            Self::endpoint(self.mirror, self.mirror_endpoint.port),
-            Self::endpoint(self.principal, self.principal_endpoint.port),
             Command::sql(
                 self.principal,
                 format!("BACKUP DATABASE {db} TO DISK = {file} WITH INIT, FORMAT, CHECKSUM"),
@@ -113,22 +147,43 @@ impl MirrorDatabase {
                 self.mirror,
                 format!("RESTORE LOG {db} FROM DISK = {file} WITH FILE = 2, NORECOVERY"),
             ),
-            // The mirror must know its partner before the principal does (reference E.2).
-            Command::sql(
-                self.mirror,
-                format!(
-                    "ALTER DATABASE {db} SET PARTNER = {}",
-                    sql_string(&self.principal_endpoint.to_string())
-                ),
-            ),
-            Command::sql(
-                self.principal,
-                format!(
-                    "ALTER DATABASE {db} SET PARTNER = {}",
-                    sql_string(&self.mirror_endpoint.to_string())
-                ),
-            ),
+            self.partner_on_mirror(),
+            self.partner_on_principal(),
         ]
+    }
+
+    fn partner_on_mirror(&self) -> Command {
+        Command::sql(
+            self.mirror,
+            format!(
+                "ALTER DATABASE {} SET PARTNER = {}",
+                ident(&self.database),
+                sql_string(&self.principal_endpoint.to_string())
+            ),
+        )
+    }
+
+    fn partner_on_principal(&self) -> Command {
+        Command::sql(
+            self.principal,
+            format!(
+                "ALTER DATABASE {} SET PARTNER = {}",
+                ident(&self.database),
+                sql_string(&self.mirror_endpoint.to_string())
+            ),
+        )
+    }
+
+    pub fn render(&self) -> Vec<Command> {
+        let mut commands = vec![
+            self.clear_mirror(),
+            Self::endpoint(self.mirror, self.mirror_endpoint.port),
+            Self::endpoint(self.principal, self.principal_endpoint.port),
+            self.existing_endpoints(),
+            self.full_recovery(),
+        ];
+        commands.extend(self.establish());
+        commands
     }
 
     pub fn target(&self) -> Target {
@@ -188,39 +243,75 @@ impl MirrorDatabase {
                 self.database, self.principal, p.role_desc, p.partner_name
             )));
         }
-        let commands = self.render();
-        let last = commands.len() - 1;
         // If an earlier attempt already made the mirror a partner of the principal, only the
         // principal's SET PARTNER is left to do.
-        let mirror_ready = Self::partnered(&m, "MIRROR", &self.principal_endpoint);
-        for (i, command) in commands.iter().enumerate() {
-            if mirror_ready && i != last {
-                continue;
+        if Self::partnered(&m, "MIRROR", &self.principal_endpoint) {
+            return s.run_command(&self.partner_on_principal()).await;
+        }
+        if s.retrying() {
+            match s.run_unconditionally(&self.clear_mirror()).await {
+                Err(e) if matches!(e.sql_number(), Some(1416 | 5011)) => {}
+                other => other?,
             }
-            match (i, command) {
-                (0, _) => {
-                    if s.retrying() {
-                        match s.run_unconditionally(command).await {
-                            Err(e) if matches!(e.sql_number(), Some(1416 | 5011)) => {}
-                            other => other?,
-                        }
-                    }
-                }
-                (
-                    _,
-                    Command::Sql {
-                        instance,
-                        when: Some(_),
-                        ..
-                    },
-                ) => {
-                    // The endpoint creations: an instance has at most one mirroring endpoint.
-                    if !probe::has_mirroring_endpoint(s, *instance).await? {
-                        s.run_unconditionally(command).await?;
-                    }
-                }
-                _ => s.run_command(command).await?,
-            }
+        }
+        // The prerequisites, before the irreversible restore on the mirror.
+        for (role, endpoint) in [
+            (self.mirror, &self.mirror_endpoint),
+            (self.principal, &self.principal_endpoint),
+        ] {
+            self.endpoint_ready(s, role, endpoint).await?;
+        }
+        let model = probe::recovery_model(s, self.principal, &self.database).await?;
+        if model.is_some_and(|m| !m.eq_ignore_ascii_case("FULL")) {
+            s.progress(&format!(
+                "`{}` on `{}` is not in the FULL recovery model, which mirroring needs (1465): setting it",
+                self.database, self.principal
+            ));
+            s.run_unconditionally(&self.full_recovery()).await?;
+        }
+        for command in self.establish() {
+            s.run_command(&command).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates the endpoint where none exists, starts one that is not STARTED, and stops the step when
+    /// one listens on another port than the runbook's address.
+    async fn endpoint_ready(
+        &self,
+        s: &mut Session<'_>,
+        role: Role,
+        address: &MirroringEndpoint,
+    ) -> Result<(), StepError> {
+        let Some(existing) = probe::mirroring_endpoint(s, role).await? else {
+            return s
+                .run_unconditionally(&Self::endpoint(role, address.port))
+                .await;
+        };
+        if existing
+            .port
+            .is_some_and(|port| port != i64::from(address.port))
+        {
+            return Err(StepError::Failed(format!(
+                "the mirroring endpoint `{}` on `{role}` listens on port {}, but the runbook gives `{role}`'s mirroring_endpoint as {address}; the partner would not reach it (1418). Set mirroring_endpoint to the endpoint's port (an instance has one mirroring endpoint, shared by every mirrored database, so pcfail does not move it)",
+                existing.name,
+                existing.port.unwrap_or_default()
+            )));
+        }
+        if !existing.state_desc.eq_ignore_ascii_case("STARTED") {
+            s.progress(&format!(
+                "the mirroring endpoint `{}` on `{role}` is {}: starting it",
+                existing.name, existing.state_desc
+            ));
+            let start = Command::sql(
+                role,
+                format!(
+                    "ALTER ENDPOINT {} STATE = STARTED",
+                    crate::quote::sql_identifier(&existing.name)
+                        .map_err(|e| StepError::Failed(e.to_string()))?
+                ),
+            );
+            s.run_command(&start).await?;
         }
         Ok(())
     }

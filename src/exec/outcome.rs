@@ -25,6 +25,8 @@ pub(crate) enum Outcome {
         run: String,
         journal: PathBuf,
         steps: Vec<StepReport>,
+        /// Findings for the operator after the step table (the synthetic chat test's result).
+        notes: Vec<String>,
     },
     /// The operation's end state is already there; nothing was sent that changes anything.
     NothingToDo { message: String },
@@ -33,6 +35,9 @@ pub(crate) enum Outcome {
         step: usize,
         id: String,
         error: StepError,
+        /// When the steps before the failed one already put the pool in service (its state and its
+        /// active servers set), what that means for the operator.
+        serving: Option<String>,
     },
     /// The operator said no (or could not be asked).
     Aborted {
@@ -62,6 +67,7 @@ impl Outcome {
                 run,
                 journal,
                 steps,
+                notes,
             } => {
                 let mut out = format!("{} of {pool} completed (run {run})\n", operation.key());
                 for step in steps {
@@ -73,6 +79,9 @@ impl Outcome {
                         step.status,
                         step.duration.as_secs_f64()
                     );
+                }
+                for note in notes {
+                    let _ = writeln!(out, "{note}");
                 }
                 let _ = writeln!(out, "journal: {}", journal.display());
                 if operation.direction() == Operation::Failover {
@@ -94,8 +103,12 @@ impl Outcome {
                 step,
                 id,
                 error,
+                serving,
             } => {
                 let mut err = format!("error: step {step} (`{id}`) failed: {error}");
+                if let Some(serving) = serving {
+                    let _ = write!(err, "\n{serving}");
+                }
                 if let StepError::Host(h) = error {
                     let tail = h.stderr_tail();
                     if !tail.is_empty() {

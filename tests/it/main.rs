@@ -10,6 +10,7 @@ mod lab_variants;
 mod no_side_effects;
 mod plan;
 mod powershell_syntax;
+mod procedure;
 mod run_end_to_end;
 mod run_failback_faults;
 mod run_faults;

@@ -142,7 +142,7 @@ fn failback_puts_back_the_log_shipping_the_failover_removed_and_notes_what_the_r
     let stdout = text(&plan.stdout);
     for note in [
         format!(
-            "step 7 (`configure-log-shipping`) puts back log shipping as it was before the failover: backup_share, copy_folder, copy_job, restore_job, interval_minutes from the settings run {failover_run} captured"
+            "step 8 (`configure-log-shipping`) puts back log shipping as it was before the failover: backup_share, copy_folder, copy_job, restore_job, interval_minutes from the settings run {failover_run} captured"
         ),
         format!(
             "fail-back sets log shipping's `retention_minutes` to `999` as the runbook says; before the failover (run {failover_run}) msdb had `4320`"

@@ -238,6 +238,7 @@ fn plan_check_passes_before_a_failover_and_fails_for_a_failback_without_a_primar
             "backup share readable",
             "copy folder readable",
             "`mgc` on `backup` is restoring",
+            "cmdlet `Invoke-CsManagementServerFailover` and its parameters exist",
             "cmdlet `Set-CsPersistentChatState` and its parameters exist",
             "cmdlet `Get-CsPersistentChatState` and its parameters exist",
             "cmdlet `Set-CsPersistentChatActiveServer` and its parameters exist",
@@ -248,7 +249,7 @@ fn plan_check_passes_before_a_failover_and_fails_for_a_failback_without_a_primar
         rows.iter().all(|(verdict, _, _)| verdict == "PASS"),
         "every check passes before a failover:\n{stdout}"
     );
-    assert!(stdout.ends_with("all 10 checks passed\n"), "{stdout}");
+    assert!(stdout.ends_with("all 11 checks passed\n"), "{stdout}");
 
     let failback = rig.pcfail(&["plan", "failback", "--check"]);
     assert_exit(&failback, 3);
@@ -269,6 +270,11 @@ fn plan_check_passes_before_a_failover_and_fails_for_a_failback_without_a_primar
             (
                 "instance `primary` reachable, sysadmin".to_owned(),
                 "`primary` did not answer within 2s; the connection was abandoned".to_owned()
+            ),
+            // The fail-back mirrors the primary's `mgc` again: its mirror is needed too.
+            (
+                "instance `primary_mirror` reachable, sysadmin".to_owned(),
+                "`primary_mirror` did not answer within 2s; the connection was abandoned".to_owned()
             ),
             // A fail-back starts from a failed-over pool, whose backup `mgc` is online.
             (
@@ -325,10 +331,11 @@ fn interrupted_run_resumes_where_it_stopped() {
         ("end-sessions", "done earlier"),
         ("recover-mgc", "done earlier"),
         ("confirm-mgc-online", "done earlier"),
+        ("move-cms", "done earlier"),
         ("set-pool-failed-over", "done"),
+        ("set-active-servers", "done, not verified"),
         ("mirror-mgc", "done"),
         ("mirror-mgccomp", "done"),
-        ("set-active-servers", "done, not verified"),
     ]
     .iter()
     .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
@@ -347,11 +354,12 @@ fn interrupted_run_resumes_where_it_stopped() {
             "end-sessions",
             "recover-mgc",
             "confirm-mgc-online",
+            "move-cms",
             "set-pool-failed-over",
             "set-pool-failed-over",
+            "set-active-servers",
             "mirror-mgc",
             "mirror-mgccomp",
-            "set-active-servers",
         ]
     );
     assert!(

@@ -119,6 +119,7 @@ pub(crate) fn lookup(ctx: &Ctx, current_db: &str, name: &ObjectName) -> Result<T
         "sysschedules" if in_msdb => sysschedules(inst),
         "sysjobschedules" if in_msdb => sysjobschedules(inst),
         "sysjobhistory" if in_msdb => sysjobhistory(inst),
+        "sysjobactivity" if in_msdb => sysjobactivity(inst),
         other
             if (sys && NOT_MODELLED_SYS.contains(&other))
                 || schema.as_deref() == Some("information_schema") =>
@@ -188,7 +189,6 @@ const NOT_MODELLED_MSDB: &[&str] = &[
     "suspect_pages",
     "sysalerts",
     "syscategories",
-    "sysjobactivity",
     "sysjobsteps",
     "sysoperators",
 ];
@@ -1155,6 +1155,46 @@ fn sysjobs(inst: &Instance) -> Table {
             dt(j.date_created),
             dt(j.date_created),
             i(1),
+        ]);
+    }
+    t
+}
+
+/// msdb.dbo.sysjobactivity: one row per job that has run or runs, for the Agent's current session (the
+/// lab's Agent never restarts, so there are no rows of earlier sessions): a running job has a
+/// start_execution_date and no stop_execution_date (sql-docs: dbo.sysjobactivity).
+fn sysjobactivity(inst: &Instance) -> Table {
+    let mut t = Table::new(&[
+        ("session_id", SqlType::Int, false),
+        ("job_id", SqlType::UniqueIdentifier, false),
+        ("run_requested_date", SqlType::DateTime, true),
+        ("run_requested_source", SYSNAME, true),
+        ("queued_date", SqlType::DateTime, true),
+        ("start_execution_date", SqlType::DateTime, true),
+        ("last_executed_step_id", SqlType::Int, true),
+        ("last_executed_step_date", SqlType::DateTime, true),
+        ("stop_execution_date", SqlType::DateTime, true),
+        ("job_history_id", SqlType::Int, true),
+        ("next_scheduled_run_date", SqlType::DateTime, true),
+    ]);
+    for j in &inst.msdb.jobs {
+        let (start, stop) = match (j.running_since, j.history.last()) {
+            (Some(since), _) => (since, None),
+            (None, Some(last)) => (last.at, Some(last.at)),
+            (None, None) => continue,
+        };
+        t.rows.push(vec![
+            i(1),
+            g(j.job_id),
+            dt(start),
+            s("SCHEDULER"),
+            Value::Null,
+            dt(start),
+            if stop.is_some() { i(1) } else { Value::Null },
+            odt(stop),
+            odt(stop),
+            Value::Null,
+            odt(j.next_run),
         ]);
     }
     t

@@ -59,6 +59,9 @@ pub struct WorldConfig {
     pub backup_every_min: u32,
     pub copy_every_min: u32,
     pub restore_every_min: u32,
+    /// The backup's log-shipping secondary restores WITH STANDBY (LabOptions.standby_secondary).
+    #[serde(default)]
+    pub standby_secondary: bool,
     pub chat_messages_per_min: u32,
     /// The Persistent Chat servers (fqdn, data center): only an active one in a data center that is
     /// not lost writes chat records. Set by the runtime on every start from the fixed topology.

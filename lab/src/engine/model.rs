@@ -367,6 +367,10 @@ pub(crate) struct Job {
     /// A sp_start_job request, run at the next tick.
     pub start_requested: bool,
     pub history: Vec<JobRun>,
+    /// When the run under way started (msdb.dbo.sysjobactivity.start_execution_date); None when the
+    /// job is idle.
+    #[serde(default)]
+    pub running_since: Option<LabTime>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

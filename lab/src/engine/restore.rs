@@ -91,7 +91,8 @@ fn op_name(kind: RestoreKind) -> &'static str {
         RestoreKind::Log => "RESTORE LOG",
         RestoreKind::HeaderOnly => "RESTORE HEADERONLY",
         RestoreKind::FileListOnly => "RESTORE FILELISTONLY",
-        RestoreKind::VerifyOnly => "RESTORE VERIFYONLY",
+        // 3013 says "VERIFY DATABASE is terminating abnormally." for a failed VERIFYONLY.
+        RestoreKind::VerifyOnly => "VERIFY DATABASE",
         RestoreKind::LabelOnly => "RESTORE LABELONLY",
     }
 }
@@ -156,6 +157,15 @@ fn plan_what(ctx: &mut Ctx, r: &Restore) -> Result<What, SqlError> {
             if file_no < 1 || file_no as usize > file.sets.len() {
                 return Err(SqlError::new(4038, &[&file_no.to_string(), &path]));
             }
+            // Only WITH CHECKSUM reads the pages' checksums: without it a damaged set still
+            // "verifies" (the reason to ask for it, RESTORE VERIFYONLY docs).
+            let set = &file.sets[file_no as usize - 1];
+            if has(&r.options, "CHECKSUM") && !set.checksums {
+                return Err(SqlError::new(3187, &[]));
+            }
+            if has(&r.options, "CHECKSUM") && set.damaged {
+                return Err(SqlError::new(3189, &[]));
+            }
             Ok(What::VerifyOnly(file_no))
         }
         RestoreKind::LabelOnly => Err(SqlError::not_modelled("RESTORE LABELONLY")),
@@ -180,6 +190,9 @@ fn plan_what(ctx: &mut Ctx, r: &Restore) -> Result<What, SqlError> {
                 .filter(|_| file_no >= 1)
                 .ok_or_else(|| SqlError::new(4038, &[&file_no.to_string(), &path]))?
                 .clone();
+            if set.damaged {
+                return Err(SqlError::new(3183, &["1", "4242", &set.database_name]));
+            }
             if r.kind == RestoreKind::Log {
                 return Ok(What::Log {
                     db,

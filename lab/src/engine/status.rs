@@ -3,6 +3,10 @@
 
 use serde_json::{Value, json};
 
+/// The newest rows of msdb's backup and restore history a status shows: enough to span a fail-back
+/// whose log shipping has been running for a while (each shipped log restore adds a row to both).
+const HISTORY_ROWS: usize = 100;
+
 use super::catalog::mirroring_state;
 use super::model::{Instance, MirrorRole};
 use super::time;
@@ -47,6 +51,7 @@ pub(crate) fn instance_status(world: &World, inst: &Instance) -> Value {
                 "job_id": j.job_id.to_string(),
                 "category": j.category,
                 "enabled": j.enabled,
+                "running_since": j.running_since.map(time::display),
                 "next_run": j.next_run.map(time::display),
                 "last_run": last.map(|h| time::display(h.at)),
                 "last_outcome": last.map(|h| if h.succeeded { "succeeded" } else { "failed" }),
@@ -84,11 +89,11 @@ pub(crate) fn instance_status(world: &World, inst: &Instance) -> Value {
             })).collect::<Vec<_>>(),
         },
         "jobs": jobs,
-        "backup_history": msdb.backupset.iter().rev().take(20).map(|b| {
+        "backup_history": msdb.backupset.iter().rev().take(HISTORY_ROWS).map(|b| {
             let device = msdb.backupmediafamily.iter().find(|m| m.media_set_id == b.media_set_id).map(|m| m.physical_device_name.clone());
             json!({"database": b.database_name, "type": b.kind.to_string(), "first_lsn": b.first_lsn.to_string(), "last_lsn": b.last_lsn.to_string(), "device": device, "finished": time::display(b.backup_finish_date)})
         }).collect::<Vec<_>>(),
-        "restore_history": msdb.restorehistory.iter().rev().take(20).map(|r| {
+        "restore_history": msdb.restorehistory.iter().rev().take(HISTORY_ROWS).map(|r| {
             let set = msdb.backupset.iter().find(|b| b.backup_set_id == r.backup_set_id);
             json!({"database": r.destination_database_name, "type": r.restore_type.to_string(), "recovery": r.recovery, "replace": r.replace,
                    "first_lsn": set.map(|s| s.first_lsn.to_string()), "last_lsn": set.map(|s| s.last_lsn.to_string()), "date": time::display(r.restore_date)})

@@ -53,6 +53,7 @@ pub(crate) fn config(dir: &Path) -> WorldConfig {
         backup_every_min: 5,
         copy_every_min: 15,
         restore_every_min: 15,
+        standby_secondary: false,
         chat_messages_per_min: 6,
         chat_servers: [
             ("atl-pc-001.litwareinc.com", "ATL"),
@@ -327,6 +328,53 @@ async fn several_backup_sets_share_a_file_and_headeronly_lists_them() {
     assert_eq!(names, ["mgc", "mgc_log"]);
     let ev = p.batch(format!("RESTORE HEADERONLY FROM DISK = N'{file}' WITH FILE = 9; RESTORE VERIFYONLY FROM DISK = N'{file}' WITH FILE = 9")).await;
     assert_eq!(error_numbers(&ev), vec![4038, 3013]);
+}
+
+/// A set damaged on the media still shows its header; only VERIFYONLY WITH CHECKSUM finds it before a
+/// RESTORE does (3189, then 3013 "VERIFY DATABASE ..."), and the RESTORE fails with 3183.
+#[tokio::test]
+async fn a_damaged_backup_set_is_found_by_verifyonly_with_checksum_only() {
+    let h = Harness::new();
+    let mut p = h.login(Role::Primary);
+    let file = h.path("backups/damaged.trn");
+    let ev = p
+        .batch(format!(
+            "BACKUP LOG [mgc] TO DISK = N'{file}' WITH CHECKSUM"
+        ))
+        .await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let (magic, body) = text.split_once('\n').unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(body).unwrap();
+    json["sets"][0]["damaged"] = serde_json::Value::Bool(true);
+    std::fs::write(&file, format!("{magic}\n{json}")).unwrap();
+    let cases: [(String, Vec<u32>); 4] = [
+        (format!("RESTORE HEADERONLY FROM DISK = N'{file}'"), vec![]),
+        (format!("RESTORE VERIFYONLY FROM DISK = N'{file}'"), vec![]),
+        (
+            format!("RESTORE VERIFYONLY FROM DISK = N'{file}' WITH FILE = 1, CHECKSUM"),
+            vec![3189, 3013],
+        ),
+        (
+            format!("RESTORE LOG [mgc] FROM DISK = N'{file}' WITH NORECOVERY"),
+            vec![3183, 3013],
+        ),
+    ];
+    for (sql, expected) in cases {
+        let ev = p.batch(sql.clone()).await;
+        assert_eq!(error_numbers(&ev), expected, "{sql}");
+    }
+    let ev = p
+        .batch(format!(
+            "RESTORE VERIFYONLY FROM DISK = N'{file}' WITH CHECKSUM"
+        ))
+        .await;
+    assert!(
+        messages(&ev)
+            .iter()
+            .any(|(n, t)| *n == 3013 && t == "VERIFY DATABASE is terminating abnormally."),
+        "{ev:?}"
+    );
 }
 
 fn rows_of(ev: &[Event]) -> Vec<Vec<Value>> {

@@ -99,8 +99,20 @@ pub(crate) struct AppLock {
     pub owner: String,
 }
 
+/// A log-shipping job whose run takes time (a "job" fault rule): its RESTORE shows as a request of
+/// an Agent session until `until`, then the job's work is done and its outcome recorded.
+#[derive(Clone, Debug)]
+pub(crate) struct RunningJob {
+    pub role: Role,
+    pub job: super::guid::Guid,
+    pub spid: u16,
+    pub until: Instant,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Runtime {
+    /// Jobs running now (agent.rs).
+    pub running_jobs: Vec<RunningJob>,
     pub sessions: HashMap<Role, Vec<SessionInfo>>,
     pub transcripts: HashMap<Role, Vec<TranscriptEntry>>,
     pub applocks: Vec<AppLock>,
@@ -353,6 +365,7 @@ impl World {
 
         let (secondary_id, copy_job, restore_job) =
             (self.rng.guid(), self.rng.guid(), self.rng.guid());
+        let standby = self.config.standby_secondary;
         let inst = self.inst_mut(Role::Backup).expect("checked by caller");
         inst.msdb.ls_secondary.push(LsSecondary {
             secondary_id,
@@ -368,9 +381,9 @@ impl World {
             last_copied_file: None,
             last_copied_date: None,
         });
-        inst.msdb
-            .ls_secondary_databases
-            .push(LsSecondaryDb::new("mgc", secondary_id));
+        let mut secondary = LsSecondaryDb::new("mgc", secondary_id);
+        secondary.restore_mode = standby;
+        inst.msdb.ls_secondary_databases.push(secondary);
         let copy_name = format!("LSCopy_{primary_name}_mgc");
         let restore_name = format!("LSRestore_{primary_name}_mgc");
         self.add_scheduled_job(
@@ -1012,6 +1025,7 @@ impl Job {
             next_run: None,
             start_requested: false,
             history: Vec::new(),
+            running_since: None,
         }
     }
 }
