@@ -42,12 +42,14 @@ pub enum Command {
     /// Print the exact steps of a failover or fail-back without running anything
     Plan(PlanArgs),
     /// Check the runbook and report every problem
-    Validate,
+    Validate(ValidateArgs),
     /// List the runs in the state directory; with --live, observe the pool and name its situation
     Status(StatusArgs),
     /// Check run journals: their hash chains, record by record
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Write a run's report for the post-incident review (HTML, or Markdown)
+    Report(ReportArgs),
     /// Rehearse a whole failover and fail-back against a lab of simulated servers
     Drill(DrillArgs),
     /// Run and inspect a lab: simulated SQL Server instances and Management Shell
@@ -94,6 +96,24 @@ pub enum LabCommand {
         /// The log-shipping share is lost with the data center
         #[arg(long)]
         share_lost: bool,
+    },
+    /// Build a log-shipping backlog at once: the restore job stops, the primary takes log backups
+    /// and the copy job copies them (for benchmarks and rehearsing a long outage)
+    Backlog {
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Log backups copied but not restored
+        #[arg(long, value_name = "N")]
+        pending: usize,
+        /// Older log backups copied and restored first, as a copy folder keeps them for days
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        applied: usize,
+        /// Leave the pending backups in the share, not copied
+        #[arg(long)]
+        not_copied: bool,
+        /// Lab seconds between two log backups (file names have whole seconds)
+        #[arg(long, default_value_t = 1, value_name = "S", value_parser = clap::value_parser!(u32).range(1..))]
+        spacing_s: u32,
     },
     /// The primary data center is back, its databases rebuilt empty
     RebuildPrimary {
@@ -202,7 +222,8 @@ pub struct PlanArgs {
 
 #[derive(Debug, PartialEq, Subcommand)]
 pub enum JournalCommand {
-    /// Check a run's journal (or every journal with --all); exit 2 naming the first bad record
+    /// Check a run's journal (or every journal with --all) and the audit log: their hash chains, and
+    /// the anchors on the backup instance; exit 2 naming the first bad record
     Verify {
         /// The run id (the journal's file name without `.jsonl`)
         #[arg(required_unless_present = "all", conflicts_with = "all")]
@@ -210,7 +231,35 @@ pub enum JournalCommand {
         /// Every journal in the state directory
         #[arg(long)]
         all: bool,
+        /// Check the hash chains only, without reading the anchors on the backup instance
+        #[arg(long)]
+        chain_only: bool,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run id (the journal's file name without `.jsonl`)
+    pub run: String,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+    pub format: ReportFormat,
+    /// Write to this file instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Html,
+    Md,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

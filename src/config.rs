@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use clap_complete::Shell;
 
-use crate::cli::{Cli, Command, Format, JournalCommand, LabCommand, OperationArg};
+use crate::cli::{Cli, Command, Format, JournalCommand, LabCommand, OperationArg, ReportFormat};
 use crate::runbook::Operation;
 
 pub const RUNBOOK_ENV: &str = "PCFAIL_RUNBOOK";
@@ -44,15 +44,23 @@ pub enum Task {
         /// Also check every precondition, read-only.
         check: bool,
     },
-    Validate,
+    Validate {
+        format: Format,
+    },
     Completions(Shell),
     Status {
         live: bool,
         format: Format,
     },
+    Report {
+        run: String,
+        format: ReportFormat,
+        output: Option<PathBuf>,
+    },
     /// `journal verify`: one run, or every run when `None`.
     VerifyJournal {
         run: Option<String>,
+        chain_only: bool,
     },
     Drill {
         dir: Option<PathBuf>,
@@ -119,9 +127,16 @@ impl Config {
                 format: a.format,
                 check: a.check,
             },
-            Command::Validate => Task::Validate,
+            Command::Validate(a) => Task::Validate { format: a.format },
             Command::Completions { shell } => Task::Completions(shell),
-            Command::Journal(JournalCommand::Verify { run, .. }) => Task::VerifyJournal { run },
+            Command::Journal(JournalCommand::Verify {
+                run, chain_only, ..
+            }) => Task::VerifyJournal { run, chain_only },
+            Command::Report(a) => Task::Report {
+                run: a.run,
+                format: a.format,
+                output: a.output,
+            },
             Command::Status(a) => Task::Status {
                 live: a.live,
                 format: a.format,

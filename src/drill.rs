@@ -227,6 +227,22 @@ async fn rehearse(
             "Chat records on the primary at the disaster: {primary} (those after the newest log backup are the RPO's loss)"
         );
     }
+    // The review's reports of the rehearsal: in the lab folder when it is kept, else beside the
+    // system's temporary files (the lab folder goes away).
+    let report_dir = match &options.dir {
+        Some(_) => dir.to_owned(),
+        None => std::env::temp_dir(),
+    };
+    for operation in ["failover", "failback"] {
+        match write_report(&state_dir, operation, &report_dir) {
+            Ok(path) => {
+                let _ = writeln!(report, "Report of the {operation}: {}", path.display());
+            }
+            Err(why) => {
+                let _ = writeln!(report, "Report of the {operation}: not written ({why})");
+            }
+        }
+    }
     if options.dir.is_some() {
         let _ = writeln!(
             report,
@@ -535,6 +551,23 @@ fn check_failback(after_failover: &Status, after: &Status) -> Vec<String> {
         ),
     );
     problems
+}
+
+/// Writes the HTML report of the newest completed run of `operation` into `dir`.
+fn write_report(state_dir: &Path, operation: &str, dir: &Path) -> Result<PathBuf, String> {
+    let history = crate::situation::History::read(state_dir, None).map_err(|e| e.to_string())?;
+    let run = history
+        .runs
+        .iter()
+        .rev()
+        .find(|r| r.operation == operation && r.completed())
+        .ok_or_else(|| format!("no completed {operation} run"))?;
+    let (records, chain) = crate::journal::read_for_review(&run.path).map_err(|e| e.to_string())?;
+    let report = crate::report::Report::from_records(&records, chain)
+        .ok_or_else(|| "the journal does not begin with a run start".to_owned())?;
+    let path = dir.join(format!("pcfail-drill-{}.html", run.id));
+    crate::private::write(&path, report.html().as_bytes()).map_err(|e| e.to_string())?;
+    Ok(path)
 }
 
 /// Each step's duration in the newest completed run of `operation`, from its journal.

@@ -27,6 +27,10 @@ macro_rules! say {
 }
 
 pub mod action;
+pub(crate) mod anchor;
+pub(crate) mod audit;
+#[doc(hidden)]
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub(crate) mod crash;
@@ -45,6 +49,7 @@ pub(crate) mod lock;
 mod operate;
 pub(crate) mod powershell;
 pub(crate) mod private;
+pub(crate) mod report;
 mod signals;
 pub(crate) mod situation;
 pub(crate) mod sql;
@@ -156,6 +161,21 @@ fn init_logging(verbosity: Verbosity) {
     let filter = tracing_subscriber::filter::Targets::new()
         .with_default(level)
         .with_target("tiberius", tiberius);
+    // `RUST_LOG`, when set, says what to log instead (the usual `target=level` directives).
+    let filter: Box<dyn tracing_subscriber::layer::Filter<_> + Send + Sync> =
+        match std::env::var("RUST_LOG")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+        {
+            Some(env) => Box::new(env),
+            None => Box::new(filter),
+        };
+    // Colour only for a person at a terminal, and never when NO_COLOR is set (no-color.org): escape
+    // codes in a log file or an old Windows console are noise.
+    use std::io::IsTerminal as _;
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     // Logs go to stderr so that `pcfail plan > plan.txt` captures only the plan. `try_init` because
     // tests may call `run` more than once in a process.
     use tracing_subscriber::Layer as _;
@@ -165,6 +185,7 @@ fn init_logging(verbosity: Verbosity) {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                .with_ansi(ansi)
                 .with_target(false)
                 .with_filter(filter),
         )
@@ -179,7 +200,12 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
             clap_complete::generate(*shell, &mut Cli::command(), "pcfail", out);
             Ok(Exit::Ok.into())
         }
-        Task::Validate => {
+        Task::Validate {
+            format: Format::Json,
+        } => validate_json(config, out),
+        Task::Validate {
+            format: Format::Text,
+        } => {
             let runbook = runbook::load(&config.runbook)?;
             if config.verbosity > Verbosity::Quiet {
                 writeln!(
@@ -211,10 +237,10 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
                 Format::Text => render::text(&plan),
                 Format::Json => render::json(&plan),
             };
-            out.write_all(text.as_bytes())?;
             if *check {
-                return operate::check_plan(config, &runbook, &plan, out);
+                return operate::check_plan(config, &runbook, &plan, *format, &text, out);
             }
+            out.write_all(text.as_bytes())?;
             Ok(Exit::Ok.into())
         }
         Task::Run {
@@ -233,7 +259,14 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
             };
             operate::run_operation(config, &runbook, *operation, options, out)
         }
-        Task::VerifyJournal { run } => operate::verify_journals(config, run.as_deref(), out),
+        Task::Report {
+            run,
+            format,
+            output,
+        } => operate::report(config, run, *format, output.as_deref(), out),
+        Task::VerifyJournal { run, chain_only } => {
+            operate::verify_journals(config, run.as_deref(), *chain_only, out)
+        }
         Task::Status { live, format } => {
             if *live {
                 let runbook = runbook::load(&config.runbook)?;
@@ -249,6 +282,53 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
         } => operate::drill(dir.as_deref(), *clock_speed, *backups, out).map(Done::from),
         Task::Lab(command) => operate::lab(command, out).map(Done::from),
     }
+}
+
+/// `pcfail validate --format json`: one JSON document on stdout whatever the outcome (docs/json.md);
+/// exit 2 when the runbook has problems, as in text.
+fn validate_json(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
+    let (value, exit) = match runbook::load(&config.runbook) {
+        Ok(runbook) => (
+            serde_json::json!({
+                "format_version": 1,
+                "runbook": config.runbook,
+                "ok": true,
+                "failover_steps": runbook.failover.steps.len(),
+                "planned_failover_steps": runbook.planned_failover.as_ref().map(|p| p.steps.len()),
+                "failback_steps": runbook.failback.steps.len(),
+                "diagnostics": [],
+            }),
+            Exit::Ok,
+        ),
+        Err(runbook::LoadError::Invalid { diagnostics }) => (
+            serde_json::json!({
+                "format_version": 1,
+                "runbook": config.runbook,
+                "ok": false,
+                "diagnostics": diagnostics.iter().map(|d| serde_json::json!({
+                    "file": d.file,
+                    "line": d.line,
+                    "column": d.column,
+                    "message": d.message,
+                })).collect::<Vec<_>>(),
+            }),
+            Exit::Usage,
+        ),
+        Err(other) => (
+            serde_json::json!({
+                "format_version": 1,
+                "runbook": config.runbook,
+                "ok": false,
+                "error": other.to_string(),
+                "diagnostics": [],
+            }),
+            Exit::Usage,
+        ),
+    };
+    let mut text = serde_json::to_string_pretty(&value).expect("JSON values serialize");
+    text.push('\n');
+    out.write_all(text.as_bytes())?;
+    Ok(exit.into())
 }
 
 /// A planned failover needs the runbook's `[planned_failover]` steps.

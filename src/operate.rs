@@ -74,9 +74,11 @@ pub(crate) fn run_operation(
     let digest = sha256_hex(&bytes);
     let rt = runtime();
     let outcome = rt.block_on(async {
+        // Installed before the run can print a prompt: see `signals`.
+        let mut interrupts = crate::signals::Interrupts::install();
         tokio::select! {
             outcome = exec::run(runbook, &digest, &plan, &settings) => Ok(outcome),
-            signal = crate::signals::interrupted() => Err(signal),
+            signal = interrupts.first() => Err(signal),
         }
     });
     let outcome = match outcome {
@@ -115,17 +117,44 @@ pub(crate) fn run_operation(
 }
 
 /// `pcfail plan ... --check`: the situation and the pass/fail table on stdout.
+/// `rendered` is the plan as `format` shows it; with `--format json` the plan and the checks are one
+/// JSON document (`{"plan": ..., "checks": [...], "ok": ...}`), so the output parses.
 pub(crate) fn check_plan(
     config: &Config,
     runbook: &Runbook,
     plan: &Plan,
+    format: Format,
+    rendered: &str,
     out: &mut dyn Write,
 ) -> Result<Done, Error> {
     let history = History::read(&config.state_dir, Some(&plan.pool)).unwrap_or_default();
     let rows = runtime().block_on(check::preflight(runbook, plan, &history, timeouts(runbook)));
-    writeln!(out, "\nPrecondition checks (read-only):")?;
-    out.write_all(check::render(&rows).as_bytes())?;
-    Ok(if rows.iter().all(|r| r.ok) {
+    let ok = rows.iter().all(|r| r.ok);
+    match format {
+        Format::Text => {
+            out.write_all(rendered.as_bytes())?;
+            writeln!(out, "\nPrecondition checks (read-only):")?;
+            out.write_all(check::render(&rows).as_bytes())?;
+        }
+        Format::Json => {
+            let plan: serde_json::Value =
+                serde_json::from_str(rendered).expect("the plan renders as JSON");
+            let value = serde_json::json!({
+                "format_version": 1,
+                "plan": plan,
+                "checks": rows.iter().map(|r| serde_json::json!({
+                    "ok": r.ok,
+                    "check": r.check,
+                    "detail": r.detail,
+                })).collect::<Vec<_>>(),
+                "ok": ok,
+            });
+            let mut text = serde_json::to_string_pretty(&value).expect("JSON values serialize");
+            text.push('\n');
+            out.write_all(text.as_bytes())?;
+        }
+    }
+    Ok(if ok {
         Exit::Ok
     } else {
         Exit::PreconditionFailed
@@ -188,11 +217,13 @@ fn read_history(config: &Config, pool: Option<&str>) -> Result<History, Error> {
     })
 }
 
-/// `pcfail journal verify [RUN | --all]`: each journal's chain, record by record. Exit 2 naming the
-/// first bad record of the first damaged journal.
+/// `pcfail journal verify [RUN | --all] [--chain-only]`: each journal's chain, the audit log's chain,
+/// and (unless `--chain-only`) each run's anchors on the backup instance. Exit 2 naming the first
+/// problem; a run with no anchor is a problem too, since its journal could have been rewritten whole.
 pub(crate) fn verify_journals(
     config: &Config,
     run: Option<&str>,
+    chain_only: bool,
     out: &mut dyn Write,
 ) -> Result<Done, Error> {
     let runs_dir = config.state_dir.join("runs");
@@ -228,31 +259,183 @@ pub(crate) fn verify_journals(
         writeln!(out, "no journals in `{}`", runs_dir.display())?;
         return Ok(Exit::Ok.into());
     }
-    let mut first_damage = None;
+    let mut problems: Vec<String> = Vec::new();
+    let audit_path = config.state_dir.join("audit.jsonl");
+    let audit_hashes = if audit_path.is_file() {
+        match crate::audit::verify(&audit_path) {
+            Ok(hashes) => {
+                writeln!(
+                    out,
+                    "audit.jsonl: ok, {} line(s), hash chain intact",
+                    hashes.len()
+                )?;
+                Some(hashes)
+            }
+            Err(e) => {
+                writeln!(out, "audit.jsonl: DAMAGED")?;
+                problems.push(e.to_string());
+                None
+            }
+        }
+    } else {
+        None
+    };
+    // The anchors live on the backup instance; reading them needs the runbook and a connection.
+    let anchors: Option<Result<Vec<crate::anchor::Anchor>, String>> = if chain_only {
+        None
+    } else {
+        Some(read_anchors(config, &paths))
+    };
     for path in &paths {
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        match crate::journal::read(path) {
-            Ok(records) => writeln!(
-                out,
-                "{name}: ok, {} record(s), hash chain intact",
-                records.len()
-            )?,
-            Err(e) => {
-                writeln!(out, "{name}: DAMAGED")?;
-                first_damage.get_or_insert(e.to_string());
+        if let Err(e) = crate::journal::read(path) {
+            writeln!(out, "{name}: DAMAGED")?;
+            problems.push(e.to_string());
+            continue;
+        }
+        let hashes = crate::journal::line_hashes(path).map_err(crate::exec::ExecError::from)?;
+        let chain = format!("{} record(s), hash chain intact", hashes.len());
+        let Some(anchors) = &anchors else {
+            writeln!(out, "{name}: ok, {chain} (anchors not checked)")?;
+            continue;
+        };
+        let anchors = match anchors {
+            Ok(all) => all.iter().filter(|a| a.run == name).collect::<Vec<_>>(),
+            Err(why) => {
+                problems.push(why.clone());
+                break;
+            }
+        };
+        let mut bad = None;
+        for a in &anchors {
+            let at = usize::try_from(a.seq).unwrap_or(usize::MAX);
+            if hashes.get(at.wrapping_sub(1)) != Some(&a.sha256) {
+                bad = Some(format!(
+                    "run {name}: record {} of `{}` is not the one anchored on `backup` (its hash there is {}): the journal was changed after that attempt ended",
+                    a.seq,
+                    path.display(),
+                    a.sha256
+                ));
+                break;
+            }
+            if let Some(audit) = &audit_hashes
+                && a.audit_seq > 0
+            {
+                let at = usize::try_from(a.audit_seq).unwrap_or(usize::MAX);
+                if audit.get(at - 1) != Some(&a.audit_sha256) {
+                    bad = Some(format!(
+                        "run {name}: line {} of `{}` is not the one anchored on `backup`: the audit log was changed after that attempt ended",
+                        a.audit_seq,
+                        audit_path.display()
+                    ));
+                    break;
+                }
             }
         }
+        match (bad, anchors.last()) {
+            (Some(why), _) => {
+                writeln!(out, "{name}: DAMAGED")?;
+                problems.push(why);
+            }
+            (None, None) => {
+                writeln!(out, "{name}: {chain}, but NOT ANCHORED")?;
+                problems.push(format!(
+                    "run {name} has no anchor on `backup`: its journal could have been rewritten whole and nothing would show it"
+                ));
+            }
+            (None, Some(last)) => writeln!(
+                out,
+                "{name}: ok, {chain}, anchored on `backup` up to record {}",
+                last.seq
+            )?,
+        }
     }
-    Ok(match first_damage {
+    Ok(match problems.first() {
         None => Exit::Ok.into(),
-        Some(reason) => Done {
+        Some(first) => Done {
             exit: Exit::Usage,
-            message: Some(format!("error: {reason}")),
+            message: Some(format!("error: {first}")),
         },
     })
+}
+
+/// Every pcfail anchor of the runs in `paths` on the backup instance, or why they cannot be read.
+fn read_anchors(
+    config: &Config,
+    paths: &[std::path::PathBuf],
+) -> Result<Vec<crate::anchor::Anchor>, String> {
+    let instead = "run with `--chain-only` to check the chains alone";
+    let runbook = crate::runbook::load(&config.runbook).map_err(|e| {
+        format!("cannot read the anchors: the runbook does not load ({e}); {instead}")
+    })?;
+    let Some(backup) = runbook.instances.get(&crate::runbook::Role::Backup) else {
+        return Err(format!(
+            "cannot read the anchors: the runbook has no `backup` instance; {instead}"
+        ));
+    };
+    let t = timeouts(&runbook);
+    runtime().block_on(async {
+        let mut conn = crate::sql::Sql::connect(backup, t.connect)
+            .await
+            .map_err(|e| format!("cannot read the anchors on `backup`: {e}; {instead}"))?;
+        let mut all = Vec::new();
+        for path in paths {
+            let run = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            all.extend(
+                crate::anchor::read(&mut conn, &run, t.query)
+                    .await
+                    .map_err(|e| format!("cannot read the anchors on `backup`: {e}; {instead}"))?,
+            );
+        }
+        conn.close().await;
+        Ok(all)
+    })
+}
+
+/// `pcfail report RUN`: the run's report, HTML or Markdown, on stdout or into `output`.
+pub(crate) fn report(
+    config: &Config,
+    run: &str,
+    format: crate::cli::ReportFormat,
+    output: Option<&std::path::Path>,
+    out: &mut dyn Write,
+) -> Result<Done, Error> {
+    let path = config.state_dir.join("runs").join(format!("{run}.jsonl"));
+    if !path.is_file() {
+        return Ok(Done {
+            exit: Exit::Usage,
+            message: Some(format!(
+                "error: no journal of run `{run}` in `{}`",
+                config.state_dir.join("runs").display()
+            )),
+        });
+    }
+    let (records, chain) =
+        crate::journal::read_for_review(&path).map_err(crate::exec::ExecError::from)?;
+    let Some(report) = crate::report::Report::from_records(&records, chain) else {
+        return Ok(Done {
+            exit: Exit::Usage,
+            message: Some(format!(
+                "error: the journal `{}` does not begin with a run start",
+                path.display()
+            )),
+        });
+    };
+    let text = match format {
+        crate::cli::ReportFormat::Html => report.html(),
+        crate::cli::ReportFormat::Md => report.markdown(),
+    };
+    match output {
+        Some(file) => crate::private::write(file, text.as_bytes())?,
+        None => out.write_all(text.as_bytes())?,
+    }
+    Ok(Exit::Ok.into())
 }
 
 /// `pcfail status`: every run in the state directory and where it stands.
@@ -374,6 +557,36 @@ pub(crate) fn lab(command: &LabCommand, out: &mut dyn Write) -> Result<Exit, Err
                 out,
                 "the primary data center in `{}` is lost: the primary and its mirror {answer}{share}",
                 dir.display()
+            )?;
+            Ok(Exit::Ok)
+        }
+        LabCommand::Backlog {
+            dir,
+            pending,
+            applied,
+            not_copied,
+            spacing_s,
+        } => {
+            let made = pcfail_lab::make_backlog(
+                dir,
+                pcfail_lab::Backlog {
+                    pending: *pending,
+                    applied: *applied,
+                    copied: !*not_copied,
+                    spacing_ms: i64::from(*spacing_s) * 1000,
+                },
+            )?;
+            writeln!(
+                out,
+                "the backup instance in `{}` has {} log backup(s) {} and not restored, after {} restored; its restore job is disabled",
+                dir.display(),
+                made.pending,
+                if *not_copied {
+                    "in the share"
+                } else {
+                    "copied"
+                },
+                made.applied
             )?;
             Ok(Exit::Ok)
         }

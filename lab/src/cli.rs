@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::control::{self, Request};
-use crate::engine::{Role, TranscriptEntry, World};
+use crate::engine::{Backlog, BacklogMade, Role, TranscriptEntry, World};
 use crate::error::LabError;
 use crate::lab::{Disaster, Lab};
 use crate::manifest::{LabState, Liveness, Manifest};
@@ -197,6 +197,16 @@ pub fn start_instance(dir: &Path, role: Role) -> Result<(), LabError> {
 /// The log-shipping share becomes unreachable (false) or reachable again (true).
 pub fn set_share_reachable(dir: &Path, reachable: bool) -> Result<(), LabError> {
     request_ok(dir, &Request::Share { reachable })
+}
+
+/// Makes a log-shipping backlog in the running lab (see [`Backlog`]).
+pub fn make_backlog(dir: &Path, spec: Backlog) -> Result<BacklogMade, LabError> {
+    request(dir, &Request::Backlog(spec))?
+        .backlog
+        .ok_or_else(|| LabError::Refused {
+            dir: dir.to_path_buf(),
+            message: "the backlog answer was empty".to_owned(),
+        })
 }
 
 fn request_ok(dir: &Path, request: &Request) -> Result<(), LabError> {

@@ -10,6 +10,8 @@
 //! -> {"op":"stop_instance","role":"backup"}  <- {"ok":true}   (refuses connections)
 //! -> {"op":"start_instance","role":"backup"} <- {"ok":true}
 //! -> {"op":"share","reachable":false}        <- {"ok":true}
+//! -> {"op":"backlog","pending":1000,"applied":864,"copied":true,"spacing_ms":1000}
+//!                                            <- {"ok":true,"backlog":{"pending":1000,"applied":864,"now":...}}
 //! -> {"op":"transcript","role":"backup"}     <- {"ok":true,"transcript":[{"spid":52,"kind":"batch","text":"..."}]}
 //! -> {"op":"clear_transcripts"}              <- {"ok":true}
 //! -> {"op":"down"}                           <- {"ok":true}   (the lab then shuts down)
@@ -29,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::engine::{Role, TranscriptEntry};
+use crate::engine::{Backlog, BacklogMade, Role, TranscriptEntry};
 use crate::error::LabError;
 use crate::lab::{Disaster, Inner};
 use crate::status::Status;
@@ -59,6 +61,7 @@ pub(crate) enum Request {
     Share {
         reachable: bool,
     },
+    Backlog(Backlog),
     Transcript {
         role: Role,
     },
@@ -79,6 +82,8 @@ pub(crate) struct Response {
     pub status: Option<Status>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transcript: Option<Vec<WireEntry>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<BacklogMade>,
 }
 
 /// A transcript entry on the wire. The engine's `TranscriptEntry` only serializes, so the client
@@ -190,6 +195,14 @@ async fn handle(request: Request, inner: &Inner) -> Response {
             inner.set_share_reachable(reachable);
             done(Ok(()))
         }
+        Request::Backlog(spec) => match inner.make_backlog(&spec) {
+            Ok(made) => Response {
+                ok: true,
+                backlog: Some(made),
+                ..Response::default()
+            },
+            Err(e) => done(Err(e)),
+        },
         Request::Transcript { role } => Response {
             ok: true,
             transcript: Some(

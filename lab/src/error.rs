@@ -69,6 +69,9 @@ pub enum LabError {
         source: std::io::Error,
     },
 
+    #[error("cannot make the backlog: {0}")]
+    Backlog(String),
+
     #[error("the lab in `{dir}` refused the request: {message}", dir = dir.display())]
     Refused { dir: PathBuf, message: String },
 

@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::control;
 use crate::engine::{
-    Clock, InstanceBackend, LabTime, Role, SharedWorld, TranscriptEntry, Variants, World,
+    Backlog, BacklogMade, Clock, InstanceBackend, LabTime, Role, SharedWorld, TranscriptEntry,
+    Variants, World,
 };
 use crate::error::LabError;
 use crate::fsutil;
@@ -219,6 +220,11 @@ impl Lab {
         self.inner.clock.now()
     }
 
+    /// Makes a log-shipping backlog at once (see [`Backlog`]) and moves the lab clock past it.
+    pub fn make_backlog(&self, spec: &Backlog) -> Result<BacklogMade, LabError> {
+        self.inner.make_backlog(spec)
+    }
+
     /// The primary data center is lost the realistic way ([`Disaster::default`]): the primary and
     /// the primary mirror become silent, so every connection to them, old or new, waits for the
     /// client's own timeout.
@@ -398,6 +404,24 @@ impl Inner {
         self.ensure_listening(role).await?;
         tracing::info!(role = role.as_str(), "instance started");
         self.persist(true)
+    }
+
+    pub(crate) fn make_backlog(&self, spec: &Backlog) -> Result<BacklogMade, LabError> {
+        let made = {
+            let mut world = self.world.lock().expect("world lock");
+            let made = world
+                .make_backlog(self.clock.now(), spec)
+                .map_err(LabError::Backlog)?;
+            self.clock.advance_to(made.now);
+            made
+        };
+        tracing::info!(
+            pending = made.pending,
+            applied = made.applied,
+            "backlog made"
+        );
+        self.persist(true)?;
+        Ok(made)
     }
 
     pub(crate) fn set_share_reachable(&self, reachable: bool) {

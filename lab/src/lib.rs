@@ -32,11 +32,11 @@ mod status;
 mod topology;
 
 pub use cli::{
-    clear_transcripts, disaster, disaster_with, down, rebuild_primary, run_foreground,
-    set_share_reachable, start_instance, status, stop_instance, transcript, up,
+    clear_transcripts, disaster, disaster_with, down, make_backlog, rebuild_primary,
+    run_foreground, set_share_reachable, start_instance, status, stop_instance, transcript, up,
 };
 pub use engine::{
-    LabTime, Role, SharedWorld, TranscriptEntry, VARIANTS, VariantSpec,
+    Backlog, BacklogMade, LabTime, Role, SharedWorld, TranscriptEntry, VARIANTS, VariantSpec,
     parse_assignment as parse_variant,
 };
 pub use error::LabError;

@@ -1,15 +1,16 @@
 //! Failover step 3: restore, in sequence, every copied log backup the database has not applied yet.
 //!
-//! The set of files depends on live state: the headers of the files in the copy folder and the
-//! database's redo point. A file is applied when `FirstLSN <= redo_start_lsn < LastLSN` (reference
+//! The set of files depends on live state: the headers of the files in the copy folder (read once
+//! per run, and only for the files that can still matter: `exec::headers`) and the database's redo
+//! point. A file is applied when `FirstLSN <= redo_start_lsn < LastLSN` (reference
 //! B.5); a file whose FirstLSN is past the redo point is a gap, and applying stops there.
 
 use std::time::Duration;
 
 use super::copy_log_backups::copy_folder_from;
 use super::{Command, MINUTE, Target, ident};
-use crate::exec::chain::{self, ChainPlan, Gap};
-use crate::exec::{Session, StepError, copy, probe, prompt};
+use crate::exec::chain::{ChainPlan, Gap};
+use crate::exec::{Session, StepError, headers, probe, prompt};
 use crate::quote;
 use crate::runbook::{Role, StepReader};
 use std::path::Path;
@@ -127,17 +128,16 @@ impl ApplyLogBackups {
                     self.database
                 ))
             })?;
-        let (names, _) = copy::list_log_backups(Path::new(&folder))
-            .map_err(|e| StepError::Failed(e.to_string()))?;
-        let mut backups = Vec::new();
-        for name in names {
-            let path = Path::new(&folder)
-                .join(&name)
-                .to_string_lossy()
-                .into_owned();
-            backups.extend(probe::log_backups_in(s, self.instance, &self.database, &path).await?);
-        }
-        Ok(Some(chain::plan_chain(backups, redo)))
+        let plan = headers::chain_from_folder(
+            s,
+            self.instance,
+            &self.database,
+            Path::new(&folder),
+            &folder,
+            redo,
+        )
+        .await?;
+        Ok(Some(plan))
     }
 
     /// Whether the operator accepted losing what lies past `gap` (now, or earlier in this run).

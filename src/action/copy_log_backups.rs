@@ -149,14 +149,36 @@ impl CopyLogBackups {
         }
     }
 
+    /// Which files can still matter: not those older than the last log backup msdb recorded as
+    /// restored before step 1 removed log shipping (see `exec::copy`).
+    fn horizon(&self, s: &Session<'_>) -> copy::Horizon {
+        match s.captured_log_shipping(&self.database) {
+            Some(c) => copy::Horizon {
+                db: if c.primary_database.is_empty() {
+                    self.database.clone()
+                } else {
+                    c.primary_database.clone()
+                },
+                // msdb stores a path in the instance's own form (`D:\...` or `/...`).
+                last_restored: c
+                    .last_restored_file
+                    .as_deref()
+                    .and_then(|f| f.rsplit(['\\', '/']).next())
+                    .map(str::to_owned),
+            },
+            None => copy::Horizon::everything(),
+        }
+    }
+
     /// What is still to copy, or None when the share cannot be read and that loss is accepted.
     fn pending(
         &self,
-        s: &Session<'_>,
+        s: &mut Session<'_>,
         share: &Path,
         copy: &Path,
     ) -> Result<Option<Vec<String>>, StepError> {
-        match copy::pending(share, copy) {
+        let horizon = self.horizon(s);
+        match copy::pending(share, copy, &horizon, s.verified_copies()) {
             Ok(list) => Ok(Some(list)),
             Err(e) if e.is_share_unreadable(share) => match self.share_loss_accepted(s) {
                 Some(_) => Ok(None),
@@ -184,28 +206,40 @@ impl CopyLogBackups {
         let started = std::time::Instant::now();
         let mut bar = s.bar("copied");
         let cancel = Arc::new(AtomicBool::new(false));
+        let horizon = self.horizon(s);
+        let mut verified = std::mem::take(s.verified_copies());
         let work = {
             let (share, copy, cancel) = (share.clone(), copy.clone(), Arc::clone(&cancel));
             tokio::task::spawn_blocking(move || {
-                copy::copy_missing(
+                let report = copy::copy_missing(
                     &share,
                     &copy,
+                    &horizon,
+                    &mut verified,
                     |done, total, name| bar.update(done, total, name),
                     &cancel,
-                )
+                );
+                (report, verified)
             })
         };
         // The step's timeout bounds the whole copy: when it is up, the copy stops within one chunk.
         let mut work = work;
-        let report = match tokio::time::timeout(s.step_timeout(), &mut work).await {
+        let (report, verified) = match tokio::time::timeout(s.step_timeout(), &mut work).await {
             Ok(joined) => joined,
             Err(_) => {
                 cancel.store(true, Ordering::Relaxed);
                 work.await
             }
         }
-        .map_err(|e| StepError::Failed(format!("the copy stopped unexpectedly: {e}")))?
-        .map_err(|e| StepError::Failed(e.to_string()))?;
+        .map_err(|e| StepError::Failed(format!("the copy stopped unexpectedly: {e}")))?;
+        *s.verified_copies() = verified;
+        let report = report.map_err(|e| StepError::Failed(e.to_string()))?;
+        if report.applied_before > 0 {
+            s.progress(&format!(
+                "{} log backup(s) older than the last one msdb recorded as restored were left alone",
+                report.applied_before
+            ));
+        }
         s.record_file_copy(&share, &copy, &report, started)?;
         Ok(())
     }

@@ -72,7 +72,7 @@ pub(crate) async fn take(
         step: String::new(),
         target: "backup".to_owned(),
         text: text.clone(),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        duration_us: crate::journal::micros_since(started),
         ok: result.is_ok(),
         error: result
             .as_ref()

@@ -2,9 +2,14 @@
 //! lines otherwise (a log file, CI, a pipe), nothing with `-q`.
 //!
 //! indicatif draws the bar and hides it when stderr is not a terminal; the plain lines keep the same
-//! information for everything that reads stderr as text.
+//! information for everything that reads stderr as text, at most one every [`LINE_EVERY`] plus the
+//! first and the last: a 10,000-file apply is not 10,000 lines (the journal has every file).
 
 use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+/// How often a plain progress line may be written.
+const LINE_EVERY: Duration = Duration::from_secs(2);
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -12,6 +17,8 @@ pub(crate) struct Bar {
     verb: &'static str,
     quiet: bool,
     bar: Option<ProgressBar>,
+    /// When the last plain line was written.
+    last_line: Option<Instant>,
 }
 
 impl Bar {
@@ -20,6 +27,7 @@ impl Bar {
             verb,
             quiet,
             bar: None,
+            last_line: None,
         }
     }
 
@@ -29,7 +37,11 @@ impl Bar {
             return;
         }
         if !std::io::stderr().is_terminal() {
-            say!("      {} {done}/{total} {item}", self.verb);
+            let due = self.last_line.is_none_or(|t| t.elapsed() >= LINE_EVERY);
+            if due || done == total {
+                say!("      {} {done}/{total} {item}", self.verb);
+                self.last_line = Some(Instant::now());
+            }
             return;
         }
         let bar = self.bar.get_or_insert_with(|| {

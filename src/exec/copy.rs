@@ -1,19 +1,33 @@
-//! Copying log backups from the backup share to the copy folder, one file at a time, atomically.
+//! Copying log backups from the backup share to the copy folder: only the files that can still
+//! matter, each read once, atomically in place.
 //!
 //! Each file is copied under a temporary name in the destination folder and renamed into place only
-//! when complete and synced (the file, then the folder, so the rename survives a crash too), so a
-//! crash never leaves a half-written `.trn` that the apply step (or SQL Server's restore job) could
-//! mistake for a backup. Files already present with identical contents are left alone; `.wrk` files
-//! are backups the backup agent is still writing (reference A.4) and are never copied. The share is
-//! authoritative: a destination file that differs is replaced and said so.
+//! when complete and synced, and the folder is synced after each batch of renames, so a crash never
+//! leaves a half-written `.trn` that the apply step (or SQL Server's restore job) could mistake for a
+//! backup; a rename lost with the power is a file copied again. `.wrk` files are backups the backup
+//! agent is still writing (reference A.4) and are never copied. The share is authoritative: a
+//! destination file that differs is replaced and said so.
+//!
+//! What is examined: a log-shipping file (`<db>_<yyyymmddhhmmss>.trn`) older than the last one
+//! msdb recorded as restored is applied already and is left alone, wherever it is; every other
+//! file is compared, size first, then contents. A file found identical, or copied by this run, is
+//! remembered with its size and modification time on both sides ([`Verified`]), so examining the
+//! step again (running it, verifying it) costs a `stat`, not another read; a file changed since
+//! (a corrupt copy repaired in the share) is compared again. A copy is verified as it is made: the
+//! bytes written are the bytes read, and the source must look the same after the copy as before.
 //!
 //! Copying is blocking file I/O, so the step runs it on a blocking thread; the `cancel` flag, checked
 //! between chunks, lets the step's timeout stop it within one chunk.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+/// Renames made durable by one folder sync.
+const RENAMES_PER_SYNC: usize = 64;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct CopyReport {
@@ -24,6 +38,8 @@ pub(crate) struct CopyReport {
     pub replaced: Vec<String>,
     /// `.wrk` files skipped because the backup agent has not finished them.
     pub in_progress: Vec<String>,
+    /// Log-shipping files older than the last one msdb recorded as restored: not examined.
+    pub applied_before: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +61,70 @@ impl CopyError {
     /// to one file failing to copy.
     pub(crate) fn is_share_unreadable(&self, share: &Path) -> bool {
         matches!(self, CopyError::List { path, .. } if path == share)
+    }
+}
+
+/// Which files can still matter: those not older than the last log backup msdb recorded as
+/// restored (`last_restored`, a file name), for the database `db`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Horizon {
+    pub db: String,
+    pub last_restored: Option<String>,
+}
+
+impl Horizon {
+    /// Every file matters.
+    pub(crate) fn everything() -> Horizon {
+        Horizon::default()
+    }
+
+    fn matters(&self, name: &str) -> bool {
+        match &self.last_restored {
+            Some(last) if shipped_name(name, &self.db) && shipped_name(last, &self.db) => {
+                name.to_ascii_lowercase() >= last.to_ascii_lowercase()
+            }
+            _ => true,
+        }
+    }
+}
+
+/// `<db>_<14 digits>.trn`, as log shipping's backup job names its files (any letter case): the
+/// names whose order is the order the backups were taken in.
+pub(crate) fn shipped_name(name: &str, db: &str) -> bool {
+    if db.is_empty() {
+        return false;
+    }
+    let lower = name.to_ascii_lowercase();
+    let Some(rest) = lower
+        .strip_prefix(&db.to_ascii_lowercase())
+        .and_then(|r| r.strip_prefix('_'))
+        .and_then(|r| r.strip_suffix(".trn"))
+    else {
+        return false;
+    };
+    rest.len() == 14 && rest.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Files known identical in both folders in this run, with how each side looked then.
+#[derive(Debug, Default)]
+pub(crate) struct Verified {
+    files: HashMap<String, (Stamp, Stamp)>,
+}
+
+/// A file's size and modification time: what says it is still the file that was examined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+impl Stamp {
+    pub(crate) fn of(path: &Path) -> Option<Stamp> {
+        let meta = fs::metadata(path).ok()?;
+        Some(Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
     }
 }
 
@@ -74,38 +154,75 @@ pub(crate) fn list_log_backups(dir: &Path) -> Result<(Vec<String>, Vec<String>),
     Ok((trn, wrk))
 }
 
-/// Names of `.trn` files in `from` that are missing from `to` or differ there.
-pub(crate) fn pending(from: &Path, to: &Path) -> Result<Vec<String>, CopyError> {
+/// What `from` holds that `to` lacks or holds differently.
+enum State {
+    Missing,
+    Differs,
+    Same,
+}
+
+fn state(from: &Path, to: &Path, name: &str, verified: &mut Verified) -> Result<State, CopyError> {
+    let (src, dst) = (from.join(name), to.join(name));
+    let copy_err = |source| CopyError::Copy {
+        from: src.clone(),
+        to: dst.clone(),
+        source,
+    };
+    let (Some(a), Some(b)) = (Stamp::of(&src), Stamp::of(&dst)) else {
+        return Ok(if dst.exists() {
+            State::Differs
+        } else {
+            State::Missing
+        });
+    };
+    if verified.files.get(name) == Some(&(a, b)) {
+        return Ok(State::Same);
+    }
+    if a.len != b.len || !identical(&src, &dst).map_err(copy_err)? {
+        return Ok(State::Differs);
+    }
+    verified.files.insert(name.to_owned(), (a, b));
+    Ok(State::Same)
+}
+
+/// Names of the `.trn` files of `from` that matter and are missing from `to` or differ there.
+pub(crate) fn pending(
+    from: &Path,
+    to: &Path,
+    horizon: &Horizon,
+    verified: &mut Verified,
+) -> Result<Vec<String>, CopyError> {
     let (names, _) = list_log_backups(from)?;
     let mut out = Vec::new();
-    for name in names {
-        let same =
-            identical(&from.join(&name), &to.join(&name)).map_err(|source| CopyError::Copy {
-                from: from.join(&name),
-                to: to.join(&name),
-                source,
-            })?;
-        if !same {
+    for name in names.into_iter().filter(|n| horizon.matters(n)) {
+        if !matches!(state(from, to, &name, verified)?, State::Same) {
             out.push(name);
         }
     }
     Ok(out)
 }
 
-/// Copies every `.trn` of `from` that `to` lacks. `progress` is called before each file; `cancel`
-/// stops the copy between chunks (the file in progress is not renamed into place).
+/// Copies every `.trn` of `from` that matters and that `to` lacks or holds differently. `progress`
+/// is called before each file; `cancel` stops the copy between chunks (the file in progress is not
+/// renamed into place).
 pub(crate) fn copy_missing(
     from: &Path,
     to: &Path,
+    horizon: &Horizon,
+    verified: &mut Verified,
     mut progress: impl FnMut(usize, usize, &str),
     cancel: &AtomicBool,
 ) -> Result<CopyReport, CopyError> {
     let (names, wrk) = list_log_backups(from)?;
+    let (names, before): (Vec<String>, Vec<String>) =
+        names.into_iter().partition(|n| horizon.matters(n));
     let mut report = CopyReport {
         in_progress: wrk,
+        applied_before: before.len(),
         ..CopyReport::default()
     };
     let total = names.len();
+    let mut unsynced_renames = 0;
     for (i, name) in names.into_iter().enumerate() {
         let src = from.join(&name);
         let dst = to.join(&name);
@@ -114,28 +231,53 @@ pub(crate) fn copy_missing(
             to: dst.clone(),
             source,
         };
-        let exists = dst.exists();
         progress(i + 1, total, &name);
-        if exists && identical(&src, &dst).map_err(copy_err)? {
-            report.already_there.push(name);
-        } else {
-            match copy_atomically(&src, &dst, cancel) {
-                Ok(true) => {}
-                Ok(false) => return Err(CopyError::Cancelled { file: src }),
-                Err(e) => return Err(copy_err(e)),
+        let replacing = match state(from, to, &name, verified)? {
+            State::Same => {
+                report.already_there.push(name);
+                continue;
             }
-            if exists {
-                report.replaced.push(name);
-            } else {
-                report.copied.push(name);
+            State::Missing => false,
+            State::Differs => true,
+        };
+        let before = Stamp::of(&src);
+        match copy_atomically(&src, &dst, cancel) {
+            Ok(true) => {}
+            Ok(false) => {
+                sync_folder(to);
+                return Err(CopyError::Cancelled { file: src });
+            }
+            Err(e) => {
+                sync_folder(to);
+                return Err(copy_err(e));
             }
         }
+        // The bytes written are the bytes read; if the source did not change meanwhile, the copy
+        // is identical to it without reading either again.
+        if let (Some(a), Some(b)) = (before, Stamp::of(&dst))
+            && Stamp::of(&src) == Some(a)
+        {
+            verified.files.insert(name.clone(), (a, b));
+        }
+        unsynced_renames += 1;
+        if unsynced_renames == RENAMES_PER_SYNC {
+            sync_folder(to);
+            unsynced_renames = 0;
+        }
+        if replacing {
+            report.replaced.push(name);
+        } else {
+            report.copied.push(name);
+        }
+    }
+    if unsynced_renames > 0 {
+        sync_folder(to);
     }
     Ok(report)
 }
 
-/// Copies `src` to `dst` by way of a temporary name; `Ok(false)` when `cancel` stopped it (the
-/// temporary file is removed).
+/// Copies `src` to `dst` by way of a temporary name, synced before it is renamed; `Ok(false)` when
+/// `cancel` stopped it (the temporary file is removed).
 fn copy_atomically(src: &Path, dst: &Path, cancel: &AtomicBool) -> io::Result<bool> {
     let name = dst
         .file_name()
@@ -164,12 +306,11 @@ fn copy_atomically(src: &Path, dst: &Path, cancel: &AtomicBool) -> io::Result<bo
     drop(output);
     crate::crash::point("before a copied log backup is renamed into place");
     fs::rename(&tmp, dst)?;
-    sync_folder(dst.parent().unwrap_or(Path::new(".")));
     crate::crash::point("after a copied log backup is renamed into place");
     Ok(true)
 }
 
-/// Makes a rename in `dir` durable (Unix; Windows has no handle to sync a folder through).
+/// Makes the renames in `dir` durable (Unix; Windows has no handle to sync a folder through).
 fn sync_folder(dir: &Path) {
     #[cfg(unix)]
     if let Ok(d) = File::open(dir) {
@@ -179,23 +320,16 @@ fn sync_folder(dir: &Path) {
     let _ = dir;
 }
 
-/// True when both files exist with the same bytes. Compares sizes first, then contents in chunks.
+/// True when both files have the same bytes (sizes were compared already). Compares in chunks.
 fn identical(a: &Path, b: &Path) -> io::Result<bool> {
-    let (Ok(ma), Ok(mb)) = (fs::metadata(a), fs::metadata(b)) else {
-        return Ok(false);
-    };
-    if ma.len() != mb.len() {
-        return Ok(false);
-    }
     let (mut fa, mut fb) = (File::open(a)?, File::open(b)?);
-    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    let (mut ba, mut bb) = (vec![0u8; 256 * 1024], vec![0u8; 256 * 1024]);
     loop {
         let n = fa.read(&mut ba)?;
         if n == 0 {
-            return Ok(true);
+            return Ok(fb.read(&mut bb[..1])? == 0);
         }
-        fb.read_exact(&mut bb[..n])?;
-        if ba[..n] != bb[..n] {
+        if fb.read_exact(&mut bb[..n]).is_err() || ba[..n] != bb[..n] {
             return Ok(false);
         }
     }
@@ -204,6 +338,18 @@ fn identical(a: &Path, b: &Path) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn copy_all(share: &Path, copy: &Path, horizon: &Horizon, v: &mut Verified) -> CopyReport {
+        copy_missing(
+            share,
+            copy,
+            horizon,
+            v,
+            |_, _, _| {},
+            &AtomicBool::new(false),
+        )
+        .unwrap()
+    }
 
     #[test]
     fn copies_missing_skips_identical_replaces_different_and_ignores_wrk() {
@@ -215,15 +361,19 @@ mod tests {
         fs::write(share.path().join("mgc_20261122041500.wrk"), b"half").unwrap();
         fs::write(copy.path().join("mgc_20261122040000.trn"), b"one").unwrap();
         fs::write(copy.path().join("mgc_20261122040500.trn"), b"tw").unwrap();
+        let everything = Horizon::everything();
+        let mut verified = Verified::default();
 
         assert_eq!(
-            pending(share.path(), copy.path()).unwrap(),
+            pending(share.path(), copy.path(), &everything, &mut verified).unwrap(),
             vec!["mgc_20261122040500.trn", "mgc_20261122041000.trn"]
         );
         let mut calls = Vec::new();
         let report = copy_missing(
             share.path(),
             copy.path(),
+            &everything,
+            &mut verified,
             |i, n, _| calls.push((i, n)),
             &AtomicBool::new(false),
         )
@@ -235,6 +385,7 @@ mod tests {
                 already_there: vec!["mgc_20261122040000.trn".into()],
                 replaced: vec!["mgc_20261122040500.trn".into()],
                 in_progress: vec!["mgc_20261122041500.wrk".into()],
+                applied_before: 0,
             }
         );
         assert_eq!(calls, vec![(1, 3), (2, 3), (3, 3)]);
@@ -243,7 +394,22 @@ mod tests {
             b"two"
         );
         assert!(!copy.path().join("mgc_20261122041500.wrk").exists());
-        assert!(pending(share.path(), copy.path()).unwrap().is_empty());
+        // Verified from what the run remembers, and from the files themselves by a fresh run.
+        assert!(
+            pending(share.path(), copy.path(), &everything, &mut verified)
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            pending(
+                share.path(),
+                copy.path(),
+                &everything,
+                &mut Verified::default()
+            )
+            .unwrap()
+            .is_empty()
+        );
         // No temporary file is left behind.
         let leftovers: Vec<_> = fs::read_dir(copy.path())
             .unwrap()
@@ -254,6 +420,81 @@ mod tests {
     }
 
     #[test]
+    fn a_same_sized_file_with_other_bytes_is_replaced_even_after_it_was_verified() {
+        let share = tempfile::tempdir().unwrap();
+        let copy = tempfile::tempdir().unwrap();
+        let name = "mgc_20261122040000.trn";
+        fs::write(share.path().join(name), b"good").unwrap();
+        fs::write(copy.path().join(name), b"good").unwrap();
+        let everything = Horizon::everything();
+        let mut verified = Verified::default();
+        assert!(
+            pending(share.path(), copy.path(), &everything, &mut verified)
+                .unwrap()
+                .is_empty()
+        );
+        // The copy is damaged (same size), and later repaired in the share: each change is seen.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(copy.path().join(name), b"bad!").unwrap();
+        assert_eq!(
+            pending(share.path(), copy.path(), &everything, &mut verified).unwrap(),
+            vec![name]
+        );
+        let report = copy_all(share.path(), copy.path(), &everything, &mut verified);
+        assert_eq!(report.replaced, vec![name]);
+        assert_eq!(fs::read(copy.path().join(name)).unwrap(), b"good");
+    }
+
+    #[test]
+    fn log_shipping_files_older_than_the_last_restored_are_not_examined() {
+        let share = tempfile::tempdir().unwrap();
+        let copy = tempfile::tempdir().unwrap();
+        for (name, bytes) in [
+            ("mgc_20261122040000.trn", &b"old, applied"[..]),
+            ("mgc_20261122040500.trn", b"last restored"),
+            ("mgc_20261122041000.trn", b"pending"),
+            ("mgc_tail.trn", b"named by hand"),
+        ] {
+            fs::write(share.path().join(name), bytes).unwrap();
+        }
+        let horizon = Horizon {
+            db: "mgc".into(),
+            last_restored: Some("MGC_20261122040500.trn".into()),
+        };
+        let mut verified = Verified::default();
+        assert_eq!(
+            pending(share.path(), copy.path(), &horizon, &mut verified).unwrap(),
+            vec![
+                "mgc_20261122040500.trn",
+                "mgc_20261122041000.trn",
+                "mgc_tail.trn"
+            ]
+        );
+        let report = copy_all(share.path(), copy.path(), &horizon, &mut verified);
+        assert_eq!(report.applied_before, 1);
+        assert_eq!(report.copied.len(), 3);
+        assert!(!copy.path().join("mgc_20261122040000.trn").exists());
+    }
+
+    #[test]
+    fn only_log_shipping_names_are_ordered() {
+        assert!(shipped_name("mgc_20261129193527.trn", "mgc"));
+        assert!(shipped_name("MGC_20261129193527.TRN", "mgc"));
+        for other in [
+            "mgc_tail.trn",
+            "mgc_2026112919352.trn",
+            "mgc_202611291935270.trn",
+            "mgccomp_20261129193527.trn",
+            "mgc20261129193527.trn",
+            "mgc_20261129193527.trn.wrk",
+            "mgc_2026112919352x.trn",
+        ] {
+            assert!(!shipped_name(other, "mgc"), "{other}");
+        }
+        assert!(!shipped_name("_20261129193527.trn", ""));
+    }
+
+    #[test]
     fn a_cancelled_copy_leaves_no_file_behind() {
         let share = tempfile::tempdir().unwrap();
         let copy = tempfile::tempdir().unwrap();
@@ -261,6 +502,8 @@ mod tests {
         let err = copy_missing(
             share.path(),
             copy.path(),
+            &Horizon::everything(),
+            &mut Verified::default(),
             |_, _, _| {},
             &AtomicBool::new(true),
         )
@@ -275,6 +518,8 @@ mod tests {
         let err = copy_missing(
             Path::new("/nonexistent/pcfail-share"),
             copy.path(),
+            &Horizon::everything(),
+            &mut Verified::default(),
             |_, _, _| {},
             &AtomicBool::new(false),
         )

@@ -28,8 +28,14 @@ impl Ledger {
         self.lines.join("\n")
     }
 
+    /// The facts as JSON, with the text the operator was shown (`text`), for the journal and the
+    /// report.
     pub(crate) fn to_json(&self) -> serde_json::Value {
-        self.json.clone()
+        let mut json = self.json.clone();
+        if let Some(map) = json.as_object_mut() {
+            map.insert("text".into(), self.lines.clone().into());
+        }
+        json
     }
 }
 

@@ -17,6 +17,7 @@ mod capture;
 pub(crate) mod chain;
 pub(crate) mod check;
 pub(crate) mod copy;
+pub(crate) mod headers;
 pub(crate) mod ledger;
 mod outcome;
 mod preflight;
@@ -195,6 +196,29 @@ pub(crate) async fn run(
             proceed(plan, settings, &history, &mut session, start).await
         }
     };
+    // The journal's tip goes outside this host (the backup instance's error log), after the run's
+    // last record, whatever the outcome: a rewrite of the journal later shows against it.
+    let mut outcome = outcome;
+    if let Ok(outcome) = &mut outcome {
+        match session.anchor().await {
+            Ok(Some(anchor)) => {
+                let line = format!(
+                    "journal anchored on `backup` (SQL Server error log, event {}): {}",
+                    crate::anchor::EVENT,
+                    anchor.message()
+                );
+                match outcome {
+                    Outcome::Completed { anchor, .. } => *anchor = Some(line),
+                    _ if !settings.quiet => say!("{line}"),
+                    _ => {}
+                }
+            }
+            Ok(None) => {}
+            Err(e) => say!(
+                "warning: the journal could not be anchored on `backup` ({e}); `pcfail journal verify` will say so"
+            ),
+        }
+    }
     // The host is stopped and its output kept, whatever happened.
     let closed = session.close().await;
     let outcome = outcome?;
@@ -392,6 +416,21 @@ async fn proceed(
 
     match steps::run(plan, &progress, session, applock.as_mut(), settings.quiet).await {
         Ok(steps) => {
+            // The situation the run leaves, for the review (`pcfail report`).
+            let known = situation::known_folders(history, &session.runbook.chat_database);
+            let host = host_settings(
+                session.runbook,
+                settings.state_dir.clone(),
+                settings.timeouts,
+            );
+            let after =
+                situation::observe(session.runbook, settings.timeouts, &host, session, &known)
+                    .await;
+            let assessment = situation::classify(&after);
+            session.capture(
+                "situation_after",
+                serde_json::json!({ "observation": after, "assessment": assessment }),
+            )?;
             finish(session, "completed", None).await?;
             let notes = session
                 .captured(crate::action::CHAT_TEST_KEY)
@@ -404,6 +443,7 @@ async fn proceed(
                 journal: journal_path,
                 steps,
                 notes,
+                anchor: None,
             })
         }
         Err(stopped) => match stopped.error {
@@ -520,6 +560,17 @@ async fn confirm_operation(
         }
         Err(message) => Ok(Err(message)),
     }
+}
+
+/// A file in a folder, as SQL Server names it: `D:\LogShippingCopy` + `x.trn` is
+/// `D:\LogShippingCopy\x.trn` whatever platform pcfail runs on; a Unix folder gets `/`.
+pub(crate) fn sql_path_join(folder: &str, name: &str) -> String {
+    let sep = if folder.contains('\\') && !folder.contains('/') {
+        '\\'
+    } else {
+        '/'
+    };
+    format!("{}{sep}{name}", folder.trim_end_matches(['\\', '/']))
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ pub(crate) enum Outcome {
         steps: Vec<StepReport>,
         /// Findings for the operator after the step table (the synthetic chat test's result).
         notes: Vec<String>,
+        /// Where the journal's tip was recorded outside this host, for the incident ticket.
+        anchor: Option<String>,
     },
     /// The operation's end state is already there; nothing was sent that changes anything.
     NothingToDo { message: String },
@@ -68,6 +70,7 @@ impl Outcome {
                 journal,
                 steps,
                 notes,
+                anchor,
             } => {
                 let mut out = format!("{} of {pool} completed (run {run})\n", operation.key());
                 for step in steps {
@@ -84,6 +87,9 @@ impl Outcome {
                     let _ = writeln!(out, "{note}");
                 }
                 let _ = writeln!(out, "journal: {}", journal.display());
+                if let Some(anchor) = anchor {
+                    let _ = writeln!(out, "{anchor}");
+                }
                 if operation.direction() == Operation::Failover {
                     out.push_str("note: mgccomp (compliance) was not failed over; its contents are transient (Microsoft's procedure).\n");
                 }

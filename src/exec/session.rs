@@ -95,6 +95,10 @@ pub(crate) struct Session<'r> {
     answers: Answers,
     accept_data_loss: bool,
     quiet: bool,
+    /// Log backup headers read in this run (see `exec::headers`).
+    headers: super::headers::HeaderCache,
+    /// Log backups known identical in the share and the copy folder (see `exec::copy`).
+    verified_copies: super::copy::Verified,
 }
 
 impl<'r> Session<'r> {
@@ -122,7 +126,19 @@ impl<'r> Session<'r> {
             answers,
             accept_data_loss: false,
             quiet,
+            headers: Default::default(),
+            verified_copies: Default::default(),
         }
+    }
+
+    /// The log backup headers read so far in this run.
+    pub(crate) fn headers(&mut self) -> &mut super::headers::HeaderCache {
+        &mut self.headers
+    }
+
+    /// The log backups this run found (or made) identical in the share and the copy folder.
+    pub(crate) fn verified_copies(&mut self) -> &mut super::copy::Verified {
+        &mut self.verified_copies
     }
 
     /// From now on every statement, cmdlet and fact is journaled.
@@ -291,7 +307,7 @@ impl<'r> Session<'r> {
                     from.join(name).display(),
                     to.join(name).display()
                 ),
-                duration_ms: millis(started),
+                duration_us: crate::journal::micros_since(started),
                 ok: true,
                 error: None,
                 messages: Vec::new(),
@@ -470,6 +486,28 @@ impl<'r> Session<'r> {
         Ok(())
     }
 
+    /// Anchors the journal's and the audit log's tips on the backup instance (`crate::anchor`),
+    /// after the run's last record: the statement is not journaled, since journaling it would move
+    /// the tip. `Ok(None)` when there is no journal.
+    pub(crate) async fn anchor(&mut self) -> Result<Option<crate::anchor::Anchor>, SqlError> {
+        let Some(journal) = &self.journal else {
+            return Ok(None);
+        };
+        let (seq, sha256) = journal.tip();
+        let (audit_seq, audit_sha256) = journal.audit_tip().unwrap_or((0, ""));
+        let anchor = crate::anchor::Anchor {
+            run: journal.run().to_owned(),
+            seq,
+            sha256: sha256.to_owned(),
+            audit_seq,
+            audit_sha256: audit_sha256.to_owned(),
+        };
+        let timeout = self.timeouts.query;
+        let conn = self.connection(Role::Backup).await?;
+        crate::anchor::write(conn, &anchor, timeout).await?;
+        Ok(Some(anchor))
+    }
+
     /// Stops the PowerShell host, if one runs, keeping its stderr and stray output in the journal
     /// (a run does this before its closing record, so the journal ends with how the run ended).
     pub(crate) async fn stop_host(&mut self) -> Result<(), JournalError> {
@@ -533,7 +571,7 @@ impl<'r> Session<'r> {
             step: self.step.clone(),
             target: role.key().to_owned(),
             text: text.to_owned(),
-            duration_ms: millis(started),
+            duration_us: crate::journal::micros_since(started),
             ok: result.is_ok(),
             error,
             messages: crate::sql::messages::take(),
@@ -564,7 +602,7 @@ impl<'r> Session<'r> {
             step: self.step.clone(),
             target: "powershell".to_owned(),
             text: command.to_owned(),
-            duration_ms: millis(started),
+            duration_us: crate::journal::micros_since(started),
             ok,
             error,
             messages,
@@ -580,8 +618,4 @@ fn first_line(text: &str) -> &str {
 /// The `Event::Captured` key of a database's log-shipping settings.
 pub(crate) fn log_shipping_key(db: &str) -> String {
     format!("log_shipping:{db}")
-}
-
-fn millis(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }

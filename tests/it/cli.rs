@@ -1,6 +1,8 @@
 //! The command line: exit codes, the runbook path from the environment, the guard on failover, the
 //! not-yet-available execution, completions and help.
 
+use serde_json::json;
+
 use crate::test::{MINIMAL, SHIPPED, Test};
 
 #[test]
@@ -109,4 +111,50 @@ fn completions_are_generated_for_bash() {
     let script = String::from_utf8_lossy(&output.stdout);
     assert!(script.contains("_pcfail()"), "{script}");
     assert!(script.contains("failover"), "{script}");
+}
+
+#[test]
+fn validate_json_is_one_document_with_every_problem_located() {
+    let output = Test::new()
+        .runbook(SHIPPED)
+        .args(&["validate", "--format", "json"])
+        .stderr("")
+        .run();
+    let ok: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    assert_eq!(
+        (&ok["ok"], &ok["failover_steps"], &ok["failback_steps"]),
+        (&json!(true), &json!(11), &json!(12))
+    );
+    let output = Test::new()
+        .runbook(&crate::test::edit(MINIMAL, "port = 1433", "port = 0"))
+        .args(&["validate", "--format", "json"])
+        .stderr("")
+        .status(2)
+        .run();
+    let bad: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
+    assert_eq!(bad["ok"], json!(false));
+    let diagnostics = bad["diagnostics"].as_array().expect("diagnostics");
+    assert_eq!(diagnostics.len(), 1, "{bad:#}");
+    assert_eq!(
+        (&diagnostics[0]["file"], &diagnostics[0]["line"]),
+        (&json!("runbook.toml"), &json!(14))
+    );
+}
+
+/// Logs on stderr carry no colour codes when stderr is not a terminal (a file, a pipe), whatever
+/// RUST_LOG asks for.
+#[test]
+fn logs_piped_to_a_file_carry_no_escape_codes() {
+    for env in [None, Some("debug")] {
+        let mut test = Test::new()
+            .runbook(SHIPPED)
+            .args(&["-vv", "plan", "failover"]);
+        if let Some(level) = env {
+            test = test.env("RUST_LOG", level);
+        }
+        let output = test.run();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(stderr.contains("plan built"), "{stderr}");
+        assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    }
 }

@@ -17,7 +17,7 @@ fn a_damaged_journal_stops_every_run_and_verify_names_the_first_bad_line() {
     let verified = rig.pcfail(&["journal", "verify", &run]);
     assert_exit(&verified, 0);
     assert!(
-        text(&verified.stdout).starts_with(&format!("{run}: ok, ")),
+        text(&verified.stdout).contains(&format!("\n{run}: ok, ")),
         "{}",
         text(&verified.stdout)
     );
@@ -34,7 +34,11 @@ fn a_damaged_journal_stops_every_run_and_verify_names_the_first_bad_line() {
     );
     let verified = rig.pcfail(&["journal", "verify", "--all"]);
     assert_exit(&verified, 2);
-    assert_eq!(text(&verified.stdout), format!("{run}: DAMAGED\n"));
+    assert!(
+        text(&verified.stdout).ends_with(&format!("{run}: DAMAGED\n")),
+        "{}",
+        text(&verified.stdout)
+    );
     assert_eq!(text(&verified.stderr), format!("{damage}\n"));
 
     rig.rebuild_primary();
@@ -75,4 +79,73 @@ fn the_empty_journal_of_a_run_killed_before_its_first_record_is_removed() {
         text(&output.stderr)
     );
     assert!(!empty.exists());
+}
+
+/// A journal rewritten whole, with its hash chain recomputed so that it is consistent again, passes a
+/// chain check; the anchor the run left on the backup instance exposes it.
+#[test]
+fn a_journal_rewritten_with_a_consistent_chain_is_caught_by_its_anchor() {
+    let rig = LabRig::start(RestoreJob::Default);
+    rig.disaster();
+    let output = rig.failover();
+    assert_exit(&output, 0);
+    assert!(
+        text(&output.stdout).contains(
+            "journal anchored on `backup` (SQL Server error log, event 61700): pcfail anchor run="
+        ),
+        "{}",
+        text(&output.stdout)
+    );
+    let run = rig.run_ids().pop().expect("the failover");
+    let journal = rig.state_dir().join("runs").join(format!("{run}.jsonl"));
+    let verified = rig.pcfail(&["journal", "verify", &run]);
+    assert_exit(&verified, 0);
+    assert!(
+        text(&verified.stdout).contains(&format!("{run}: ok, "))
+            && text(&verified.stdout).contains(", anchored on `backup` up to record "),
+        "{}",
+        text(&verified.stdout)
+    );
+
+    // The 15-line script: change who ran it, then recompute every record's `prev` hash.
+    let mut prev = String::new();
+    let mut rewritten = String::new();
+    for line in std::fs::read_to_string(&journal).expect("journal").lines() {
+        let mut record: serde_json::Value = serde_json::from_str(line).expect("a record");
+        if record["operator"] == "e2e-operator" {
+            record["operator"] = "someone-else".into();
+        }
+        record["prev"] = prev.clone().into();
+        let line = serde_json::to_string(&record).expect("JSON");
+        prev = sha256_hex(line.as_bytes());
+        rewritten.push_str(&line);
+        rewritten.push('\n');
+    }
+    std::fs::write(&journal, rewritten).expect("rewrite");
+
+    // The chain alone cannot tell...
+    let chain_only = rig.pcfail(&["journal", "verify", &run, "--chain-only"]);
+    assert_exit(&chain_only, 0);
+    // ...the anchor can.
+    let verified = rig.pcfail(&["journal", "verify", &run]);
+    assert_exit(&verified, 2);
+    assert!(
+        text(&verified.stdout).ends_with(&format!("{run}: DAMAGED\n")),
+        "{}",
+        text(&verified.stdout)
+    );
+    assert!(
+        text(&verified.stderr).starts_with(&format!("error: run {run}: record "))
+            && text(&verified.stderr).contains("is not the one anchored on `backup`"),
+        "{}",
+        text(&verified.stderr)
+    );
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

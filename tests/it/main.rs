@@ -11,6 +11,7 @@ mod no_side_effects;
 mod plan;
 mod powershell_syntax;
 mod procedure;
+mod report;
 mod run_end_to_end;
 mod run_failback_faults;
 mod run_faults;

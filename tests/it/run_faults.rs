@@ -218,10 +218,7 @@ fn an_unusable_copy_folder_stops_the_run_and_the_same_command_resumes() {
             std::fs::rename(copy.with_extension("away"), &copy).expect("restore the copy folder");
         },
         error: |rig| {
-            let first = crate::lab_support::trn_names(&rig.status())
-                .into_iter()
-                .next()
-                .expect("log backups");
+            let first = first_file_examined(rig);
             step_error(
                 2,
                 "copy-log-backups",
@@ -246,10 +243,7 @@ fn an_error_applying_a_log_backup_stops_the_run_and_the_same_command_resumes() {
         inject: |rig| rig.set_faults(json!([sql_fault("backup", "RESTORE LOG", 3201, 1)])),
         clear: nothing,
         error: |rig| {
-            let first = crate::lab_support::trn_names(&rig.status())
-                .into_iter()
-                .next()
-                .expect("log backups");
+            let first = first_file_examined(rig);
             step_error(
                 3,
                 "apply-log-backups",
@@ -517,4 +511,26 @@ fn a_corrupt_log_backup_repaired_in_the_share_is_copied_again_and_the_failover_f
     std::fs::write(rig.share().join(&victim), good).expect("repair the share");
     assert_exit(&rig.failover(), 0);
     assert_failed_over(&rig, &at_disaster, &rig.status());
+}
+
+/// The first log backup the copy and apply steps examine: the last one msdb recorded as restored,
+/// as captured before step 1 (older ones are applied already and left alone), or the oldest in the
+/// share when the secondary has restored none.
+fn first_file_examined(rig: &LabRig) -> String {
+    let captured = rig
+        .journals()
+        .iter()
+        .flatten()
+        .find(|r| r["event"] == "captured" && r["key"] == "log_shipping:mgc")
+        .map(|r| r["value"]["last_restored_file"].clone())
+        .expect("the log-shipping settings were captured");
+    let last_restored = captured
+        .as_str()
+        .and_then(|p| p.rsplit('/').next())
+        .unwrap_or_default()
+        .to_owned();
+    crate::lab_support::trn_names(&rig.status())
+        .into_iter()
+        .find(|name| *name >= last_restored)
+        .expect("log backups")
 }

@@ -286,6 +286,19 @@ fn plan_check_passes_before_a_failover_and_fails_for_a_failback_without_a_primar
     );
     assert!(stdout.ends_with(" checks failed\n"), "{stdout}");
 
+    // As JSON, the plan and the checks are one document.
+    let json = rig.pcfail(&["plan", "failback", "--check", "--format", "json"]);
+    assert_exit(&json, 3);
+    let document: Value = serde_json::from_slice(&json.stdout).expect("one JSON document");
+    assert_eq!(document["ok"], false);
+    assert_eq!(document["plan"]["operation"], "failback");
+    assert_eq!(
+        document["checks"]
+            .as_array()
+            .map(|c| c.iter().filter(|r| r["ok"] == false).count()),
+        Some(failed.len())
+    );
+
     // Read-only: nothing changed on the backup side, and no journal was written.
     let after = rig.status();
     for db in ["mgc", "mgccomp"] {
@@ -504,6 +517,19 @@ fn ctrl_c_at_a_confirmation_interrupts_at_once() {
         .spawn()
         .expect("script (util-linux) gives pcfail a terminal");
     let mut stdout = script.stdout.take().expect("stdout");
+    // A run that never answers must fail this test, not hang the suite: after two minutes the
+    // terminal is taken away (SIGHUP to pcfail) and the reads below see its end.
+    let (finished, watchdog) = std::sync::mpsc::channel::<()>();
+    let script_pid = script.id().to_string();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            watchdog.recv_timeout(std::time::Duration::from_secs(120))
+        {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &script_pid])
+                .status();
+        }
+    });
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(&seen).contains("Type the pool's FQDN") {
@@ -519,6 +545,7 @@ fn ctrl_c_at_a_confirmation_interrupts_at_once() {
         .expect("kill");
     let _ = stdout.read_to_end(&mut seen);
     let status = script.wait().expect("script ends");
+    drop(finished);
     assert_eq!(
         status.code(),
         Some(130),

@@ -220,6 +220,20 @@ fn next_boundary(now: LabTime, period: i64) -> LabTime {
     LabTime(midnight + (since / period + 1) * period)
 }
 
+/// Schedules every job's next run from `now`, as if the scheduler had just looked: after lab time
+/// jumps (a made backlog), nothing that fell due inside the jump runs late.
+pub(crate) fn reschedule_all(world: &mut World, now: LabTime) {
+    for role in Role::ALL {
+        let ids: Vec<Guid> = world
+            .inst(role)
+            .map(|i| i.msdb.jobs.iter().map(|j| j.job_id).collect())
+            .unwrap_or_default();
+        for id in ids {
+            reschedule(world, role, id, now);
+        }
+    }
+}
+
 fn reschedule(world: &mut World, role: Role, job: Guid, now: LabTime) {
     let p = period(world, role, job);
     if let Some(j) = world

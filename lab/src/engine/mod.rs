@@ -42,12 +42,14 @@
 mod agent;
 mod applock;
 mod backend;
+mod backlog;
 mod backup;
 mod backupfile;
 mod catalog;
 mod clock;
 mod compile;
 mod config;
+mod errorlog;
 mod errors;
 mod exec;
 mod expr;
@@ -75,6 +77,7 @@ mod world;
 mod tests;
 
 pub use backend::{EngineSession, InstanceBackend};
+pub use backlog::{Backlog, BacklogMade};
 pub use clock::{Clock, LabTime};
 pub use config::{InstanceConfig, Role, WorldConfig};
 pub use paths::{Mount, WindowsNames};

@@ -458,6 +458,19 @@ pub(crate) struct Instance {
     pub next_database_id: i64,
     pub endpoint: Option<Endpoint>,
     pub msdb: Msdb,
+    /// The SQL Server error log (the current one): what `xp_logevent` writes and `sp_readerrorlog`
+    /// reads.
+    #[serde(default)]
+    pub errorlog: Vec<ErrorLogLine>,
+}
+
+/// One line of the SQL Server error log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ErrorLogLine {
+    pub time: LabTime,
+    /// `spid57`, `Server`, ... as the log's ProcessInfo column shows it.
+    pub process: String,
+    pub text: String,
 }
 
 impl Instance {

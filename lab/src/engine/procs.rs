@@ -116,6 +116,13 @@ enum Home {
 /// (name, database it lives in, parameters in declaration order for positional calls).
 const PROCS: &[(&str, Home, &[&str])] = &[
     ("sp_who2", Home::Master, &["@loginame"]),
+    // Extended and undocumented procedures take their arguments by position only.
+    ("xp_logevent", Home::Master, &["@p1", "@p2", "@p3"]),
+    (
+        "sp_readerrorlog",
+        Home::Master,
+        &["@p1", "@p2", "@p3", "@p4"],
+    ),
     ("sp_who", Home::Master, &["@loginame"]),
     (
         "sp_getapplock",
@@ -470,6 +477,8 @@ pub(crate) fn call(ctx: &mut Ctx, proc: &str, list: Vec<Arg>) -> Result<ProcOut,
     };
     match proc {
         "sp_who2" => super::kill::sp_who2(ctx).map(|()| ProcOut::ok()),
+        "xp_logevent" => super::errorlog::xp_logevent(ctx, &args),
+        "sp_readerrorlog" => super::errorlog::sp_readerrorlog(ctx, &args),
         "sp_who" => super::kill::sp_who(ctx).map(|()| ProcOut::ok()),
         "sp_getapplock" => super::applock::get(ctx, &args),
         "sp_releaseapplock" => super::applock::release(ctx, &args),

@@ -1537,3 +1537,34 @@ async fn single_user_with_rollback_immediate_ends_the_other_sessions() {
         "the other session was ended: {ev:?}"
     );
 }
+
+/// xp_logevent writes to the error log; sp_readerrorlog reads it back, filtered by its search
+/// strings (how pcfail anchors a journal's final hash on the backup instance).
+#[tokio::test]
+async fn xp_logevent_lines_are_read_back_by_sp_readerrorlog() {
+    let h = Harness::new();
+    let mut b = h.login(Role::Backup);
+    let ev = b
+        .batch(
+            "EXEC master.dbo.xp_logevent 60000, N'pcfail anchor run=r1 sha256=ab', 'informational'"
+                .into(),
+        )
+        .await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    let ev = b
+        .batch("EXEC master.dbo.xp_logevent 60000, N'something else'".into())
+        .await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    let ev = b
+        .batch("EXEC sp_readerrorlog 0, 1, N'pcfail anchor', N'run=r1'".into())
+        .await;
+    let texts: Vec<String> = rows(&ev).iter().map(|r| text(&r[2])).collect();
+    assert_eq!(texts, ["pcfail anchor run=r1 sha256=ab"]);
+    // Older logs and the Agent log hold nothing in the lab.
+    let ev = b.batch("EXEC sp_readerrorlog 1, 1, N'pcfail'".into()).await;
+    assert!(rows(&ev).is_empty());
+    let ev = b
+        .batch("EXEC master.dbo.xp_logevent 50000, N'x'".into())
+        .await;
+    assert_eq!(error_numbers(&ev), vec![59999]);
+}

@@ -216,6 +216,7 @@ impl World {
             next_database_id: 5,
             endpoint: None,
             msdb: Msdb::default(),
+            errorlog: Vec::new(),
         };
         let dir = inst.data_dir();
         for (id, name) in [(1, "master"), (2, "tempdb"), (3, "model"), (4, "msdb")] {

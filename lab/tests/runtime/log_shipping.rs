@@ -148,3 +148,70 @@ async fn restored_file_other_than(backup: &mut SqlClient, previous: Option<&str>
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// `make_backlog` is an outage of the restore job made at once: the log backups it takes are real
+/// (taken, copied and restored by the jobs themselves), the restore job stays disabled, and the
+/// pending backups continue the restored chain, so the first one restores and the next is the
+/// following file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_leaves_copied_backups_that_continue_the_restored_chain() {
+    let (_dir, lab) = start_fast_lab().await;
+    let made = lab
+        .make_backlog(&pcfail_lab::Backlog {
+            pending: 30,
+            applied: 5,
+            copied: true,
+            spacing_ms: 1_000,
+        })
+        .expect("backlog made");
+    assert_eq!((made.pending, made.applied), (30, 5));
+
+    let mut backup = connect(lab.manifest(), Role::Backup).await.unwrap();
+    let restored = query_strings(
+        &mut backup,
+        "SELECT d.last_restored_file FROM msdb.dbo.log_shipping_secondary_databases AS d WHERE d.secondary_database = N'mgc'",
+    )
+    .await;
+    let last_restored = restored[0][0].clone().expect("a file was restored");
+    let disabled = query_strings(
+        &mut backup,
+        "SELECT name FROM msdb.dbo.sysjobs WHERE enabled = 0",
+    )
+    .await;
+    assert!(
+        disabled
+            .iter()
+            .any(|r| r[0].as_deref().is_some_and(|n| n.starts_with("LSRestore"))),
+        "the restore job is disabled: {disabled:?}"
+    );
+
+    let copy_folder = lab.manifest().copy_folder.clone();
+    let last_restored_name = std::path::Path::new(&last_restored)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("a file name")
+        .to_owned();
+    let pending: Vec<String> = trn_files(&copy_folder)
+        .into_iter()
+        .filter(|n| n.starts_with("mgc_") && *n > last_restored_name)
+        .collect();
+    assert!(
+        pending.len() >= 30,
+        "30 pending copied backups: {pending:?}"
+    );
+
+    for name in &pending[..2] {
+        let path = copy_folder.join(name);
+        let sql = format!(
+            "RESTORE LOG mgc FROM DISK = N'{}' WITH NORECOVERY",
+            path.display()
+        );
+        let answer = match backup.simple_query(sql.as_str()).await {
+            Ok(stream) => stream.into_results().await.map(drop),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = answer {
+            panic!("{name} continues the chain: {e}");
+        }
+    }
+}
