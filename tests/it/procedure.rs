@@ -353,3 +353,21 @@ fn an_endpoint_on_another_port_stops_the_mirror_step_before_anything_is_restored
         chat_servers_in(rig.manifest(), "DAL")
     );
 }
+
+/// A PowerShell host started without a console (a scheduled task, a remote session) cannot set the
+/// console's encoding; pcfail's host script does not try, so it reports ready and the failover's
+/// cmdlets run through it (the lab shell ends a script that sets it, as powershell.exe would).
+#[test]
+fn the_powershell_host_survives_having_no_console() {
+    let rig = LabRig::start(RestoreJob::Default);
+    rig.set_faults(json!([{ "kind": "host", "no_console": true }]));
+    let at_disaster = rig.disaster();
+    let output = rig.failover();
+    assert_exit(&output, 0);
+    assert!(
+        !text(&output.stderr).contains("The handle is invalid"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_failed_over(&rig, &at_disaster, &rig.status());
+}

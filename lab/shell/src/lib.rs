@@ -4,7 +4,7 @@
 //! SkypeForBusiness module, which is the point: the lab is worth exactly its fidelity.
 //!
 //! ```text
-//! powershell args -> args (validated like powershell.exe) -> READY line
+//! powershell args -> args (validated like powershell.exe) -> [no console: console] -> READY line
 //! stdin line -> protocol (JSON request) -> shell: parse (one statement, literals only)
 //!     -> command lookup (module imported?) -> binding (parameter sets, conversions)
 //!     -> faults.json (error / hang / crash) -> -WhatIf / confirmation -> cmdlets/*
@@ -20,6 +20,7 @@ mod args;
 mod binding;
 mod cmdlets;
 mod cms;
+mod console;
 mod error;
 mod faults;
 mod manifest;
@@ -72,6 +73,26 @@ pub fn run(
             return 1;
         }
     };
+    // A host without a console runs its script's first statements before it can report ready; the
+    // ones that need a console fail there (console.rs).
+    if console::missing(lab_dir) {
+        let script = match std::fs::read_to_string(&args.file) {
+            Ok(script) => script,
+            Err(e) => {
+                let _ = writeln!(errors, "error: cannot read `{}`: {e}", args.file.display());
+                return 1;
+            }
+        };
+        let (stderr, ends) =
+            console::run_without_console(&script, &args.file.display().to_string());
+        for text in stderr {
+            let _ = errors.write_all(text.as_bytes());
+        }
+        let _ = errors.flush();
+        if ends {
+            return 1;
+        }
+    }
     let mut shell = Shell::new(lab_dir.to_path_buf(), args.non_interactive, sql);
     if writeln!(output, "{}", ready_line())
         .and_then(|()| output.flush())
