@@ -94,6 +94,12 @@ fn failback_restores_the_primary_and_log_shipping() {
         "{}",
         text(&output.stdout)
     );
+    // The synthetic check Microsoft documents ends the fail-back, and the summary says how it went.
+    assert!(
+        text(&output.stdout).contains("\ncheck: Test-CsPersistentChatMessage: Success (latency "),
+        "{}",
+        text(&output.stdout)
+    );
     assert_failed_back(&rig, &after_failover, &rig.status());
 }
 
