@@ -562,6 +562,7 @@ fn load_or_create_world(
                 opts.windows_paths,
             );
             config.standby_secondary = opts.standby_secondary;
+            config.distinct_service_accounts = opts.distinct_service_accounts;
             Ok((World::new_hadr(config, now), now))
         }
         Err(e) => Err(LabError::io("read", state_path, e)),

@@ -35,6 +35,11 @@ pub struct LabOptions {
     /// restores its `mgc` is ONLINE, read-only, with is_in_standby = 1 (reference A.1, C). Off by
     /// default (NORECOVERY, as Microsoft's Persistent Chat HA/DR page configures it). Only for a new lab.
     pub standby_secondary: bool,
+    /// Each SQL Server instance's service runs under its own Windows account
+    /// (`LITWAREINC\svc-dal-sql-001`), so mirroring partners need a login and `GRANT CONNECT ON
+    /// ENDPOINT` on each other's instance (reference J.5). Off by default: one account for all four,
+    /// which needs no grant. Only for a new lab.
+    pub distinct_service_accounts: bool,
 }
 
 impl LabOptions {
@@ -51,6 +56,7 @@ impl LabOptions {
             io_mb_per_s: None,
             windows_paths: false,
             standby_secondary: false,
+            distinct_service_accounts: false,
         }
     }
 

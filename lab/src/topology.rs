@@ -135,6 +135,7 @@ pub(crate) fn world_config(
         copy_every_min,
         restore_every_min,
         standby_secondary: false,
+        distinct_service_accounts: false,
         chat_messages_per_min: CHAT_MESSAGES_PER_MIN,
         chat_servers: chat_servers(),
         initial_active_servers: initial_active_servers(),

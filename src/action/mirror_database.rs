@@ -4,12 +4,14 @@
 //! The prerequisites first, checked or set before the irreversible restore on the mirror (reference
 //! E.2, J.5): an endpoint on each side (created only where none exists: an instance has at most one
 //! mirroring endpoint), STARTED (an existing one that is not is started), listening on the runbook's
-//! port (a different one stops the step: it is shared, so pcfail does not move it), and the FULL
-//! recovery model on the principal (1465 otherwise). Then a full and a log backup into one file
+//! port (a different one stops the step: it is shared, so pcfail does not move it), a login and
+//! `CONNECT` on each endpoint for the other partner's service account where the two run under
+//! different accounts (1418 otherwise), and the FULL recovery model on the principal (1465 otherwise).
+//! Then a full and a log backup into one file
 //! restored WITH NORECOVERY on the mirror, then SET PARTNER on the mirror first and the principal
 //! second. Every statement is a single plain statement; conditions are carried as `when` and checked
-//! live rather than written as T-SQL `IF`. Not checked: CONNECT permission on the endpoints for the
-//! partners' service accounts, and data paths that differ between the partners (MOVE).
+//! live rather than written as T-SQL `IF`. Not handled: data paths that differ between the partners
+//! (MOVE).
 
 use std::time::Duration;
 
@@ -109,6 +111,19 @@ impl MirrorDatabase {
         }
     }
 
+    /// Each partner connects to the other's endpoint as its SQL Server service account; another
+    /// account than the endpoint's own instance's needs a login there and CONNECT on the endpoint
+    /// (reference J.5), or the principal's SET PARTNER fails with 1418.
+    fn connect_grants(&self) -> Command {
+        Command::Computed {
+            what: format!(
+                "CREATE LOGIN [<account>] FROM WINDOWS where it does not exist, and GRANT CONNECT ON ENDPOINT::[<name>] TO [<account>], on {} for {}'s service account and on {} for {}'s, where the partners' services run under different accounts and the grant is missing",
+                self.mirror, self.principal, self.principal, self.mirror
+            ),
+            from: "sys.dm_server_services, sys.server_principals and sys.server_permissions on both partners".to_owned(),
+        }
+    }
+
     /// Mirroring needs the FULL recovery model on both partners (1465); the mirror's copy is restored
     /// from the principal's backups, so it follows the principal's model.
     fn full_recovery(&self) -> Command {
@@ -180,6 +195,7 @@ impl MirrorDatabase {
             Self::endpoint(self.mirror, self.mirror_endpoint.port),
             Self::endpoint(self.principal, self.principal_endpoint.port),
             self.existing_endpoints(),
+            self.connect_grants(),
             self.full_recovery(),
         ];
         commands.extend(self.establish());
@@ -261,6 +277,9 @@ impl MirrorDatabase {
         ] {
             self.endpoint_ready(s, role, endpoint).await?;
         }
+        for (owner, partner) in [(self.mirror, self.principal), (self.principal, self.mirror)] {
+            self.connect_granted(s, owner, partner).await?;
+        }
         let model = probe::recovery_model(s, self.principal, &self.database).await?;
         if model.is_some_and(|m| !m.eq_ignore_ascii_case("FULL")) {
             s.progress(&format!(
@@ -273,6 +292,57 @@ impl MirrorDatabase {
             s.run_command(&command).await?;
         }
         Ok(())
+    }
+
+    /// Lets `partner`'s service account connect to `owner`'s mirroring endpoint, where it is another
+    /// account than `owner`'s own: a login, then CONNECT, each only if missing.
+    async fn connect_granted(
+        &self,
+        s: &mut Session<'_>,
+        owner: Role,
+        partner: Role,
+    ) -> Result<(), StepError> {
+        let (Some(account), own) = (
+            probe::service_account(s, partner).await?,
+            probe::service_account(s, owner).await?,
+        ) else {
+            s.progress(&format!(
+                "`{partner}` does not say which account its SQL Server service runs under (sys.dm_server_services), so its CONNECT permission on `{owner}`'s mirroring endpoint is not checked"
+            ));
+            return Ok(());
+        };
+        if own.is_some_and(|own| own.eq_ignore_ascii_case(&account)) {
+            return Ok(());
+        }
+        let Some(endpoint) = probe::mirroring_endpoint(s, owner).await? else {
+            return Err(StepError::Failed(format!(
+                "`{owner}` has no mirroring endpoint to grant CONNECT on"
+            )));
+        };
+        let (login, granted) = probe::endpoint_connect(s, owner, &account, endpoint.id).await?;
+        if granted {
+            return Ok(());
+        }
+        s.progress(&format!(
+            "`{partner}` runs SQL Server as `{account}`, which may not connect to the mirroring endpoint `{}` on `{owner}`: granting CONNECT",
+            endpoint.name
+        ));
+        let quoted =
+            crate::quote::sql_identifier(&account).map_err(|e| StepError::Failed(e.to_string()))?;
+        if !login {
+            s.run_command(&Command::sql(
+                owner,
+                format!("CREATE LOGIN {quoted} FROM WINDOWS"),
+            ))
+            .await?;
+        }
+        let name = crate::quote::sql_identifier(&endpoint.name)
+            .map_err(|e| StepError::Failed(e.to_string()))?;
+        s.run_command(&Command::sql(
+            owner,
+            format!("GRANT CONNECT ON ENDPOINT::{name} TO {quoted}"),
+        ))
+        .await
     }
 
     /// Creates the endpoint where none exists, starts one that is not STARTED, and stops the step when

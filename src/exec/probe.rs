@@ -245,6 +245,8 @@ pub(crate) async fn mirroring(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct MirroringEndpointState {
     pub name: String,
+    /// `endpoint_id`: what sys.server_permissions calls its `major_id` (class 105).
+    pub id: Option<i64>,
     pub state_desc: String,
     pub port: Option<i64>,
 }
@@ -256,12 +258,13 @@ pub(crate) async fn mirroring_endpoint(
     let set = s
         .query(
             role,
-            "SELECT e.name, e.state_desc, t.port FROM sys.database_mirroring_endpoints AS e JOIN sys.tcp_endpoints AS t ON t.endpoint_id = e.endpoint_id",
+            "SELECT e.name, e.endpoint_id, e.state_desc, t.port FROM sys.database_mirroring_endpoints AS e JOIN sys.tcp_endpoints AS t ON t.endpoint_id = e.endpoint_id",
             &[],
         )
         .await?;
     Ok(set.rows.first().map(|row| MirroringEndpointState {
         name: set.get(row, "name").as_str().unwrap_or_default().to_owned(),
+        id: set.get(row, "endpoint_id").as_i64(),
         state_desc: set
             .get(row, "state_desc")
             .as_str()
@@ -269,6 +272,66 @@ pub(crate) async fn mirroring_endpoint(
             .to_owned(),
         port: set.get(row, "port").as_i64(),
     }))
+}
+
+/// The Windows account `role`'s SQL Server service runs under (`sys.dm_server_services`; the
+/// Database Engine's row is `SQL Server (<instance>)`, the Agent's `SQL Server Agent (...)`).
+pub(crate) async fn service_account(
+    s: &mut Session<'_>,
+    role: Role,
+) -> Result<Option<String>, StepError> {
+    let set = s
+        .query(
+            role,
+            "SELECT servicename, service_account FROM sys.dm_server_services",
+            &[],
+        )
+        .await?;
+    Ok(set.rows.iter().find_map(|row| {
+        let name = set.get(row, "servicename").as_str()?;
+        name.to_ascii_lowercase()
+            .starts_with("sql server (")
+            .then(|| set.get(row, "service_account").as_str().map(str::to_owned))?
+    }))
+}
+
+/// Whether `login` exists on `role`, and whether it holds CONNECT (granted, or granted WITH GRANT
+/// OPTION) on the endpoint whose id is `endpoint_id`.
+pub(crate) async fn endpoint_connect(
+    s: &mut Session<'_>,
+    role: Role,
+    login: &str,
+    endpoint_id: Option<i64>,
+) -> Result<(bool, bool), StepError> {
+    let principals = s
+        .query(
+            role,
+            "SELECT principal_id FROM sys.server_principals WHERE name = @P1",
+            &[Param::Str(login)],
+        )
+        .await?;
+    if principals.rows.is_empty() {
+        return Ok((false, false));
+    }
+    let set = s
+        .query(
+            role,
+            "SELECT p.major_id, p.permission_name, p.state FROM sys.server_permissions AS p JOIN sys.server_principals AS sp ON sp.principal_id = p.grantee_principal_id WHERE p.class = 105 AND sp.name = @P1",
+            &[Param::Str(login)],
+        )
+        .await?;
+    let granted = set.rows.iter().any(|row| {
+        set.get(row, "major_id").as_i64() == endpoint_id
+            && set
+                .get(row, "permission_name")
+                .as_str()
+                .is_some_and(|p| p.eq_ignore_ascii_case("CONNECT"))
+            && set
+                .get(row, "state")
+                .as_str()
+                .is_some_and(|st| matches!(st.trim(), "G" | "W"))
+    });
+    Ok((true, granted))
 }
 
 /// `sys.databases.recovery_model_desc` of `db` (FULL, BULK_LOGGED or SIMPLE), if it exists.

@@ -9,8 +9,8 @@ use pcfail_lab::Role;
 use serde_json::{Value, json};
 
 use crate::lab_support::{
-    LabRig, RestoreJob, assert_exit, assert_failed_over, chat_servers_in, database, instance,
-    journals_in, text,
+    LabRig, RestoreJob, assert_exit, assert_failed_back, assert_failed_over, chat_servers_in,
+    database, instance, journals_in, text,
 };
 
 /// Rewrites the lab backup file `from` into `to` after `edit` (docs/lab.md: the lab's backup format
@@ -370,4 +370,45 @@ fn the_powershell_host_survives_having_no_console() {
         text(&output.stderr)
     );
     assert_failed_over(&rig, &at_disaster, &rig.status());
+}
+
+/// Partners whose SQL Server services run under different Windows accounts reach each other's
+/// endpoint only with a login and CONNECT on it (reference J.5; 1418 otherwise): the mirror step
+/// grants each partner's account on the other's instance before anything is restored, on the way
+/// over and, for the rebuilt primary pair, on the way back.
+#[test]
+fn partners_under_different_service_accounts_are_granted_connect_on_each_others_endpoint() {
+    let rig = LabRig::start_with(RestoreJob::Default, |o| o.distinct_service_accounts = true);
+    let at_disaster = rig.disaster();
+    let output = rig.failover();
+    assert_exit(&output, 0);
+    assert!(
+        text(&output.stderr).contains(
+            "`backup` runs SQL Server as `LITWAREINC\\svc-dal-sql-001`, which may not connect to the mirroring endpoint `Mirroring` on `backup_mirror`: granting CONNECT"
+        ),
+        "{}",
+        text(&output.stderr)
+    );
+    for (role, account) in [
+        (Role::BackupMirror, "svc-dal-sql-001"),
+        (Role::Backup, "svc-dal-sql-002"),
+    ] {
+        let sent: Vec<String> = rig.transcript(role).into_iter().map(|t| t.text).collect();
+        let login = sent
+            .iter()
+            .position(|t| t == &format!("CREATE LOGIN [LITWAREINC\\{account}] FROM WINDOWS"));
+        let grant = sent.iter().position(|t| {
+            t == &format!("GRANT CONNECT ON ENDPOINT::[Mirroring] TO [LITWAREINC\\{account}]")
+        });
+        assert!(
+            matches!((login, grant), (Some(l), Some(g)) if l < g),
+            "a login, then the grant, on `{role:?}`: {sent:?}"
+        );
+    }
+    let after_failover = rig.status();
+    assert_failed_over(&rig, &at_disaster, &after_failover);
+
+    rig.rebuild_primary();
+    assert_exit(&rig.failback(), 0);
+    assert_failed_back(&rig, &after_failover, &rig.status());
 }

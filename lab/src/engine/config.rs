@@ -62,6 +62,10 @@ pub struct WorldConfig {
     /// The backup's log-shipping secondary restores WITH STANDBY (LabOptions.standby_secondary).
     #[serde(default)]
     pub standby_secondary: bool,
+    /// Each instance's SQL Server service runs under an account of its own (logins.rs;
+    /// LabOptions.distinct_service_accounts); otherwise all four share one.
+    #[serde(default)]
+    pub distinct_service_accounts: bool,
     pub chat_messages_per_min: u32,
     /// The Persistent Chat servers (fqdn, data center): only an active one in a data center that is
     /// not lost writes chat records. Set by the runtime on every start from the fixed topology.

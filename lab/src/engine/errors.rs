@@ -332,6 +332,7 @@ const CATALOG: &[(u32, u8, &str)] = &[
         16,
         "The database '%s' does not exist. Supply a valid database name. To see available databases, use sys.databases.",
     ),
+    (15025, 16, "The server principal '%.*ls' already exists."),
     // sys.messages: "Cannot %S_MSG the %S_MSG '%.*ls', ..."; callers pass the rendered %S_MSG words.
     (
         15151,

@@ -169,6 +169,9 @@ fn set_partner(ctx: &mut Ctx, name: &str, addr: &str) -> Result<(), SqlError> {
         || !endpoint_started(ctx, partner)
         || !endpoint_started(ctx, ctx.role)
         || !endpoint_on_port(ctx, partner, addr)
+        // Each side connects to the other's endpoint as its service account (reference J.5).
+        || !super::logins::connect_allowed(ctx.world, partner, ctx.role)
+        || !super::logins::connect_allowed(ctx.world, ctx.role, partner)
     {
         return Err(unreachable());
     }
@@ -370,6 +373,7 @@ pub(crate) fn create_endpoint(ctx: &mut Ctx, def: &EndpointDef) -> Step {
         started: state == "STARTED",
         state_desc: state,
         role,
+        connect: Vec::new(),
     });
     Step::Done(None)
 }

@@ -54,6 +54,7 @@ pub(crate) fn config(dir: &Path) -> WorldConfig {
         copy_every_min: 15,
         restore_every_min: 15,
         standby_secondary: false,
+        distinct_service_accounts: false,
         chat_messages_per_min: 6,
         chat_servers: [
             ("atl-pc-001.litwareinc.com", "ATL"),
@@ -1567,4 +1568,107 @@ async fn xp_logevent_lines_are_read_back_by_sp_readerrorlog() {
         .batch("EXEC master.dbo.xp_logevent 50000, N'x'".into())
         .await;
     assert_eq!(error_numbers(&ev), vec![59999]);
+}
+
+/// Partners under different service accounts (reference J.5): the principal's SET PARTNER cannot
+/// start the session (1418) until each account has a login and CONNECT on the other's endpoint; the
+/// catalog shows the accounts, the logins and the grants a client checks.
+#[tokio::test]
+async fn partners_under_other_accounts_need_connect_on_each_others_endpoint_1418() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.distinct_service_accounts = true;
+    let h = Harness {
+        world: Arc::new(Mutex::new(World::new_hadr(cfg, START))),
+        clock: Arc::new(Clock::new(START, 1.0)),
+        dir,
+    };
+    let mut p = h.login(Role::Primary);
+    let mut m = h.login(Role::PrimaryMirror);
+    // The deployed pair was granted: its session stands, and the catalog says why.
+    let ev = m
+        .batch("SELECT sp.name, p.permission_name, p.state_desc FROM sys.server_permissions AS p JOIN sys.server_principals AS sp ON sp.principal_id = p.grantee_principal_id WHERE p.class = 105 AND p.major_id = 65536".into())
+        .await;
+    assert_eq!(
+        rows(&ev)
+            .iter()
+            .map(|r| r.iter().map(text).collect::<Vec<_>>())
+            .collect::<Vec<_>>(),
+        vec![vec![
+            "LITWAREINC\\svc-atl-sql-001".to_owned(),
+            "CONNECT".to_owned(),
+            "GRANT".to_owned()
+        ]]
+    );
+    let ev = p
+        .batch("SELECT service_account FROM sys.dm_server_services WHERE servicename = N'SQL Server (MSSQLSERVER)'".into())
+        .await;
+    assert_eq!(text(&rows(&ev)[0][0]), "LITWAREINC\\svc-atl-sql-001");
+
+    // The backup pair: endpoints made, no grants yet.
+    let mut b = h.login(Role::Backup);
+    let mut bm = h.login(Role::BackupMirror);
+    for s in [&mut b, &mut bm] {
+        let ev = s.batch("CREATE ENDPOINT [Mirroring] STATE = STARTED AS TCP (LISTENER_PORT = 5022) FOR DATABASE_MIRRORING (ROLE = PARTNER)".into()).await;
+        assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    }
+    let full = h.path("share/mgccomp_full.bak");
+    let log = h.path("share/mgccomp_log.bak");
+    for text in [
+        format!("BACKUP DATABASE [mgccomp] TO DISK = N'{full}' WITH INIT"),
+        format!("BACKUP LOG [mgccomp] TO DISK = N'{log}' WITH INIT"),
+    ] {
+        let ev = b.batch(text).await;
+        assert!(
+            !error_numbers(&ev).iter().any(|n| *n != 3014 && *n != 4035),
+            "{ev:?}"
+        );
+    }
+    for text in [
+        format!("RESTORE DATABASE [mgccomp] FROM DISK = N'{full}' WITH NORECOVERY"),
+        format!("RESTORE LOG [mgccomp] FROM DISK = N'{log}' WITH NORECOVERY"),
+        "ALTER DATABASE [mgccomp] SET PARTNER = N'TCP://dal-sql-001.litwareinc.com:5022'"
+            .to_owned(),
+    ] {
+        let ev = bm.batch(text).await;
+        assert!(
+            !error_numbers(&ev).iter().any(|n| *n != 3014 && *n != 4035),
+            "{ev:?}"
+        );
+    }
+    let partner = "ALTER DATABASE [mgccomp] SET PARTNER = N'TCP://dal-sql-002.litwareinc.com:5022'";
+    assert_eq!(error_numbers(&b.batch(partner.into()).await), vec![1418]);
+
+    // A grant to a login that does not exist names it; a login made twice is 15025.
+    let ev = bm
+        .batch("GRANT CONNECT ON ENDPOINT::[Mirroring] TO [LITWAREINC\\svc-dal-sql-001]".into())
+        .await;
+    assert_eq!(
+        messages(&ev),
+        vec![(15151, "Cannot find the login 'LITWAREINC\\svc-dal-sql-001', because it does not exist or you do not have permission.".to_owned())]
+    );
+    for (session, account) in [(&mut bm, "svc-dal-sql-001"), (&mut b, "svc-dal-sql-002")] {
+        let ev = session
+            .batch(format!("CREATE LOGIN [LITWAREINC\\{account}] FROM WINDOWS"))
+            .await;
+        assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+        let ev = session
+            .batch(format!(
+                "GRANT CONNECT ON ENDPOINT::[Mirroring] TO [LITWAREINC\\{account}]"
+            ))
+            .await;
+        assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    }
+    let ev = b
+        .batch("CREATE LOGIN [LITWAREINC\\svc-dal-sql-002] FROM WINDOWS".into())
+        .await;
+    assert_eq!(
+        messages(&ev),
+        vec![(
+            15025,
+            "The server principal 'LITWAREINC\\svc-dal-sql-002' already exists.".to_owned()
+        )]
+    );
+    let ev = b.batch(partner.into()).await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
 }

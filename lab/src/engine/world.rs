@@ -181,6 +181,9 @@ impl World {
                 inst.endpoint = Some(Endpoint::mirroring_default());
             }
         }
+        // The primary pair was mirrored at deployment, so each may connect to the other's endpoint.
+        super::logins::grant_partner(&mut world, Role::Primary, Role::PrimaryMirror);
+        super::logins::grant_partner(&mut world, Role::PrimaryMirror, Role::Primary);
         if world.inst(Role::Primary).is_none() {
             return world;
         }
@@ -215,6 +218,7 @@ impl World {
             databases: Vec::new(),
             next_database_id: 5,
             endpoint: None,
+            logins: Vec::new(),
             msdb: Msdb::default(),
             errorlog: Vec::new(),
         };
@@ -921,6 +925,7 @@ impl Endpoint {
             started: true,
             state_desc: "STARTED".to_owned(),
             role: "PARTNER".to_owned(),
+            connect: Vec::new(),
         }
     }
 }
