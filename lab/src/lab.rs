@@ -563,6 +563,7 @@ fn load_or_create_world(
             );
             config.standby_secondary = opts.standby_secondary;
             config.distinct_service_accounts = opts.distinct_service_accounts;
+            config.data_paths_per_instance = opts.data_paths_per_instance;
             Ok((World::new_hadr(config, now), now))
         }
         Err(e) => Err(LabError::io("read", state_path, e)),

@@ -40,6 +40,11 @@ pub struct LabOptions {
     /// ENDPOINT` on each other's instance (reference J.5). Off by default: one account for all four,
     /// which needs no grant. Only for a new lab.
     pub distinct_service_accounts: bool,
+    /// Each instance has only its own data directory (`...\DATA\<name>`, which
+    /// `SERVERPROPERTY('InstanceDefaultDataPath')` gives): a full restore that would create a file in
+    /// another instance's directory fails with 5133/3156/3119 unless MOVE relocates it (reference
+    /// J.3). Off by default, where every path is accepted. Only for a new lab.
+    pub data_paths_per_instance: bool,
 }
 
 impl LabOptions {
@@ -57,6 +62,7 @@ impl LabOptions {
             windows_paths: false,
             standby_secondary: false,
             distinct_service_accounts: false,
+            data_paths_per_instance: false,
         }
     }
 

@@ -136,6 +136,7 @@ pub(crate) fn world_config(
         restore_every_min,
         standby_secondary: false,
         distinct_service_accounts: false,
+        data_paths_per_instance: false,
         chat_messages_per_min: CHAT_MESSAGES_PER_MIN,
         chat_servers: chat_servers(),
         initial_active_servers: initial_active_servers(),

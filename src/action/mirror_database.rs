@@ -10,8 +10,9 @@
 //! Then a full and a log backup into one file
 //! restored WITH NORECOVERY on the mirror, then SET PARTNER on the mirror first and the principal
 //! second. Every statement is a single plain statement; conditions are carried as `when` and checked
-//! live rather than written as T-SQL `IF`. Not handled: data paths that differ between the partners
-//! (MOVE).
+//! live rather than written as T-SQL `IF`. Where the mirror keeps its files in other directories
+//! than the principal (its SERVERPROPERTY defaults), the full restore MOVEs each file there (reference
+//! J.3; 5133/3156 otherwise).
 
 use std::time::Duration;
 
@@ -124,6 +125,21 @@ impl MirrorDatabase {
         }
     }
 
+    /// A restore puts each file where it was on the principal (reference J.3); where the mirror keeps
+    /// its files elsewhere, MOVE puts them in the mirror's default directories.
+    fn relocation(&self) -> Command {
+        Command::Computed {
+            what: format!(
+                "`, MOVE N'<logical>' TO N'<path>'` added to the RESTORE DATABASE on {} for each file of `{}` whose directory on {} is not {}'s default data or log directory, which it is moved to",
+                self.mirror, self.database, self.principal, self.mirror
+            ),
+            from: format!(
+                "sys.master_files on {}, SERVERPROPERTY('InstanceDefaultDataPath') and ('InstanceDefaultLogPath') on {}",
+                self.principal, self.mirror
+            ),
+        }
+    }
+
     /// Mirroring needs the FULL recovery model on both partners (1465); the mirror's copy is restored
     /// from the principal's backups, so it follows the principal's model.
     fn full_recovery(&self) -> Command {
@@ -141,6 +157,11 @@ impl MirrorDatabase {
     /// The backups, the restores on the mirror (REPLACE: the irreversible part), and the partners,
     /// mirror first (reference E.2).
     fn establish(&self) -> Vec<Command> {
+        self.establish_with("")
+    }
+
+    /// [`Self::establish`] with `moves` (`, MOVE N'..' TO N'..'`...) added to the full restore.
+    fn establish_with(&self, moves: &str) -> Vec<Command> {
         let db = ident(&self.database);
         let file = sql_string(&self.backup_file);
         vec![
@@ -155,7 +176,7 @@ impl MirrorDatabase {
             Command::sql(
                 self.mirror,
                 format!(
-                    "RESTORE DATABASE {db} FROM DISK = {file} WITH FILE = 1, NORECOVERY, REPLACE"
+                    "RESTORE DATABASE {db} FROM DISK = {file} WITH FILE = 1, NORECOVERY, REPLACE{moves}"
                 ),
             ),
             Command::sql(
@@ -197,6 +218,7 @@ impl MirrorDatabase {
             self.existing_endpoints(),
             self.connect_grants(),
             self.full_recovery(),
+            self.relocation(),
         ];
         commands.extend(self.establish());
         commands
@@ -288,10 +310,48 @@ impl MirrorDatabase {
             ));
             s.run_unconditionally(&self.full_recovery()).await?;
         }
-        for command in self.establish() {
+        let moves = self.moves(s).await?;
+        for command in self.establish_with(&moves) {
             s.run_command(&command).await?;
         }
         Ok(())
+    }
+
+    /// The MOVE options the mirror's restore needs (empty when every file's directory on the
+    /// principal is the mirror's default one too, or the mirror does not say where its defaults are).
+    async fn moves(&self, s: &mut Session<'_>) -> Result<String, StepError> {
+        let files = probe::database_files(s, self.principal, &self.database).await?;
+        let (data, log) = probe::default_paths(s, self.mirror).await?;
+        let (Some(data), Some(log)) = (data, log) else {
+            s.progress(&format!(
+                "`{}` does not give its default data and log directories (SERVERPROPERTY, SQL Server 2012 and later): `{}` is restored to the principal's paths",
+                self.mirror, self.database
+            ));
+            return Ok(String::new());
+        };
+        let moves = relocations(&files, &data, &log);
+        if moves.is_empty() {
+            return Ok(String::new());
+        }
+        s.progress(&format!(
+            "`{}` keeps its files elsewhere than `{}`: moving {} to {}",
+            self.mirror,
+            self.principal,
+            moves
+                .iter()
+                .map(|(logical, _)| format!("`{logical}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if data.eq_ignore_ascii_case(&log) {
+                data.clone()
+            } else {
+                format!("{data} and {log}")
+            }
+        ));
+        Ok(moves
+            .iter()
+            .map(|(logical, to)| format!(", MOVE {} TO {}", sql_string(logical), sql_string(to)))
+            .collect())
     }
 
     /// Lets `partner`'s service account connect to `owner`'s mirroring endpoint, where it is another
@@ -445,6 +505,77 @@ mod tests {
                 expected,
                 "{m:?}"
             );
+        }
+    }
+}
+
+/// (logical name, new path) for each file whose directory is not `data` (rows) or `log` (the log):
+/// the same file name in that directory. Windows paths compare without case; both separators count.
+fn relocations(files: &[(String, String, bool)], data: &str, log: &str) -> Vec<(String, String)> {
+    let trim = |p: &str| p.trim_end_matches(['\\', '/']).to_owned();
+    files
+        .iter()
+        .filter_map(|(logical, physical, is_log)| {
+            let dir = trim(if *is_log { log } else { data });
+            let (parent, name) = physical.rsplit_once(['\\', '/']).unwrap_or(("", physical));
+            (!parent.eq_ignore_ascii_case(&dir))
+                .then(|| (logical.clone(), format!("{dir}\\{name}")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod relocation_tests {
+    use super::relocations;
+
+    #[test]
+    fn files_move_only_where_their_directory_differs() {
+        let files = |data: &str, log: &str| {
+            vec![
+                ("mgc".to_owned(), format!("{data}\\mgc.mdf"), false),
+                ("mgc_log".to_owned(), format!("{log}\\mgc_log.ldf"), true),
+            ]
+        };
+        // (the principal's files, the mirror's data and log directories, the moves expected)
+        type Case = (
+            Vec<(String, String, bool)>,
+            &'static str,
+            &'static str,
+            Vec<(&'static str, &'static str)>,
+        );
+        let cases: &[Case] = &[
+            // Same directories (any case, trailing backslash or not): nothing moves.
+            (
+                files("D:\\Data", "L:\\Log"),
+                "d:\\data\\",
+                "L:\\LOG\\",
+                vec![],
+            ),
+            // Data elsewhere, log in place.
+            (
+                files("D:\\Data", "L:\\Log"),
+                "E:\\SQLData\\",
+                "L:\\Log\\",
+                vec![("mgc", "E:\\SQLData\\mgc.mdf")],
+            ),
+            // Both elsewhere, to one directory.
+            (
+                files("D:\\Data", "D:\\Data"),
+                "F:\\Db\\",
+                "F:\\Db",
+                vec![
+                    ("mgc", "F:\\Db\\mgc.mdf"),
+                    ("mgc_log", "F:\\Db\\mgc_log.ldf"),
+                ],
+            ),
+        ];
+        for (files, data, log, want) in cases {
+            let got = relocations(files, data, log);
+            let want: Vec<(String, String)> = want
+                .iter()
+                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+                .collect();
+            assert_eq!(got, want, "{data} {log}");
         }
     }
 }

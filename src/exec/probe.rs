@@ -274,6 +274,55 @@ pub(crate) async fn mirroring_endpoint(
     }))
 }
 
+/// `SERVERPROPERTY('InstanceDefaultDataPath')` and `...LogPath` of `role` (SQL Server 2012 and
+/// later; NULL before), where a restore's files belong when they must be moved.
+pub(crate) async fn default_paths(
+    s: &mut Session<'_>,
+    role: Role,
+) -> Result<(Option<String>, Option<String>), StepError> {
+    let set = s
+        .query(
+            role,
+            "SELECT CAST(SERVERPROPERTY('InstanceDefaultDataPath') AS nvarchar(260)) AS data_path, CAST(SERVERPROPERTY('InstanceDefaultLogPath') AS nvarchar(260)) AS log_path",
+            &[],
+        )
+        .await?;
+    let get = |column: &str| {
+        set.rows
+            .first()
+            .and_then(|row| set.get(row, column).as_str().map(str::to_owned))
+    };
+    Ok((get("data_path"), get("log_path")))
+}
+
+/// The files of `db` on `role` (`sys.master_files`): logical name, physical name, and whether it is
+/// the log.
+pub(crate) async fn database_files(
+    s: &mut Session<'_>,
+    role: Role,
+    db: &str,
+) -> Result<Vec<(String, String, bool)>, StepError> {
+    let set = s
+        .query(
+            role,
+            "SELECT name, physical_name, type_desc FROM sys.master_files WHERE database_id = DB_ID(@P1)",
+            &[Param::Str(db)],
+        )
+        .await?;
+    Ok(set
+        .rows
+        .iter()
+        .map(|row| {
+            let text = |c: &str| set.get(row, c).as_str().unwrap_or_default().to_owned();
+            (
+                text("name"),
+                text("physical_name"),
+                text("type_desc").eq_ignore_ascii_case("LOG"),
+            )
+        })
+        .collect())
+}
+
 /// The Windows account `role`'s SQL Server service runs under (`sys.dm_server_services`; the
 /// Database Engine's row is `SQL Server (<instance>)`, the Agent's `SQL Server Agent (...)`).
 pub(crate) async fn service_account(

@@ -412,3 +412,37 @@ fn partners_under_different_service_accounts_are_granted_connect_on_each_others_
     assert_exit(&rig.failback(), 0);
     assert_failed_back(&rig, &after_failover, &rig.status());
 }
+
+/// A restore puts each file where it was on the principal (reference J.3). Where the mirror keeps
+/// its files in another directory, the mirror step moves them into the mirror's default data and log
+/// directories (SERVERPROPERTY), instead of failing with 5133/3156 at the irreversible restore.
+#[test]
+fn the_mirror_copy_is_moved_to_the_mirrors_own_directories_where_they_differ() {
+    let rig = LabRig::start_with(RestoreJob::Default, |o| o.data_paths_per_instance = true);
+    let at_disaster = rig.disaster();
+    let output = rig.failover();
+    assert_exit(&output, 0);
+    assert!(
+        text(&output.stderr).contains(
+            "`backup_mirror` keeps its files elsewhere than `backup`: moving `mgc`, `mgc_log` to "
+        ),
+        "{}",
+        text(&output.stderr)
+    );
+    let dir =
+        "C:\\Program Files\\Microsoft SQL Server\\MSSQL13.MSSQLSERVER\\MSSQL\\DATA\\DAL-SQL-002";
+    assert!(
+        rig.transcript(Role::BackupMirror).iter().any(|t| t
+            .text
+            .starts_with("RESTORE DATABASE [mgc] FROM DISK = ")
+            && t.text.ends_with(&format!(
+                ", NORECOVERY, REPLACE, MOVE N'mgc' TO N'{dir}\\mgc.mdf', MOVE N'mgc_log' TO N'{dir}\\mgc_log.ldf'"
+            ))),
+        "{:?}",
+        rig.transcript(Role::BackupMirror)
+            .iter()
+            .map(|t| &t.text)
+            .collect::<Vec<_>>()
+    );
+    assert_failed_over(&rig, &at_disaster, &rig.status());
+}

@@ -332,6 +332,21 @@ const CATALOG: &[(u32, u8, &str)] = &[
         16,
         "The database '%s' does not exist. Supply a valid database name. To see available databases, use sys.databases.",
     ),
+    (
+        5133,
+        16,
+        "Directory lookup for the file \"%.*ls\" failed with the operating system error %ls.",
+    ),
+    (
+        3156,
+        16,
+        "File '%ls' cannot be restored to '%ls'. Use WITH MOVE to identify a valid location for the file.",
+    ),
+    (
+        3119,
+        16,
+        "Problems were identified while planning for the RESTORE statement. Previous messages provide details.",
+    ),
     (15025, 16, "The server principal '%.*ls' already exists."),
     // sys.messages: "Cannot %S_MSG the %S_MSG '%.*ls', ..."; callers pass the rendered %S_MSG words.
     (

@@ -55,6 +55,7 @@ pub(crate) fn config(dir: &Path) -> WorldConfig {
         restore_every_min: 15,
         standby_secondary: false,
         distinct_service_accounts: false,
+        data_paths_per_instance: false,
         chat_messages_per_min: 6,
         chat_servers: [
             ("atl-pc-001.litwareinc.com", "ATL"),
@@ -1671,4 +1672,71 @@ async fn partners_under_other_accounts_need_connect_on_each_others_endpoint_1418
     );
     let ev = b.batch(partner.into()).await;
     assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+}
+
+/// With one data directory per instance, a full restore that would put a file in another instance's
+/// directory fails while it is planned: 5133 and 3156 per file, 3119, 3013; MOVE into the instance's
+/// default directory (SERVERPROPERTY) restores it.
+#[tokio::test]
+async fn a_restore_into_another_instances_directory_needs_move_5133_3156_3119() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.data_paths_per_instance = true;
+    let h = Harness {
+        world: Arc::new(Mutex::new(World::new_hadr(cfg, START))),
+        clock: Arc::new(Clock::new(START, 1.0)),
+        dir,
+    };
+    let mut b = h.login(Role::Backup);
+    let mut bm = h.login(Role::BackupMirror);
+    let full = h.path("share/mgccomp_full.bak");
+    let ev = b
+        .batch(format!(
+            "BACKUP DATABASE [mgccomp] TO DISK = N'{full}' WITH INIT"
+        ))
+        .await;
+    assert!(
+        !error_numbers(&ev).iter().any(|n| *n != 3014 && *n != 4035),
+        "{ev:?}"
+    );
+    let ev = b
+        .batch("SELECT name, physical_name FROM sys.master_files WHERE database_id = DB_ID(N'mgccomp')".into())
+        .await;
+    let files: Vec<(String, String)> = rows(&ev)
+        .iter()
+        .map(|r| (text(&r[0]), text(&r[1])))
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let restore = format!("RESTORE DATABASE [mgccomp] FROM DISK = N'{full}' WITH NORECOVERY");
+    let ev = bm.batch(restore.clone()).await;
+    assert_eq!(
+        error_numbers(&ev),
+        vec![5133, 3156, 5133, 3156, 3119, 3013],
+        "{:?}",
+        messages(&ev)
+    );
+    assert_eq!(
+        messages(&ev)[0].1,
+        format!(
+            "Directory lookup for the file \"{}\" failed with the operating system error 3(The system cannot find the path specified.).",
+            files[0].1
+        )
+    );
+    let ev = bm
+        .batch("SELECT CAST(SERVERPROPERTY('InstanceDefaultDataPath') AS nvarchar(260))".into())
+        .await;
+    let home = text(&rows(&ev)[0][0]);
+    assert!(home.ends_with("\\DAL-SQL-002\\"), "{home}");
+    let moves: String = files
+        .iter()
+        .map(|(logical, physical)| {
+            let name = physical.rsplit('\\').next().unwrap();
+            format!(", MOVE N'{logical}' TO N'{home}{name}'")
+        })
+        .collect();
+    let ev = bm.batch(format!("{restore}{moves}")).await;
+    assert!(
+        !error_numbers(&ev).iter().any(|n| *n != 3014 && *n != 4035),
+        "{ev:?}"
+    );
 }
