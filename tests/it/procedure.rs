@@ -446,3 +446,51 @@ fn the_mirror_copy_is_moved_to_the_mirrors_own_directories_where_they_differ() {
     );
     assert_failed_over(&rig, &at_disaster, &rig.status());
 }
+
+/// Fail-back sets the pool Normal, then waits until every replica of the Central Management Store
+/// has that change (the Persistent Chat servers made active next read their local replica), and only
+/// then sets the active servers; it ends with the synthetic chat test.
+#[test]
+fn failback_waits_for_cms_replication_before_it_makes_servers_active() {
+    let rig = LabRig::start(RestoreJob::Default);
+    rig.disaster();
+    assert_exit(&rig.failover(), 0);
+    let after_failover = rig.status();
+    rig.rebuild_primary();
+    // Replicas take 3 s to pick up each change from now on.
+    rig.edit_cms(|cms| cms["master"]["replication_ms"] = json!(3000));
+    let output = rig.failback();
+    assert_exit(&output, 0);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("waiting for ")
+            && stderr.contains(" replica(s) of the Central Management Store: "),
+        "{stderr}"
+    );
+    let stdout = text(&output.stdout);
+    let row = |id: &str| {
+        stdout
+            .lines()
+            .position(|l| l.split_whitespace().nth(1) == Some(id))
+            .unwrap_or_else(|| panic!("no row for `{id}`:\n{stdout}"))
+    };
+    assert!(
+        row("set-pool-normal") < row("wait-cms-replication")
+            && row("wait-cms-replication") < row("set-active-servers")
+            && row("set-active-servers") < row("test-chat"),
+        "{stdout}"
+    );
+    let waited: f64 = stdout
+        .lines()
+        .nth(row("wait-cms-replication"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .last()?
+                .trim_end_matches('s')
+                .parse()
+                .ok()
+        })
+        .expect("the step's duration");
+    assert!(waited >= 2.0, "the step waited for replication: {stdout}");
+    assert_failed_back(&rig, &after_failover, &rig.status());
+}
