@@ -630,6 +630,9 @@ fn lab_up(args: &LabUpArgs, out: &mut dyn Write) -> Result<Exit, Error> {
     options.variants = args.variants.iter().cloned().collect();
     options.io_mb_per_s = args.io_mb_per_s;
     options.windows_paths = args.windows_paths;
+    options.standby_secondary = args.standby_secondary;
+    options.distinct_service_accounts = args.distinct_service_accounts;
+    options.data_paths_per_instance = args.data_paths_per_instance;
     let program = std::env::current_exe().map_err(|e| {
         Error::Output(std::io::Error::new(
             e.kind(),

@@ -87,8 +87,18 @@ impl LabOptions {
             args.push(flag.into());
             args.push(value.into());
         }
-        if self.windows_paths {
-            args.push("--windows-paths".into());
+        for (on, flag) in [
+            (self.windows_paths, "--windows-paths"),
+            (self.standby_secondary, "--standby-secondary"),
+            (
+                self.distinct_service_accounts,
+                "--distinct-service-accounts",
+            ),
+            (self.data_paths_per_instance, "--data-paths-per-instance"),
+        ] {
+            if on {
+                args.push(flag.into());
+            }
         }
         if let Some(rate) = self.io_mb_per_s {
             args.push("--io-mb-per-s".into());
@@ -119,8 +129,15 @@ impl LabOptions {
         let mut iter = rest.iter();
         while let Some(flag) = iter.next() {
             let flag = flag.to_string_lossy();
-            if flag == "--windows-paths" {
-                opts.windows_paths = true;
+            let switch = match flag.as_ref() {
+                "--windows-paths" => Some(&mut opts.windows_paths),
+                "--standby-secondary" => Some(&mut opts.standby_secondary),
+                "--distinct-service-accounts" => Some(&mut opts.distinct_service_accounts),
+                "--data-paths-per-instance" => Some(&mut opts.data_paths_per_instance),
+                _ => None,
+            };
+            if let Some(on) = switch {
+                *on = true;
                 continue;
             }
             let value = iter
@@ -201,6 +218,9 @@ mod tests {
             variants: [("tail_log_on_mirrored".to_owned(), "allowed".to_owned())].into(),
             io_mb_per_s: Some(2.5),
             windows_paths: true,
+            standby_secondary: true,
+            distinct_service_accounts: true,
+            data_paths_per_instance: true,
             ..LabOptions::new("/tmp/lab")
         };
         assert_eq!(LabOptions::from_foreground_args(o.foreground_args()), Ok(o));
