@@ -472,7 +472,9 @@ async fn proceed(
 /// Whether the steps before step `failed` put the pool in service: its state set and then servers made
 /// active (the shipped failover sets the active servers before mirroring for exactly this reason, so
 /// that a mirroring failure leaves a serving pool without high availability rather than a pool with
-/// no active server). Says so, and what is still left to do.
+/// no active server). Says so, and what is still left to do. With the active servers still to come
+/// (Microsoft's order: mirroring first), says that the pool does not serve yet and which step would
+/// make it.
 fn serving(plan: &Plan, failed: usize) -> Option<String> {
     use crate::action::Action;
     let before = &plan.steps[..failed.saturating_sub(1)];
@@ -483,10 +485,53 @@ fn serving(plan: &Plan, failed: usize) -> Option<String> {
     let active = before.iter().rev().find_map(|s| match &s.action {
         Action::SetActiveServers(a) => Some((s.number, &a.servers)),
         _ => None,
-    })?;
-    if active.1.is_empty() || active.0 < state.0 {
-        return None;
-    }
+    });
+    let Some(active) = active.filter(|a| !a.1.is_empty() && a.0 > state.0) else {
+        let next = plan.steps[failed.saturating_sub(1)..]
+            .iter()
+            .find_map(|s| match &s.action {
+                Action::SetActiveServers(a) if !a.servers.is_empty() => Some((s, a)),
+                _ => None,
+            })?;
+        if next.0.number == failed {
+            return Some(format!(
+                "the pool does not serve yet: step {} set it {}, but step {} (`{}`), which makes {} active, is the step that failed",
+                state.0,
+                state.1,
+                next.0.number,
+                next.0.id,
+                next.1.servers.join(", ")
+            ));
+        }
+        // Only high availability stood between the pool and service (Microsoft's order); after any
+        // other failure the advice to serve first could skip what the next step waits for.
+        let mirroring = plan.steps.get(failed.saturating_sub(1)).is_some_and(|s| {
+            matches!(
+                s.action,
+                Action::MirrorDatabase(_) | Action::InstallMirrorDatabase(_)
+            )
+        });
+        if !mirroring {
+            return None;
+        }
+        return Some(format!(
+            "the pool does not serve yet: step {} set it {}, but step {} (`{}`), which makes {} active, comes after the step that failed; to serve first and add high availability later, run that step's command by hand:\n    {}",
+            state.0,
+            state.1,
+            next.0.number,
+            next.0.id,
+            next.1.servers.join(", "),
+            next.1
+                .render()
+                .iter()
+                .filter_map(|c| match c {
+                    crate::action::Command::PowerShell { text, .. } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join("\n    ")
+        ));
+    };
     let left: Vec<String> = plan.steps[failed.saturating_sub(1)..]
         .iter()
         .filter(|s| !matches!(s.action, Action::Pause(_)))

@@ -757,6 +757,30 @@ impl LabRig {
 }
 
 impl LabRig {
+    /// Moves the runbook step `id` of `procedure` to just after step `after`, as an operator
+    /// reordering the lab's runbook would.
+    pub fn move_step_after(&self, procedure: &str, id: &str, after: &str) {
+        let mut runbook: toml::Table = std::fs::read_to_string(self.runbook())
+            .expect("runbook")
+            .parse()
+            .expect("the lab runbook is TOML");
+        let steps = runbook
+            .get_mut(procedure)
+            .and_then(|p| p.get_mut("steps"))
+            .and_then(toml::Value::as_array_mut)
+            .unwrap_or_else(|| panic!("no `{procedure}` steps"));
+        let index = |steps: &[toml::Value], id: &str| {
+            steps
+                .iter()
+                .position(|s| s.get("id").and_then(toml::Value::as_str) == Some(id))
+                .unwrap_or_else(|| panic!("no step `{id}` in `{procedure}`"))
+        };
+        let step = steps.remove(index(steps, id));
+        let at = index(steps, after) + 1;
+        steps.insert(at, step);
+        std::fs::write(self.runbook(), toml::to_string(&runbook).expect("TOML")).expect("write");
+    }
+
     /// Sets `[pool] identity` in the lab's runbook, as an operator would.
     pub fn set_pool_identity(&self, identity: &str) {
         let mut runbook: toml::Table = std::fs::read_to_string(self.runbook())

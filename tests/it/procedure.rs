@@ -494,3 +494,31 @@ fn failback_waits_for_cms_replication_before_it_makes_servers_active() {
     assert!(waited >= 2.0, "the step waited for replication: {stdout}");
     assert_failed_back(&rig, &after_failover, &rig.status());
 }
+
+/// Microsoft's order stays available by moving `set-active-servers` after the mirroring steps; a
+/// mirroring failure then leaves the pool FailedOver with no server of the backup data center active,
+/// and the error says so, with the command that would put the pool in service first.
+#[test]
+fn in_microsofts_order_a_mirroring_failure_says_the_pool_does_not_serve_yet() {
+    let rig = LabRig::start(RestoreJob::Default);
+    rig.move_step_after("failover", "set-active-servers", "mirror-mgccomp");
+    rig.disaster();
+    let active_before = rig.status().active_servers;
+    rig.set_faults(json!([{
+        "kind": "sql", "instance": "backup_mirror",
+        "pattern": "ALTER DATABASE [mgc] SET PARTNER =", "error": 1465
+    }]));
+    let output = rig.failover();
+    assert_exit(&output, 1);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("error: step 9 (`mirror-mgc`) failed: `backup_mirror` answered with an error: Msg 1465")
+            && stderr.contains(
+                "\nthe pool does not serve yet: step 8 set it FailedOver, but step 11 (`set-active-servers`), which makes dal-pc-001.litwareinc.com, dal-pc-002.litwareinc.com active, comes after the step that failed; to serve first and add high availability later, run that step's command by hand:\n    Set-CsPersistentChatActiveServer -Identity 'service:atl-cs-001.litwareinc.com' -ActiveServers @('dal-pc-001.litwareinc.com','dal-pc-002.litwareinc.com') -Confirm:$false\n"
+            ),
+        "{stderr}"
+    );
+    let status = rig.status();
+    assert_eq!(status.pool_state, "FailedOver");
+    assert_eq!(status.active_servers, active_before);
+}
