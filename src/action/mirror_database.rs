@@ -374,6 +374,11 @@ impl MirrorDatabase {
         if own.is_some_and(|own| own.eq_ignore_ascii_case(&account)) {
             return Ok(());
         }
+        if let Some(why) = local_account(&account) {
+            return Err(StepError::Failed(format!(
+                "`{partner}` runs SQL Server as `{account}`, {why}, which reaches `{owner}`'s mirroring endpoint as its computer account (`<DOMAIN>\\<computer>$`); pcfail does not guess that name. Grant it by hand on `{owner}` (CREATE LOGIN [<DOMAIN>\\<computer>$] FROM WINDOWS; GRANT CONNECT ON ENDPOINT::[<endpoint>] TO [<DOMAIN>\\<computer>$]) or run the service under a domain account, then run the same command again"
+            )));
+        }
         let Some(endpoint) = probe::mirroring_endpoint(s, owner).await? else {
             return Err(StepError::Failed(format!(
                 "`{owner}` has no mirroring endpoint to grant CONNECT on"
@@ -509,6 +514,22 @@ mod tests {
     }
 }
 
+/// Why `account` cannot be granted on another server by its own name, if it cannot: a virtual
+/// service account (`NT SERVICE\...`) or a built-in one (`NT AUTHORITY\...`, `LocalSystem`) is
+/// known on its own computer only, and authenticates elsewhere as the computer account.
+fn local_account(account: &str) -> Option<&'static str> {
+    let lower = account.trim().to_ascii_lowercase();
+    if lower.starts_with("nt service\\") {
+        Some("a virtual service account")
+    } else if lower.starts_with("nt authority\\")
+        || matches!(lower.as_str(), "localsystem" | ".\\localsystem")
+    {
+        Some("a built-in account")
+    } else {
+        None
+    }
+}
+
 /// (logical name, new path) for each file whose directory is not `data` (rows) or `log` (the log):
 /// the same file name in that directory. Windows paths compare without case; both separators count.
 fn relocations(files: &[(String, String, bool)], data: &str, log: &str) -> Vec<(String, String)> {
@@ -526,7 +547,20 @@ fn relocations(files: &[(String, String, bool)], data: &str, log: &str) -> Vec<(
 
 #[cfg(test)]
 mod relocation_tests {
-    use super::relocations;
+    use super::{local_account, relocations};
+
+    #[test]
+    fn only_domain_accounts_are_granted_by_their_own_name() {
+        for (account, local) in [
+            ("LITWAREINC\\svc-sql", false),
+            ("svc-sql@litwareinc.com", false),
+            ("NT Service\\MSSQLSERVER", true),
+            ("NT AUTHORITY\\NETWORK SERVICE", true),
+            ("LocalSystem", true),
+        ] {
+            assert_eq!(local_account(account).is_some(), local, "{account}");
+        }
+    }
 
     #[test]
     fn files_move_only_where_their_directory_differs() {
