@@ -330,6 +330,16 @@ fn an_endpoint_on_another_port_stops_the_mirror_step_before_anything_is_restored
         "CREATE ENDPOINT [Mirroring] STATE = STARTED AS TCP (LISTENER_PORT = 7022) FOR DATABASE_MIRRORING (ROLE = PARTNER)",
     );
     rig.disaster();
+    // `plan --check` sees it before step 1.
+    let check = rig.pcfail(&["plan", "failover", "--check"]);
+    assert_exit(&check, 3);
+    assert!(
+        text(&check.stdout).lines().any(|l| l.starts_with("FAIL")
+            && l.contains("mirroring endpoint of `backup_mirror` fits the runbook")
+            && l.contains("`Mirroring` listens on port 7022, but the runbook gives ")),
+        "{}",
+        text(&check.stdout)
+    );
     let output = rig.failover();
     assert_exit(&output, 1);
     let stderr = text(&output.stderr);

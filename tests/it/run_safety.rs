@@ -238,6 +238,8 @@ fn plan_check_passes_before_a_failover_and_fails_for_a_failback_without_a_primar
             "backup share readable",
             "copy folder readable",
             "`mgc` on `backup` is restoring",
+            "mirroring endpoint of `backup` fits the runbook",
+            "mirroring endpoint of `backup_mirror` fits the runbook",
             "cmdlet `Invoke-CsManagementServerFailover` and its parameters exist",
             "cmdlet `Set-CsPersistentChatState` and its parameters exist",
             "cmdlet `Get-CsPersistentChatState` and its parameters exist",
@@ -249,7 +251,7 @@ fn plan_check_passes_before_a_failover_and_fails_for_a_failback_without_a_primar
         rows.iter().all(|(verdict, _, _)| verdict == "PASS"),
         "every check passes before a failover:\n{stdout}"
     );
-    assert!(stdout.ends_with("all 11 checks passed\n"), "{stdout}");
+    assert!(stdout.ends_with("all 13 checks passed\n"), "{stdout}");
 
     let failback = rig.pcfail(&["plan", "failback", "--check"]);
     assert_exit(&failback, 3);
