@@ -532,3 +532,23 @@ fn in_microsofts_order_a_mirroring_failure_says_the_pool_does_not_serve_yet() {
     assert_eq!(status.pool_state, "FailedOver");
     assert_eq!(status.active_servers, active_before);
 }
+
+/// A planned failover leaves a data center that still answers, so a CMS master there does not stop
+/// it; the run says to move the master before that data center goes down, with the command.
+#[test]
+fn a_planned_failover_notes_a_cms_master_in_the_data_center_it_leaves() {
+    let rig = LabRig::start(RestoreJob::Default);
+    rig.put_cms_master_in("ATL");
+    let pool = rig.pool();
+    let output = rig.pcfail(&["failover", "--planned", "--pool", &pool, "--yes"]);
+    assert_exit(&output, 0);
+    assert!(
+        text(&output.stderr).contains(
+            "note: the Central Management Server's master `atl-fe-001.litwareinc.com` is in ATL, which this failover leaves; it still answers, but move it before ATL goes down: Invoke-CsManagementServerFailover -BackupSqlServerFqdn 'dal-sql-001.litwareinc.com' -Force"
+        ),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(rig.cms()["master"]["data_center"], "ATL");
+    assert_eq!(rig.status().pool_state, "FailedOver");
+}
