@@ -329,7 +329,7 @@ impl MirrorDatabase {
             ));
             return Ok(String::new());
         };
-        let moves = relocations(&files, &data, &log);
+        let moves = crate::exec::relocate::relocations(&files, &data, &log);
         if moves.is_empty() {
             return Ok(String::new());
         }
@@ -348,10 +348,7 @@ impl MirrorDatabase {
                 format!("{data} and {log}")
             }
         ));
-        Ok(moves
-            .iter()
-            .map(|(logical, to)| format!(", MOVE {} TO {}", sql_string(logical), sql_string(to)))
-            .collect())
+        Ok(crate::exec::relocate::options(&moves))
     }
 
     /// Lets `partner`'s service account connect to `owner`'s mirroring endpoint, where it is another
@@ -530,24 +527,9 @@ fn local_account(account: &str) -> Option<&'static str> {
     }
 }
 
-/// (logical name, new path) for each file whose directory is not `data` (rows) or `log` (the log):
-/// the same file name in that directory. Windows paths compare without case; both separators count.
-fn relocations(files: &[(String, String, bool)], data: &str, log: &str) -> Vec<(String, String)> {
-    let trim = |p: &str| p.trim_end_matches(['\\', '/']).to_owned();
-    files
-        .iter()
-        .filter_map(|(logical, physical, is_log)| {
-            let dir = trim(if *is_log { log } else { data });
-            let (parent, name) = physical.rsplit_once(['\\', '/']).unwrap_or(("", physical));
-            (!parent.eq_ignore_ascii_case(&dir))
-                .then(|| (logical.clone(), format!("{dir}\\{name}")))
-        })
-        .collect()
-}
-
 #[cfg(test)]
-mod relocation_tests {
-    use super::{local_account, relocations};
+mod account_tests {
+    use super::local_account;
 
     #[test]
     fn only_domain_accounts_are_granted_by_their_own_name() {
@@ -559,57 +541,6 @@ mod relocation_tests {
             ("LocalSystem", true),
         ] {
             assert_eq!(local_account(account).is_some(), local, "{account}");
-        }
-    }
-
-    #[test]
-    fn files_move_only_where_their_directory_differs() {
-        let files = |data: &str, log: &str| {
-            vec![
-                ("mgc".to_owned(), format!("{data}\\mgc.mdf"), false),
-                ("mgc_log".to_owned(), format!("{log}\\mgc_log.ldf"), true),
-            ]
-        };
-        // (the principal's files, the mirror's data and log directories, the moves expected)
-        type Case = (
-            Vec<(String, String, bool)>,
-            &'static str,
-            &'static str,
-            Vec<(&'static str, &'static str)>,
-        );
-        let cases: &[Case] = &[
-            // Same directories (any case, trailing backslash or not): nothing moves.
-            (
-                files("D:\\Data", "L:\\Log"),
-                "d:\\data\\",
-                "L:\\LOG\\",
-                vec![],
-            ),
-            // Data elsewhere, log in place.
-            (
-                files("D:\\Data", "L:\\Log"),
-                "E:\\SQLData\\",
-                "L:\\Log\\",
-                vec![("mgc", "E:\\SQLData\\mgc.mdf")],
-            ),
-            // Both elsewhere, to one directory.
-            (
-                files("D:\\Data", "D:\\Data"),
-                "F:\\Db\\",
-                "F:\\Db",
-                vec![
-                    ("mgc", "F:\\Db\\mgc.mdf"),
-                    ("mgc_log", "F:\\Db\\mgc_log.ldf"),
-                ],
-            ),
-        ];
-        for (files, data, log, want) in cases {
-            let got = relocations(files, data, log);
-            let want: Vec<(String, String)> = want
-                .iter()
-                .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-                .collect();
-            assert_eq!(got, want, "{data} {log}");
         }
     }
 }

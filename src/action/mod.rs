@@ -418,6 +418,10 @@ mod tests {
                         Role::Primary,
                         "RESTORE DATABASE [mgc] FROM DISK = N'/b/mgc.bak' WITH FILE = 1, REPLACE, RECOVERY",
                     ),
+                    Command::Computed {
+                        what: "`, MOVE N'<logical>' TO N'<path>'` added to the RESTORE for each file the backup places outside primary's default data or log directory".into(),
+                        from: "RESTORE FILELISTONLY of the file, SERVERPROPERTY('InstanceDefaultDataPath') and ('InstanceDefaultLogPath')".into(),
+                    },
                 ],
             ),
             (

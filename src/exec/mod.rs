@@ -24,6 +24,7 @@ mod preflight;
 pub(crate) mod probe;
 mod progress;
 pub(crate) mod prompt;
+pub(crate) mod relocate;
 mod runs;
 pub(crate) mod session;
 mod steps;

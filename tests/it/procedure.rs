@@ -423,11 +423,13 @@ fn partners_under_different_service_accounts_are_granted_connect_on_each_others_
     assert_failed_back(&rig, &after_failover, &rig.status());
 }
 
-/// A restore puts each file where it was on the principal (reference J.3). Where the mirror keeps
-/// its files in another directory, the mirror step moves them into the mirror's default data and log
-/// directories (SERVERPROPERTY), instead of failing with 5133/3156 at the irreversible restore.
+/// A restore puts each file where it was on the instance the backup came from (reference J.3).
+/// Where the restoring instance keeps its files in another directory, pcfail moves them into its
+/// default data and log directories (SERVERPROPERTY) instead of failing with 5133/3156: the mirror
+/// step on the way over, and on the way back the restore over the primary, log shipping's
+/// initialization and the primary's mirror.
 #[test]
-fn the_mirror_copy_is_moved_to_the_mirrors_own_directories_where_they_differ() {
+fn backups_restored_on_another_instance_are_moved_into_its_own_directories() {
     let rig = LabRig::start_with(RestoreJob::Default, |o| o.data_paths_per_instance = true);
     let at_disaster = rig.disaster();
     let output = rig.failover();
@@ -454,7 +456,28 @@ fn the_mirror_copy_is_moved_to_the_mirrors_own_directories_where_they_differ() {
             .map(|t| &t.text)
             .collect::<Vec<_>>()
     );
-    assert_failed_over(&rig, &at_disaster, &rig.status());
+    let after_failover = rig.status();
+    assert_failed_over(&rig, &at_disaster, &after_failover);
+
+    // Back again: the restore over the primary, log shipping's initialization on the backup and the
+    // primary's mirror each restore a backup taken on another instance, and MOVE it.
+    rig.rebuild_primary();
+    let output = rig.failback();
+    assert_exit(&output, 0);
+    assert_eq!(
+        text(&output.stderr)
+            .matches("the backup's files are not where `")
+            .count(),
+        2,
+        "the restore over the primary and log shipping's initialization: {}",
+        text(&output.stderr)
+    );
+    assert!(
+        text(&output.stderr).contains("`primary_mirror` keeps its files elsewhere than `primary`"),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_failed_back(&rig, &after_failover, &rig.status());
 }
 
 /// Fail-back sets the pool Normal, then waits until every replica of the Central Management Store

@@ -281,7 +281,19 @@ impl World {
             inst.next_database_id += 1;
             id
         };
-        let db = super::restore::database_from_full(set, id, None);
+        // With one data directory per instance, the copy was restored into its own (with MOVE), as
+        // it would have to be on such a site.
+        let moves: Option<Vec<(String, String)>> = self.config.data_paths_per_instance.then(|| {
+            let dir = self.inst(role).map(|i| i.data_dir()).unwrap_or_default();
+            set.files
+                .iter()
+                .map(|f| {
+                    let name = f.physical.rsplit('\\').next().unwrap_or(&f.physical);
+                    (f.logical.clone(), format!("{dir}\\{name}"))
+                })
+                .collect()
+        });
+        let db = super::restore::database_from_full(set, id, moves.as_deref());
         let inst = self.inst_mut(role).expect("checked above");
         inst.databases.push(db);
         let user = self.config.login_user.clone();
