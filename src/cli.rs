@@ -154,9 +154,16 @@ pub struct LabUpArgs {
     pub restore_every_min: u32,
     #[arg(long, default_value_t = 200, value_name = "MS")]
     pub tick_ms: u64,
-    /// Windows drive letters and UNC shares for each instance (pcfail itself cannot use them yet)
+    /// Linux paths only, instead of the Windows drive letters and UNC shares a real site has
     #[arg(long)]
-    pub windows_paths: bool,
+    pub linux_paths: bool,
+    /// How the instances treat encryption: `required` (TLS, TDS 7.x or 8.0), `strict` (TDS 8.0
+    /// only) or `not_supported` (plaintext)
+    #[arg(long, default_value = "required", value_name = "LEVEL", value_parser = pcfail_lab::parse_encryption)]
+    pub encryption: pcfail_lab::Encryption,
+    /// Bare TCP ports instead of named instances behind SQL Browser
+    #[arg(long)]
+    pub ports: bool,
     /// The backup instance's log-shipping secondary restores WITH STANDBY (new labs only)
     #[arg(long)]
     pub standby_secondary: bool,

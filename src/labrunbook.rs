@@ -6,6 +6,11 @@
 //! is environment-specific changes: where the instances listen and how to log in, the PowerShell
 //! program (the `pcfail` binary's `lab shell`), and file paths (each backup file keeps its name but
 //! moves into the lab's folders). The result is checked by the same loader as any runbook.
+//!
+//! A lab that looks like a real site (the default) gets what a real site's runbook has: named
+//! instances found through SQL Browser, encryption with certificates checked against the lab's CA,
+//! Windows paths as SQL Server names them, and `pcfail_share` / `pcfail_copy_folder` saying where
+//! pcfail, on this machine, reaches the share and the copy folder.
 
 use std::path::Path;
 
@@ -57,7 +62,15 @@ pub fn render(
     for instance in &manifest.instances {
         let mut t = toml::Table::new();
         t.insert("host".into(), instance.address.ip().to_string().into());
-        t.insert("port".into(), i64::from(instance.address.port()).into());
+        match (&instance.instance_name, instance.browser) {
+            (Some(name), Some(browser)) => {
+                t.insert("instance".into(), name.clone().into());
+                t.insert("browser_port".into(), i64::from(browser.port()).into());
+            }
+            _ => {
+                t.insert("port".into(), i64::from(instance.address.port()).into());
+            }
+        }
         t.insert("server_name".into(), instance.name.clone().into());
         t.insert("data_center".into(), instance.data_center.clone().into());
         t.insert(
@@ -70,7 +83,12 @@ pub fn render(
             "password_env".into(),
             manifest.login.password_env.clone().into(),
         );
-        t.insert("encryption".into(), "not_supported".into());
+        t.insert("encryption".into(), manifest.encryption.clone().into());
+        if let Some(ca) = &manifest.ca_file {
+            t.insert("ca_file".into(), s(ca));
+            // The TCP connection goes to 127.0.0.1; the certificate names the instance's host.
+            t.insert("certificate_host".into(), instance.fqdn.clone().into());
+        }
         let key = serde_json::to_value(instance.role)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
@@ -85,6 +103,28 @@ pub fn render(
     timeouts.insert("query".into(), "60s".into());
     doc.insert("timeouts".into(), toml::Value::Table(timeouts));
 
+    // Where SQL Server finds each folder, and (with Windows paths) where pcfail finds it.
+    let folders = match &manifest.windows_paths {
+        Some(w) => {
+            let mut log_shipping = toml::Table::new();
+            log_shipping.insert("pcfail_share".into(), s(&manifest.share));
+            log_shipping.insert("pcfail_copy_folder".into(), s(&manifest.copy_folder));
+            doc.insert("log_shipping".into(), toml::Value::Table(log_shipping));
+            Folders {
+                share: w.share.clone(),
+                share_local: w.share_local.clone(),
+                copy_folder: w.copy_folder.clone(),
+                backups: w.backups.clone(),
+            }
+        }
+        None => Folders {
+            share: manifest.share.display().to_string(),
+            share_local: manifest.share.display().to_string(),
+            copy_folder: manifest.copy_folder.display().to_string(),
+            backups: manifest.backups.display().to_string(),
+        },
+    };
+
     for operation in ["failover", "planned_failover", "failback"] {
         let Some(steps) = doc
             .get_mut(operation)
@@ -97,23 +137,23 @@ pub fn render(
             // A tail-log backup belongs in the log-shipping share, where the copy step finds it.
             let folder =
                 if step.get("action").and_then(toml::Value::as_str) == Some("backup_log_tail") {
-                    &manifest.share
+                    &folders.share
                 } else {
-                    &manifest.backups
+                    &folders.backups
                 };
             for key in FILE_KEYS {
                 if let Some(toml::Value::String(path)) = step.get(key) {
-                    let moved = folder.join(file_name(path));
-                    step.insert(key.into(), s(&moved));
+                    let moved = join(folder, file_name(path));
+                    step.insert(key.into(), moved.into());
                 }
             }
             for (key, folder) in [
-                ("backup_directory", &manifest.share),
-                ("backup_share", &manifest.share),
-                ("copy_folder", &manifest.copy_folder),
+                ("backup_directory", &folders.share_local),
+                ("backup_share", &folders.share),
+                ("copy_folder", &folders.copy_folder),
             ] {
                 if step.contains_key(key) {
-                    step.insert(key.into(), s(folder));
+                    step.insert(key.into(), folder.clone().into());
                 }
             }
         }
@@ -124,6 +164,22 @@ pub fn render(
         "# A pcfail runbook for the lab in `{}`, generated from runbooks/persistent-chat.toml:\n# the same steps, pointed at the lab's instances, folders and simulated Management Shell.\n# The SQL login's password is in the environment variable named by `password_env`\n# (its value is in lab.json; `pcfail drill` and the tests set it for you).\n\n{body}",
         lab_dir.display()
     ))
+}
+
+/// The lab's folders as SQL Server names them.
+struct Folders {
+    share: String,
+    /// The share's folder on the primary's own disk (`D:\LogShipping`), log shipping's
+    /// `backup_directory`.
+    share_local: String,
+    copy_folder: String,
+    backups: String,
+}
+
+/// A file in a Windows or Unix folder, with that folder's separator.
+fn join(folder: &str, name: &str) -> String {
+    let sep = if folder.contains('\\') { '\\' } else { '/' };
+    format!("{}{sep}{name}", folder.trim_end_matches(['\\', '/']))
 }
 
 /// The last component of a Windows or Unix path.

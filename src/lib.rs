@@ -207,6 +207,7 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
             format: Format::Text,
         } => {
             let runbook = runbook::load(&config.runbook)?;
+            runbook.require_supported()?;
             if config.verbosity > Verbosity::Quiet {
                 writeln!(
                     out,
@@ -238,6 +239,8 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
                 Format::Json => render::json(&plan),
             };
             if *check {
+                // Before the plan is printed: a check that cannot connect has nothing to add to it.
+                runbook.require_supported()?;
                 return operate::check_plan(config, &runbook, &plan, *format, &text, out);
             }
             out.write_all(text.as_bytes())?;
@@ -252,6 +255,7 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
         } => {
             let runbook = load_for_pool(config, pool.as_deref())?;
             require_procedure(&runbook, *operation)?;
+            runbook.require_supported()?;
             let options = operate::RunOptions {
                 yes: *yes,
                 accept_split_brain: *accept_split_brain,
@@ -270,6 +274,7 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
         Task::Status { live, format } => {
             if *live {
                 let runbook = runbook::load(&config.runbook)?;
+                runbook.require_supported()?;
                 operate::status_live(config, &runbook, *format, out)
             } else {
                 operate::status(config, *format, out)
@@ -287,7 +292,12 @@ pub fn execute(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
 /// `pcfail validate --format json`: one JSON document on stdout whatever the outcome (docs/json.md);
 /// exit 2 when the runbook has problems, as in text.
 fn validate_json(config: &Config, out: &mut dyn Write) -> Result<Done, Error> {
-    let (value, exit) = match runbook::load(&config.runbook) {
+    // A setting this build cannot carry out is a located problem here too, as in the text form.
+    let loaded = runbook::load(&config.runbook).and_then(|runbook| {
+        runbook.require_supported()?;
+        Ok(runbook)
+    });
+    let (value, exit) = match loaded {
         Ok(runbook) => (
             serde_json::json!({
                 "format_version": 1,

@@ -629,7 +629,9 @@ fn lab_up(args: &LabUpArgs, out: &mut dyn Write) -> Result<Exit, Error> {
     options.tick_ms = args.tick_ms;
     options.variants = args.variants.iter().cloned().collect();
     options.io_mb_per_s = args.io_mb_per_s;
-    options.windows_paths = args.windows_paths;
+    options.windows_paths = !args.linux_paths;
+    options.encryption = args.encryption;
+    options.named_instances = !args.ports;
     options.standby_secondary = args.standby_secondary;
     options.distinct_service_accounts = args.distinct_service_accounts;
     options.data_paths_per_instance = args.data_paths_per_instance;

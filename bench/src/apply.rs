@@ -25,6 +25,7 @@ use crate::stats::{Samples, Unit, table};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Arm {
     Pcfail,
+    Baseline,
     Bare,
     Header,
     Tsql,
@@ -34,6 +35,7 @@ impl Arm {
     fn name(self) -> &'static str {
         match self {
             Arm::Pcfail => "pcfail apply step",
+            Arm::Baseline => "pcfail apply step, baseline build",
             Arm::Bare => "(a) bare tiberius loop",
             Arm::Header => "(b) loop + one header read",
             Arm::Tsql => "(c) one tsql per file",
@@ -57,6 +59,8 @@ struct Result {
     arms: Vec<(Arm, Samples)>,
     statements: usize,
     max_rss_kib: u64,
+    /// The baseline build's statements and peak RSS, when it was measured.
+    baseline: Option<(usize, u64)>,
 }
 
 pub(crate) fn run(tools: &Tools, work: &std::path::Path, args: &Args) -> anyhow::Result<()> {
@@ -76,12 +80,16 @@ pub(crate) fn run(tools: &Tools, work: &std::path::Path, args: &Args) -> anyhow:
             true,
         )?;
         let mut arms = vec![Arm::Pcfail, Arm::Bare, Arm::Header];
+        if tools.baseline.is_some() {
+            arms.insert(1, Arm::Baseline);
+        }
         if tools.tsql.is_some() && n <= args.tsql_max {
             arms.push(Arm::Tsql);
         }
         let mut samples: Vec<(Arm, Samples)> =
             arms.iter().map(|&a| (a, Samples::default())).collect();
         let (mut statements, mut max_rss_kib) = (0, 0);
+        let mut baseline: Option<(usize, u64)> = None;
         for rep in 0..args.reps {
             for k in 0..arms.len() {
                 let arm = arms[(rep + k) % arms.len()];
@@ -90,16 +98,22 @@ pub(crate) fn run(tools: &Tools, work: &std::path::Path, args: &Args) -> anyhow:
                 let pending = pending_files(&lab, n)?;
                 let took = match arm {
                     Arm::Pcfail => {
-                        let (took, sent, rss) = pcfail(&lab, work)?;
+                        let (took, sent, rss) = pcfail(&lab, work, &tools.pcfail)?;
                         statements = sent;
                         max_rss_kib = max_rss_kib.max(rss);
+                        took
+                    }
+                    Arm::Baseline => {
+                        let program = tools.baseline.as_ref().expect("only with a baseline");
+                        let (took, sent, rss) = pcfail(&lab, work, program)?;
+                        baseline = Some((sent, baseline.map_or(rss, |(_, r)| r.max(rss))));
                         took
                     }
                     Arm::Bare => runtime.block_on(bare(&lab, &pending, false))?,
                     Arm::Header => runtime.block_on(bare(&lab, &pending, true))?,
                     Arm::Tsql => tsql(tools, &lab, &pending)?,
                 };
-                if arm != Arm::Pcfail {
+                if !matches!(arm, Arm::Pcfail | Arm::Baseline) {
                     runtime.block_on(check_applied(&lab, &pending))?;
                 }
                 let per_file = took / u32::try_from(n.max(1)).unwrap_or(u32::MAX);
@@ -116,6 +130,7 @@ pub(crate) fn run(tools: &Tools, work: &std::path::Path, args: &Args) -> anyhow:
             arms: samples,
             statements,
             max_rss_kib,
+            baseline,
         });
     }
     print(args, &results);
@@ -140,12 +155,15 @@ fn print(args: &Args, results: &[Result]) {
                 s.show(Unit::Ms),
                 if *arm == Arm::Pcfail {
                     format!(
-                        "{} (a) · {} (b) · {} (c)",
+                        "{}{} (a) · {} (b) · {} (c)",
+                        get(Arm::Baseline)
+                            .map(|b| format!("{} than the baseline · ", faster(b.ratio(pcfail))))
+                            .unwrap_or_default(),
                         vs(Arm::Bare),
                         vs(Arm::Header),
                         {
                             get(Arm::Tsql)
-                                .map(|t| format!("{:.1}x faster", t.ratio(pcfail)))
+                                .map(|t| faster(t.ratio(pcfail)))
                                 .unwrap_or_else(|| "-".to_owned())
                         }
                     )
@@ -164,6 +182,14 @@ fn print(args: &Args, results: &[Result]) {
             ),
             String::new(),
         ]);
+        if let Some((statements, rss)) = r.baseline {
+            rows.push(vec![
+                r.n.to_string(),
+                "baseline: statements in the step · peak RSS".to_owned(),
+                format!("{statements} · {:.1} MiB", rss as f64 / 1024.0),
+                String::new(),
+            ]);
+        }
     }
     table(
         &format!(
@@ -173,6 +199,15 @@ fn print(args: &Args, results: &[Result]) {
         &["N", "arm", "time per file", "pcfail vs arm (medians)"],
         &rows,
     );
+}
+
+/// `other / pcfail` as words: "3.1x faster", or "2.0x slower" below one.
+fn faster(ratio: f64) -> String {
+    if ratio >= 1.0 {
+        format!("{ratio:.1}x faster")
+    } else {
+        format!("{:.1}x slower", 1.0 / ratio)
+    }
 }
 
 /// The newest `n` backups of the copy folder: the ones the backlog left unapplied.
@@ -187,11 +222,15 @@ fn pending_files(lab: &LiveLab, n: usize) -> anyhow::Result<Vec<String>> {
 
 /// The whole failover, timed by its journal; returns the apply step's span, the statements it
 /// sent and the process's peak RSS.
-fn pcfail(lab: &LiveLab, work: &std::path::Path) -> anyhow::Result<(Duration, usize, u64)> {
+fn pcfail(
+    lab: &LiveLab,
+    work: &std::path::Path,
+    program: &std::path::Path,
+) -> anyhow::Result<(Duration, usize, u64)> {
     let pool = lab.manifest.pool.clone();
     let log = work.join("pcfail-failover.log");
     let cost = measure(
-        &mut lab.pcfail(&["failover", "--pool", &pool, "--yes"]),
+        &mut lab.pcfail_of(program, &["failover", "--pool", &pool, "--yes"]),
         Some(&log),
     )?;
     ensure!(

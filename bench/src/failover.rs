@@ -1,7 +1,9 @@
 //! A whole failover: how much of its wall time is pcfail's own work.
 //!
-//! The journal times every statement and cmdlet (the wait for a server or the shell); the rest of
-//! the run, from its first record to its last, is pcfail's own: CPU, fsync, bookkeeping. Before the
+//! The journal times every statement and cmdlet (the wait for a server or the shell), and the
+//! observation of the situation the run leaves (`observed_us`: the same waits, plus a lost data
+//! center's connect timeout); the rest of the run, from its first record to its last, is pcfail's
+//! own: CPU, fsync, bookkeeping. Before the
 //! first record pcfail observes the situation, which after a silent disaster is mostly waiting for
 //! the lost data center's connect timeout; that part is shown apart. CPU is the process tree's (the
 //! lab's simulated shell is a child of pcfail and counts too).
@@ -50,7 +52,8 @@ pub(crate) fn run(tools: &Tools, work: &Path, reps: usize, applied: usize) -> an
             ensure!(cost.code == 0, "pcfail failover exited {}", cost.code);
             let journal = lab.journal()?;
             let span = journal.span();
-            let (n, waited) = journal.commands(None);
+            let (n, commands) = journal.commands(None);
+            let waited = commands + journal.observing_after();
             statements = n;
             let mine = span.saturating_sub(waited);
             wall.push(cost.wall);

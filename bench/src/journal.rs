@@ -13,6 +13,11 @@ pub(crate) struct Record {
     pub step: Option<String>,
     /// A `command` record's duration: `duration_us`, or `duration_ms` in journals of earlier versions.
     pub duration: Option<Duration>,
+    /// A `captured` situation's `observed_us`: the time its observation took (mostly waiting for
+    /// instances to answer, or for a lost one's connect timeout).
+    pub observed: Option<Duration>,
+    /// A `captured` record's key.
+    pub key: Option<String>,
 }
 
 pub(crate) struct Journal {
@@ -35,8 +40,13 @@ impl Journal {
                 .as_u64()
                 .map(Duration::from_micros)
                 .or_else(|| v["duration_ms"].as_u64().map(Duration::from_millis));
+            let observed = v["value"]["observed_us"]
+                .as_u64()
+                .map(Duration::from_micros);
             records.push(Record {
                 time,
+                observed,
+                key: v["key"].as_str().map(str::to_owned),
                 event: v["event"].as_str().unwrap_or_default().to_owned(),
                 step: v["step"].as_str().map(str::to_owned),
                 duration,
@@ -74,6 +84,17 @@ impl Journal {
             .fold((0, Duration::ZERO), |(n, total), r| {
                 (n + 1, total + r.duration.unwrap_or_default())
             })
+    }
+
+    /// The time spent observing the situation after the steps (`situation_after`), within the
+    /// journal's span: waiting on servers, like a statement. (The observation before the run
+    /// precedes the first record.)
+    pub(crate) fn observing_after(&self) -> Duration {
+        self.records
+            .iter()
+            .filter(|r| r.event == "captured" && r.key.as_deref() == Some("situation_after"))
+            .filter_map(|r| r.observed)
+            .sum()
     }
 
     /// The first record to the last.

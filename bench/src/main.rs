@@ -42,6 +42,9 @@ struct Cli {
     /// Largest N at which the per-file `tsql` arm runs (it takes ~5 ms a file)
     #[arg(long, default_value_t = 1000)]
     tsql_max: usize,
+    /// An earlier pcfail binary, measured beside this one in the `apply` suites (before/after)
+    #[arg(long, value_name = "PCFAIL")]
+    baseline: Option<PathBuf>,
     /// Where the labs and files go (default: a temporary folder, removed afterwards)
     #[arg(long)]
     work: Option<PathBuf>,
@@ -62,8 +65,12 @@ enum Suite {
 const REALISTIC_MB_PER_S: f64 = 1.0;
 
 fn main() -> anyhow::Result<()> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == rig::TRAMPOLINE) {
+        return rig::trampoline(&args[2..]);
+    }
     let cli = Cli::parse();
-    let tools = rig::Tools::find()?;
+    let tools = rig::Tools::find(cli.baseline.clone())?;
     let temp = tempfile::tempdir()?;
     let work = cli.work.clone().unwrap_or_else(|| temp.path().to_owned());
     std::fs::create_dir_all(&work)?;

@@ -17,11 +17,13 @@ use pcfail_lab::{Manifest, Role};
 pub(crate) struct Tools {
     pub pcfail: PathBuf,
     pub tsql: Option<PathBuf>,
+    /// An earlier build of pcfail (`--baseline`), measured as one more arm in the same run.
+    pub baseline: Option<PathBuf>,
 }
 
 impl Tools {
     /// `pcfail` is the release binary beside this one (`cargo build --release` builds both).
-    pub(crate) fn find() -> anyhow::Result<Tools> {
+    pub(crate) fn find(baseline: Option<PathBuf>) -> anyhow::Result<Tools> {
         let me = std::env::current_exe().context("cannot find the bench binary")?;
         let pcfail = me.with_file_name("pcfail");
         ensure!(
@@ -30,7 +32,14 @@ impl Tools {
             pcfail.display()
         );
         let tsql = which("tsql");
-        Ok(Tools { pcfail, tsql })
+        if let Some(b) = &baseline {
+            ensure!(b.exists(), "the baseline `{}` is missing", b.display());
+        }
+        Ok(Tools {
+            pcfail,
+            tsql,
+            baseline,
+        })
     }
 }
 
@@ -51,11 +60,22 @@ pub(crate) struct LabSpec {
 
 impl LabSpec {
     /// Real time (clock speed 1) and a scheduler that wakes once a second, so no job and little
-    /// chat traffic competes with what is measured.
+    /// chat traffic competes with what is measured. The plain lab (plaintext TDS, bare ports, Linux
+    /// paths): every arm, pcfail's and the hand-written ones alike, pays for statements and files
+    /// alone, not for TLS handshakes or Browser lookups that only some of them would make.
     fn args(&self) -> Vec<String> {
-        let mut args = ["--clock-speed", "1", "--tick-ms", "1000"]
-            .map(String::from)
-            .to_vec();
+        let mut args = [
+            "--clock-speed",
+            "1",
+            "--tick-ms",
+            "1000",
+            "--encryption",
+            "not_supported",
+            "--ports",
+            "--linux-paths",
+        ]
+        .map(String::from)
+        .to_vec();
         if let Some(rate) = self.io_mb_per_s {
             args.extend(["--io-mb-per-s".to_owned(), rate.to_string()]);
         }
@@ -160,7 +180,12 @@ impl LiveLab {
     /// `pcfail ARGS` against this lab: its runbook, a state folder inside it, the password in the
     /// environment (never in argv).
     pub(crate) fn pcfail(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.pcfail);
+        self.pcfail_of(&self.pcfail, args)
+    }
+
+    /// [`LiveLab::pcfail`] with another build of pcfail (the baseline).
+    pub(crate) fn pcfail_of(&self, program: &std::path::Path, args: &[&str]) -> Command {
+        let mut command = Command::new(program);
         command
             .arg("--runbook")
             .arg(self.dir.join("runbook.toml"))
@@ -271,19 +296,74 @@ pub(crate) struct ChildCost {
     pub code: i32,
 }
 
+/// The hidden first argument that makes this binary the measuring trampoline ([`trampoline`]).
+pub(crate) const TRAMPOLINE: &str = "__measure-child";
+
 /// Runs `command` to the end with its output discarded (or kept in `log`) and measures it.
+///
+/// Through a trampoline, a fresh exec of this binary that starts the command and waits for it:
+/// Linux carries a process's peak RSS across fork and exec (the new program starts with the
+/// high-water mark of the address space it replaced), so a child started from this process, which
+/// holds file lists and a lab's snapshot, would report this process's peak as its own. The
+/// trampoline's address space is new and small; its child's figure is the child's own.
 pub(crate) fn measure(command: &mut Command, log: Option<&Path>) -> anyhow::Result<ChildCost> {
+    let result = tempfile::NamedTempFile::new()?;
+    let mut outer = Command::new(std::env::current_exe()?);
+    outer
+        .arg(TRAMPOLINE)
+        .arg(result.path())
+        .arg(command.get_program())
+        .args(command.get_args())
+        .stdin(Stdio::null());
+    if let Some(dir) = command.get_current_dir() {
+        outer.current_dir(dir);
+    }
+    for (name, value) in command.get_envs() {
+        match value {
+            Some(value) => outer.env(name, value),
+            None => outer.env_remove(name),
+        };
+    }
     match log {
         Some(path) => {
             let file = std::fs::File::create(path)?;
-            command.stdout(file.try_clone()?).stderr(file);
+            outer.stdout(file.try_clone()?).stderr(file);
         }
         None => {
-            command.stdout(Stdio::null()).stderr(Stdio::null());
+            outer.stdout(Stdio::null()).stderr(Stdio::null());
         }
     }
+    let status = outer.status().context("cannot start the trampoline")?;
+    ensure!(status.success(), "the measuring trampoline failed");
+    let text = std::fs::read_to_string(result.path())?;
+    let numbers: Vec<i64> = text
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .context("the trampoline's answer")?;
+    let [wall_us, cpu_us, max_rss_kib, code] = numbers[..] else {
+        anyhow::bail!("the trampoline answered `{text}`");
+    };
+    let us = |n: i64| Duration::from_micros(u64::try_from(n).unwrap_or(0));
+    Ok(ChildCost {
+        wall: us(wall_us),
+        cpu: us(cpu_us),
+        max_rss_kib: u64::try_from(max_rss_kib).unwrap_or(0),
+        code: i32::try_from(code).unwrap_or(-1),
+    })
+}
+
+/// The trampoline: `TRAMPOLINE RESULT PROGRAM ARGS...` runs PROGRAM with this process's stdio and
+/// environment, waits for it and writes `wall_us cpu_us max_rss_kib exit_code` to RESULT.
+pub(crate) fn trampoline(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
+    let [result, program, rest @ ..] = args else {
+        anyhow::bail!("usage: {TRAMPOLINE} RESULT PROGRAM [ARGS...]");
+    };
     let started = Instant::now();
-    let child = command.spawn().context("cannot start a child")?;
+    let child = Command::new(program)
+        .args(rest)
+        .spawn()
+        .with_context(|| format!("cannot start `{}`", program.to_string_lossy()))?;
     let pid = libc::pid_t::try_from(child.id()).context("pid")?;
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
@@ -297,18 +377,20 @@ pub(crate) fn measure(command: &mut Command, log: Option<&Path>) -> anyhow::Resu
         "wait4 failed: {}",
         std::io::Error::last_os_error()
     );
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
+    let us = |t: libc::timeval| t.tv_sec * 1_000_000 + t.tv_usec;
     let code = if libc::WIFEXITED(status) {
         libc::WEXITSTATUS(status)
     } else {
         -1
     };
-    Ok(ChildCost {
-        wall,
-        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-        max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
-        code,
-    })
+    std::fs::write(
+        result,
+        format!(
+            "{} {} {} {code}",
+            wall.as_micros(),
+            us(usage.ru_utime) + us(usage.ru_stime),
+            usage.ru_maxrss
+        ),
+    )?;
+    Ok(())
 }

@@ -64,7 +64,7 @@ async fn measure(n: usize) -> anyhow::Result<Vec<Measurement>> {
     let opts = LabOptions {
         clock_speed: 1.0,
         tick_ms: 3_600_000,
-        ..LabOptions::new(dir.path())
+        ..LabOptions::plain(dir.path())
     };
     let lab = Lab::start(opts).await?;
     let manifest = lab.manifest().clone();

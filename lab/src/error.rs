@@ -8,6 +8,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
+    #[error("{0}")]
+    Tls(String),
+
     #[error(
         "no lab in `{dir}` (lab.json not found); start one with `pcfail lab up --dir {dir}`",
         dir = dir.display()

@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     clock: Arc<Clock>,
     backends: HashMap<Role, Arc<InstanceBackend>>,
     addresses: HashMap<Role, SocketAddr>,
+    /// Each instance's encryption setting and certificate.
+    security: HashMap<Role, Arc<pcfail_lab_tds::Security>>,
     /// The accept loop of each instance currently listening.
     listening: tokio::sync::Mutex<HashMap<Role, Listening>>,
     /// The manifest as last written (lab_time_ms moves with each save).
@@ -141,6 +143,13 @@ impl Lab {
             std::fs::create_dir_all(&mount.lab)
                 .map_err(|e| LabError::io("create", &mount.lab, e))?;
         }
+        let windows_password = match previous.as_ref().and_then(|m| m.windows_login.as_ref()) {
+            Some(login) => login.password.clone(),
+            None => random_password()?,
+        };
+        world.config.windows_login =
+            Some((topology::WINDOWS_USER.to_owned(), windows_password.clone()));
+        let security = security(&dir, opts.encryption)?;
         let clock = Arc::new(Clock::new(origin, opts.clock_speed));
         let (listeners, addresses) = bind_instances(&world, previous.as_ref()).await?;
         let world: SharedWorld = Arc::new(Mutex::new(world));
@@ -149,6 +158,37 @@ impl Lab {
         manifest.variants = variants.effective();
         manifest.windows_paths = opts.windows_paths.then(|| topology::windows_names(&dir));
         manifest.lab_time_ms = Some(clock.now().0);
+        manifest.encryption = crate::options::encryption_key(opts.encryption).to_owned();
+        manifest.ca_file = security.ca_file.clone();
+        manifest.windows_login = Some(crate::manifest::LoginInfo {
+            user: topology::WINDOWS_USER.to_owned(),
+            password: windows_password,
+            password_env: topology::WINDOWS_PASSWORD_ENV.to_owned(),
+        });
+        let mut browsers = Vec::new();
+        if opts.named_instances {
+            for instance in &mut manifest.instances {
+                let wanted = previous
+                    .as_ref()
+                    .and_then(|m| m.instance(instance.role))
+                    .and_then(|i| i.browser);
+                let socket = ports::bind_udp(instance.role.as_str(), wanted).await?;
+                let local = socket.local_addr().map_err(|e| LabError::Listen {
+                    role: instance.role.as_str(),
+                    address: "udp 127.0.0.1".to_owned(),
+                    source: e,
+                })?;
+                instance.instance_name = Some(topology::INSTANCE_NAME.to_owned());
+                instance.browser = Some(local);
+                let listing = crate::browser::Listing {
+                    host: instance.name.clone(),
+                    instance: topology::INSTANCE_NAME.to_owned(),
+                    version: "13.0.5026.0".to_owned(),
+                    tcp: instance.address,
+                };
+                browsers.push((instance.role, socket, listing));
+            }
+        }
         let backends = Role::ALL
             .into_iter()
             .map(|role| {
@@ -164,6 +204,7 @@ impl Lab {
             clock,
             backends,
             addresses,
+            security: security.by_role,
             listening: tokio::sync::Mutex::new(HashMap::new()),
             manifest: Mutex::new(manifest.clone()),
             last_saved: Mutex::new(Vec::new()),
@@ -189,11 +230,19 @@ impl Lab {
         *inner.manifest.lock().expect("manifest lock") = manifest.clone();
         inner.persist(true)?;
 
-        let background = vec![
+        let mut background = vec![
             tokio::spawn(control::serve(control_listener, inner.clone())),
             tokio::spawn(inner.clone().tick_loop(opts.tick_ms)),
             tokio::spawn(inner.clone().persist_loop()),
         ];
+        for (role, socket, listing) in browsers {
+            background.push(tokio::spawn(crate::browser::serve(
+                socket,
+                listing,
+                inner.backends[&role].clone(),
+                inner.stop.clone(),
+            )));
+        }
         tracing::info!(dir = %dir.display(), control = ?manifest.control, "lab ready");
         Ok(Lab {
             inner,
@@ -337,7 +386,13 @@ impl Inner {
     fn serve(&self, role: Role, listener: TcpListener) -> Listening {
         let token = self.stop.child_token();
         let backend = self.backends[&role].clone();
-        let task = tokio::spawn(pcfail_lab_tds::run(listener, backend, token.clone()));
+        let security = self.security[&role].clone();
+        let task = tokio::spawn(pcfail_lab_tds::run_secured(
+            listener,
+            backend,
+            security,
+            token.clone(),
+        ));
         Listening { token, task }
     }
 
@@ -568,6 +623,35 @@ fn load_or_create_world(
         }
         Err(e) => Err(LabError::io("read", state_path, e)),
     }
+}
+
+/// The instances' encryption settings, and the CA file clients check their certificates with.
+struct LabSecurity {
+    by_role: HashMap<Role, Arc<pcfail_lab_tds::Security>>,
+    ca_file: Option<PathBuf>,
+}
+
+/// A fresh CA and one certificate per instance, unless the lab is plaintext.
+fn security(dir: &Path, encryption: pcfail_lab_tds::Encryption) -> Result<LabSecurity, LabError> {
+    use pcfail_lab_tds::{Encryption, Security};
+    if encryption == Encryption::NotSupported {
+        let plain = Arc::new(Security::plaintext());
+        return Ok(LabSecurity {
+            by_role: Role::ALL.into_iter().map(|r| (r, plain.clone())).collect(),
+            ca_file: None,
+        });
+    }
+    let ca = crate::pki::LabCa::create(dir)?;
+    let mut by_role = HashMap::new();
+    for role in Role::ALL {
+        let cert = ca.issue(&topology::spec(role).fqdn())?;
+        let security = Security::new(encryption, cert.chain, cert.key).map_err(LabError::Tls)?;
+        by_role.insert(role, Arc::new(security));
+    }
+    Ok(LabSecurity {
+        by_role,
+        ca_file: Some(ca.file),
+    })
 }
 
 type Listeners = HashMap<Role, TcpListener>;

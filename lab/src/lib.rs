@@ -19,6 +19,7 @@
 //! process through the free functions ([`up`], [`status`], [`down`], ...), which find it through DIR/lab.json
 //! ([`Manifest`]). The directory layout and lab.json format are in docs/lab.md.
 
+mod browser;
 mod cli;
 mod control;
 pub mod engine;
@@ -27,6 +28,7 @@ mod fsutil;
 mod lab;
 mod manifest;
 mod options;
+mod pki;
 mod ports;
 mod status;
 mod topology;
@@ -42,6 +44,8 @@ pub use engine::{
 pub use error::LabError;
 pub use lab::{Disaster, Lab};
 pub use manifest::{ChatServer, LabState, LoginInfo, Manifest, ManifestInstance};
-pub use options::LabOptions;
+pub use options::{ENCRYPTION_KEYS, Encryption, LabOptions, encryption_key, parse_encryption};
 pub use status::{BackupFile, BackupFileKind, InstanceStatus, Status, format_utc};
-pub use topology::{PASSWORD_ENV, POOL, parse_role};
+pub use topology::{
+    DOMAIN, INSTANCE_NAME, PASSWORD_ENV, POOL, WINDOWS_PASSWORD_ENV, WINDOWS_USER, parse_role,
+};

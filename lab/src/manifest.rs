@@ -66,6 +66,21 @@ pub struct Manifest {
     /// and `backups` above are their Linux view) and every drive and share mounted onto a lab folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub windows_paths: Option<WindowsNames>,
+    /// How the instances treat encryption: `not_supported`, `required` or `strict`.
+    #[serde(default = "plaintext")]
+    pub encryption: String,
+    /// The lab CA's certificate (PEM), which issued every instance's certificate; `None` for a
+    /// plaintext lab.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// The Windows account every instance accepts through NTLM (`DOMAIN\user`), its password and
+    /// the variable pcfail's runbook reads it from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_login: Option<LoginInfo>,
+}
+
+fn plaintext() -> String {
+    "not_supported".to_owned()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,8 +97,15 @@ pub struct ManifestInstance {
     /// `@@SERVERNAME`, e.g. `ATL-SQL-001`.
     pub name: String,
     pub fqdn: String,
-    /// Where the simulated instance listens (TDS, plaintext).
+    /// Where the simulated instance listens (TDS).
     pub address: SocketAddr,
+    /// The named instance (`PCHAT`) that the host's SQL Browser resolves to `address`; `None` when
+    /// the lab runs on bare ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_name: Option<String>,
+    /// The host's SQL Browser (UDP; 1434 at a real site, one port per lab host here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<SocketAddr>,
     pub data_center: String,
     /// Database mirroring endpoint, `TCP://fqdn:5022`.
     pub endpoint: String,
@@ -152,6 +174,8 @@ impl Manifest {
                 name: s.name.to_owned(),
                 fqdn: s.fqdn(),
                 address: addresses(s.role),
+                instance_name: None,
+                browser: None,
                 data_center: s.data_center.to_owned(),
                 endpoint: s.endpoint(),
                 mirror: s.mirror_fqdn(),
@@ -194,6 +218,9 @@ impl Manifest {
             backups: dir.join("backups"),
             variants: BTreeMap::new(),
             windows_paths: None,
+            encryption: plaintext(),
+            ca_file: None,
+            windows_login: None,
         }
     }
 

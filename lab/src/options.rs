@@ -1,11 +1,16 @@
-//! `LabOptions`: how a lab is started (directory, clock speed, job schedule, tick rate, variants).
+//! `LabOptions`: how a lab is started (directory, clock speed, job schedule, tick rate, variants,
+//! and how much it looks like a real site: encryption, named instances, Windows paths).
 //!
-//! Plain data with the documented defaults. The schedule only shapes a *new* world: a lab resumed
+//! Plain data with the documented defaults: by default the lab looks like a real site (TLS required,
+//! named instances behind SQL Browser, Windows paths); [`LabOptions::plain`] is the plaintext lab on
+//! bare ports with Linux paths, for tests of SQL semantics that need none of that. The schedule only shapes a *new* world: a lab resumed
 //! from state.json keeps the schedule its jobs were created with, as SQL Agent jobs would.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
+
+pub use pcfail_lab_tds::Encryption;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct LabOptions {
@@ -28,9 +33,14 @@ pub struct LabOptions {
     /// their run time grows with their size. `None` (the default): they take no time of their own.
     pub io_mb_per_s: Option<f64>,
     /// Windows names as a real site has them: drive letters per instance and UNC shares, mapped onto
-    /// the lab folders, and used in msdb's log-shipping configuration of a new lab. Off by default,
-    /// because pcfail does not yet tell its own paths from SQL Server's.
+    /// the lab folders, and used in msdb's log-shipping configuration of a new lab.
     pub windows_paths: bool,
+    /// How the instances treat encryption: `Required` (the default; TLS with a certificate from the
+    /// lab's own CA, TDS 7.x or 8.0), `Strict` (TDS 8.0 only) or `NotSupported` (plaintext).
+    pub encryption: Encryption,
+    /// Each instance is a named instance (`PCHAT`) behind its host's SQL Browser (UDP), as lab.json
+    /// records; false: clients use the TCP ports alone.
+    pub named_instances: bool,
     /// The backup instance's log-shipping secondary restores WITH STANDBY (restore_mode 1): between
     /// restores its `mgc` is ONLINE, read-only, with is_in_standby = 1 (reference A.1, C). Off by
     /// default (NORECOVERY, as Microsoft's Persistent Chat HA/DR page configures it). Only for a new lab.
@@ -47,6 +57,33 @@ pub struct LabOptions {
     pub data_paths_per_instance: bool,
 }
 
+/// The `--encryption` values, in the order of [`Encryption`]'s variants.
+pub const ENCRYPTION_KEYS: [(&str, Encryption); 3] = [
+    ("not_supported", Encryption::NotSupported),
+    ("required", Encryption::Required),
+    ("strict", Encryption::Strict),
+];
+
+/// The name `--encryption` and lab.json use for `e`.
+pub fn encryption_key(e: Encryption) -> &'static str {
+    ENCRYPTION_KEYS
+        .iter()
+        .find(|(_, v)| *v == e)
+        .map(|(k, _)| *k)
+        .expect("every level has a key")
+}
+
+/// `--encryption KEY`.
+pub fn parse_encryption(key: &str) -> Result<Encryption, String> {
+    ENCRYPTION_KEYS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            format!("unknown encryption `{key}`; expected `not_supported`, `required` or `strict`")
+        })
+}
+
 impl LabOptions {
     /// The documented defaults for a lab in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
@@ -59,16 +96,31 @@ impl LabOptions {
             tick_ms: 200,
             variants: BTreeMap::new(),
             io_mb_per_s: None,
-            windows_paths: false,
+            windows_paths: true,
+            encryption: Encryption::Required,
+            named_instances: true,
             standby_secondary: false,
             distinct_service_accounts: false,
             data_paths_per_instance: false,
         }
     }
 
+    /// The lab before it looked like a real site: plaintext TDS on bare ports, Linux paths. For
+    /// tests of the engine's SQL semantics, and `lab up --encryption not_supported --ports
+    /// --linux-paths`.
+    pub fn plain(dir: impl Into<PathBuf>) -> Self {
+        LabOptions {
+            windows_paths: false,
+            encryption: Encryption::NotSupported,
+            named_instances: false,
+            ..LabOptions::new(dir)
+        }
+    }
+
     /// The arguments `lab up` gives the `pcfail` binary to run this lab as a detached daemon:
     /// `lab up --foreground --dir DIR --clock-speed S --backup-every-min B --copy-every-min C
-    /// --restore-every-min R --tick-ms T [--windows-paths] [--io-mb-per-s N]
+    /// --restore-every-min R --tick-ms T --encryption E [--linux-paths] [--ports] [--standby-secondary]
+    /// [--distinct-service-accounts] [--data-paths-per-instance] [--io-mb-per-s N]
     /// [--variant NAME=VALUE]...`. The CLI must accept exactly these flags.
     pub fn foreground_args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = ["lab", "up", "--foreground", "--dir"]
@@ -82,13 +134,19 @@ impl LabOptions {
             ("--copy-every-min", self.copy_every_min.to_string()),
             ("--restore-every-min", self.restore_every_min.to_string()),
             ("--tick-ms", self.tick_ms.to_string()),
+            ("--encryption", encryption_key(self.encryption).to_owned()),
         ];
         for (flag, value) in pairs {
             args.push(flag.into());
             args.push(value.into());
         }
+        if !self.windows_paths {
+            args.push("--linux-paths".into());
+        }
+        if !self.named_instances {
+            args.push("--ports".into());
+        }
         for (on, flag) in [
-            (self.windows_paths, "--windows-paths"),
             (self.standby_secondary, "--standby-secondary"),
             (
                 self.distinct_service_accounts,
@@ -129,16 +187,28 @@ impl LabOptions {
         let mut iter = rest.iter();
         while let Some(flag) = iter.next() {
             let flag = flag.to_string_lossy();
-            let switch = match flag.as_ref() {
-                "--windows-paths" => Some(&mut opts.windows_paths),
-                "--standby-secondary" => Some(&mut opts.standby_secondary),
-                "--distinct-service-accounts" => Some(&mut opts.distinct_service_accounts),
-                "--data-paths-per-instance" => Some(&mut opts.data_paths_per_instance),
-                _ => None,
-            };
-            if let Some(on) = switch {
-                *on = true;
-                continue;
+            match flag.as_ref() {
+                "--linux-paths" => {
+                    opts.windows_paths = false;
+                    continue;
+                }
+                "--ports" => {
+                    opts.named_instances = false;
+                    continue;
+                }
+                "--standby-secondary" => {
+                    opts.standby_secondary = true;
+                    continue;
+                }
+                "--distinct-service-accounts" => {
+                    opts.distinct_service_accounts = true;
+                    continue;
+                }
+                "--data-paths-per-instance" => {
+                    opts.data_paths_per_instance = true;
+                    continue;
+                }
+                _ => {}
             }
             let value = iter
                 .next()
@@ -164,6 +234,7 @@ impl LabOptions {
                     opts.restore_every_min = text.parse().map_err(|_| number("minutes"))?
                 }
                 "--tick-ms" => opts.tick_ms = text.parse().map_err(|_| number("milliseconds"))?,
+                "--encryption" => opts.encryption = parse_encryption(&text)?,
                 "--io-mb-per-s" => {
                     opts.io_mb_per_s = Some(
                         text.parse()
@@ -217,13 +288,20 @@ mod tests {
             tick_ms: 20,
             variants: [("tail_log_on_mirrored".to_owned(), "allowed".to_owned())].into(),
             io_mb_per_s: Some(2.5),
-            windows_paths: true,
+            windows_paths: false,
+            encryption: Encryption::Strict,
+            named_instances: false,
             standby_secondary: true,
             distinct_service_accounts: true,
             data_paths_per_instance: true,
             ..LabOptions::new("/tmp/lab")
         };
         assert_eq!(LabOptions::from_foreground_args(o.foreground_args()), Ok(o));
+        let real = LabOptions::new("/tmp/lab");
+        assert_eq!(
+            LabOptions::from_foreground_args(real.foreground_args()),
+            Ok(real)
+        );
     }
 
     #[test]
@@ -280,6 +358,8 @@ mod tests {
                 "15",
                 "--tick-ms",
                 "50",
+                "--encryption",
+                "required",
             ]
         );
     }

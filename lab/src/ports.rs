@@ -42,6 +42,39 @@ pub(crate) async fn bind_fresh(role: &'static str) -> Result<TcpListener, LabErr
     })
 }
 
+/// A UDP socket on 127.0.0.1 for a host's SQL Browser: `wanted` (the port lab.json recorded) when
+/// given, else a free port below the ephemeral range, chosen as for TCP.
+pub(crate) async fn bind_udp(
+    role: &'static str,
+    wanted: Option<SocketAddr>,
+) -> Result<tokio::net::UdpSocket, LabError> {
+    let listen_error = |address: String, source| LabError::Listen {
+        role,
+        address,
+        source,
+    };
+    if let Some(address) = wanted {
+        return tokio::net::UdpSocket::bind(address)
+            .await
+            .map_err(|e| listen_error(format!("udp {address}"), e));
+    }
+    let (low, high) = candidate_range(ephemeral_low());
+    let span = high - low;
+    let start = u16::from_le_bytes(fsutil::random_bytes::<2>()?) % span;
+    let mut last_error = None;
+    for i in 0..ATTEMPTS.min(span) {
+        let port = low + (start + i) % span;
+        match tokio::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], port))).await {
+            Ok(socket) => return Ok(socket),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(listen_error(
+        format!("udp 127.0.0.1:{low}-{high}"),
+        last_error.unwrap_or_else(|| std::io::Error::other("no candidate ports")),
+    ))
+}
+
 /// The lower bound of `net.ipv4.ip_local_port_range`.
 fn ephemeral_low() -> u16 {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")

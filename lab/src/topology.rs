@@ -14,6 +14,16 @@ pub const POOL: &str = "atl-cs-001.litwareinc.com";
 pub const LOGIN_USER: &str = "sa";
 /// Where pcfail's runbook tells it to look for the password: it never lives in the runbook itself.
 pub const PASSWORD_ENV: &str = "PCFAIL_LAB_PASSWORD";
+/// The instance name of every lab instance: each host runs one named instance, found through its
+/// SQL Browser.
+pub const INSTANCE_NAME: &str = "PCHAT";
+/// The Windows domain the lab's hosts are joined to (NetBIOS name).
+pub const DOMAIN: &str = "LITWAREINC";
+/// The domain account every instance accepts through Windows authentication (a sysadmin, as the
+/// account running a failover must be); its password is random per lab.
+pub const WINDOWS_USER: &str = "LITWAREINC\\pcfail-admin";
+/// Where pcfail's runbook reads the Windows account's password from.
+pub const WINDOWS_PASSWORD_ENV: &str = "PCFAIL_LAB_WINDOWS_PASSWORD";
 /// Chat messages the simulated Persistent Chat servers write into the active `mgc` per lab minute.
 pub const CHAT_MESSAGES_PER_MIN: u32 = 6;
 
@@ -128,6 +138,7 @@ pub(crate) fn world_config(
         instances,
         login_user: LOGIN_USER.to_owned(),
         login_password: password.to_owned(),
+        windows_login: None,
         share: dir.join("share"),
         copy_folder: dir.join("backup-copy"),
         backups: dir.join("backups"),

@@ -65,6 +65,7 @@ async fn start() -> Lab {
         ],
         login_user: "sa".into(),
         login_password: PASSWORD.into(),
+        windows_login: None,
         share: dir.path().join("share"),
         copy_folder: dir.path().join("backup-copy"),
         backups: dir.path().join("backups"),

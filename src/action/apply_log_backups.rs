@@ -13,7 +13,6 @@ use crate::exec::chain::{ChainPlan, Gap};
 use crate::exec::{Session, StepError, headers, probe, prompt};
 use crate::quote;
 use crate::runbook::{Role, StepReader};
-use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplyLogBackups {
@@ -128,15 +127,12 @@ impl ApplyLogBackups {
                     self.database
                 ))
             })?;
-        let plan = headers::chain_from_folder(
-            s,
-            self.instance,
-            &self.database,
-            Path::new(&folder),
-            &folder,
-            redo,
-        )
-        .await?;
+        // pcfail lists the folder where it reaches it; SQL Server reads each file under its own
+        // name for the folder (`D:\LogShippingCopy\...`), which is what HEADERONLY and RESTORE get.
+        let local = s.runbook.log_shipping.copy_folder_for_pcfail(&folder);
+        let plan =
+            headers::chain_from_folder(s, self.instance, &self.database, &local, &folder, redo)
+                .await?;
         Ok(Some(plan))
     }
 

@@ -105,6 +105,7 @@ impl CopyLogBackups {
 /// A share that cannot be read is the loss the operator confirmed in the ledger (or accepts with
 /// `--accept-data-loss`): what the copy folder holds is applied, nothing more.
 impl CopyLogBackups {
+    /// The share and the copy folder where pcfail reaches them.
     fn folders(&self, s: &Session<'_>) -> Result<(PathBuf, PathBuf), StepError> {
         let captured = s.captured_log_shipping(&self.database);
         let share = self
@@ -116,8 +117,13 @@ impl CopyLogBackups {
                 .as_ref()
                 .map(|c| c.backup_destination_directory.clone())
         });
+        // Named as SQL Server names them; copied where pcfail reaches them.
+        let overrides = &s.runbook.log_shipping;
         match (share, copy) {
-            (Some(share), Some(copy)) => Ok((PathBuf::from(share), PathBuf::from(copy))),
+            (Some(share), Some(copy)) => Ok((
+                overrides.share_for_pcfail(&share),
+                overrides.copy_folder_for_pcfail(&copy),
+            )),
             _ => Err(StepError::Failed(format!(
                 "the backup share and copy folder of `{}` are unknown: msdb's log-shipping settings were not captured before they were removed; set `share` and `copy_folder` under [log_shipping] in the runbook",
                 self.database

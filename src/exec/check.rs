@@ -222,12 +222,22 @@ async fn failover_checks(plan: &Plan, s: &mut Session<'_>, rows: &mut Vec<CheckR
                             ),
                         ));
                         let overrides = s.runbook.log_shipping.clone();
-                        let share = overrides.share.unwrap_or(ls.backup_source_directory);
+                        let share = overrides
+                            .share
+                            .clone()
+                            .unwrap_or(ls.backup_source_directory);
                         let copy = overrides
                             .copy_folder
+                            .clone()
                             .unwrap_or(ls.backup_destination_directory);
-                        rows.push(folder_row("backup share readable", Path::new(&share)));
-                        rows.push(folder_row("copy folder readable", Path::new(&copy)));
+                        rows.push(folder_row(
+                            "backup share readable",
+                            &overrides.share_for_pcfail(&share),
+                        ));
+                        rows.push(folder_row(
+                            "copy folder readable",
+                            &overrides.copy_folder_for_pcfail(&copy),
+                        ));
                     }
                     Ok(None) => {
                         let overrides = &s.runbook.log_shipping;

@@ -15,6 +15,9 @@
 //!   stops at the first one the database already contains (LastLSN <= its redo point): every older
 //!   one is applied too. Files named otherwise (a tail-log backup, one put there by hand) are always
 //!   read.
+//! - Headers not cached are read [`BATCH`] files to a round trip (one RESTORE HEADERONLY statement
+//!   each, one result set each); a batch that fails is read again file by file, so an error names
+//!   its file exactly as a single read would.
 //! - A gap is never declared on part of the folder: when the scan finds one, every remaining header
 //!   is read before the chain is planned again, so a misnamed file cannot cause data loss to be
 //!   asked for.
@@ -65,48 +68,84 @@ pub(crate) async fn chain_from_folder(
         files.iter().partition(|f| shipped_name(&f.name, db));
 
     let mut backups = Vec::new();
-    for file in others {
-        backups.extend(read(s, role, db, file).await?);
-    }
-    // Newest first, until a file the database already contains.
-    let mut unread = ordered.len();
-    for file in ordered.iter().rev() {
-        let sets = read(s, role, db, file).await?;
-        unread -= 1;
-        let contained = !sets.is_empty() && sets.iter().all(|b| b.last_lsn <= redo);
+    for sets in read_all(s, role, db, &others).await? {
         backups.extend(sets);
-        if contained {
-            break;
+    }
+    // Newest first, a batch at a time, until a file the database already contains.
+    let mut unread = ordered.len();
+    'scan: while unread > 0 {
+        let batch: Vec<&Copied> = ordered[unread.saturating_sub(BATCH)..unread]
+            .iter()
+            .rev()
+            .copied()
+            .collect();
+        for sets in read_all(s, role, db, &batch).await? {
+            unread -= 1;
+            let contained = !sets.is_empty() && sets.iter().all(|b| b.last_lsn <= redo);
+            backups.extend(sets);
+            if contained {
+                break 'scan;
+            }
         }
     }
     let plan = chain::plan_chain(backups.clone(), redo);
     if plan.gap.is_none() || unread == 0 {
         return Ok(plan);
     }
-    for file in &ordered[..unread] {
-        backups.extend(read(s, role, db, file).await?);
+    for sets in read_all(s, role, db, &ordered[..unread]).await? {
+        backups.extend(sets);
     }
     Ok(chain::plan_chain(backups, redo))
 }
 
-/// The header of one file, from the cache while the file is unchanged.
-async fn read(
+/// Files whose headers are read in one round trip. A batch of this many statements is a few KB of
+/// text; the gain of larger ones is small next to the restores themselves.
+const BATCH: usize = 32;
+
+/// The headers of `files`, in their order: from the cache while a file is unchanged, the rest read
+/// [`BATCH`] to a round trip.
+async fn read_all(
     s: &mut Session<'_>,
     role: Role,
     db: &str,
-    file: &Copied,
-) -> Result<Vec<LogBackup>, StepError> {
-    if let Some(stamp) = file.stamp
-        && let Some((seen, sets)) = s.headers().files.get(&file.sql_path)
-        && *seen == stamp
-    {
-        return Ok(sets.clone());
+    files: &[&Copied],
+) -> Result<Vec<Vec<LogBackup>>, StepError> {
+    let mut out: Vec<Option<Vec<LogBackup>>> = files.iter().map(|f| cached(s, f)).collect();
+    let missing: Vec<usize> = (0..files.len()).filter(|&i| out[i].is_none()).collect();
+    for chunk in missing.chunks(BATCH) {
+        let paths: Vec<&str> = chunk.iter().map(|&i| files[i].sql_path.as_str()).collect();
+        let read = if chunk.len() > 1 {
+            probe::log_backups_in_each(s, role, db, &paths).await?
+        } else {
+            None
+        };
+        let read = match read {
+            Some(read) => read,
+            None => {
+                let mut one_by_one = Vec::with_capacity(chunk.len());
+                for path in &paths {
+                    one_by_one.push(probe::log_backups_in(s, role, db, path).await?);
+                }
+                one_by_one
+            }
+        };
+        for (&i, sets) in chunk.iter().zip(read) {
+            if let Some(stamp) = files[i].stamp {
+                s.headers()
+                    .files
+                    .insert(files[i].sql_path.clone(), (stamp, sets.clone()));
+            }
+            out[i] = Some(sets);
+        }
     }
-    let sets = probe::log_backups_in(s, role, db, &file.sql_path).await?;
-    if let Some(stamp) = file.stamp {
-        s.headers()
-            .files
-            .insert(file.sql_path.clone(), (stamp, sets.clone()));
+    Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+/// The header of one file from the cache, while the file is unchanged.
+fn cached(s: &mut Session<'_>, file: &Copied) -> Option<Vec<LogBackup>> {
+    let stamp = file.stamp?;
+    match s.headers().files.get(&file.sql_path) {
+        Some((seen, sets)) if *seen == stamp => Some(sets.clone()),
+        _ => None,
     }
-    Ok(sets)
 }

@@ -112,7 +112,10 @@ async fn failover(
     let newest = reachable.iter().max_by_key(|(name, _)| *name).copied();
     let newest_path = newest.and_then(|(name, where_)| {
         let folder = if where_ == "share" { share } else { copy };
-        folder.path.as_ref().map(|p| join(p, name))
+        folder
+            .path
+            .as_ref()
+            .map(|p| crate::exec::sql_path_join(p, name))
     });
     let header = match &newest_path {
         Some(path) => probe::log_backups_in(session, instance, db, path)
@@ -138,11 +141,14 @@ async fn failover(
     ));
     for (what, f) in [("copy folder", copy), ("backup share", share)] {
         let path = f.path.as_deref().unwrap_or("(unknown)");
-        let from = match (&f.source, &f.msdb_path) {
+        let mut from = match (&f.source, &f.msdb_path) {
             (Some("runbook"), Some(m)) => format!(" (runbook override; msdb records `{m}`)"),
             (Some(source), _) => format!(" ({source})"),
             _ => String::new(),
         };
+        if let Some(local) = &f.pcfail_path {
+            from.push_str(&format!(", pcfail reaches it as `{local}`"));
+        }
         if f.reachable {
             lines.push(format!(
                 "  {what} `{path}`{from}: {} log backup(s), newest {}",
@@ -295,16 +301,6 @@ pub(crate) fn backup_time(name: &str) -> Option<jiff::Timestamp> {
         .map(|z| z.timestamp())
 }
 
-/// `folder` and `name` joined with the folder's own separator (a Windows path keeps backslashes).
-fn join(folder: &str, name: &str) -> String {
-    let sep = if folder.contains('\\') && !folder.contains('/') {
-        '\\'
-    } else {
-        '/'
-    };
-    format!("{}{sep}{name}", folder.trim_end_matches(['\\', '/']))
-}
-
 /// The last component of a Windows or Unix path.
 fn file_name(path: &str) -> &str {
     path.rsplit(['\\', '/']).next().unwrap_or(path)
@@ -363,9 +359,16 @@ mod tests {
     #[test]
     fn paths_join_with_the_folders_own_separator() {
         assert_eq!(
-            join(r"\\atl\LogShipping\", "a.trn"),
+            crate::exec::sql_path_join(r"\\atl\LogShipping\", "a.trn"),
             r"\\atl\LogShipping\a.trn"
         );
-        assert_eq!(join("/lab/share", "a.trn"), "/lab/share/a.trn");
+        assert_eq!(
+            crate::exec::sql_path_join("/lab/share", "a.trn"),
+            "/lab/share/a.trn"
+        );
+        assert_eq!(
+            crate::exec::sql_path_join(r"D:\LogShippingCopy", "a.trn"),
+            r"D:\LogShippingCopy\a.trn"
+        );
     }
 }

@@ -31,7 +31,7 @@ mod steps;
 mod verify_chain;
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::journal::{Event, JournalError};
 use crate::lock::{LockError, RunLock};
@@ -95,7 +95,8 @@ pub(crate) fn host_settings(
             .instances
             .values()
             .filter_map(|i| match &i.auth {
-                crate::runbook::Auth::Sql { password_env, .. } => Some(password_env.clone()),
+                crate::runbook::Auth::Sql { password_env, .. }
+                | crate::runbook::Auth::Windows { password_env, .. } => Some(password_env.clone()),
                 crate::runbook::Auth::Integrated => None,
             })
             .collect(),
@@ -160,8 +161,10 @@ pub(crate) async fn run(
     );
     session.set_accept_data_loss(settings.accept_data_loss);
     let known = situation::known_folders(&history, &runbook.chat_database);
+    let observing = Instant::now();
     let observation =
         situation::observe(runbook, settings.timeouts, &host, &mut session, &known).await;
+    let observed_us = crate::journal::micros_since(observing);
     let assessment = situation::classify(&observation);
     let request = Request {
         operation: plan.operation,
@@ -177,9 +180,12 @@ pub(crate) async fn run(
             abandon,
             split_brain,
         } => {
+            // How long observing took: after a silent disaster, mostly the lost data center's
+            // connect timeout, which the review (and the benchmarks) count as waiting, not work.
             let situation = serde_json::json!({
                 "observation": observation,
                 "assessment": assessment,
+                "observed_us": observed_us,
             });
             let start = Start {
                 headline: format!(
@@ -424,13 +430,19 @@ async fn proceed(
                 settings.state_dir.clone(),
                 settings.timeouts,
             );
+            let observing = Instant::now();
             let after =
                 situation::observe(session.runbook, settings.timeouts, &host, session, &known)
                     .await;
+            let observed_us = crate::journal::micros_since(observing);
             let assessment = situation::classify(&after);
             session.capture(
                 "situation_after",
-                serde_json::json!({ "observation": after, "assessment": assessment }),
+                serde_json::json!({
+                    "observation": after,
+                    "assessment": assessment,
+                    "observed_us": observed_us,
+                }),
             )?;
             finish(session, "completed", None).await?;
             let notes = session

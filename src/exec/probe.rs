@@ -10,7 +10,7 @@ use super::chain::LogBackup;
 use super::session::{Session, StepError};
 use crate::quote;
 use crate::runbook::Role;
-use crate::sql::{Param, Value};
+use crate::sql::{Param, ResultSet, Value};
 
 /// A database as sys.databases shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -706,6 +706,39 @@ pub(crate) async fn log_backups_in(
 ) -> Result<Vec<LogBackup>, StepError> {
     let text = format!("RESTORE HEADERONLY FROM DISK = {}", quote::sql_string(path));
     let set = s.query(role, &text, &[]).await?;
+    Ok(log_backups_of(&set, db, path))
+}
+
+/// [`log_backups_in`] for several files in one batch (one RESTORE HEADERONLY statement each, one
+/// result set each, in order): one round trip instead of one per file. None when the batch failed
+/// or did not answer one set per file; the caller then reads the files one at a time, so an error
+/// names its file.
+pub(crate) async fn log_backups_in_each(
+    s: &mut Session<'_>,
+    role: Role,
+    db: &str,
+    paths: &[&str],
+) -> Result<Option<Vec<Vec<LogBackup>>>, StepError> {
+    let text = paths
+        .iter()
+        .map(|p| format!("RESTORE HEADERONLY FROM DISK = {};", quote::sql_string(p)))
+        .collect::<Vec<_>>()
+        .join("\n");
+    match s.query_sets(role, &text, &[]).await {
+        Ok(sets) if sets.len() == paths.len() => Ok(Some(
+            sets.iter()
+                .zip(paths)
+                .map(|(set, path)| log_backups_of(set, db, path))
+                .collect(),
+        )),
+        Ok(_) => Ok(None),
+        Err(StepError::Sql(e)) if !e.is_transport() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The log backup sets of `db` in one RESTORE HEADERONLY answer for the file at `path`.
+fn log_backups_of(set: &ResultSet, db: &str, path: &str) -> Vec<LogBackup> {
     let mut out = Vec::new();
     for row in &set.rows {
         let is_log = set.get(row, "BackupType").as_i64() == Some(2);
@@ -743,7 +776,7 @@ pub(crate) async fn log_backups_in(
             });
         }
     }
-    Ok(out)
+    out
 }
 
 /// A BACKUP or RESTORE running on the server right now (`sys.dm_exec_requests`), by another session.

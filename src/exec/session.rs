@@ -397,6 +397,21 @@ impl<'r> Session<'r> {
         text: &str,
         params: &[Param<'_>],
     ) -> Result<ResultSet, StepError> {
+        let mut sets = self.query_sets(role, text, params).await?;
+        Ok(if sets.is_empty() {
+            ResultSet::default()
+        } else {
+            sets.remove(0)
+        })
+    }
+
+    /// [`Session::query`] for a batch of read-only statements: every result set, in order.
+    pub(crate) async fn query_sets(
+        &mut self,
+        role: Role,
+        text: &str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<ResultSet>, StepError> {
         // A read-only question gets its own bound, and never more than the step has left.
         let timeout = self.timeouts.query.min(self.step_timeout());
         let mut attempt = 0;
@@ -413,13 +428,7 @@ impl<'r> Session<'r> {
             match result {
                 Err(e) if e.is_transport() && attempt == 1 => continue,
                 Err(e) => return Err(e.into()),
-                Ok(mut sets) => {
-                    return Ok(if sets.is_empty() {
-                        ResultSet::default()
-                    } else {
-                        sets.remove(0)
-                    });
-                }
+                Ok(sets) => return Ok(sets),
             }
         }
     }

@@ -50,11 +50,14 @@ pub(crate) async fn check(
         let (Some(path), true) = (&folder.path, folder.reachable) else {
             continue;
         };
-        let Ok((names, _)) = copy::list_log_backups(Path::new(path)) else {
+        // Listed where pcfail reaches the folder; read by SQL Server under its own name for it.
+        let local = folder.pcfail_path.as_ref().unwrap_or(path);
+        let Ok((names, _)) = copy::list_log_backups(Path::new(local)) else {
             continue;
         };
+        let separator = if path.contains('\\') { '\\' } else { '/' };
         for name in names {
-            let full = Path::new(path).join(&name).to_string_lossy().into_owned();
+            let full = format!("{}{separator}{name}", path.trim_end_matches(['\\', '/']));
             files.insert(name, full);
         }
     }

@@ -264,6 +264,35 @@ pub(crate) fn host(text: &str) -> Result<(), String> {
     }
 }
 
+/// An instance's `host`: a host name or IP address. Written as connection strings and SSMS write
+/// a server (`HOST\\INSTANCE`, `HOST,PORT`, `tcp:HOST`), it gets the keys to write instead.
+pub(crate) fn instance_host(text: &str) -> Result<(), String> {
+    let Err(bad) = host(text) else {
+        return Ok(());
+    };
+    let bare = text.strip_prefix("tcp:").unwrap_or(text);
+    let suggestion = if let Some((name, instance)) = bare.split_once('\\') {
+        (host(name).is_ok() && instance_name(instance).is_ok()).then(|| {
+            format!(
+                "write the instance on its own: `host = \"{name}\"` and `instance = \"{instance}\"`"
+            )
+        })
+    } else if let Some((name, port)) = bare.split_once(',') {
+        (host(name).is_ok() && port.trim().parse::<u16>().is_ok_and(|p| p > 0)).then(|| {
+            format!(
+                "write the port on its own: `host = \"{name}\"` and `port = {}`",
+                port.trim()
+            )
+        })
+    } else {
+        (bare != text && host(bare).is_ok()).then(|| format!("write `host = \"{bare}\"`"))
+    };
+    Err(match suggestion {
+        Some(s) => format!("{bad}; {s}"),
+        None => bad,
+    })
+}
+
 /// A fully qualified domain name: a valid host name with at least two labels (no bare IP address).
 pub(crate) fn fqdn(text: &str) -> Result<(), String> {
     let not_fqdn = || Err(format!("`{text}` is not a fully qualified domain name"));
@@ -300,6 +329,93 @@ pub(crate) fn instance_name(text: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("`{text}` is not a valid SQL Server instance name"))
+    }
+}
+
+/// A Windows account written `DOMAIN\\name` (explicit credentials for NTLM).
+pub(crate) fn windows_account(text: &str) -> Result<(), String> {
+    let ok = text.split_once('\\').is_some_and(|(domain, name)| {
+        let part = |p: &str| {
+            !p.is_empty()
+                && p.len() <= 104
+                && !p
+                    .chars()
+                    .any(|c| c.is_control() || "\\/:*?\"<>|@[]".contains(c))
+        };
+        part(domain) && part(name)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{text}` is not a Windows account: write it `DOMAIN\\name` (e.g. `LITWAREINC\\pcfail`)"
+        ))
+    }
+}
+
+/// A CA certificate file as tiberius reads it: PEM (`.pem`, `.crt`) or DER (`.der`).
+pub(crate) fn ca_file(text: &str) -> Result<(), String> {
+    let ext = std::path::Path::new(text)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("pem" | "crt" | "der") => Ok(()),
+        _ => Err(format!(
+            "`ca_file` `{text}` must end in `.pem` or `.crt` (PEM) or `.der` (DER)"
+        )),
+    }
+}
+
+/// The CA file on this machine: there, readable, and holding a certificate in the form its name
+/// says. Checked by `validate` rather than left to the TLS handshake, which reports it per
+/// instance as a server that "does not answer". `written` is the path as the runbook has it.
+pub(crate) fn ca_file_contents(written: &str, path: &std::path::Path) -> Result<(), String> {
+    // A CA certificate is a few KiB; anything much larger (or not a file) is not one, and is not
+    // read whole.
+    const LARGEST: u64 = 1 << 20;
+    let relative = if std::path::Path::new(written).is_absolute() {
+        ""
+    } else {
+        " (a relative path is relative to the runbook's folder)"
+    };
+    let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("`ca_file` `{written}` does not exist{relative}"),
+        std::io::ErrorKind::PermissionDenied => {
+            format!("`ca_file` `{written}` cannot be read: permission denied")
+        }
+        _ => format!("`ca_file` `{written}` cannot be read: {e}"),
+    })?;
+    if !metadata.is_file() || metadata.len() > LARGEST {
+        return Err(format!(
+            "`ca_file` `{written}` is not a certificate file{relative}"
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            format!("`ca_file` `{written}` cannot be read: permission denied")
+        }
+        _ => format!("`ca_file` `{written}` cannot be read: {e}"),
+    })?;
+    let der = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("der"));
+    // DER is an ASN.1 SEQUENCE (0x30); PEM has its armour line.
+    let holds_one = if der {
+        bytes.first() == Some(&0x30)
+    } else {
+        bytes
+            .windows(27)
+            .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+    };
+    if holds_one {
+        Ok(())
+    } else if der {
+        Err(format!("`ca_file` `{written}` holds no DER certificate"))
+    } else {
+        Err(format!(
+            "`ca_file` `{written}` holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)"
+        ))
     }
 }
 
@@ -553,6 +669,93 @@ pub(crate) fn yyyymmdd(what: &str, n: i64, range: RangeInclusive<i64>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_written_as_in_a_connection_string_gets_the_keys_to_write_instead() {
+        let bad = |t: &str| format!("`{t}` is not a valid host name or IP address");
+        let cases = [
+            ("dal-sql-001.litwareinc.com", Ok(())),
+            (
+                r"dal-sql-001\PCHAT",
+                Err(format!(
+                    "{}; write the instance on its own: `host = \"dal-sql-001\"` and `instance = \"PCHAT\"`",
+                    bad(r"dal-sql-001\PCHAT")
+                )),
+            ),
+            (
+                "dal-sql-001, 1433",
+                Err(format!(
+                    "{}; write the port on its own: `host = \"dal-sql-001\"` and `port = 1433`",
+                    bad("dal-sql-001, 1433")
+                )),
+            ),
+            (
+                "tcp:dal-sql-001",
+                Err(format!(
+                    "{}; write `host = \"dal-sql-001\"`",
+                    bad("tcp:dal-sql-001")
+                )),
+            ),
+            ("a;b", Err(bad("a;b"))),
+            (r"a\b;c", Err(bad(r"a\b;c"))),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(instance_host(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_ca_file_must_be_there_and_hold_a_certificate_in_its_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let files: [(&str, &[u8]); 4] = [
+            ("ca.pem", pem.as_bytes()),
+            ("ca.der", &[0x30, 0x82, 0x01]),
+            ("key.pem", b"-----BEGIN PRIVATE KEY-----\n"),
+            ("text.der", b"not DER"),
+        ];
+        for (name, bytes) in files {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
+        std::fs::create_dir(dir.path().join("folder.pem")).unwrap();
+        let cases = [
+            ("ca.pem", Ok(())),
+            ("ca.der", Ok(())),
+            (
+                "key.pem",
+                Err("`ca_file` `key.pem` holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)"),
+            ),
+            (
+                "text.der",
+                Err("`ca_file` `text.der` holds no DER certificate"),
+            ),
+            (
+                "missing.pem",
+                Err(
+                    "`ca_file` `missing.pem` does not exist (a relative path is relative to the runbook's folder)",
+                ),
+            ),
+            (
+                "folder.pem",
+                Err(
+                    "`ca_file` `folder.pem` is not a certificate file (a relative path is relative to the runbook's folder)",
+                ),
+            ),
+        ];
+        for (name, expected) in cases {
+            assert_eq!(
+                ca_file_contents(name, &dir.path().join(name)),
+                expected.map_err(str::to_owned),
+                "{name}"
+            );
+        }
+        let absolute = dir.path().join("gone.crt");
+        let written = absolute.display().to_string();
+        assert_eq!(
+            ca_file_contents(&written, &absolute),
+            Err(format!("`ca_file` `{written}` does not exist"))
+        );
+    }
 
     #[test]
     fn sql_identifiers_follow_regular_identifier_rules() {

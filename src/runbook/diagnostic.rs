@@ -35,6 +35,9 @@ pub(crate) struct Diagnostics<'s> {
     file: String,
     text: &'s str,
     found: Vec<(usize, String)>,
+    /// Settings this build or platform cannot carry out (`unsupported`): errors for `validate` and
+    /// for every command that connects, not for printing a plan.
+    build: Vec<(usize, String)>,
 }
 
 impl<'s> Diagnostics<'s> {
@@ -43,12 +46,19 @@ impl<'s> Diagnostics<'s> {
             file: file.into(),
             text,
             found: Vec::new(),
+            build: Vec::new(),
         }
     }
 
     /// Records a problem at the start of `span`.
     pub(crate) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.found.push((span.start, message.into()));
+    }
+
+    /// Records a setting this build, platform or machine cannot carry out (integrated
+    /// authentication without Kerberos, a CA file that is not there), at the start of `span`.
+    pub(crate) fn unsupported(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.build.push((span.start, message.into()));
     }
 
     /// The 1-based line of a byte offset, for messages that point back ("first used on line 12").
@@ -61,8 +71,20 @@ impl<'s> Diagnostics<'s> {
         self.found.is_empty()
     }
 
-    /// The problems in file order (stable, so two problems at one place keep the order they were found).
-    pub(crate) fn finish(mut self) -> Vec<Diagnostic> {
+    /// The problems in file order (stable, so two problems at one place keep the order they were
+    /// found). Unsupported settings are left out: they are reported once the file is otherwise
+    /// valid, so the same broken file gets the same answer from every build.
+    pub(crate) fn finish(self) -> Vec<Diagnostic> {
+        self.located()
+    }
+
+    /// Only the unsupported settings, in file order (the file had no other problem).
+    pub(crate) fn finish_build(mut self) -> Vec<Diagnostic> {
+        self.found = std::mem::take(&mut self.build);
+        self.located()
+    }
+
+    fn located(mut self) -> Vec<Diagnostic> {
         self.found.sort_by_key(|&(offset, _)| offset);
         let mut cursor = Cursor::new(self.text);
         self.found

@@ -64,6 +64,9 @@ pub enum Auth {
     Integrated,
     /// A SQL login; the password is read from the named environment variable at connect time.
     Sql { user: String, password_env: String },
+    /// An explicit Windows account, `DOMAIN\\name` (NTLM); the password comes from the named
+    /// environment variable.
+    Windows { user: String, password_env: String },
 }
 
 /// TDS encryption levels, named as the runbook writes them.
@@ -122,6 +125,12 @@ pub struct Instance {
     pub auth: Auth,
     pub encryption: Encryption,
     pub trust_server_certificate: bool,
+    /// The CA certificate the server's certificate must chain to (instead of the system's store).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The name the server's certificate must carry, when it differs from `host`.
+    pub certificate_host: Option<String>,
+    /// The UDP port of SQL Browser on `host`, for a named instance (1434).
+    pub browser_port: u16,
 }
 
 /// Redacting by construction: there is no secret to print, only the variable's name.
@@ -130,13 +139,22 @@ impl fmt::Display for Instance {
         write!(f, "{} ({}", self.role, self.host)?;
         match &self.address {
             Address::Port(port) => write!(f, ", port {port}")?,
-            Address::Named(name) => write!(f, ", instance {name}")?,
+            Address::Named(name) if self.browser_port == 1434 => write!(f, ", instance {name}")?,
+            Address::Named(name) => write!(
+                f,
+                ", instance {name} (SQL Browser on port {})",
+                self.browser_port
+            )?,
         }
         match &self.auth {
             Auth::Integrated => write!(f, ", integrated authentication")?,
             Auth::Sql { user, password_env } => {
                 write!(f, ", SQL login `{user}`, password from ${password_env}")?
             }
+            Auth::Windows { user, password_env } => write!(
+                f,
+                ", Windows account `{user}`, password from ${password_env}"
+            )?,
         }
         write!(f, ", encryption {})", self.encryption.key())
     }
@@ -157,6 +175,9 @@ mod tests {
             auth,
             encryption: Encryption::Required,
             trust_server_certificate: false,
+            ca_file: None,
+            certificate_host: None,
+            browser_port: 1434,
         }
     }
 

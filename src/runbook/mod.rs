@@ -67,7 +67,6 @@ pub struct ChatServer {
     pub data_center: String,
 }
 
-/// Folders that log shipping uses, when the operator wants to override what msdb records.
 /// `[central_management_store]`: where the Central Management Server's master can run, so that a
 /// failover can tell whether it is in the data center the pool leaves (reference J.2).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,10 +88,31 @@ impl ManagementStore {
     }
 }
 
+/// Folders that log shipping uses: overrides of what msdb records (as SQL Server names them), and
+/// where pcfail reaches them when the machine it runs on names them otherwise.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogShippingOverrides {
+    /// The backup share as SQL Server names it (`backup_source_directory`).
     pub share: Option<String>,
+    /// The copy folder as the backup instance names it (`backup_destination_directory`), the path
+    /// RESTORE reads from.
     pub copy_folder: Option<String>,
+    /// Where pcfail reads the share; default: the name SQL Server uses.
+    pub pcfail_share: Option<String>,
+    /// Where pcfail reaches the copy folder; default: the name SQL Server uses.
+    pub pcfail_copy_folder: Option<String>,
+}
+
+impl LogShippingOverrides {
+    /// The share as pcfail reaches it, given the name SQL Server uses.
+    pub fn share_for_pcfail(&self, sql_server: &str) -> PathBuf {
+        PathBuf::from(self.pcfail_share.as_deref().unwrap_or(sql_server))
+    }
+
+    /// The copy folder as pcfail reaches it, given the name SQL Server uses.
+    pub fn copy_folder_for_pcfail(&self, sql_server: &str) -> PathBuf {
+        PathBuf::from(self.pcfail_copy_folder.as_deref().unwrap_or(sql_server))
+    }
 }
 
 /// How long pcfail waits on a server outside a step's own timeout.
@@ -201,9 +221,23 @@ pub struct Runbook {
     /// Steps that run before the failover's when the primary is reachable (`failover --planned`).
     pub planned_failover: Option<Procedure>,
     pub failback: Procedure,
+    /// Settings this build or platform cannot carry out (e.g. `auth = "integrated"` on Linux
+    /// without Kerberos), located: `validate` and every command that connects refuse them.
+    pub unsupported: Vec<Diagnostic>,
 }
 
 impl Runbook {
+    /// `Err` with the located settings this build cannot carry out, if there are any.
+    pub fn require_supported(&self) -> Result<(), LoadError> {
+        if self.unsupported.is_empty() {
+            Ok(())
+        } else {
+            Err(LoadError::Invalid {
+                diagnostics: self.unsupported.clone(),
+            })
+        }
+    }
+
     /// The steps of `operation`, in order, with the notes to read first. A planned failover is the
     /// `[planned_failover]` steps followed by the failover's; None when the runbook has no such steps.
     pub fn procedure(&self, operation: Operation) -> Option<Procedure> {

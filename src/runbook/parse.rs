@@ -6,7 +6,7 @@
 //! in its own file under `src/action/`; this module owns the keys every step has.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
@@ -38,6 +38,8 @@ pub(crate) struct Context {
     pub(crate) active_after_failover: Vec<String>,
     pub(crate) active_after_failback: Vec<String>,
     pub(crate) management_store: Option<ManagementStore>,
+    /// The folder relative paths in the runbook (`ca_file`) are relative to.
+    runbook_dir: Option<PathBuf>,
 }
 
 /// Reads one step's parameters; handed to each action's `parse`.
@@ -276,7 +278,10 @@ pub(crate) fn parse(path: &Path, text: &str) -> Result<Runbook, Vec<Diagnostic>>
     let runbook = read_runbook(path, &root, &mut d);
     root.finish(&mut d);
     match runbook {
-        Some(runbook) if d.is_empty() => Ok(runbook),
+        Some(mut runbook) if d.is_empty() => {
+            runbook.unsupported = d.finish_build();
+            Ok(runbook)
+        }
         _ => Err(d.finish()),
     }
 }
@@ -296,7 +301,10 @@ fn read_runbook(path: &Path, root: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> O
     let databases = root
         .table(d, "databases", "`[databases]`")
         .map(|t| read_databases(&t, d));
-    let mut ctx = Context::default();
+    let mut ctx = Context {
+        runbook_dir: path.parent().map(Path::to_path_buf),
+        ..Context::default()
+    };
     if let Some(t) = root.table(d, "instances", "`[instances]`") {
         read_instances(&t, d, &mut ctx);
     }
@@ -384,6 +392,7 @@ fn read_runbook(path: &Path, root: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> O
             None => None,
         },
         failback: failback?,
+        unsupported: Vec::new(),
     })
 }
 
@@ -519,17 +528,22 @@ fn read_instances(t: &Table<'_, '_>, d: &mut Diagnostics<'_>, ctx: &mut Context)
             continue;
         };
         let table = Table::new(format!("`instances.{role}`"), table, value.span());
-        if let Some(instance) = read_instance(role, &table, d) {
+        if let Some(instance) = read_instance(role, &table, d, ctx.runbook_dir.as_deref()) {
             ctx.instances.insert(role, instance);
         }
     }
 }
 
-fn read_instance(role: Role, t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Option<Instance> {
+fn read_instance(
+    role: Role,
+    t: &Table<'_, '_>,
+    d: &mut Diagnostics<'_>,
+    runbook_dir: Option<&Path>,
+) -> Option<Instance> {
     let mut ok = true;
     let host = t
         .string(d, "host")
-        .and_then(|h| report(d, h.span, check::host(&h.value)).map(|()| h.value));
+        .and_then(|h| report(d, h.span, check::instance_host(&h.value)).map(|()| h.value));
     let port = t.opt_integer(d, "port");
     let named = t.opt_string(d, "instance");
     let address = match (port, named) {
@@ -552,6 +566,26 @@ fn read_instance(role: Role, t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Opti
         }
         (None, None) if t.has("instance") => None,
         (None, None) => Some(Address::Port(1433)),
+    };
+    let browser_port = match t.opt_integer(d, "browser_port") {
+        None => Some(1434),
+        Some(p) if !t.has("instance") => {
+            d.error(
+                p.span,
+                format!(
+                    "`browser_port` in {} needs `instance`: SQL Browser resolves named instances",
+                    t.context()
+                ),
+            );
+            None
+        }
+        Some(p) => match u16::try_from(p.value) {
+            Ok(port) if port > 0 => Some(port),
+            _ => {
+                d.error(p.span, "`browser_port` must be between 1 and 65535");
+                None
+            }
+        },
     };
     let data_center = t.string(d, "data_center").and_then(|dc| {
         let valid = !dc.value.is_empty()
@@ -581,7 +615,10 @@ fn read_instance(role: Role, t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Opti
         ok = false;
     }
     let auth_key = t.opt_string(d, "auth");
-    let is_sql = auth_key.as_ref().is_some_and(|a| a.value == "sql");
+    // `user` and `password_env` belong to the two kinds of login that carry a password.
+    let is_sql = auth_key
+        .as_ref()
+        .is_some_and(|a| a.value == "sql" || a.value == "windows");
     // An `auth` already reported leaves `user` and `password_env` meaning unknown: take them as
     // known keys rather than report them a second time as misplaced.
     let auth_reported = auth_key.is_none() && t.has("auth");
@@ -589,10 +626,34 @@ fn read_instance(role: Role, t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Opti
         t.raw("user");
         t.raw("password_env");
     }
+    if !auth_reported && auth_key.as_ref().is_none_or(|a| a.value == "integrated") {
+        // Where it is said (or, when left to the default, the instance's table).
+        let span = auth_key
+            .as_ref()
+            .map_or_else(|| t.span(), |a| a.span.clone());
+        if let Err(why) = crate::sql::build::integrated() {
+            d.unsupported(
+                span,
+                format!("`auth = \"integrated\"` in {}: {why}", t.context()),
+            );
+        }
+    }
     let auth = match auth_key {
         None if auth_reported => None,
         None => Some(Auth::Integrated),
         Some(a) if a.value == "integrated" => Some(Auth::Integrated),
+        Some(a) if a.value == "windows" => {
+            let user = t.string(d, "user").and_then(|u| {
+                report(d, u.span, check::windows_account(&u.value)).map(|()| u.value)
+            });
+            let env = t
+                .string(d, "password_env")
+                .and_then(|e| report(d, e.span, check::env_name(&e.value)).map(|()| e.value));
+            match (user, env) {
+                (Some(user), Some(password_env)) => Some(Auth::Windows { user, password_env }),
+                _ => None,
+            }
+        }
         Some(a) if a.value == "sql" => {
             let user = t.string(d, "user").and_then(|u| {
                 report(d, u.span, check::sysname("`user`", &u.value)).map(|()| u.value)
@@ -608,7 +669,10 @@ fn read_instance(role: Role, t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Opti
         Some(a) => {
             d.error(
                 a.span,
-                format!("`auth` must be `integrated` or `sql`, found `{}`", a.value),
+                format!(
+                    "`auth` must be `integrated`, `windows` or `sql`, found `{}`",
+                    a.value
+                ),
             );
             None
         }
@@ -629,9 +693,38 @@ fn read_instance(role: Role, t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Opti
             parsed
         }
     };
-    let trust = t
-        .opt_bool(d, "trust_server_certificate")
-        .is_some_and(|b| b.value);
+    let trust_key = t.opt_bool(d, "trust_server_certificate");
+    let trust = trust_key.as_ref().is_some_and(|b| b.value);
+    let ca_file = t.opt_string(d, "ca_file").and_then(|f| {
+        let checked = check::ca_file(&f.value).and_then(|()| {
+            if trust {
+                Err("`ca_file` and `trust_server_certificate = true` contradict each other: the first checks the certificate against a CA, the second checks nothing; keep one".to_owned())
+            } else {
+                Ok(())
+            }
+        });
+        report(d, f.span.clone(), checked)?;
+        // A relative path is relative to the runbook's folder, wherever pcfail is started.
+        let path = match runbook_dir {
+            Some(dir) => dir.join(&f.value),
+            None => PathBuf::from(&f.value),
+        };
+        // What this machine has, not what the file says: refused like a setting this build cannot
+        // carry out, so `plan` still prints while `validate` and connecting commands refuse.
+        if let Err(why) = check::ca_file_contents(&f.value, &path) {
+            d.unsupported(f.span, why);
+        }
+        Some(path)
+    });
+    if t.raw("ca_file").is_some() && ca_file.is_none() {
+        ok = false;
+    }
+    let certificate_host = t
+        .opt_string(d, "certificate_host")
+        .and_then(|h| report(d, h.span, check::host(&h.value)).map(|()| h.value));
+    if t.raw("certificate_host").is_some() && certificate_host.is_none() {
+        ok = false;
+    }
     // `user` and `password_env` only mean something with `auth = "sql"`: with integrated auth they
     // are reported as misplaced rather than unknown, and an inlined `password` gets its own sentence.
     t.finish_with(d, |key| match key {
@@ -639,9 +732,10 @@ fn read_instance(role: Role, t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Opti
             "passwords must not be written in the runbook; put the password in an environment variable and name it with `password_env` in {}",
             t.context()
         )),
-        "user" | "password_env" if !is_sql && !auth_reported => {
-            Some(format!("`{key}` in {} needs `auth = \"sql\"`", t.context()))
-        }
+        "user" | "password_env" if !is_sql && !auth_reported => Some(format!(
+            "`{key}` in {} needs `auth = \"sql\"` or `auth = \"windows\"`",
+            t.context()
+        )),
         _ => None,
     });
     if !is_sql && (t.has("user") || t.has("password_env")) {
@@ -669,6 +763,9 @@ fn read_instance(role: Role, t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Opti
         auth: auth?,
         encryption: encryption?,
         trust_server_certificate: trust,
+        ca_file,
+        certificate_host,
+        browser_port: browser_port?,
     })
 }
 
@@ -709,8 +806,15 @@ fn read_overrides(t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> LogShippingOver
     };
     let share = path("share");
     let copy_folder = path("copy_folder");
+    let pcfail_share = path("pcfail_share");
+    let pcfail_copy_folder = path("pcfail_copy_folder");
     t.finish(d);
-    LogShippingOverrides { share, copy_folder }
+    LogShippingOverrides {
+        share,
+        copy_folder,
+        pcfail_share,
+        pcfail_copy_folder,
+    }
 }
 
 fn read_management_store(t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> ManagementStore {
@@ -1098,7 +1202,7 @@ state = "Normal"
                     "data_center = \"DAL\"",
                     "data_center = \"DAL\"\npassword_env = \"PW\"",
                 ),
-                "rb.toml:13:1: error: `password_env` in `instances.backup` needs `auth = \"sql\"`",
+                "rb.toml:13:1: error: `password_env` in `instances.backup` needs `auth = \"sql\"` or `auth = \"windows\"`",
             ),
             (
                 (

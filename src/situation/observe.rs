@@ -68,6 +68,9 @@ pub(crate) struct FolderView {
     pub source: Option<&'static str>,
     /// What msdb records, when an override differs from it (shown side by side).
     pub msdb_path: Option<String>,
+    /// Where pcfail reaches the folder when the runbook says it differs from `path`, the name SQL
+    /// Server uses (`pcfail_share`, `pcfail_copy_folder`); the listing below is of this one.
+    pub pcfail_path: Option<String>,
     pub reachable: bool,
     pub error: Option<String>,
     /// Finished log backups (`.trn`) in the folder, and the newest by name.
@@ -145,12 +148,14 @@ pub(crate) async fn observe(
         overrides.share.as_deref(),
         secondary.map(|s| s.backup_source_directory.as_str()),
         journal_folders.share.as_deref(),
+        overrides.pcfail_share.as_deref(),
         timeouts.connect,
     );
     let copy_folder = folder(
         overrides.copy_folder.as_deref(),
         secondary.map(|s| s.backup_destination_directory.as_str()),
         journal_folders.copy_folder.as_deref(),
+        overrides.pcfail_copy_folder.as_deref(),
         timeouts.connect,
     );
     let (share, copy_folder) = tokio::join!(share, copy_folder);
@@ -258,11 +263,14 @@ async fn observe_shell(runbook: &Runbook, s: &mut Session<'_>, timeouts: Timeout
     }
 }
 
-/// Lists a folder, bounded: a share in a lost data center can keep a directory listing waiting.
+/// Lists a folder, bounded: a share in a lost data center can keep a directory listing waiting. The
+/// folder is named as SQL Server names it (runbook, msdb, journal); pcfail lists it where the
+/// runbook says pcfail reaches it (`pcfail`), or under that same name.
 async fn folder(
     runbook: Option<&str>,
     msdb: Option<&str>,
     journal: Option<&str>,
+    pcfail: Option<&str>,
     timeout: Duration,
 ) -> FolderView {
     let (path, source) = match (runbook, msdb, journal) {
@@ -279,12 +287,13 @@ async fn folder(
         path: path.clone(),
         source,
         msdb_path,
+        pcfail_path: pcfail.map(str::to_owned),
         reachable: false,
         error: None,
         log_backups: 0,
         newest: None,
     };
-    let Some(path) = path else {
+    let Some(path) = pcfail.map(str::to_owned).or(path) else {
         view.error = Some("no runbook override, msdb row or earlier run names it".to_owned());
         return view;
     };

@@ -247,6 +247,9 @@ fn folder(f: &FolderView) -> String {
     if let Some(m) = &f.msdb_path {
         s.push_str(&format!(", msdb records `{m}`"));
     }
+    if let Some(local) = &f.pcfail_path {
+        s.push_str(&format!(", pcfail reaches it as `{local}`"));
+    }
     if f.reachable {
         s.push_str(&format!(
             ": {} log backup(s), newest {}",

@@ -53,6 +53,7 @@ pub(crate) fn folder() -> FolderView {
         path: Some("/share".into()),
         source: Some("msdb"),
         msdb_path: None,
+        pcfail_path: None,
         reachable: true,
         error: None,
         log_backups: 3,

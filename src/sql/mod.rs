@@ -1,7 +1,8 @@
 //! The SQL adapter: one tiberius connection to one SQL Server instance, with timeouts and errors a
 //! person can act on.
 //!
-//! It owns connecting (auth, encryption, where the password comes from), running a batch or a
+//! It owns connecting (auth, encryption, named instances through SQL Browser, where the password
+//! comes from: its environment variable, else a prompt at the terminal), running a batch or a
 //! parameterized query under a timeout, and turning rows into plain [`Value`]s. It knows nothing about
 //! log shipping or mirroring: the actions decide what to send and how to read the answer.
 //!
@@ -10,12 +11,17 @@
 //! after a timeout the connection is marked broken and the caller reconnects. The server-side statement
 //! may still complete; the actions are written to re-examine state before acting again.
 
+pub(crate) mod build;
 pub(crate) mod messages;
 mod value;
 
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use tiberius::{AuthMethod, Client, Config, EncryptionLevel, ToSql};
+use tiberius::{AuthMethod, Client, Config, EncryptionLevel, SqlBrowser, ToSql};
 use tokio::net::TcpStream;
 use tokio_util::compat::{Compat, TokioAsyncWriteCompatExt};
 
@@ -50,7 +56,7 @@ impl std::fmt::Display for ServerError {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SqlError {
     #[error(
-        "environment variable `{var}` is not set; it must hold the password of SQL login `{user}` on `{instance}`"
+        "environment variable `{var}` is not set; it must hold the password of {user} on `{instance}` (or run pcfail at a terminal to be asked for it)"
     )]
     PasswordMissing {
         instance: String,
@@ -79,6 +85,10 @@ pub(crate) enum SqlError {
     Timeout { instance: String, after: Duration },
     #[error("the connection to `{instance}` failed: {message}")]
     Connection { instance: String, message: String },
+    /// The local security library (GSSAPI, NTLM) could not produce a login: no Kerberos ticket,
+    /// an account it cannot use. Not a network failure: reconnecting does not help.
+    #[error("cannot log in to `{instance}` with Windows authentication: {message}")]
+    Credentials { instance: String, message: String },
 }
 
 impl SqlError {
@@ -95,7 +105,9 @@ impl SqlError {
     pub(crate) fn is_configuration(&self) -> bool {
         matches!(
             self,
-            SqlError::PasswordMissing { .. } | SqlError::Unsupported { .. }
+            SqlError::PasswordMissing { .. }
+                | SqlError::Unsupported { .. }
+                | SqlError::Credentials { .. }
         )
     }
 
@@ -140,21 +152,53 @@ pub(crate) struct Sql {
 }
 
 impl Sql {
-    /// Connects and logs in. `timeout` bounds the TCP connect and the login together.
+    /// Connects and logs in. `timeout` bounds the SQL Browser lookup, the TCP connect, the TLS
+    /// handshake and the login together.
     pub(crate) async fn connect(target: &Instance, timeout: Duration) -> Result<Sql, SqlError> {
         let instance = target.role.key().to_owned();
-        let config = config_for(target)?;
-        let address = config.get_addr();
+        let mut config = config_for(target)?;
+        let address = match &target.address {
+            Address::Port(_) => config.get_addr(),
+            Address::Named(name) => format!(
+                "{}\\{name} (SQL Browser on UDP port {})",
+                target.host, target.browser_port
+            ),
+        };
+        // Whether the TCP connection was made, for a timeout to say what it was waiting for.
+        let connected = AtomicBool::new(false);
         let connect = async {
-            let tcp = TcpStream::connect(&address)
-                .await
-                .map_err(|source| SqlError::Connect {
-                    instance: instance.clone(),
-                    address: address.clone(),
-                    source,
-                })?;
+            let tcp = match &target.address {
+                Address::Port(_) => {
+                    TcpStream::connect(config.get_addr())
+                        .await
+                        .map_err(|source| SqlError::Connect {
+                            instance: instance.clone(),
+                            address: address.clone(),
+                            source,
+                        })?
+                }
+                // tiberius asks the host's SQL Browser for the instance's port, then connects.
+                Address::Named(name) => {
+                    TcpStream::connect_named(&config)
+                        .await
+                        .map_err(|e| SqlError::Connect {
+                            instance: instance.clone(),
+                            address: address.clone(),
+                            source: browser_error(e, name),
+                        })?
+                }
+            };
+            connected.store(true, Ordering::Relaxed);
             // Statements are small and latency matters more than throughput.
             let _ = tcp.set_nodelay(true);
+            if let (Address::Named(_), Ok(peer)) = (&target.address, tcp.peer_addr()) {
+                // tiberius names the service `MSSQLSvc/host:port` for Kerberos and NTLM with the
+                // port it was given, which for a named instance is SQL Browser's (1434). SQL
+                // Server registers its SPN with the instance's TCP port, so that is the one to
+                // ask a ticket for: with 1434, GSSAPI finds no such service and Windows quietly
+                // falls back from Kerberos to NTLM.
+                config.port(peer.port());
+            }
             Client::connect(config, tcp.compat_write())
                 .await
                 .map_err(|e| match e {
@@ -162,19 +206,43 @@ impl Sql {
                         instance: instance.clone(),
                         error: server_error(&t),
                     },
+                    // Failures of the local security library: the server was not asked.
+                    #[cfg(all(unix, feature = "kerberos"))]
+                    tiberius::error::Error::Gssapi(message) => SqlError::Credentials {
+                        instance: instance.clone(),
+                        message: kerberos_hint(message),
+                    },
+                    #[cfg(unix)]
+                    tiberius::error::Error::SspiRs(message) => SqlError::Credentials {
+                        instance: instance.clone(),
+                        message,
+                    },
                     other => SqlError::Connection {
                         instance: instance.clone(),
-                        message: other.to_string(),
+                        message: encryption_hint(target.encryption, other.to_string()),
                     },
                 })
         };
-        let client =
-            tokio::time::timeout(timeout, connect)
-                .await
-                .map_err(|_| SqlError::Timeout {
-                    instance: instance.clone(),
-                    after: timeout,
-                })??;
+        let client = tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| {
+                if target.encryption == Encryption::Strict && connected.load(Ordering::Relaxed) {
+                    // A server that does not speak TDS 8.0 takes the TLS ClientHello for the
+                    // start of a TDS packet and waits for the rest of it.
+                    SqlError::Connection {
+                        instance: instance.clone(),
+                        message: format!(
+                            "no answer within {} to the TLS handshake that `encryption = \"strict\"` (TDS 8.0) opens with: SQL Server speaks TDS 8.0 from 2022 on; for an older server use `required`",
+                            shown(timeout)
+                        ),
+                    }
+                } else {
+                    SqlError::Timeout {
+                        instance: instance.clone(),
+                        after: timeout,
+                    }
+                }
+            })??;
         Ok(Sql {
             client: Some(client),
             instance,
@@ -262,6 +330,58 @@ impl Sql {
     }
 }
 
+/// tiberius's message when pcfail's encryption level and the server's do not fit together, with
+/// what it means: the raw text names a TLS or protocol detail, not the setting to change.
+fn encryption_hint(level: Encryption, message: String) -> String {
+    let hint = match level {
+        // The server answered ENCRYPT_REQ (Force Encryption) and closed the connection, as
+        // SQL Server does for a client that cannot encrypt [MS-TDS 2.2.6.5].
+        Encryption::NotSupported if message.contains("tls handshake eof") => {
+            "the server requires encryption (Force Encryption); set `encryption = \"required\"`"
+        }
+        // A server with no certificate at all (ENCRYPT_NOT_SUP): tiberius still starts TLS
+        // for the login.
+        Encryption::Off if message.contains("tls handshake eof") => {
+            "the server offers no encryption, not even for the login that `encryption = \"off\"` encrypts; it has no certificate"
+        }
+        Encryption::On | Encryption::Required
+            if message.contains("does not allow the requested encryption level") =>
+        {
+            "the server offers no encryption (it has no certificate); configure one on the server, as encryption is required here"
+        }
+        _ => return message,
+    };
+    format!("{message}: {hint}")
+}
+
+/// GSSAPI's message, with what to do when the cause is the usual one: no ticket in the cache.
+#[cfg(any(test, all(unix, feature = "kerberos")))]
+fn kerberos_hint(message: String) -> String {
+    if message.contains("No Kerberos credentials") || message.contains("No credentials") {
+        format!(
+            "{message}; obtain a Kerberos ticket for the account pcfail should use first (`kinit name@REALM`), or name the account with `auth = \"windows\"`"
+        )
+    } else {
+        message
+    }
+}
+
+/// What went wrong finding a named instance and connecting to it, as an I/O error a person can
+/// read: a refused connection stays one, and SQL Browser's silence says what it may mean.
+fn browser_error(e: tiberius::error::Error, instance: &str) -> std::io::Error {
+    match e {
+        tiberius::error::Error::Io { kind, message } => std::io::Error::new(kind, message),
+        // tiberius 0.13 reports an unanswered SSRP request as a conversion error with this text.
+        other if other.to_string().contains("SQL browser timeout") => std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "SQL Browser did not answer for instance `{instance}` (the host does not answer, its SQL Browser service is stopped, or it has no instance of that name)"
+            ),
+        ),
+        other => std::io::Error::other(other.to_string()),
+    }
+}
+
 fn server_error(t: &tiberius::error::TokenError) -> ServerError {
     ServerError {
         number: t.code(),
@@ -275,7 +395,8 @@ fn server_error(t: &tiberius::error::TokenError) -> ServerError {
 }
 
 /// Builds tiberius's configuration, refusing what this build cannot do with a sentence saying so
-/// (instead of a TLS or SSPI failure deep inside the handshake).
+/// (instead of an SSPI failure deep inside the handshake); `pcfail validate` reports the same
+/// settings with their place in the runbook.
 fn config_for(target: &Instance) -> Result<Config, SqlError> {
     let unsupported = |what: String| SqlError::Unsupported {
         instance: target.role.key().to_owned(),
@@ -286,9 +407,9 @@ fn config_for(target: &Instance) -> Result<Config, SqlError> {
     match &target.address {
         Address::Port(port) => config.port(*port),
         Address::Named(name) => {
-            return Err(unsupported(format!(
-                "named instance `{name}` needs SQL Browser lookup, which this build does not include; give the instance's TCP port"
-            )));
+            // With an instance name, tiberius's port is the SQL Browser's (UDP).
+            config.instance_name(name);
+            config.port(target.browser_port);
         }
     }
     config.application_name("pcfail");
@@ -301,39 +422,88 @@ fn config_for(target: &Instance) -> Result<Config, SqlError> {
     config.handshake_timeout(None);
     config.encryption(match target.encryption {
         Encryption::NotSupported => EncryptionLevel::NotSupported,
-        other => {
-            return Err(unsupported(format!(
-                "encryption `{}` needs TLS, which this build does not include yet; only `not_supported` (plaintext, for the lab) works",
-                other.key()
-            )));
-        }
+        Encryption::Off => EncryptionLevel::Off,
+        Encryption::On => EncryptionLevel::On,
+        Encryption::Required => EncryptionLevel::Required,
+        Encryption::Strict => EncryptionLevel::Strict,
     });
+    // The runbook refuses both at once; the certificate is checked against the CA file, or not
+    // at all, or (neither given) against the system's trust store.
     if target.trust_server_certificate {
         config.trust_cert();
+    } else if let Some(ca) = &target.ca_file {
+        config.trust_cert_ca(ca.display());
+    }
+    if let Some(name) = &target.certificate_host {
+        config.hostname_in_certificate(name);
     }
     match &target.auth {
         Auth::Integrated => {
-            return Err(unsupported(
-                "integrated (Windows) authentication is not included in this build yet; use a SQL login with `password_env`"
-                    .to_owned(),
-            ));
+            build::integrated().map_err(|why| unsupported(why.to_owned()))?;
+            #[cfg(any(windows, feature = "kerberos"))]
+            config.authentication(AuthMethod::Integrated);
         }
         Auth::Sql { user, password_env } => {
-            let password = std::env::var(password_env).map_err(|_| SqlError::PasswordMissing {
-                instance: target.role.key().to_owned(),
-                user: user.clone(),
-                var: password_env.clone(),
-            })?;
+            let password = password(target, &format!("SQL login `{user}`"), password_env)?;
             config.authentication(AuthMethod::sql_server(user, password));
+        }
+        Auth::Windows { user, password_env } => {
+            let password = password(target, &format!("Windows account `{user}`"), password_env)?;
+            config.authentication(AuthMethod::windows(user, password));
         }
     }
     Ok(config)
+}
+
+/// The password in `var`; when it is unset and pcfail runs at a terminal, asked for once (without
+/// echo) and kept in memory for this process only, never written anywhere.
+fn password(target: &Instance, who: &str, var: &str) -> Result<String, SqlError> {
+    if let Ok(password) = std::env::var(var) {
+        return Ok(password);
+    }
+    static ASKED: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+    let missing = || SqlError::PasswordMissing {
+        instance: target.role.key().to_owned(),
+        user: who.to_owned(),
+        var: var.to_owned(),
+    };
+    // Held while asking: instances are connected at once, and the operator is asked once.
+    let mut asked = ASKED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(password) = asked.get(var) {
+        return Ok(password.clone());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(missing());
+    }
+    let password = rpassword::prompt_password(format!("password of {who} (${var} is not set): "))
+        .map_err(|_| missing())?;
+    asked.insert(var.to_owned(), password.clone());
+    Ok(password)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::runbook::Role;
+
+    #[test]
+    fn a_missing_kerberos_ticket_says_how_to_get_one() {
+        let cases = [
+            (
+                "GSSAPI Error: No credentials were supplied, or the credentials were unavailable or inaccessible (No Kerberos credentials available (default cache: FILE:/tmp/krb5cc_0))",
+                true,
+            ),
+            ("GSSAPI Error: Server not found in Kerberos database", false),
+        ];
+        for (message, hinted) in cases {
+            let shown = kerberos_hint(message.to_owned());
+            assert!(shown.starts_with(message), "{shown}");
+            assert_eq!(shown.contains("`kinit name@REALM`"), hinted, "{shown}");
+        }
+    }
 
     #[test]
     fn the_library_sets_no_time_limit_of_its_own() {
@@ -351,6 +521,9 @@ mod tests {
             },
             encryption: Encryption::NotSupported,
             trust_server_certificate: false,
+            ca_file: None,
+            certificate_host: None,
+            browser_port: 1434,
         };
         let config = config_for(&instance).expect("a plaintext SQL login is supported");
         assert_eq!(

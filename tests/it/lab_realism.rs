@@ -35,7 +35,8 @@ fn a_share_lost_with_the_data_center_is_a_confirmed_loss_and_the_failover_goes_o
     let stderr = text(&output.stderr);
     assert!(
         stderr.contains(&format!(
-            "backup share `{}` (msdb): CANNOT BE READ",
+            "backup share `{}` (msdb), pcfail reaches it as `{}`: CANNOT BE READ",
+            rig.sql_share(),
             rig.share().display()
         )) && stderr.contains("LOST: log backups in the share"),
         "{stderr}"

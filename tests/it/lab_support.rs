@@ -131,6 +131,37 @@ impl LabRig {
         self.lab_dir().join("backup-copy")
     }
 
+    /// The share as SQL Server names it (msdb, RESTORE): its Windows name in a lab with Windows
+    /// paths (the default), else the folder itself.
+    pub fn sql_share(&self) -> String {
+        match &self.manifest.windows_paths {
+            Some(w) => w.share.clone(),
+            None => self.share().display().to_string(),
+        }
+    }
+
+    /// The copy folder as the backup instance names it.
+    pub fn sql_copy_folder(&self) -> String {
+        match &self.manifest.windows_paths {
+            Some(w) => w.copy_folder.clone(),
+            None => self.copy_folder().display().to_string(),
+        }
+    }
+
+    /// The folder of other backup files as SQL Server names it.
+    pub fn sql_backups(&self) -> String {
+        match &self.manifest.windows_paths {
+            Some(w) => w.backups.clone(),
+            None => self.lab_dir().join("backups").display().to_string(),
+        }
+    }
+
+    /// A file in one of the folders above, with the folder's own separator.
+    pub fn sql_file(folder: &str, name: &str) -> String {
+        let sep = if folder.contains('\\') { '\\' } else { '/' };
+        format!("{folder}{sep}{name}")
+    }
+
     /// `pcfail ARGS --runbook DIR/runbook.toml --state-dir DIR/state`, with the lab's password in the
     /// variable the runbook names. Blocking is fine here: the test thread is not one of the lab
     /// runtime's workers, so the lab keeps answering while pcfail runs.
@@ -191,6 +222,23 @@ impl LabRig {
             )
             .stdin(Stdio::null());
         command
+    }
+
+    /// [`LabRig::pcfail`] with more environment (a Windows account's password).
+    pub fn pcfail_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = self.command(args);
+        command.envs(env.iter().copied());
+        command.output().expect("run pcfail")
+    }
+
+    /// Replaces `from` (which must occur) by `to` in the lab runbook, everywhere.
+    pub fn edit_runbook(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(self.runbook()).expect("read runbook");
+        assert!(
+            text.contains(from),
+            "`{from}` is not in the lab runbook:\n{text}"
+        );
+        std::fs::write(self.runbook(), text.replace(from, to)).expect("write runbook");
     }
 
     /// `pcfail failover --pool POOL --yes`, as an operator who confirmed in advance types it.
@@ -859,7 +907,9 @@ impl LabRig {
             &self.manifest.login.user,
             &self.manifest.login.password,
         ));
-        config.encryption(tiberius::EncryptionLevel::NotSupported);
+        // The lab requires encryption by default; its certificate comes from its own CA.
+        config.encryption(tiberius::EncryptionLevel::Required);
+        config.trust_cert();
         self.runtime.block_on(async {
             use tokio_util::compat::TokioAsyncWriteCompatExt;
             let tcp = tokio::net::TcpStream::connect(instance.address)

@@ -7,10 +7,15 @@ mod journal;
 mod lab_realism;
 mod lab_support;
 mod lab_variants;
+// Needs the `kerberos` build and MIT Kerberos's KDC tools.
+#[cfg(feature = "kerberos")]
+mod kerberos;
 mod no_side_effects;
 mod plan;
 mod powershell_syntax;
 mod procedure;
+mod real_server;
+mod real_site;
 mod report;
 mod run_end_to_end;
 mod run_failback_faults;

@@ -44,6 +44,8 @@ fn plan_does_not_connect_or_start_a_process() {
         );
     }
     runbook = runbook.replace("port = 1433", &format!("port = {port}"));
+    // SQL logins everywhere: integrated authentication is not in every build, and validate says so.
+    runbook = crate::test::portable(&runbook);
     runbook = edit(
         &runbook,
         "program = \"powershell.exe\"",

@@ -249,7 +249,7 @@ fn an_error_applying_a_log_backup_stops_the_run_and_the_same_command_resumes() {
                 "apply-log-backups",
                 &format!(
                     "`backup` answered with an error: Msg 3201, Level 16, State 1: Cannot open backup device '{}'. Operating system error 2(The system cannot find the file specified.).",
-                    rig.copy_folder().join(first).display()
+                    LabRig::sql_file(&rig.sql_copy_folder(), &first)
                 ),
             )
         },
@@ -420,10 +420,7 @@ fn an_error_backing_up_mgccomp_for_its_mirror_stops_the_run_and_the_same_command
                 "mirror-mgccomp",
                 &format!(
                     "`backup` answered with an error: Msg 3201, Level 16, State 1: Cannot open backup device '{}'. Operating system error 2(The system cannot find the file specified.).",
-                    rig.lab_dir()
-                        .join("backups")
-                        .join("mgccomp_mirror.bak")
-                        .display()
+                    LabRig::sql_file(&rig.sql_backups(), "mgccomp_mirror.bak")
                 ),
             )
         },
@@ -526,7 +523,8 @@ fn first_file_examined(rig: &LabRig) -> String {
         .expect("the log-shipping settings were captured");
     let last_restored = captured
         .as_str()
-        .and_then(|p| p.rsplit('/').next())
+        // msdb names the file as the instance does: `D:\...` in a lab with Windows paths.
+        .and_then(|p| p.rsplit(['\\', '/']).next())
         .unwrap_or_default()
         .to_owned();
     crate::lab_support::trn_names(&rig.status())

@@ -53,7 +53,7 @@ fn gap_in_log_chain_applies_the_prefix_stops_before_recovery_and_recovers_once_t
         error,
         [format!(
             "error: step 3 (`apply-log-backups`) failed: applied {before_gap} log backup(s), then stopped: the log chain is broken: no log backup covers LSN {first} up to {last} (the next available, `{}`, begins at LSN {last}); put the missing log backup in the copy folder and run the same command again, or accept losing everything after LSN {first} by running it again with `--accept-data-loss`",
-            rig.copy_folder().join(next).display()
+            LabRig::sql_file(&rig.sql_copy_folder(), next)
         )]
     );
     let after = rig.status();
@@ -271,7 +271,10 @@ fn plan_check_passes_before_a_failover_and_fails_for_a_failback_without_a_primar
             // A lost data center does not refuse: it never answers.
             (
                 "instance `primary` reachable, sysadmin".to_owned(),
-                "`primary` did not answer within 2s; the connection was abandoned".to_owned()
+                format!(
+                    "cannot reach `primary` at 127.0.0.1\\PCHAT (SQL Browser on UDP port {}): SQL Browser did not answer for instance `PCHAT` (the host does not answer, its SQL Browser service is stopped, or it has no instance of that name)",
+                    rig.manifest().instance(Role::Primary).and_then(|i| i.browser).expect("a Browser").port()
+                )
             ),
             // The fail-back mirrors the primary's `mgc` again: its mirror is needed too.
             (

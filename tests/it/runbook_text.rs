@@ -19,7 +19,18 @@ fn every_key() -> String {
     let text = edit(
         &text,
         "[log_shipping]\n",
-        "[log_shipping]\nshare = '\\\\atl-sql-001.litwareinc.com\\LogShipping'\ncopy_folder = 'D:\\LogShippingCopy'\n",
+        "[log_shipping]\nshare = '\\\\atl-sql-001.litwareinc.com\\LogShipping'\ncopy_folder = 'D:\\LogShippingCopy'\npcfail_share = '/mnt/logshipping'\npcfail_copy_folder = '\\\\dal-sql-001.litwareinc.com\\LogShippingCopy'\n",
+    );
+    // TLS checked against a CA file for another name, and an explicit Windows account.
+    let text = edit(
+        &text,
+        "host = \"dal-sql-001.litwareinc.com\"\nport = 1433",
+        "host = \"dal-sql-001.litwareinc.com\"\nport = 1433\nca_file = \"pki/ca.pem\"\ncertificate_host = \"dal-sql-001.litwareinc.com\"",
+    );
+    let text = edit(
+        &text,
+        "auth = \"sql\"\nuser = \"pcfail\"",
+        "auth = \"windows\"\nuser = 'LITWAREINC\\pcfail'",
     );
     // The primary mirror as a named instance with its own @@SERVERNAME.
     let text = edit(

@@ -303,9 +303,14 @@ fn the_ledger_uses_the_servers_clocks_and_an_empty_share_override_is_a_loss_to_c
         .expect("runbook")
         .parse()
         .expect("TOML");
-    let mut overrides = toml::Table::new();
+    // SQL Server and pcfail both know the empty folder by its Linux name.
+    let overrides = runbook
+        .entry("log_shipping")
+        .or_insert_with(|| toml::Table::new().into())
+        .as_table_mut()
+        .expect("a table");
     overrides.insert("share".into(), empty.display().to_string().into());
-    runbook.insert("log_shipping".into(), toml::Value::Table(overrides));
+    overrides.remove("pcfail_share");
     std::fs::write(rig.runbook(), toml::to_string(&runbook).expect("TOML")).expect("write");
 
     // Without --yes and without a terminal, nobody confirmed the loss: nothing is done.
@@ -317,7 +322,7 @@ fn the_ledger_uses_the_servers_clocks_and_an_empty_share_override_is_a_loss_to_c
         stderr.contains(&format!(
             "backup share `{}` (runbook override; msdb records `{}`): 0 log backup(s), newest none",
             empty.display(),
-            rig.share().display()
+            rig.sql_share()
         )) && stderr.contains("LOST: every change made on the primary after "),
         "{stderr}"
     );
@@ -338,7 +343,7 @@ fn the_ledger_uses_the_servers_clocks_and_an_empty_share_override_is_a_loss_to_c
         .expect("an RPO from the servers' clocks");
     assert!(rpo >= 0, "{ledger}");
     assert_eq!(ledger["clocks_disagree"], false, "{ledger}");
-    assert_eq!(ledger["share_msdb"], rig.share().display().to_string());
+    assert_eq!(ledger["share_msdb"], rig.sql_share());
 }
 
 #[test]

@@ -1,14 +1,80 @@
 //! `pcfail validate`: the shipped runbook passes; broken ones exit 2 with every problem located, and
 //! the messages are checked word for word.
 
-use crate::test::{MINIMAL, SHIPPED, Test, edit};
+use crate::test::{MINIMAL, SHIPPED, Test, edit, portable};
 
 #[test]
 fn shipped_runbook_is_valid() {
     Test::new()
-        .runbook(SHIPPED)
+        .runbook(&portable(SHIPPED))
         .args(&["validate"])
         .stdout("runbook.toml: ok (11 failover steps, 12 fail-back steps)\n")
+        .stderr("")
+        .run();
+}
+
+/// The shipped runbook logs in as the Windows account running pcfail, which this build can do on
+/// Windows and with Kerberos; elsewhere `validate` says so at each place, and exits 2.
+#[test]
+fn shipped_runbook_is_refused_where_this_build_cannot_log_in_as_the_current_user() {
+    let test = Test::new().runbook(SHIPPED).args(&["validate"]);
+    if cfg!(any(windows, feature = "kerberos")) {
+        test.stdout("runbook.toml: ok (10 failover steps, 9 fail-back steps)\n")
+            .stderr("")
+            .run();
+        return;
+    }
+    let why = "Windows authentication as the logged-on user needs Windows, or Kerberos through GSSAPI, which this build does not include (build pcfail with `--features kerberos` where libgssapi_krb5 is installed); or name the account with `auth = \"windows\"`, `user = \"DOMAIN\\name\"` and `password_env`";
+    let expected: String = [(56, "primary"), (64, "primary_mirror"), (72, "backup")]
+        .iter()
+        .map(|(line, role)| {
+            format!("runbook.toml:{line}:8: error: `auth = \"integrated\"` in `instances.{role}`: {why}\n")
+        })
+        .collect();
+    test.stdout("").stderr(&expected).status(2).run();
+}
+
+/// Left to its default, `auth` is integrated: where this build cannot do that, the instance's table
+/// is where it is reported. Every command that connects refuses the same way, before connecting;
+/// `plan` still prints the plan.
+#[test]
+fn default_integrated_authentication_is_refused_at_the_instance_where_this_build_cannot_do_it() {
+    if cfg!(any(windows, feature = "kerberos")) {
+        return;
+    }
+    let why = "Windows authentication as the logged-on user needs Windows";
+    for args in [
+        &["validate"][..],
+        &["plan", "failover", "--check"],
+        &["status", "--live"],
+        &["failover", "--pool", "atl-cs-001.litwareinc.com", "--yes"],
+        &["failback", "--yes"],
+    ] {
+        let output = Test::new()
+            .runbook(MINIMAL)
+            .args(args)
+            .stdout("")
+            .status(2)
+            .run();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "{args:?}: {stderr}");
+        assert!(
+            lines[0].starts_with(&format!(
+                "runbook.toml:8:1: error: `auth = \"integrated\"` in `instances.primary`: {why}"
+            )),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            lines[1].starts_with(&format!(
+                "runbook.toml:12:1: error: `auth = \"integrated\"` in `instances.backup`: {why}"
+            )),
+            "{args:?}: {stderr}"
+        );
+    }
+    Test::new()
+        .runbook(MINIMAL)
+        .args(&["plan", "failover"])
         .stderr("")
         .run();
 }
@@ -16,7 +82,7 @@ fn shipped_runbook_is_valid() {
 #[test]
 fn quiet_validate_prints_nothing() {
     Test::new()
-        .runbook(MINIMAL)
+        .runbook(&portable(MINIMAL))
         .args(&["-q", "validate"])
         .stdout("")
         .stderr("")
@@ -325,9 +391,55 @@ fn the_fuzz_seed_runbook_is_valid() {
     // The fuzzer (fuzz/) mutates from valid runbooks; a seed that no longer loads would leave it
     // exploring only the error paths.
     Test::new()
-        .runbook(include_str!("../../fuzz/seeds/every-action.toml"))
+        .runbook(&portable(include_str!(
+            "../../fuzz/seeds/every-action.toml"
+        )))
         .args(&["validate"])
         .stdout("runbook.toml: ok (11 failover steps, 6 fail-back steps)\n")
+        .stderr("")
+        .run();
+}
+
+/// A CA file this machine does not have is refused by `validate` where the runbook names it, and
+/// by every command that would connect, before connecting; `plan` still prints. Once the file is
+/// there and holds a certificate, the runbook is valid.
+#[test]
+fn a_ca_file_that_is_not_there_is_refused_where_it_is_named() {
+    let runbook = edit(
+        &portable(MINIMAL),
+        "port = 1433\n",
+        "port = 1433\nencryption = \"required\"\nca_file = \"pki/site-ca.pem\"\n",
+    );
+    let line = 1 + runbook
+        .lines()
+        .position(|l| l.starts_with("ca_file"))
+        .expect("ca_file line");
+    let expected = format!(
+        "runbook.toml:{line}:11: error: `ca_file` `pki/site-ca.pem` does not exist (a relative path is relative to the runbook's folder)\n"
+    );
+    for args in [&["validate"][..], &["status", "--live"]] {
+        Test::new()
+            .runbook(&runbook)
+            .args(args)
+            .stdout("")
+            .stderr(&expected)
+            .status(2)
+            .run();
+    }
+    Test::new()
+        .runbook(&runbook)
+        .args(&["plan", "failover"])
+        .stderr("")
+        .run();
+
+    let test = Test::new().runbook(&runbook).args(&["validate"]);
+    std::fs::create_dir(test.path().join("pki")).unwrap();
+    std::fs::write(
+        test.path().join("pki/site-ca.pem"),
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    test.stdout("runbook.toml: ok (2 failover steps, 1 fail-back step)\n")
         .stderr("")
         .run();
 }

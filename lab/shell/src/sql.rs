@@ -107,7 +107,11 @@ impl Sql {
             &manifest.login.user,
             manifest.password(),
         ));
-        config.encryption(EncryptionLevel::NotSupported);
+        // The lab's instances may require encryption (its default since TLS came to the lab); the
+        // shell stands in for a Front End server, which trusts the site's CA, so it trusts the lab's
+        // certificate without checking it, and speaks plaintext to a lab that offers no TLS.
+        config.encryption(EncryptionLevel::Required);
+        config.trust_cert();
         config.handshake_timeout(Some(CONNECT_TIMEOUT));
         config.command_timeout(Some(COMMAND_TIMEOUT));
         let address = instance.address.clone();

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use pcfail_lab_tds::{Backend, Event, Login, Message, RpcCall, Session};
+use pcfail_lab_tds::{Backend, Event, Login, Message, RpcCall, Session, WindowsDomain};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -67,9 +67,18 @@ impl Backend for InstanceBackend {
         }
         faults::refresh(&mut w, now);
         let config = &w.config;
-        if !login.user.eq_ignore_ascii_case(&config.login_user)
-            || login.password != config.login_password
-        {
+        // A Windows login arrives verified (the protocol layer checked its NTLM proof): it only
+        // has to be the account SQL Server has a login for.
+        let known = if login.windows {
+            config
+                .windows_login
+                .as_ref()
+                .is_some_and(|(user, _)| login.user.eq_ignore_ascii_case(user))
+        } else {
+            login.user.eq_ignore_ascii_case(&config.login_user)
+                && login.password == config.login_password
+        };
+        if !known {
             return Err(refusal(SqlError::new(18456, &[&login.user])));
         }
         let database = if login.database.is_empty() {
@@ -135,6 +144,38 @@ impl Backend for InstanceBackend {
 
     fn unreachable(&self) -> Option<CancellationToken> {
         lock(&self.world).unreachable_token(self.role)
+    }
+
+    fn windows_domain(&self) -> Option<WindowsDomain> {
+        let w = lock(&self.world);
+        w.config.windows_login.as_ref()?;
+        let instance = w.config.instances.iter().find(|i| i.role == self.role)?;
+        let (netbios, _) = w.config.windows_login.as_ref()?.0.split_once('\\')?;
+        let dns = instance
+            .fqdn
+            .split_once('.')
+            .map(|(_, d)| d)
+            .unwrap_or_default();
+        Some(WindowsDomain {
+            netbios: netbios.to_owned(),
+            dns: dns.to_owned(),
+            computer: instance.name.clone(),
+            dns_computer: instance.fqdn.clone(),
+        })
+    }
+
+    fn windows_password(&self, domain: &str, user: &str) -> Option<String> {
+        let w = lock(&self.world);
+        let (account, password) = w.config.windows_login.as_ref()?;
+        let (netbios, name) = account.split_once('\\')?;
+        let instance = w.config.instances.iter().find(|i| i.role == self.role)?;
+        let dns = instance
+            .fqdn
+            .split_once('.')
+            .map(|(_, d)| d)
+            .unwrap_or_default();
+        let domain_known = domain.eq_ignore_ascii_case(netbios) || domain.eq_ignore_ascii_case(dns);
+        (domain_known && user.eq_ignore_ascii_case(name)).then(|| password.clone())
     }
 }
 

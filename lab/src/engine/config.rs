@@ -53,6 +53,10 @@ pub struct WorldConfig {
     /// Never persisted: `World::restore_runtime` puts it back after loading state.json.
     #[serde(skip)]
     pub login_password: String,
+    /// The Windows account (`DOMAIN\\user`, password) the instances accept through NTLM; set by
+    /// the runtime at every start, never persisted.
+    #[serde(skip)]
+    pub windows_login: Option<(String, String)>,
     pub share: PathBuf,
     pub copy_folder: PathBuf,
     pub backups: PathBuf,

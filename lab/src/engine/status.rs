@@ -90,7 +90,9 @@ pub(crate) fn instance_status(world: &World, inst: &Instance) -> Value {
             })).collect::<Vec<_>>(),
         },
         "jobs": jobs,
-        "backup_history": msdb.backupset.iter().rev().take(HISTORY_ROWS).map(|b| {
+        // The newest rows, and every older full backup: a backup set restored here is recorded here
+        // too, so a busy log-shipping secondary would soon push its one full backup out of view.
+        "backup_history": msdb.backupset.iter().rev().enumerate().filter(|(i, b)| *i < HISTORY_ROWS || b.kind.to_string() == "D").map(|(_, b)| {
             let device = msdb.backupmediafamily.iter().find(|m| m.media_set_id == b.media_set_id).map(|m| m.physical_device_name.clone());
             json!({"database": b.database_name, "type": b.kind.to_string(), "first_lsn": b.first_lsn.to_string(), "last_lsn": b.last_lsn.to_string(), "device": device, "finished": time::display(b.backup_finish_date)})
         }).collect::<Vec<_>>(),

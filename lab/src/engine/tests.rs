@@ -47,6 +47,7 @@ pub(crate) fn config(dir: &Path) -> WorldConfig {
         ],
         login_user: "sa".to_owned(),
         login_password: "Lab-Pa55word".to_owned(),
+        windows_login: None,
         share: dir.join("share"),
         copy_folder: dir.join("backup-copy"),
         backups: dir.join("backups"),
@@ -105,6 +106,7 @@ impl Harness {
             host_name: "test-host".into(),
             server_name: String::new(),
             tds_version: 0x7400_0004,
+            windows: false,
         };
         self.backend(role)
             .login(&login, "127.0.0.1:1".parse().unwrap())
@@ -989,6 +991,7 @@ async fn a_down_instance_refuses_logins_and_drops_its_sessions() {
         host_name: String::new(),
         server_name: String::new(),
         tds_version: 0x7400_0004,
+        windows: false,
     };
     let refused = h
         .backend(Role::BackupMirror)

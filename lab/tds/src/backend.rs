@@ -23,6 +23,22 @@ pub struct Login {
     pub server_name: String,
     /// TDS version the client asked for, as sent (little-endian decoded), e.g. 0x74000004.
     pub tds_version: u32,
+    /// True when Windows authenticated the user (an NTLM login the protocol layer verified with
+    /// [`Backend::windows_password`]); `user` is then `DOMAIN\user` and `password` is empty.
+    pub windows: bool,
+}
+
+/// The Windows domain an instance's host is joined to, as its NTLM CHALLENGE names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WindowsDomain {
+    /// NetBIOS domain name, e.g. `LITWAREINC`.
+    pub netbios: String,
+    /// DNS domain name, e.g. `litwareinc.com`.
+    pub dns: String,
+    /// The host's NetBIOS name, e.g. `DAL-SQL-001`.
+    pub computer: String,
+    /// The host's FQDN.
+    pub dns_computer: String,
 }
 
 /// An ERROR or INFO token's contents [2.2.7.10], [2.2.7.13].
@@ -222,6 +238,17 @@ pub trait Backend: Send + Sync + 'static {
     /// once `token` is cancelled (the host is back: the client's half-open connection is dead).
     /// `None` (the default) is a reachable host.
     fn unreachable(&self) -> Option<CancellationToken> {
+        None
+    }
+
+    /// The domain the host is joined to; `None` (the default): not joined, Windows logins fail.
+    fn windows_domain(&self) -> Option<WindowsDomain> {
+        None
+    }
+
+    /// The password of a domain account as the domain controller knows it, to verify an NTLM
+    /// login; `None` when there is no such account. Names compare case-insensitively.
+    fn windows_password(&self, _domain: &str, _user: &str) -> Option<String> {
         None
     }
 }

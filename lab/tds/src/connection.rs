@@ -1,4 +1,9 @@
-//! One client connection from accept to close: PRELOGIN, LOGIN7, then the request loop.
+//! One client connection from accept to close: PRELOGIN and encryption, LOGIN7 (with its NTLM
+//! exchange for a Windows login), then the request loop.
+//!
+//! Encryption is settled before the connection loop starts (`negotiate`): a TDS 8.0 client's TLS
+//! handshake, or the plaintext PRELOGIN and then, when encryption was agreed, the TLS handshake
+//! inside PRELOGIN packets. Everything after that runs over the resulting [`Transport`].
 //!
 //! The loop always watches three things at once: the socket (so an Attention is seen while a
 //! request runs), the session's cancellation token (KILL, the instance going down) and the server's
@@ -14,16 +19,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::{Backend, Message, Session};
 use crate::error::ProtocolError;
 use crate::login::{self, LoginReply};
+use crate::ntlm;
 use crate::packet::{
-    ClientMessage, DEFAULT_PACKET_SIZE, MessageReader, frame_message, packet_type,
+    ClientMessage, DEFAULT_PACKET_SIZE, HEADER_LEN, MessageReader, frame_message, packet_type,
 };
 use crate::request::{self, RequestError, TmRequest};
 use crate::response::{self, Reply};
+use crate::tls::{Security, Transport, encrypt};
 use crate::token::{TokenWriter, done_status, env_type, token_type};
 
 /// How long a client may take between connecting and finishing its login. SQL Server drops
@@ -52,36 +60,51 @@ impl From<ProtocolError> for End {
 }
 
 /// Serves one accepted socket until it closes.
-pub(crate) async fn serve<B, R, W>(
-    read: R,
-    write: W,
+pub(crate) async fn serve<B: Backend>(
+    tcp: TcpStream,
     peer: SocketAddr,
     backend: Arc<B>,
+    security: Arc<Security>,
     shutdown: CancellationToken,
-) where
-    B: Backend,
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut conn = Connection {
-        reader: MessageReader::new(read),
-        writer: write,
-        peer,
-        server_name: backend.server_name(),
-        spid: 0,
-        packet_size: DEFAULT_PACKET_SIZE,
-        queued: VecDeque::new(),
-        shutdown,
-        next_transaction: 1,
-        transaction: None,
-        tds_version: crate::token::TDS_7_4,
-    };
-    let shutdown = conn.shutdown.clone();
-    if let Some(until) = backend.unreachable() {
-        let end = conn.ignore(&until).await;
-        tracing::debug!(%peer, end = ?end, "unreachable: connection never answered");
+) {
+    // A lost host answers nothing, not even a TLS handshake.
+    if backend.unreachable().is_some() {
+        let (read, write) = tokio::io::split(Transport::Plain(tcp));
+        let mut conn = Connection::new(read, write, peer, &*backend, shutdown.clone());
+        if let Some(until) = backend.unreachable() {
+            let end = conn.ignore(&until).await;
+            tracing::debug!(%peer, end = ?end, "unreachable: connection never answered");
+        }
         return;
     }
+    let version = backend.server_version().1;
+    let negotiated = tokio::select! {
+        r = tokio::time::timeout(LOGIN_TIMEOUT, negotiate(tcp, &security, version)) => match r {
+            Ok(r) => r,
+            Err(_) => Err(ProtocolError::malformed("PRELOGIN", "no PRELOGIN within the login timeout")),
+        },
+        _ = shutdown.cancelled() => return,
+    };
+    let (transport, first) = match negotiated {
+        Ok(Some(ok)) => ok,
+        Ok(None) => {
+            tracing::debug!(%peer, "closing connection: the client cannot encrypt and the instance requires it");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "closing connection during PRELOGIN");
+            return;
+        }
+    };
+    let settled = match transport {
+        Transport::Plain(_) => encrypt::NOT_SUP,
+        Transport::Tls(_) | Transport::Strict(_) => encrypt::ON,
+    };
+    let (read, write) = tokio::io::split(transport);
+    let mut conn = Connection::new(read, write, peer, &*backend, shutdown);
+    conn.settled = settled;
+    conn.reader.prefill(first);
+    let shutdown = conn.shutdown.clone();
     let login = tokio::select! {
         r = tokio::time::timeout(LOGIN_TIMEOUT, conn.login(&*backend)) => match r {
             Ok(r) => r,
@@ -119,9 +142,118 @@ struct Connection<R, W> {
     transaction: Option<u64>,
     /// The TDS version agreed at login (LOGINACK's, big-endian form): it shapes requests and tokens.
     tds_version: u32,
+    /// The ENCRYPTION answer to a PRELOGIN that reaches the connection: ON inside TLS (TDS 8.0),
+    /// NOT_SUP at a plaintext instance.
+    settled: u8,
+}
+
+/// Settles encryption: returns the transport the connection runs over, and the bytes already read
+/// from it that the connection must still see (a client that skips PRELOGIN at a plaintext
+/// instance, or sends its LOGIN7 without waiting for the PRELOGIN answer). `Ok(None)`: the connection must be closed (the instance requires
+/// encryption the client cannot do, or strict encryption and the client did not start with TLS).
+async fn negotiate(
+    mut tcp: TcpStream,
+    security: &Security,
+    version: [u8; 4],
+) -> Result<Option<(Transport, Vec<u8>)>, ProtocolError> {
+    let mut first = [0u8; 1];
+    if tcp.peek(&mut first).await? == 0 {
+        return Ok(Some((Transport::Plain(tcp), Vec::new())));
+    }
+    if security.takes_strict(first[0]) {
+        return Ok(Some((security.accept_strict(tcp).await?, Vec::new())));
+    }
+    if security.strict_only() {
+        return Ok(None);
+    }
+    let (msg, leftover) = {
+        let mut reader = MessageReader::new(&mut tcp);
+        let Some(msg) = reader.next_message().await? else {
+            return Ok(Some((Transport::Plain(tcp), Vec::new())));
+        };
+        (msg, reader.leftover())
+    };
+    if msg.packet_type != packet_type::PRELOGIN {
+        return Ok(security
+            .answer(encrypt::NOT_SUP)
+            .map(|_| (Transport::Plain(tcp), framed(&msg, leftover))));
+    }
+    let client = crate::prelogin::check_client_prelogin(&msg.payload)?;
+    let Some(answer) = security.answer(client) else {
+        // SQL Server answers, then closes: the client learns why from the answer.
+        let reply = crate::prelogin::server_prelogin(version, encrypt::REQ);
+        let mut out = Vec::new();
+        frame_message(
+            &mut out,
+            packet_type::TABULAR_RESULT,
+            0,
+            &reply,
+            DEFAULT_PACKET_SIZE,
+        );
+        let _ = tcp.write_all(&out).await;
+        return Ok(None);
+    };
+    let reply = crate::prelogin::server_prelogin(version, answer);
+    let mut out = Vec::new();
+    frame_message(
+        &mut out,
+        packet_type::TABULAR_RESULT,
+        0,
+        &reply,
+        DEFAULT_PACKET_SIZE,
+    );
+    tcp.write_all(&out).await?;
+    if answer == encrypt::NOT_SUP {
+        return Ok(Some((Transport::Plain(tcp), leftover)));
+    }
+    if !leftover.is_empty() {
+        return Err(ProtocolError::malformed(
+            "PRELOGIN",
+            "the client sent more before the TLS handshake",
+        ));
+    }
+    Ok(Some((security.accept_in_prelogin(tcp).await?, Vec::new())))
+}
+
+/// `msg` framed again as one packet, followed by `rest`: the bytes the connection's reader starts
+/// with when `negotiate` read a message that was not a PRELOGIN.
+fn framed(msg: &ClientMessage, rest: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(msg.payload.len() + HEADER_LEN + rest.len());
+    frame_message(
+        &mut out,
+        msg.packet_type,
+        0,
+        &msg.payload,
+        usize::from(u16::MAX),
+    );
+    out.extend(rest);
+    out
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
+    fn new<B: Backend>(
+        read: R,
+        write: W,
+        peer: SocketAddr,
+        backend: &B,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Connection {
+            reader: MessageReader::new(read),
+            writer: write,
+            peer,
+            server_name: backend.server_name(),
+            spid: 0,
+            packet_size: DEFAULT_PACKET_SIZE,
+            queued: VecDeque::new(),
+            shutdown,
+            next_transaction: 1,
+            transaction: None,
+            tds_version: crate::token::TDS_7_4,
+            settled: encrypt::NOT_SUP,
+        }
+    }
+
     /// Requests carry ALL_HEADERS from TDS 7.2 on [2.2.5.3].
     fn headers(&self) -> bool {
         self.tds_version >= crate::token::TDS_7_2
@@ -158,8 +290,10 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
             let msg = self.next_message().await?;
             match msg.packet_type {
                 packet_type::PRELOGIN => {
+                    // Inside TLS already (TDS 8.0), or a plaintext instance's PRELOGIN that
+                    // `negotiate` passed on: encryption is settled either way.
                     crate::prelogin::check_client_prelogin(&msg.payload)?;
-                    let answer = crate::prelogin::server_prelogin(version);
+                    let answer = crate::prelogin::server_prelogin(version, self.settled);
                     self.send(packet_type::TABULAR_RESULT, &answer).await?;
                 }
                 packet_type::LOGIN7 => break msg,
@@ -172,7 +306,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
                 }
             }
         };
-        let login7 = login::decode_login7(&msg.payload)?;
+        let mut login7 = login::decode_login7(&msg.payload)?;
         let Some(tds_version) = login::negotiated_version(login7.login.tds_version) else {
             let error = login::unsupported_version(login7.login.tds_version, self.peer);
             let tokens =
@@ -183,6 +317,21 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         // The host may have become unreachable since the connection was accepted.
         if let Some(until) = backend.unreachable() {
             return Err(self.ignore(&until).await);
+        }
+        if let Some(negotiate) = login7.sspi.take() {
+            match self.windows_login(backend, &negotiate, tds_version).await? {
+                Some(user) => {
+                    login7.login.user = user;
+                    login7.login.windows = true;
+                    login7.login.password.clear();
+                }
+                None => {
+                    let error = untrusted_domain();
+                    let tokens = login::encode_refusal(&[error], &self.server_name, tds_version);
+                    self.send(packet_type::TABULAR_RESULT, &tokens).await?;
+                    return Err(End::LoginRefused);
+                }
+            }
         }
         let (session, cancel) = match backend.login(&login7.login, self.peer) {
             Ok(ok) => ok,
@@ -208,6 +357,55 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         self.packet_size = packet_size as usize;
         self.tds_version = tds_version;
         Ok((session, cancel))
+    }
+
+    /// The NTLM exchange of a Windows login: CHALLENGE in an SSPI token, AUTHENTICATE in the
+    /// client's next message. Returns `DOMAIN\\user` when the response proves the account's
+    /// password, `None` when it does not (or the host is in no domain).
+    async fn windows_login<B: Backend>(
+        &mut self,
+        backend: &B,
+        negotiate: &[u8],
+        tds_version: u32,
+    ) -> Result<Option<String>, End> {
+        let Some(domain) = backend.windows_domain() else {
+            return Ok(None);
+        };
+        // Kerberos, or SPNEGO around it: the lab's hosts hold no service keys, so the ticket
+        // cannot be decrypted, as on a SQL Server whose SPN's key is not the one the ticket was
+        // issued for; SQL Server answers that failed SSPI handshake with 18452, not a dropped
+        // connection.
+        if !negotiate.starts_with(ntlm::SIGNATURE) {
+            tracing::debug!(peer = %self.peer, "SSPI login that is not NTLM: refused");
+            return Ok(None);
+        }
+        let server_challenge = random_challenge();
+        let target = ntlm::Target {
+            domain: &domain.netbios,
+            computer: &domain.computer,
+            dns_domain: &domain.dns,
+            dns_computer: &domain.dns_computer,
+        };
+        let challenge = ntlm::challenge(negotiate, &target, server_challenge, filetime_now())?;
+        let mut w = TokenWriter::for_version(tds_version);
+        w.sspi(&challenge);
+        self.send(packet_type::TABULAR_RESULT, &w.buf).await?;
+        let msg = self.next_message().await?;
+        // SSPI (0x11) is the message type [2.2.6.8]; tiberius's pure-Rust NTLM sends its
+        // AUTHENTICATE as a second LOGIN7-typed message, which SQL Server takes as well.
+        if msg.packet_type != packet_type::SSPI && msg.packet_type != packet_type::LOGIN7 {
+            return Err(ProtocolError::UnexpectedMessage {
+                packet_type: msg.packet_type,
+                state: "waiting for the SSPI (NTLM AUTHENTICATE) message",
+            }
+            .into());
+        }
+        let auth = ntlm::Authenticate::parse(&msg.payload)?;
+        let proved = backend
+            .windows_password(&auth.domain, &auth.user)
+            .is_some_and(|password| auth.proves(&password, &server_challenge));
+        tracing::debug!(peer = %self.peer, domain = %auth.domain, user = %auth.user, proved, "NTLM login");
+        Ok(proved.then(|| format!("{}\\{}", domain.netbios, auth.user)))
     }
 
     /// The request loop after a successful login.
@@ -401,6 +599,41 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Connection<R, W> {
         self.transaction = Some(id);
         id.to_le_bytes()
     }
+}
+
+/// A Windows login that did not verify: SQL Server's 18452 (the SSPI handshake failed).
+fn untrusted_domain() -> Message {
+    Message {
+        number: 18452,
+        state: 1,
+        class: 14,
+        message: "Login failed. The login is from an untrusted domain and cannot be used with Integrated authentication.".to_owned(),
+        procedure: String::new(),
+        line: 1,
+    }
+}
+
+/// An NTLM server challenge: 8 bytes nobody can predict. std's hasher keys are random per
+/// process and differ per `RandomState`, which is all a lab's challenge needs.
+fn random_challenge() -> [u8; 8] {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish().to_le_bytes()
+}
+
+/// Now as a Windows FILETIME: 100 ns units since 1601-01-01 UTC.
+fn filetime_now() -> u64 {
+    const UNIX_TO_1601_SECS: u64 = 11_644_473_600;
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (since.as_secs() + UNIX_TO_1601_SECS) * 10_000_000 + u64::from(since.subsec_nanos() / 100)
 }
 
 /// SQL Server's answer to an RPC parameter of an unknown type: error 8009, class 16.

@@ -12,24 +12,30 @@
 //!        response + token             Vec<Event> -> tokens (COLMETADATA, ROW, DONE, ...)
 //! ```
 //!
-//! Plaintext only: PRELOGIN answers ENCRYPT_NOT_SUP, so clients must use
-//! `EncryptionLevel::NotSupported`.
+//! Encryption is the instance's [`Security`]: plaintext (PRELOGIN answers ENCRYPT_NOT_SUP),
+//! required (TLS inside PRELOGIN for TDS 7.x, or TDS 8.0), or strict (TDS 8.0 only); see `tls`.
+//! Windows logins (NTLMv2 inside LOGIN7's SSPI) are verified here, against the accounts the
+//! backend knows; see `ntlm`.
 
 mod backend;
 mod connection;
 mod error;
 mod login;
+mod ntlm;
 mod packet;
 mod prelogin;
 mod request;
 mod response;
 mod server;
+mod tls;
 mod token;
 mod wire;
 
 pub use backend::{
     Backend, Column, Event, Login, Message, RpcCall, RpcParam, Session, SqlType, Value,
+    WindowsDomain,
 };
 pub use error::ProtocolError;
-pub use server::run;
+pub use server::{run, run_secured};
+pub use tls::{Encryption, Security};
 pub use token::EncodeError;

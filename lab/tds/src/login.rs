@@ -29,6 +29,8 @@ pub(crate) struct Login7 {
     pub(crate) login: Login,
     /// Requested packet size; 0 means "server default".
     pub(crate) packet_size: u32,
+    /// The SSPI data of an integrated-security login (fIntSecurity): NTLM's NEGOTIATE.
+    pub(crate) sspi: Option<Vec<u8>>,
 }
 
 /// Decodes a LOGIN7 payload. Offsets count from the start of the payload; lengths are in UTF-16
@@ -39,8 +41,12 @@ pub(crate) fn decode_login7(payload: &[u8]) -> Result<Login7, ProtocolError> {
     // [2.2.6.4]: TDSVersion is little-endian here, unlike LOGINACK's big-endian copy.
     let tds_version = r.u32_le("LOGIN7 TDS version")?;
     let packet_size = r.u32_le("LOGIN7 packet size")?;
-    // ClientProgVer, ClientPID, ConnectionID, 4 option-flag bytes, ClientTimeZone, ClientLCID.
-    r.skip(12 + 4 + 8, "LOGIN7 fixed part")?;
+    // ClientProgVer, ClientPID, ConnectionID, then the option flags; ClientTimeZone, ClientLCID.
+    r.skip(12, "LOGIN7 fixed part")?;
+    let flags = r.bytes(4, "LOGIN7 option flags")?;
+    // OptionFlags2 bit 7: fIntSecurity, the login is Windows authentication through SSPI.
+    let integrated = flags[1] & 0x80 != 0;
+    r.skip(8, "LOGIN7 fixed part")?;
     let mut fields = [(0usize, 0usize); 9];
     for f in &mut fields {
         let offset = r.u16_le("LOGIN7 offset table")? as usize;
@@ -61,6 +67,23 @@ pub(crate) fn decode_login7(payload: &[u8]) -> Result<Login7, ProtocolError> {
             })
         };
     let string = |f, what| text(f, what).and_then(|b| utf16le(&b, what));
+    // ClientID (6 bytes), then ibSSPI, cbSSPI (in bytes, not characters); cbSSPILong (after
+    // AtchDBFile and ChangePassword) when cbSSPI is 0xFFFF [2.2.6.4].
+    let sspi = if integrated {
+        r.skip(6, "LOGIN7 ClientID")?;
+        let offset = r.u16_le("LOGIN7 ibSSPI")? as usize;
+        let mut length = r.u16_le("LOGIN7 cbSSPI")? as usize;
+        if length == 0xFFFF {
+            r.skip(8, "LOGIN7 offset table")?;
+            length = r.u32_le("LOGIN7 cbSSPILong")? as usize;
+        }
+        let bytes = payload.get(offset..offset + length).ok_or_else(|| {
+            ProtocolError::malformed("LOGIN7 SSPI", "the SSPI data lies outside the login")
+        })?;
+        Some(bytes.to_vec())
+    } else {
+        None
+    };
     let [
         host,
         user,
@@ -85,8 +108,10 @@ pub(crate) fn decode_login7(payload: &[u8]) -> Result<Login7, ProtocolError> {
             host_name: string(host, "LOGIN7 host name")?,
             server_name: string(server, "LOGIN7 server name")?,
             tds_version,
+            windows: false,
         },
         packet_size,
+        sspi,
     })
 }
 

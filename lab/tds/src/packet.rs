@@ -21,6 +21,7 @@ pub(crate) mod packet_type {
     pub(crate) const ATTENTION: u8 = 0x06;
     pub(crate) const TRANSACTION_MANAGER: u8 = 0x0E;
     pub(crate) const LOGIN7: u8 = 0x10;
+    pub(crate) const SSPI: u8 = 0x11;
     pub(crate) const PRELOGIN: u8 = 0x12;
 }
 
@@ -58,6 +59,17 @@ impl<R: AsyncRead + Unpin> MessageReader<R> {
             buf: Vec::with_capacity(DEFAULT_PACKET_SIZE),
             partial: None,
         }
+    }
+
+    /// Bytes read past the last complete message (a client that sent its next message without
+    /// waiting for the answer), to hand to the reader that takes over the stream.
+    pub(crate) fn leftover(&self) -> Vec<u8> {
+        self.buf.clone()
+    }
+
+    /// Starts with `bytes` already read from the stream (see [`MessageReader::leftover`]).
+    pub(crate) fn prefill(&mut self, bytes: Vec<u8>) {
+        self.buf.extend(bytes);
     }
 
     /// The next complete message, or `None` on a clean end of stream between messages.

@@ -1,8 +1,8 @@
 //! PRELOGIN [2.2.6.5]: check the client's option table and answer with ours.
 //!
-//! The lab speaks plaintext only, so ENCRYPTION is always ENCRYPT_NOT_SUP (0x02): with OFF (0x00)
-//! both tiberius and FreeTDS would still start TLS for the login and fail. Nothing the client sends
-//! in PRELOGIN changes the answer; the table is parsed only to refuse garbage early.
+//! The client's ENCRYPTION option is read out for the negotiation (`tls.rs`); the rest of its table
+//! is parsed only to refuse garbage early. A plaintext instance answers ENCRYPT_NOT_SUP (0x02): with
+//! OFF (0x00) both tiberius and FreeTDS would still start TLS for the login.
 
 use crate::error::ProtocolError;
 use crate::wire::WireReader;
@@ -17,16 +17,19 @@ mod option {
     pub(super) const TERMINATOR: u8 = 0xFF;
 }
 
-const ENCRYPT_NOT_SUP: u8 = 0x02;
+#[cfg(test)]
+const ENCRYPT_NOT_SUP: u8 = crate::tls::encrypt::NOT_SUP;
 
 /// Validates the client's option table: every (token, offset u16 BE, length u16 BE) entry must
-/// point inside the payload, and the table must end with 0xFF.
-pub(crate) fn check_client_prelogin(payload: &[u8]) -> Result<(), ProtocolError> {
+/// point inside the payload, and the table must end with 0xFF. Returns the client's ENCRYPTION
+/// value; a client that leaves it out is taken as ENCRYPT_OFF, the option's default [2.2.6.5].
+pub(crate) fn check_client_prelogin(payload: &[u8]) -> Result<u8, ProtocolError> {
     let mut r = WireReader::new(payload);
+    let mut encryption = crate::tls::encrypt::OFF;
     loop {
         let token = r.u8("PRELOGIN option table")?;
         if token == option::TERMINATOR {
-            return Ok(());
+            return Ok(encryption);
         }
         let b = r.bytes(4, "PRELOGIN option entry")?;
         let offset = u16::from_be_bytes([b[0], b[1]]) as usize;
@@ -40,6 +43,9 @@ pub(crate) fn check_client_prelogin(payload: &[u8]) -> Result<(), ProtocolError>
                 ),
             ));
         }
+        if token == option::ENCRYPTION && length >= 1 {
+            encryption = payload[offset];
+        }
     }
 }
 
@@ -47,13 +53,14 @@ pub(crate) fn check_client_prelogin(payload: &[u8]) -> Result<(), ProtocolError>
 ///
 /// `version` is the 4 LOGINACK version bytes (major, minor, build high, build low); PRELOGIN carries
 /// them as major, minor, build (u16 BE), then a u16 sub-build we leave 0.
-pub(crate) fn server_prelogin(version: [u8; 4]) -> Vec<u8> {
+/// `encryption` is the negotiated ENCRYPTION answer (`tls.rs`).
+pub(crate) fn server_prelogin(version: [u8; 4], encryption: u8) -> Vec<u8> {
     let options: [(u8, Vec<u8>); 5] = [
         (
             option::VERSION,
             vec![version[0], version[1], version[2], version[3], 0, 0],
         ),
-        (option::ENCRYPTION, vec![ENCRYPT_NOT_SUP]),
+        (option::ENCRYPTION, vec![encryption]),
         // 0x00: "the instance name matched" [2.2.6.5]; needed when a client names an instance.
         (option::INSTOPT, vec![0x00]),
         // Empty THREADID: tiberius asserts a present value is zero in debug builds.
@@ -81,8 +88,8 @@ mod tests {
 
     #[test]
     fn answer_is_a_well_formed_table_saying_encryption_not_supported() {
-        let answer = server_prelogin([16, 0, 0x10, 0x7F]);
-        check_client_prelogin(&answer).unwrap();
+        let answer = server_prelogin([16, 0, 0x10, 0x7F], ENCRYPT_NOT_SUP);
+        assert_eq!(check_client_prelogin(&answer).unwrap(), ENCRYPT_NOT_SUP);
         // ENCRYPTION entry is the second one: token 1 at bytes 5..10.
         assert_eq!(answer[5], option::ENCRYPTION);
         let off = u16::from_be_bytes([answer[6], answer[7]]) as usize;

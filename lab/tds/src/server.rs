@@ -11,10 +11,22 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backend::Backend;
+use crate::tls::Security;
 
-/// Serves TDS on `listener` until `shutdown` is cancelled, then stops accepting, closes every
-/// connection (each one watches the same token) and returns when all of them are gone.
+/// Serves plaintext TDS on `listener` until `shutdown` is cancelled (see [`run_secured`]).
 pub async fn run<B: Backend>(listener: TcpListener, backend: Arc<B>, shutdown: CancellationToken) {
+    run_secured(listener, backend, Arc::new(Security::plaintext()), shutdown).await
+}
+
+/// Serves TDS on `listener` with `security`'s encryption until `shutdown` is cancelled, then stops
+/// accepting, closes every connection (each one watches the same token) and returns when all of
+/// them are gone.
+pub async fn run_secured<B: Backend>(
+    listener: TcpListener,
+    backend: Arc<B>,
+    security: Arc<Security>,
+    shutdown: CancellationToken,
+) {
     let connections = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
@@ -29,12 +41,11 @@ pub async fn run<B: Backend>(listener: TcpListener, backend: Arc<B>, shutdown: C
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!(%peer, error = %e, "could not set TCP_NODELAY");
                 }
-                let (read, write) = stream.into_split();
                 connections.spawn(crate::connection::serve(
-                    read,
-                    write,
+                    stream,
                     peer,
                     backend.clone(),
+                    security.clone(),
                     shutdown.clone(),
                 ));
             }

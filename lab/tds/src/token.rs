@@ -21,6 +21,7 @@ pub(crate) mod token_type {
     pub(crate) const LOGINACK: u8 = 0xAD;
     pub(crate) const ROW: u8 = 0xD1;
     pub(crate) const ENVCHANGE: u8 = 0xE3;
+    pub(crate) const SSPI: u8 = 0xED;
     pub(crate) const DONE: u8 = 0xFD;
     pub(crate) const DONEPROC: u8 = 0xFE;
     pub(crate) const DONEINPROC: u8 = 0xFF;
@@ -275,6 +276,14 @@ impl TokenWriter {
             w.b_varchar(program);
             w.buf.extend_from_slice(&version);
         });
+    }
+
+    /// SSPI [2.2.7.22]: a u16 length, then the security package's bytes (NTLM's CHALLENGE).
+    pub(crate) fn sspi(&mut self, data: &[u8]) {
+        self.u8(token_type::SSPI);
+        self.buf
+            .extend_from_slice(&(data.len() as u16).to_le_bytes());
+        self.buf.extend_from_slice(data);
     }
 
     /// RETURNSTATUS [2.2.7.17].

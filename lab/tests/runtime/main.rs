@@ -6,6 +6,7 @@ mod daemon;
 mod disaster;
 mod lifecycle;
 mod log_shipping;
+mod real_site;
 mod status_json;
 mod support;
 mod windows_paths;

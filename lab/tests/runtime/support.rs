@@ -19,7 +19,7 @@ pub fn fast_options(dir: &std::path::Path) -> LabOptions {
         copy_every_min: 1,
         restore_every_min: 1,
         tick_ms: 20,
-        ..LabOptions::new(dir)
+        ..LabOptions::plain(dir)
     }
 }
 

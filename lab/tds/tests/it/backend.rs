@@ -17,11 +17,16 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
-use pcfail_lab_tds::{Backend, Column, Event, Login, Message, RpcCall, Session, SqlType, Value};
+use pcfail_lab_tds::{
+    Backend, Column, Event, Login, Message, RpcCall, Session, SqlType, Value, WindowsDomain,
+};
 use tokio_util::sync::CancellationToken;
 
 pub const PASSWORD: &str = "Lab-Pässw0rd!";
 pub const SERVER_NAME: &str = "ATL-SQL-001";
+/// The one Windows account the test domain knows, and its password.
+pub const WINDOWS_USER: &str = "LITWAREINC\\pcfail";
+pub const WINDOWS_PASSWORD: &str = "Wïndows-Pa55!";
 
 #[derive(Default)]
 pub struct TestBackend {
@@ -82,7 +87,12 @@ impl Backend for TestBackend {
         login: &Login,
         _peer: SocketAddr,
     ) -> Result<(TestSession, CancellationToken), Vec<Message>> {
-        if login.user != "sa" || login.password != PASSWORD {
+        let known = if login.windows {
+            login.user == WINDOWS_USER
+        } else {
+            login.user == "sa" && login.password == PASSWORD
+        };
+        if !known {
             return Err(vec![Message {
                 number: 18456,
                 state: 1,
@@ -111,6 +121,22 @@ impl Backend for TestBackend {
 
     fn server_name(&self) -> String {
         SERVER_NAME.to_owned()
+    }
+
+    fn windows_domain(&self) -> Option<WindowsDomain> {
+        Some(WindowsDomain {
+            netbios: "LITWAREINC".into(),
+            dns: "litwareinc.com".into(),
+            computer: SERVER_NAME.into(),
+            dns_computer: "atl-sql-001.litwareinc.com".into(),
+        })
+    }
+
+    fn windows_password(&self, domain: &str, user: &str) -> Option<String> {
+        let (d, u) = WINDOWS_USER.split_once('\\').unwrap();
+        let domain_known =
+            domain.eq_ignore_ascii_case(d) || domain.eq_ignore_ascii_case("litwareinc.com");
+        (domain_known && user.eq_ignore_ascii_case(u)).then(|| WINDOWS_PASSWORD.to_owned())
     }
 }
 

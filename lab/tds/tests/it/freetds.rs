@@ -15,13 +15,18 @@ use crate::backend::{PASSWORD, done, error};
 
 const TSQL: &str = "/usr/bin/tsql";
 
-struct Output {
-    stdout: String,
-    stderr: String,
+pub(crate) struct Output {
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// Runs `tsql` with `input` on stdin; `tdsver` sets TDSVER.
-async fn tsql(server: &Server, password: &str, input: &str, tdsver: Option<&str>) -> Output {
+pub(crate) async fn tsql(
+    server: &Server,
+    password: &str,
+    input: &str,
+    tdsver: Option<&str>,
+) -> Output {
     assert!(
         std::path::Path::new(TSQL).exists(),
         "{TSQL} is missing: install the Debian package `freetds-bin` (CI installs it) to run the FreeTDS tests"

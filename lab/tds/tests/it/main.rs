@@ -5,6 +5,7 @@ mod backend;
 mod freetds;
 mod robustness;
 mod tiberius_client;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,12 +33,20 @@ impl Server {
     }
 
     pub async fn start_with(backend: Arc<TestBackend>) -> Server {
+        Self::start_secured(backend, pcfail_lab_tds::Security::plaintext()).await
+    }
+
+    pub async fn start_secured(
+        backend: Arc<TestBackend>,
+        security: pcfail_lab_tds::Security,
+    ) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(pcfail_lab_tds::run(
+        let task = tokio::spawn(pcfail_lab_tds::run_secured(
             listener,
             backend.clone(),
+            Arc::new(security),
             shutdown.clone(),
         ));
         Server {

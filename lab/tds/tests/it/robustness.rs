@@ -117,6 +117,57 @@ fn login7(password: &str) -> Vec<u8> {
     head
 }
 
+/// [`login7`] for Windows authentication: fIntSecurity set, `token` as its SSPI data and no
+/// user name or password [2.2.6.4].
+fn login7_integrated(token: &[u8]) -> Vec<u8> {
+    let mut login = login7("");
+    // OptionFlags2 (after Length, TDSVersion, PacketSize, ClientProgVer, ClientPID,
+    // ConnectionID and OptionFlags1): fIntSecurity.
+    login[25] |= 0x80;
+    let offset = login.len() as u16;
+    // ibSSPI and cbSSPI follow the nine offset/length pairs (from byte 36) and ClientID.
+    login[78..80].copy_from_slice(&offset.to_le_bytes());
+    login[80..82].copy_from_slice(&(token.len() as u16).to_le_bytes());
+    login.extend_from_slice(token);
+    login
+}
+
+/// SQL Server answers an SSPI token it cannot verify with 18452 (the lab's hosts hold no
+/// Kerberos keys), and keeps serving: the connection ends with the refusal, not before it.
+#[tokio::test]
+async fn a_kerberos_token_is_refused_with_18452_like_a_server_without_the_spns_key() {
+    let server = Server::start().await;
+    // The start of a GSS-API initial context token for Kerberos V5 [RFC 2743 3.1, RFC 1964]:
+    // APPLICATION 0, then the mechanism OID 1.2.840.113554.1.2.2.
+    let kerberos = [
+        0x60, 0x82, 0x02, 0x10, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x12, 0x01, 0x02, 0x02,
+        0x01, 0x00, 0x6E, 0x82,
+    ];
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    s.write_all(&packet(0x12, &[0xFF])).await.unwrap();
+    let (ty, _) = within("prelogin answer", read_message(&mut s))
+        .await
+        .unwrap();
+    assert_eq!(ty, 0x04);
+    s.write_all(&packet(0x10, &login7_integrated(&kerberos)))
+        .await
+        .unwrap();
+    let (ty, tokens) = within("login answer", read_message(&mut s))
+        .await
+        .expect("an answer, not a dropped connection");
+    assert_eq!(ty, 0x04);
+    // ERROR token (0xAA), its length (u16), then the number [2.2.7.10].
+    let error = tokens
+        .iter()
+        .position(|b| *b == 0xAA)
+        .expect("an ERROR token");
+    let number = u32::from_le_bytes(tokens[error + 3..error + 7].try_into().unwrap());
+    assert_eq!(number, 18452);
+    assert!(!tokens.contains(&0xAD), "no LOGINACK");
+    let mut client = server.connect().await;
+    assert!(first_row(&mut client, "SELECT 1").await.is_some());
+}
+
 /// A logged-in raw socket.
 async fn raw_login(server: &Server) -> TcpStream {
     let mut s = TcpStream::connect(server.addr).await.unwrap();
