@@ -279,7 +279,10 @@ fn plan_check_passes_before_a_failover_and_fails_for_a_failback_without_a_primar
             // The fail-back mirrors the primary's `mgc` again: its mirror is needed too.
             (
                 "instance `primary_mirror` reachable, sysadmin".to_owned(),
-                "`primary_mirror` did not answer within 2s; the connection was abandoned".to_owned()
+                format!(
+                    "cannot reach `primary_mirror` at 127.0.0.1\\PCHAT (SQL Browser on UDP port {}): SQL Browser did not answer for instance `PCHAT` (the host does not answer, its SQL Browser service is stopped, or it has no instance of that name)",
+                    rig.manifest().instance(Role::PrimaryMirror).and_then(|i| i.browser).expect("a Browser").port()
+                )
             ),
             // A fail-back starts from a failed-over pool, whose backup `mgc` is online.
             (
