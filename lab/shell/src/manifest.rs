@@ -25,6 +25,10 @@ pub(crate) struct LabManifest {
     /// The lab variants in force (docs/lab.md); the shell reads the ones about cmdlets.
     #[serde(default)]
     pub variants: BTreeMap<String, String>,
+    /// How the lab's instances treat encryption (`not_supported`, `required`, `strict`); absent in
+    /// a lab.json from before TLS came to the lab, which means plaintext.
+    #[serde(default)]
+    pub encryption: Option<String>,
 }
 
 impl LabManifest {
