@@ -336,7 +336,6 @@ impl Batch {
             }
         }
         let files = std::mem::take(&mut self.files);
-        // `renamed`: how many were renamed into place before this one.
         for (renamed, w) in files.iter().enumerate() {
             crate::crash::point("before a copied log backup is renamed into place");
             if let Err(source) = fs::rename(&w.tmp, &w.dst) {
