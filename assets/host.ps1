@@ -3,15 +3,18 @@
 # pcfail starts this script once per run as -EncodedCommand (base64 of its UTF-16LE text: no file on
 # disk, so no execution policy applies to it) and sends one JSON request per line on stdin. Each
 # request holds exactly one PowerShell statement; the answer is one line on stdout starting with
-# 'PCFAIL-RESULT '. Reading line by line with [Console]::In avoids the REPL rules of '-Command -'
+# 'PCFAIL-RESULT '. Reading line by line from standard input avoids the REPL rules of '-Command -'
 # (blank lines after multi-line statements, $ErrorActionPreference not carried across statements).
 
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 $ConfirmPreference = 'None'
+# UTF-8 on the standard streams themselves, not through [Console]::InputEncoding/OutputEncoding: a
+# process without a console (started by a service or a scheduled task) has no console encoding to
+# set, and setting it fails ("The handle is invalid."), which would end the script before READY.
 $utf8 = New-Object System.Text.UTF8Encoding $false
-[Console]::InputEncoding = $utf8
-[Console]::OutputEncoding = $utf8
+$stdin = New-Object System.IO.StreamReader -ArgumentList ([Console]::OpenStandardInput()), $utf8
+$stdout = New-Object System.IO.StreamWriter -ArgumentList ([Console]::OpenStandardOutput()), $utf8
 
 # Objects become JSON-friendly values: enums by name (ConvertTo-Json in 5.1 would write numbers),
 # CommandInfo as its name and parameter names, other objects as their properties, three levels deep.
@@ -51,8 +54,8 @@ function ConvertTo-PcfailValue {
 function Write-PcfailLine {
     param([string]$Prefix, $Object)
     $json = ConvertTo-Json -InputObject $Object -Depth 8 -Compress
-    [Console]::Out.WriteLine($Prefix + $json)
-    [Console]::Out.Flush()
+    $stdout.WriteLine($Prefix + $json)
+    $stdout.Flush()
 }
 
 function New-PcfailError {
@@ -92,7 +95,7 @@ $ready = [ordered]@{ protocol = 1; host = 'powershell'; version = $PSVersionTabl
 Write-PcfailLine 'PCFAIL-READY ' $ready
 
 while ($true) {
-    $line = [Console]::In.ReadLine()
+    $line = $stdin.ReadLine()
     if ($null -eq $line) { break }
     if ($line.Trim().Length -eq 0) { continue }
     $output = New-Object System.Collections.ArrayList

@@ -164,6 +164,15 @@ pub struct LabUpArgs {
     /// Bare TCP ports instead of named instances behind SQL Browser
     #[arg(long)]
     pub ports: bool,
+    /// The backup instance's log-shipping secondary restores WITH STANDBY (new labs only)
+    #[arg(long)]
+    pub standby_secondary: bool,
+    /// Each SQL Server instance runs under its own service account, so mirroring partners need CONNECT grants (new labs only)
+    #[arg(long)]
+    pub distinct_service_accounts: bool,
+    /// Each instance has only its own data directory, so a restore into another's needs MOVE (new labs only)
+    #[arg(long)]
+    pub data_paths_per_instance: bool,
     /// Give BACKUP and RESTORE a run time proportional to their size, at N MB per lab second
     #[arg(long, value_name = "N")]
     pub io_mb_per_s: Option<f64>,

@@ -650,6 +650,9 @@ fn lab_up(
     options.windows_paths = !args.linux_paths;
     options.encryption = args.encryption;
     options.named_instances = !args.ports;
+    options.standby_secondary = args.standby_secondary;
+    options.distinct_service_accounts = args.distinct_service_accounts;
+    options.data_paths_per_instance = args.data_paths_per_instance;
     let program = std::env::current_exe().map_err(|e| {
         Error::Output(std::io::Error::new(
             e.kind(),

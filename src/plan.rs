@@ -178,7 +178,7 @@ mod tests {
     }
 
     #[test]
-    fn failover_follows_microsofts_order() {
+    fn failover_follows_microsofts_steps_with_service_before_mirroring() {
         let plan = Plan::build(&shipped(), Operation::Failover);
         let actions: Vec<&str> = plan.steps.iter().map(|s| s.action.name()).collect();
         assert_eq!(
@@ -190,17 +190,18 @@ mod tests {
                 "end_sessions",
                 "recover_database",
                 "pause",
+                "fail_over_management_store",
                 "set_pool_state",
-                "mirror_database",
-                "mirror_database",
                 "set_active_servers",
+                "mirror_database",
+                "mirror_database",
             ]
         );
         assert_eq!(plan.point_of_no_return(), Some(1));
     }
 
     #[test]
-    fn failback_restores_primary_and_reships_logs() {
+    fn failback_restores_mirrors_reships_logs_then_serves() {
         let plan = Plan::build(&shipped(), Operation::Failback);
         let actions: Vec<&str> = plan.steps.iter().map(|s| s.action.name()).collect();
         assert_eq!(
@@ -212,9 +213,12 @@ mod tests {
                 "backup_database",
                 "pause",
                 "restore_database",
+                "mirror_database",
                 "configure_log_shipping",
-                "set_active_servers",
                 "set_pool_state",
+                "wait_for_replication",
+                "set_active_servers",
+                "test_persistent_chat",
             ]
         );
         let restore = sql_texts(&plan)
@@ -230,7 +234,7 @@ mod tests {
         let plan = Plan::build(&shipped(), Operation::Failover);
         let partners: Vec<(Role, String)> = sql_texts(&plan)
             .into_iter()
-            .filter(|(n, _, t)| *n == 8 && t.contains("SET PARTNER ="))
+            .filter(|(n, _, t)| *n == 10 && t.contains("SET PARTNER ="))
             .map(|(_, r, t)| (r, t))
             .collect();
         assert_eq!(

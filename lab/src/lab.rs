@@ -624,7 +624,7 @@ fn load_or_create_world(
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let now = wall_clock();
-            let config = topology::world_config(
+            let mut config = topology::world_config(
                 dir,
                 password,
                 opts.backup_every_min,
@@ -632,6 +632,9 @@ fn load_or_create_world(
                 opts.restore_every_min,
                 opts.windows_paths,
             );
+            config.standby_secondary = opts.standby_secondary;
+            config.distinct_service_accounts = opts.distinct_service_accounts;
+            config.data_paths_per_instance = opts.data_paths_per_instance;
             Ok((World::new_hadr(config, now), now))
         }
         Err(e) => Err(LabError::io("read", state_path, e)),

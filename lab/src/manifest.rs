@@ -51,6 +51,9 @@ pub struct Manifest {
     pub lab_time_ms: Option<i64>,
     pub instances: Vec<ManifestInstance>,
     pub persistent_chat_servers: Vec<ChatServer>,
+    /// The Front End servers that can run the Central Management Server's master, by data center.
+    #[serde(default)]
+    pub front_end_servers: Vec<ChatServer>,
     /// The active Persistent Chat servers the lab started with (cms.json holds the current ones).
     pub active_servers: Vec<String>,
     pub share: PathBuf,
@@ -186,6 +189,13 @@ impl Manifest {
                 data_center: (*dc).to_owned(),
             })
             .collect::<Vec<_>>();
+        let front_end_servers = topology::FRONT_END_SERVERS
+            .iter()
+            .map(|(fqdn, dc)| ChatServer {
+                fqdn: (*fqdn).to_owned(),
+                data_center: (*dc).to_owned(),
+            })
+            .collect::<Vec<_>>();
         let active_servers = topology::initial_active_servers();
         Manifest {
             protocol: PROTOCOL,
@@ -202,6 +212,7 @@ impl Manifest {
             lab_time_ms: None,
             instances,
             persistent_chat_servers,
+            front_end_servers,
             active_servers,
             share: dir.join("share"),
             copy_folder: dir.join("backup-copy"),

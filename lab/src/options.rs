@@ -41,6 +41,20 @@ pub struct LabOptions {
     /// Each instance is a named instance (`PCHAT`) behind its host's SQL Browser (UDP), as lab.json
     /// records; false: clients use the TCP ports alone.
     pub named_instances: bool,
+    /// The backup instance's log-shipping secondary restores WITH STANDBY (restore_mode 1): between
+    /// restores its `mgc` is ONLINE, read-only, with is_in_standby = 1 (reference A.1, C). Off by
+    /// default (NORECOVERY, as Microsoft's Persistent Chat HA/DR page configures it). Only for a new lab.
+    pub standby_secondary: bool,
+    /// Each SQL Server instance's service runs under its own Windows account
+    /// (`LITWAREINC\svc-dal-sql-001`), so mirroring partners need a login and `GRANT CONNECT ON
+    /// ENDPOINT` on each other's instance (reference J.5). Off by default: one account for all four,
+    /// which needs no grant. Only for a new lab.
+    pub distinct_service_accounts: bool,
+    /// Each instance has only its own data directory (`...\DATA\<name>`, which
+    /// `SERVERPROPERTY('InstanceDefaultDataPath')` gives): a full restore that would create a file in
+    /// another instance's directory fails with 5133/3156/3119 unless MOVE relocates it (reference
+    /// J.3). Off by default, where every path is accepted. Only for a new lab.
+    pub data_paths_per_instance: bool,
 }
 
 /// The `--encryption` values, in the order of [`Encryption`]'s variants.
@@ -85,6 +99,9 @@ impl LabOptions {
             windows_paths: true,
             encryption: Encryption::Required,
             named_instances: true,
+            standby_secondary: false,
+            distinct_service_accounts: false,
+            data_paths_per_instance: false,
         }
     }
 
@@ -102,7 +119,8 @@ impl LabOptions {
 
     /// The arguments `lab up` gives the `pcfail` binary to run this lab as a detached daemon:
     /// `lab up --foreground --dir DIR --clock-speed S --backup-every-min B --copy-every-min C
-    /// --restore-every-min R --tick-ms T --encryption E [--linux-paths] [--ports] [--io-mb-per-s N]
+    /// --restore-every-min R --tick-ms T --encryption E [--linux-paths] [--ports] [--standby-secondary]
+    /// [--distinct-service-accounts] [--data-paths-per-instance] [--io-mb-per-s N]
     /// [--variant NAME=VALUE]...`. The CLI must accept exactly these flags.
     pub fn foreground_args(&self) -> Vec<OsString> {
         let mut args: Vec<OsString> = ["lab", "up", "--foreground", "--dir"]
@@ -127,6 +145,18 @@ impl LabOptions {
         }
         if !self.named_instances {
             args.push("--ports".into());
+        }
+        for (on, flag) in [
+            (self.standby_secondary, "--standby-secondary"),
+            (
+                self.distinct_service_accounts,
+                "--distinct-service-accounts",
+            ),
+            (self.data_paths_per_instance, "--data-paths-per-instance"),
+        ] {
+            if on {
+                args.push(flag.into());
+            }
         }
         if let Some(rate) = self.io_mb_per_s {
             args.push("--io-mb-per-s".into());
@@ -164,6 +194,18 @@ impl LabOptions {
                 }
                 "--ports" => {
                     opts.named_instances = false;
+                    continue;
+                }
+                "--standby-secondary" => {
+                    opts.standby_secondary = true;
+                    continue;
+                }
+                "--distinct-service-accounts" => {
+                    opts.distinct_service_accounts = true;
+                    continue;
+                }
+                "--data-paths-per-instance" => {
+                    opts.data_paths_per_instance = true;
                     continue;
                 }
                 _ => {}
@@ -249,6 +291,9 @@ mod tests {
             windows_paths: false,
             encryption: Encryption::Strict,
             named_instances: false,
+            standby_secondary: true,
+            distinct_service_accounts: true,
+            data_paths_per_instance: true,
             ..LabOptions::new("/tmp/lab")
         };
         assert_eq!(LabOptions::from_foreground_args(o.foreground_args()), Ok(o));

@@ -71,6 +71,15 @@ pub const PERSISTENT_CHAT_SERVERS: [(&str, &str); 4] = [
     ("dal-pc-002.litwareinc.com", "DAL"),
 ];
 
+/// Front End servers, one per data center, each able to run the Central Management Server's master
+/// (Get-CsManagementStoreReplicationStatus -CentralManagementStoreStatus names it `ActiveMasterFqdn`).
+/// The lab's Central Management Store starts in the backup data center (DAL), so that losing ATL, the
+/// lab's usual disaster, leaves it reachable; a test puts it in ATL through cms.json (docs/lab.md).
+pub const FRONT_END_SERVERS: [(&str, &str); 2] = [
+    ("atl-fe-001.litwareinc.com", "ATL"),
+    ("dal-fe-001.litwareinc.com", "DAL"),
+];
+
 /// The `mgc` database mirroring endpoint port; 5022 is the SSMS wizard's customary default (reference E.1).
 const MIRRORING_PORT: u16 = 5022;
 
@@ -136,6 +145,9 @@ pub(crate) fn world_config(
         backup_every_min,
         copy_every_min,
         restore_every_min,
+        standby_secondary: false,
+        distinct_service_accounts: false,
+        data_paths_per_instance: false,
         chat_messages_per_min: CHAT_MESSAGES_PER_MIN,
         chat_servers: chat_servers(),
         initial_active_servers: initial_active_servers(),

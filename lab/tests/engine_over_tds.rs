@@ -72,6 +72,9 @@ async fn start() -> Lab {
         backup_every_min: 5,
         copy_every_min: 15,
         restore_every_min: 15,
+        standby_secondary: false,
+        distinct_service_accounts: false,
+        data_paths_per_instance: false,
         chat_messages_per_min: 6,
         chat_servers: vec![
             ("atl-pc-001.litwareinc.com".into(), "ATL".into()),

@@ -79,23 +79,40 @@ impl ApplyLogBackups {
 /// is already recovered takes no more log backups: nothing is left to do for this step.
 impl ApplyLogBackups {
     /// The chain, or None when the database no longer accepts log backups because it is recovered.
-    async fn chain(&self, s: &mut Session<'_>) -> Result<Option<ChainPlan>, StepError> {
-        let redo = match probe::redo_start_lsn(s, self.instance, &self.database).await? {
-            Some(lsn) => lsn,
-            None => {
-                let state = probe::database(s, self.instance, &self.database).await?;
-                return match state {
-                    Some(db) if db.is_recovered() => Ok(None),
-                    Some(db) => Err(StepError::Failed(format!(
-                        "`{}` on `{}` is {}, not restoring: no log backup can be applied to it",
-                        self.database, self.instance, db.state_desc
-                    ))),
-                    None => Err(StepError::Failed(format!(
-                        "`{}` does not exist on `{}`",
+    /// The LSN the next log backup must cover, or None when the database is recovered. A STANDBY
+    /// secondary is ONLINE with `is_in_standby = 1` (reference C) and need not show a
+    /// `redo_start_lsn` (documented only for RESTORING files): there the last log restored, from
+    /// msdb's restore history, ends where the next one must begin.
+    pub(crate) async fn redo_point(&self, s: &mut Session<'_>) -> Result<Option<i128>, StepError> {
+        if let Some(lsn) = probe::redo_start_lsn(s, self.instance, &self.database).await? {
+            return Ok(Some(lsn));
+        }
+        let state = probe::database(s, self.instance, &self.database).await?;
+        match state {
+            Some(db) if db.is_recovered() => Ok(None),
+            Some(db) if db.is_in_standby => {
+                match probe::last_restore(s, self.instance, &self.database).await? {
+                    Some((_, false, last)) => Ok(Some(last)),
+                    _ => Err(StepError::Failed(format!(
+                        "`{}` on `{}` is a STANDBY secondary, but msdb records no restore of it that left it able to take log backups, so where its log chain ends is unknown",
                         self.database, self.instance
                     ))),
-                };
+                }
             }
+            Some(db) => Err(StepError::Failed(format!(
+                "`{}` on `{}` is {}, not restoring: no log backup can be applied to it",
+                self.database, self.instance, db.state_desc
+            ))),
+            None => Err(StepError::Failed(format!(
+                "`{}` does not exist on `{}`",
+                self.database, self.instance
+            ))),
+        }
+    }
+
+    async fn chain(&self, s: &mut Session<'_>) -> Result<Option<ChainPlan>, StepError> {
+        let Some(redo) = self.redo_point(s).await? else {
+            return Ok(None);
         };
         let folder = self
             .copy_folder

@@ -14,6 +14,7 @@ mod cmdlet;
 mod configure_log_shipping;
 mod copy_log_backups;
 mod end_sessions;
+mod fail_over_management_store;
 mod install_mirror_database;
 mod mirror_database;
 mod pause;
@@ -24,6 +25,8 @@ mod restore_database;
 mod set_active_servers;
 mod set_pool_state;
 mod sql;
+mod test_persistent_chat;
+mod wait_for_replication;
 
 use std::time::Duration;
 
@@ -41,6 +44,8 @@ pub use cmdlet::Cmdlet;
 pub use configure_log_shipping::ConfigureLogShipping;
 pub use copy_log_backups::CopyLogBackups;
 pub use end_sessions::EndSessions;
+pub use fail_over_management_store::FailOverManagementStore;
+pub(crate) use fail_over_management_store::active_master;
 pub use install_mirror_database::InstallMirrorDatabase;
 pub use mirror_database::MirrorDatabase;
 pub use pause::Pause;
@@ -51,6 +56,9 @@ pub use restore_database::RestoreDatabase;
 pub use set_active_servers::SetActiveServers;
 pub use set_pool_state::{PoolState, SetPoolState};
 pub use sql::Sql;
+pub(crate) use test_persistent_chat::CAPTURE_KEY as CHAT_TEST_KEY;
+pub use test_persistent_chat::TestPersistentChat;
+pub use wait_for_replication::WaitForReplication;
 
 /// One rendered command: what an executor sends, where, and under which condition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -123,6 +131,9 @@ pub enum Action {
     RestoreDatabase(RestoreDatabase),
     /// Boxed: it carries many names and paths, the other variants a few words.
     ConfigureLogShipping(Box<ConfigureLogShipping>),
+    FailOverManagementStore(FailOverManagementStore),
+    WaitForReplication(WaitForReplication),
+    TestPersistentChat(TestPersistentChat),
     Pause(Pause),
     Sql(Sql),
     Cmdlet(Cmdlet),
@@ -146,6 +157,9 @@ macro_rules! each {
             Action::BackupLogTail($a) => $body,
             Action::RestoreDatabase($a) => $body,
             Action::ConfigureLogShipping($a) => $body,
+            Action::FailOverManagementStore($a) => $body,
+            Action::WaitForReplication($a) => $body,
+            Action::TestPersistentChat($a) => $body,
             Action::Pause($a) => $body,
             Action::Sql($a) => $body,
             Action::Cmdlet($a) => $body,
@@ -170,6 +184,9 @@ impl Action {
         "backup_log_tail",
         "restore_database",
         "configure_log_shipping",
+        "fail_over_management_store",
+        "wait_for_replication",
+        "test_persistent_chat",
         "pause",
         "sql",
         "cmdlet",
@@ -201,6 +218,11 @@ impl Action {
             "configure_log_shipping" => {
                 Action::ConfigureLogShipping(Box::new(ConfigureLogShipping::parse(r)?))
             }
+            "fail_over_management_store" => {
+                Action::FailOverManagementStore(FailOverManagementStore::parse(r)?)
+            }
+            "wait_for_replication" => Action::WaitForReplication(WaitForReplication::parse(r)?),
+            "test_persistent_chat" => Action::TestPersistentChat(TestPersistentChat::parse(r)?),
             "pause" => Action::Pause(Pause::parse(r)?),
             "sql" => Action::Sql(Sql::parse(r)?),
             "cmdlet" => Action::Cmdlet(Cmdlet::parse(r)?),
@@ -340,10 +362,16 @@ mod tests {
                     instance: Role::Backup,
                     database: "mgc".into(),
                 }),
-                vec![sql(
-                    Role::Backup,
-                    "EXEC master.dbo.sp_delete_log_shipping_secondary_database @secondary_database = N'mgc'",
-                )],
+                vec![
+                    Command::Computed {
+                        what: "EXEC msdb.dbo.sp_update_job @job_id = N'<id>', @enabled = 0 for the copy job and the restore job of `mgc`, then wait until neither runs (msdb.dbo.sysjobactivity) and no BACKUP or RESTORE works on `mgc` (sys.dm_exec_requests)".into(),
+                        from: "msdb.dbo.log_shipping_secondary (copy_job_id, restore_job_id) on backup".into(),
+                    },
+                    sql(
+                        Role::Backup,
+                        "EXEC master.dbo.sp_delete_log_shipping_secondary_database @secondary_database = N'mgc'",
+                    ),
+                ],
             ),
             (
                 Action::RecoverDatabase(RecoverDatabase {
@@ -390,6 +418,10 @@ mod tests {
                         Role::Primary,
                         "RESTORE DATABASE [mgc] FROM DISK = N'/b/mgc.bak' WITH FILE = 1, REPLACE, RECOVERY",
                     ),
+                    Command::Computed {
+                        what: "`, MOVE N'<logical>' TO N'<path>'` added to the RESTORE for each file the backup places outside primary's default data or log directory".into(),
+                        from: "RESTORE FILELISTONLY of the file, SERVERPROPERTY('InstanceDefaultDataPath') and ('InstanceDefaultLogPath')".into(),
+                    },
                 ],
             ),
             (
@@ -405,18 +437,20 @@ mod tests {
                 Action::SetActiveServers(SetActiveServers {
                     list: "none",
                     servers: vec![],
+                    identity: "service:p.x.com".into(),
                 }),
                 vec![ps(
-                    "Set-CsPersistentChatActiveServer -ActiveServers $null -Confirm:$false",
+                    "Set-CsPersistentChatActiveServer -Identity 'service:p.x.com' -ActiveServers $null -Confirm:$false",
                 )],
             ),
             (
                 Action::SetActiveServers(SetActiveServers {
                     list: "after_failover",
                     servers: vec!["a.x.com".into(), "b.x.com".into()],
+                    identity: "service:p.x.com".into(),
                 }),
                 vec![ps(
-                    "Set-CsPersistentChatActiveServer -ActiveServers @('a.x.com','b.x.com') -Confirm:$false",
+                    "Set-CsPersistentChatActiveServer -Identity 'service:p.x.com' -ActiveServers @('a.x.com','b.x.com') -Confirm:$false",
                 )],
             ),
             (
@@ -482,17 +516,22 @@ mod tests {
                 port: 5023,
             },
         };
-        let rendered: Vec<(Role, String, bool)> = action
-            .render()
+        let commands = action.render();
+        assert!(
+            matches!(&commands[3], Command::Computed { what, .. } if what.starts_with("ALTER ENDPOINT [<name>] STATE = STARTED on backup_mirror and on backup where")),
+            "{:?}",
+            commands[3]
+        );
+        let rendered: Vec<(Role, String, bool)> = commands
             .into_iter()
-            .map(|c| match c {
+            .filter_map(|c| match c {
                 Command::Sql {
                     instance,
                     text,
                     when,
                     ..
-                } => (instance, text, when.is_some()),
-                other => panic!("unexpected {other:?}"),
+                } => Some((instance, text, when.is_some())),
+                _ => None,
             })
             .collect();
         let endpoint = |port| {
@@ -507,6 +546,8 @@ mod tests {
                 (Role::BackupMirror, "ALTER DATABASE [mgc] SET PARTNER OFF".into(), true),
                 (Role::BackupMirror, endpoint(5023), true),
                 (Role::Backup, endpoint(5022), true),
+                // Conditional: mirroring needs the FULL recovery model (1465).
+                (Role::Backup, "ALTER DATABASE [mgc] SET RECOVERY FULL".into(), true),
                 (Role::Backup, "BACKUP DATABASE [mgc] TO DISK = N'/m/mgc.bak' WITH INIT, FORMAT, CHECKSUM".into(), false),
                 (Role::Backup, "BACKUP LOG [mgc] TO DISK = N'/m/mgc.bak' WITH NOINIT, CHECKSUM".into(), false),
                 (Role::BackupMirror, "RESTORE DATABASE [mgc] FROM DISK = N'/m/mgc.bak' WITH FILE = 1, NORECOVERY, REPLACE".into(), false),

@@ -1,5 +1,7 @@
 //! Fail-back: restore the backup over the primary's database, "overwrite the existing database"
 //! (REPLACE) and "leave the database ready to use" (RECOVERY), as Microsoft's runbook says (reference H.6).
+//! The backup was taken on another instance: files it places outside this instance's default
+//! directories are MOVEd into them (`exec::relocate`).
 
 use std::time::Duration;
 
@@ -63,6 +65,13 @@ impl RestoreDatabase {
                     sql_string(&self.file)
                 ),
             ),
+            Command::Computed {
+                what: format!(
+                    "`, MOVE N'<logical>' TO N'<path>'` added to the RESTORE for each file the backup places outside {}'s default data or log directory",
+                    self.instance
+                ),
+                from: "RESTORE FILELISTONLY of the file, SERVERPROPERTY('InstanceDefaultDataPath') and ('InstanceDefaultLogPath')".to_owned(),
+            },
         ]
     }
 
@@ -113,7 +122,23 @@ impl RestoreDatabase {
     pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
         const ATTEMPTS: usize = 3;
         let commands = self.render();
-        let (single_user, restore) = (&commands[0], &commands[1]);
+        let moves =
+            crate::exec::relocate::moves_for_backup(s, self.instance, &self.file, 1).await?;
+        let restore = match &commands[1] {
+            Command::Sql {
+                instance,
+                database,
+                text,
+                when,
+            } => Command::Sql {
+                instance: *instance,
+                database: database.clone(),
+                text: format!("{text}{moves}"),
+                when: when.clone(),
+            },
+            other => other.clone(),
+        };
+        let (single_user, restore) = (&commands[0], &restore);
         for attempt in 1..=ATTEMPTS {
             let online = probe::database(s, self.instance, &self.database)
                 .await?

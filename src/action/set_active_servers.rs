@@ -17,6 +17,9 @@ pub struct SetActiveServers {
     pub list: &'static str,
     /// Empty means clear.
     pub servers: Vec<String>,
+    /// The pool's identity (`[pool] identity`), given as `-Identity` so the cmdlet acts on this pool
+    /// and no other; checked against Get-CsPersistentChatState before step 1.
+    pub identity: String,
 }
 
 impl SetActiveServers {
@@ -27,7 +30,11 @@ impl SetActiveServers {
             "after_failback" => r.context().active_after_failback.clone(),
             _ => Vec::new(),
         };
-        Some(Self { list, servers })
+        Some(Self {
+            list,
+            servers,
+            identity: r.context().pool_identity.clone(),
+        })
     }
 
     pub fn name(&self) -> &'static str {
@@ -53,7 +60,8 @@ impl SetActiveServers {
             format!("@({})", quoted.join(","))
         };
         vec![Command::powershell(format!(
-            "Set-CsPersistentChatActiveServer -ActiveServers {value} -Confirm:$false"
+            "Set-CsPersistentChatActiveServer -Identity {} -ActiveServers {value} -Confirm:$false",
+            ps_string(&self.identity)
         ))]
     }
 

@@ -20,6 +20,14 @@ pub(crate) struct LogBackup {
     pub last_lsn: i128,
     /// BackupFinishDate as the server rendered it (for the data-loss ledger).
     pub finished: String,
+    /// FamilyGUID and FirstRecoveryForkID: which database and which recovery path the set belongs to.
+    /// A file of the same name from an earlier chain (a database restored or recovered since) has
+    /// other ones, and its RESTORE would fail mid-apply with 4330 (reference B.4, B.5).
+    pub family: Option<String>,
+    pub first_fork: Option<String>,
+    /// HasBackupChecksums: whether RESTORE VERIFYONLY ... WITH CHECKSUM can check it (otherwise
+    /// SQL Server refuses WITH CHECKSUM with 3187).
+    pub checksums: bool,
 }
 
 /// What applying needs to do.
@@ -113,6 +121,9 @@ mod tests {
             first_lsn: first,
             last_lsn: last,
             finished: String::new(),
+            family: None,
+            first_fork: None,
+            checksums: true,
         }
     }
 

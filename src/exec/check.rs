@@ -128,8 +128,60 @@ pub(crate) async fn preflight(
 }
 
 async fn failover_checks(plan: &Plan, s: &mut Session<'_>, rows: &mut Vec<CheckRow>) {
+    let mut endpoints_seen = BTreeSet::new();
     for step in &plan.steps {
         match &step.action {
+            // The mirror step creates a missing endpoint and starts a stopped one, but stops at one on
+            // another port (it is shared): that is worth knowing before step 1 (reference J.5).
+            Action::MirrorDatabase(m) => {
+                for (role, address) in [
+                    (m.principal, &m.principal_endpoint),
+                    (m.mirror, &m.mirror_endpoint),
+                ] {
+                    if !endpoints_seen.insert(role) {
+                        continue;
+                    }
+                    let check = format!("mirroring endpoint of `{role}` fits the runbook");
+                    rows.push(match probe::mirroring_endpoint(s, role).await {
+                        Ok(None) => CheckRow::new(
+                            true,
+                            check,
+                            format!(
+                                "none yet: step {} creates one on port {}",
+                                step.number, address.port
+                            ),
+                        ),
+                        Ok(Some(e)) if e.port.is_some_and(|p| p != i64::from(address.port)) => {
+                            CheckRow::new(
+                                false,
+                                check,
+                                format!(
+                                    "`{}` listens on port {}, but the runbook gives {address}: step {} would stop there",
+                                    e.name,
+                                    e.port.unwrap_or_default(),
+                                    step.number
+                                ),
+                            )
+                        }
+                        Ok(Some(e)) if !e.state_desc.eq_ignore_ascii_case("STARTED") => {
+                            CheckRow::new(
+                                true,
+                                check,
+                                format!(
+                                    "`{}` is {}: step {} starts it",
+                                    e.name, e.state_desc, step.number
+                                ),
+                            )
+                        }
+                        Ok(Some(e)) => CheckRow::new(
+                            true,
+                            check,
+                            format!("`{}` STARTED on port {}", e.name, address.port),
+                        ),
+                        Err(e) => CheckRow::new(false, check, e.to_string()),
+                    });
+                }
+            }
             Action::ApplyLogBackups(a) => {
                 let check = format!("`{}` on `{}` is restoring", a.database, a.instance);
                 match probe::database(s, a.instance, &a.database).await {

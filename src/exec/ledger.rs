@@ -222,8 +222,24 @@ async fn failover(
             ));
         }
     }
+    // What the check before step 1 verified (exec::verify_chain), and what failed, by name.
+    let verification: Vec<String> = session
+        .captured(super::verify_chain::KEY)
+        .and_then(|v| v.get("lines"))
+        .and_then(|v| v.as_array())
+        .map(|lines| {
+            lines
+                .iter()
+                .filter_map(|l| l.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    for line in &verification {
+        lines.push(format!("  {line}"));
+    }
     Ledger {
         json: json!({
+            "verification": verification,
             "database": db,
             "instance": instance,
             "last_restored_file": last_restored,

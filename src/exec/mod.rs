@@ -20,12 +20,15 @@ pub(crate) mod copy;
 pub(crate) mod headers;
 pub(crate) mod ledger;
 mod outcome;
+mod preflight;
 pub(crate) mod probe;
 mod progress;
 pub(crate) mod prompt;
+pub(crate) mod relocate;
 mod runs;
 pub(crate) mod session;
 mod steps;
+mod verify_chain;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -331,6 +334,14 @@ async fn proceed(
         }
         None => None,
     };
+    // Read-only checks that can stop the run before anything is touched; a refusal leaves no journal
+    // to resume, like the gate's.
+    let preflight_timeout = settings.timeouts.query.max(Duration::from_secs(60));
+    if let Some(outcome) =
+        preflight::check(plan, session, start.observation, preflight_timeout).await
+    {
+        return Ok(outcome);
+    }
     let mut applock = match applock::take(session.runbook, &plan.pool, settings.timeouts).await {
         Ok(lock) => lock,
         Err(outcome) => return Ok(outcome),
@@ -425,10 +436,17 @@ async fn proceed(
                 }),
             )?;
             finish(session, "completed", None).await?;
+            let notes = session
+                .captured(crate::action::CHAT_TEST_KEY)
+                .and_then(|v| v.get("summary"))
+                .and_then(|v| v.as_str())
+                .map(|s| vec![format!("check: {s}")])
+                .unwrap_or_default();
             Ok(Outcome::Completed {
                 run: run_id,
                 journal: journal_path,
                 steps,
+                notes,
                 anchor: None,
             })
         }
@@ -445,6 +463,7 @@ async fn proceed(
                 finish(session, "failed", Some(error.to_string())).await?;
                 Ok(Outcome::StepFailed {
                     journal: journal_path,
+                    serving: serving(plan, stopped.number),
                     step: stopped.number,
                     id: stopped.id,
                     error,
@@ -452,6 +471,84 @@ async fn proceed(
             }
         },
     }
+}
+
+/// Whether the steps before step `failed` put the pool in service: its state set and then servers made
+/// active (the shipped failover sets the active servers before mirroring for exactly this reason, so
+/// that a mirroring failure leaves a serving pool without high availability rather than a pool with
+/// no active server). Says so, and what is still left to do. With the active servers still to come
+/// (Microsoft's order: mirroring first), says that the pool does not serve yet and which step would
+/// make it.
+fn serving(plan: &Plan, failed: usize) -> Option<String> {
+    use crate::action::Action;
+    let before = &plan.steps[..failed.saturating_sub(1)];
+    let state = before.iter().rev().find_map(|s| match &s.action {
+        Action::SetPoolState(p) => Some((s.number, p.state.as_str())),
+        _ => None,
+    })?;
+    let active = before.iter().rev().find_map(|s| match &s.action {
+        Action::SetActiveServers(a) => Some((s.number, &a.servers)),
+        _ => None,
+    });
+    let Some(active) = active.filter(|a| !a.1.is_empty() && a.0 > state.0) else {
+        let next = plan.steps[failed.saturating_sub(1)..]
+            .iter()
+            .find_map(|s| match &s.action {
+                Action::SetActiveServers(a) if !a.servers.is_empty() => Some((s, a)),
+                _ => None,
+            })?;
+        if next.0.number == failed {
+            return Some(format!(
+                "the pool does not serve yet: step {} set it {}, but step {} (`{}`), which makes {} active, is the step that failed",
+                state.0,
+                state.1,
+                next.0.number,
+                next.0.id,
+                next.1.servers.join(", ")
+            ));
+        }
+        // Only high availability stood between the pool and service (Microsoft's order); after any
+        // other failure the advice to serve first could skip what the next step waits for.
+        let mirroring = plan.steps.get(failed.saturating_sub(1)).is_some_and(|s| {
+            matches!(
+                s.action,
+                Action::MirrorDatabase(_) | Action::InstallMirrorDatabase(_)
+            )
+        });
+        if !mirroring {
+            return None;
+        }
+        return Some(format!(
+            "the pool does not serve yet: step {} set it {}, but step {} (`{}`), which makes {} active, comes after the step that failed; to serve first and add high availability later, run that step's command by hand:\n    {}",
+            state.0,
+            state.1,
+            next.0.number,
+            next.0.id,
+            next.1.servers.join(", "),
+            next.1
+                .render()
+                .iter()
+                .filter_map(|c| match c {
+                    crate::action::Command::PowerShell { text, .. } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join("\n    ")
+        ));
+    };
+    let left: Vec<String> = plan.steps[failed.saturating_sub(1)..]
+        .iter()
+        .filter(|s| !matches!(s.action, Action::Pause(_)))
+        .map(|s| format!("`{}`", s.id))
+        .collect();
+    Some(format!(
+        "the pool is already serving: step {} set it {} and step {} made {} active, so Persistent Chat accepts connections; still to do: {}",
+        state.0,
+        state.1,
+        active.0,
+        active.1.join(", "),
+        left.join(", ")
+    ))
 }
 
 /// The run's closing record, after the host's output (so the journal ends with how the run ended).

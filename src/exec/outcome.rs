@@ -25,6 +25,8 @@ pub(crate) enum Outcome {
         run: String,
         journal: PathBuf,
         steps: Vec<StepReport>,
+        /// Findings for the operator after the step table (the synthetic chat test's result).
+        notes: Vec<String>,
         /// Where the journal's tip was recorded outside this host, for the incident ticket.
         anchor: Option<String>,
     },
@@ -35,6 +37,9 @@ pub(crate) enum Outcome {
         step: usize,
         id: String,
         error: StepError,
+        /// When the steps before the failed one already put the pool in service (its state and its
+        /// active servers set), what that means for the operator.
+        serving: Option<String>,
     },
     /// The operator said no (or could not be asked).
     Aborted {
@@ -64,6 +69,7 @@ impl Outcome {
                 run,
                 journal,
                 steps,
+                notes,
                 anchor,
             } => {
                 let mut out = format!("{} of {pool} completed (run {run})\n", operation.key());
@@ -76,6 +82,9 @@ impl Outcome {
                         step.status,
                         step.duration.as_secs_f64()
                     );
+                }
+                for note in notes {
+                    let _ = writeln!(out, "{note}");
                 }
                 let _ = writeln!(out, "journal: {}", journal.display());
                 if let Some(anchor) = anchor {
@@ -100,8 +109,12 @@ impl Outcome {
                 step,
                 id,
                 error,
+                serving,
             } => {
                 let mut err = format!("error: step {step} (`{id}`) failed: {error}");
+                if let Some(serving) = serving {
+                    let _ = write!(err, "\n{serving}");
+                }
                 if let StepError::Host(h) = error {
                     let tail = h.stderr_tail();
                     if !tail.is_empty() {

@@ -94,6 +94,123 @@ pub(crate) async fn redo_start_lsn(
         .and_then(|row| set.get(row, "redo_start_lsn").as_i128()))
 }
 
+/// The copy and restore jobs of the log-shipping secondary `db`, found by id (reference A.3: names are
+/// parameters), as (job_id, name). Empty when log shipping is no longer configured.
+pub(crate) async fn log_shipping_jobs(
+    s: &mut Session<'_>,
+    role: Role,
+    db: &str,
+) -> Result<Vec<(String, String)>, StepError> {
+    let ids = s
+        .query(
+            role,
+            "SELECT s.copy_job_id, s.restore_job_id FROM msdb.dbo.log_shipping_secondary AS s JOIN msdb.dbo.log_shipping_secondary_databases AS d ON d.secondary_id = s.secondary_id WHERE d.secondary_database = @P1",
+            &[Param::Str(db)],
+        )
+        .await?;
+    let wanted: Vec<String> = ids
+        .rows
+        .iter()
+        .flat_map(|row| {
+            ["copy_job_id", "restore_job_id"]
+                .into_iter()
+                .filter_map(|c| ids.get(row, c).as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let jobs = s
+        .query(role, "SELECT job_id, name FROM msdb.dbo.sysjobs", &[])
+        .await?;
+    Ok(jobs
+        .rows
+        .iter()
+        .filter_map(|row| {
+            let id = jobs.get(row, "job_id").as_str()?;
+            let name = jobs.get(row, "name").as_str()?;
+            wanted
+                .iter()
+                .any(|w| w.eq_ignore_ascii_case(id))
+                .then(|| (id.to_owned(), name.to_owned()))
+        })
+        .collect())
+}
+
+/// Of `jobs` (ids), those SQL Server Agent is running now: a msdb.dbo.sysjobactivity row with a start
+/// and no stop, with its start (server local time). UNVERIFIED: a row left by an Agent session that
+/// ended while the job ran would also look running; the wait for it is bounded and says which job.
+pub(crate) async fn running_jobs(
+    s: &mut Session<'_>,
+    role: Role,
+    jobs: &[String],
+) -> Result<Vec<(String, String)>, StepError> {
+    let set = s
+        .query(
+            role,
+            "SELECT job_id, start_execution_date FROM msdb.dbo.sysjobactivity WHERE start_execution_date IS NOT NULL AND stop_execution_date IS NULL",
+            &[],
+        )
+        .await?;
+    Ok(set
+        .rows
+        .iter()
+        .filter_map(|row| {
+            let id = set.get(row, "job_id").as_str()?;
+            jobs.iter().any(|j| j.eq_ignore_ascii_case(id)).then(|| {
+                let since = match set.get(row, "start_execution_date") {
+                    Value::DateTime(d) => d.clone(),
+                    _ => String::new(),
+                };
+                (id.to_owned(), since)
+            })
+        })
+        .collect())
+}
+
+/// `sys.master_files.redo_start_fork_guid`: the recovery fork the next log backup must start on
+/// (reference B.5); NULL unless the database is restoring.
+pub(crate) async fn redo_start_fork(
+    s: &mut Session<'_>,
+    role: Role,
+    db: &str,
+) -> Result<Option<String>, StepError> {
+    let set = s
+        .query(
+            role,
+            "SELECT redo_start_fork_guid FROM sys.master_files WHERE database_id = DB_ID(@P1) AND file_id = 1",
+            &[Param::Str(db)],
+        )
+        .await?;
+    Ok(set.rows.first().and_then(|row| {
+        set.get(row, "redo_start_fork_guid")
+            .as_str()
+            .map(str::to_owned)
+    }))
+}
+
+/// The FamilyGUID of the backup set last restored into `db` on `role` (msdb restorehistory joined to
+/// backupset): the database family every further log backup must belong to. None when msdb does not
+/// say (no history, or a server that records no backupset for what it restored: reference B.5).
+pub(crate) async fn restored_family(
+    s: &mut Session<'_>,
+    role: Role,
+    db: &str,
+) -> Result<Option<String>, StepError> {
+    let set = s
+        .query(
+            role,
+            "SELECT TOP 1 bs.family_guid FROM msdb.dbo.restorehistory AS rh JOIN msdb.dbo.backupset AS bs ON bs.backup_set_id = rh.backup_set_id WHERE rh.destination_database_name = @P1 ORDER BY rh.restore_history_id DESC",
+            &[Param::Str(db)],
+        )
+        .await?;
+    Ok(set
+        .rows
+        .first()
+        .and_then(|row| set.get(row, "family_guid").as_str().map(str::to_owned)))
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Mirroring {
     pub role_desc: String,
@@ -124,18 +241,166 @@ pub(crate) async fn mirroring(
     }))
 }
 
-pub(crate) async fn has_mirroring_endpoint(
+/// The instance's DATABASE_MIRRORING endpoint (at most one, reference E.1): its name, state and port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct MirroringEndpointState {
+    pub name: String,
+    /// `endpoint_id`: what sys.server_permissions calls its `major_id` (class 105).
+    pub id: Option<i64>,
+    pub state_desc: String,
+    pub port: Option<i64>,
+}
+
+pub(crate) async fn mirroring_endpoint(
     s: &mut Session<'_>,
     role: Role,
-) -> Result<bool, StepError> {
+) -> Result<Option<MirroringEndpointState>, StepError> {
     let set = s
         .query(
             role,
-            "SELECT name, state_desc FROM sys.database_mirroring_endpoints",
+            "SELECT e.name, e.endpoint_id, e.state_desc, t.port FROM sys.database_mirroring_endpoints AS e JOIN sys.tcp_endpoints AS t ON t.endpoint_id = e.endpoint_id",
             &[],
         )
         .await?;
-    Ok(!set.rows.is_empty())
+    Ok(set.rows.first().map(|row| MirroringEndpointState {
+        name: set.get(row, "name").as_str().unwrap_or_default().to_owned(),
+        id: set.get(row, "endpoint_id").as_i64(),
+        state_desc: set
+            .get(row, "state_desc")
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        port: set.get(row, "port").as_i64(),
+    }))
+}
+
+/// `SERVERPROPERTY('InstanceDefaultDataPath')` and `...LogPath` of `role` (SQL Server 2012 and
+/// later; NULL before), where a restore's files belong when they must be moved.
+pub(crate) async fn default_paths(
+    s: &mut Session<'_>,
+    role: Role,
+) -> Result<(Option<String>, Option<String>), StepError> {
+    let set = s
+        .query(
+            role,
+            "SELECT CAST(SERVERPROPERTY('InstanceDefaultDataPath') AS nvarchar(260)) AS data_path, CAST(SERVERPROPERTY('InstanceDefaultLogPath') AS nvarchar(260)) AS log_path",
+            &[],
+        )
+        .await?;
+    let get = |column: &str| {
+        set.rows
+            .first()
+            .and_then(|row| set.get(row, column).as_str().map(str::to_owned))
+    };
+    Ok((get("data_path"), get("log_path")))
+}
+
+/// The files of `db` on `role` (`sys.master_files`): logical name, physical name, and whether it is
+/// the log.
+pub(crate) async fn database_files(
+    s: &mut Session<'_>,
+    role: Role,
+    db: &str,
+) -> Result<Vec<(String, String, bool)>, StepError> {
+    let set = s
+        .query(
+            role,
+            "SELECT name, physical_name, type_desc FROM sys.master_files WHERE database_id = DB_ID(@P1)",
+            &[Param::Str(db)],
+        )
+        .await?;
+    Ok(set
+        .rows
+        .iter()
+        .map(|row| {
+            let text = |c: &str| set.get(row, c).as_str().unwrap_or_default().to_owned();
+            (
+                text("name"),
+                text("physical_name"),
+                text("type_desc").eq_ignore_ascii_case("LOG"),
+            )
+        })
+        .collect())
+}
+
+/// The Windows account `role`'s SQL Server service runs under (`sys.dm_server_services`; the
+/// Database Engine's row is `SQL Server (<instance>)`, the Agent's `SQL Server Agent (...)`).
+pub(crate) async fn service_account(
+    s: &mut Session<'_>,
+    role: Role,
+) -> Result<Option<String>, StepError> {
+    let set = s
+        .query(
+            role,
+            "SELECT servicename, service_account FROM sys.dm_server_services",
+            &[],
+        )
+        .await?;
+    Ok(set.rows.iter().find_map(|row| {
+        let name = set.get(row, "servicename").as_str()?;
+        name.to_ascii_lowercase()
+            .starts_with("sql server (")
+            .then(|| set.get(row, "service_account").as_str().map(str::to_owned))?
+    }))
+}
+
+/// Whether `login` exists on `role`, and whether it holds CONNECT (granted, or granted WITH GRANT
+/// OPTION) on the endpoint whose id is `endpoint_id`.
+pub(crate) async fn endpoint_connect(
+    s: &mut Session<'_>,
+    role: Role,
+    login: &str,
+    endpoint_id: Option<i64>,
+) -> Result<(bool, bool), StepError> {
+    let principals = s
+        .query(
+            role,
+            "SELECT principal_id FROM sys.server_principals WHERE name = @P1",
+            &[Param::Str(login)],
+        )
+        .await?;
+    if principals.rows.is_empty() {
+        return Ok((false, false));
+    }
+    let set = s
+        .query(
+            role,
+            "SELECT p.major_id, p.permission_name, p.state FROM sys.server_permissions AS p JOIN sys.server_principals AS sp ON sp.principal_id = p.grantee_principal_id WHERE p.class = 105 AND sp.name = @P1",
+            &[Param::Str(login)],
+        )
+        .await?;
+    let granted = set.rows.iter().any(|row| {
+        set.get(row, "major_id").as_i64() == endpoint_id
+            && set
+                .get(row, "permission_name")
+                .as_str()
+                .is_some_and(|p| p.eq_ignore_ascii_case("CONNECT"))
+            && set
+                .get(row, "state")
+                .as_str()
+                .is_some_and(|st| matches!(st.trim(), "G" | "W"))
+    });
+    Ok((true, granted))
+}
+
+/// `sys.databases.recovery_model_desc` of `db` (FULL, BULK_LOGGED or SIMPLE), if it exists.
+pub(crate) async fn recovery_model(
+    s: &mut Session<'_>,
+    role: Role,
+    db: &str,
+) -> Result<Option<String>, StepError> {
+    let set = s
+        .query(
+            role,
+            "SELECT recovery_model_desc FROM sys.databases WHERE name = @P1",
+            &[Param::Str(db)],
+        )
+        .await?;
+    Ok(set.rows.first().and_then(|row| {
+        set.get(row, "recovery_model_desc")
+            .as_str()
+            .map(str::to_owned)
+    }))
 }
 
 /// What msdb records about a log-shipping secondary database (reference A.1): where its backups come
@@ -501,6 +766,13 @@ fn log_backups_of(set: &ResultSet, db: &str, path: &str) -> Vec<LogBackup> {
                     Value::DateTime(d) => d.clone(),
                     _ => String::new(),
                 },
+                family: set.get(row, "FamilyGUID").as_str().map(str::to_owned),
+                first_fork: set
+                    .get(row, "FirstRecoveryForkID")
+                    .as_str()
+                    .map(str::to_owned),
+                checksums: matches!(set.get(row, "HasBackupChecksums"), Value::Bool(true))
+                    || set.get(row, "HasBackupChecksums").as_i64() == Some(1),
             });
         }
     }

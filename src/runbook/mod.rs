@@ -68,6 +68,27 @@ pub struct ChatServer {
     pub data_center: String,
 }
 
+/// `[central_management_store]`: where the Central Management Server's master can run, so that a
+/// failover can tell whether it is in the data center the pool leaves (reference J.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManagementStore {
+    /// The Front End servers that can run the master, by data center.
+    pub servers: Vec<ChatServer>,
+    /// The SQL Server holding the store's backup (Topology Builder), for
+    /// `Invoke-CsManagementServerFailover -BackupSqlServerFqdn`.
+    pub backup_sql_server: Option<String>,
+}
+
+impl ManagementStore {
+    /// The data center of the master `fqdn`, as the runbook declares it.
+    pub fn data_center_of(&self, fqdn: &str) -> Option<&str> {
+        self.servers
+            .iter()
+            .find(|s| s.fqdn.eq_ignore_ascii_case(fqdn.trim()))
+            .map(|s| s.data_center.as_str())
+    }
+}
+
 /// Folders that log shipping uses: overrides of what msdb records (as SQL Server names them), and
 /// where pcfail reaches them when the machine it runs on names them otherwise.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -192,6 +213,8 @@ pub struct Runbook {
     pub instances: BTreeMap<Role, Instance>,
     pub timeouts: RunbookTimeouts,
     pub log_shipping: LogShippingOverrides,
+    /// `None`: the runbook does not say where the CMS master can run, so its location is not checked.
+    pub management_store: Option<ManagementStore>,
     pub chat_servers: Vec<ChatServer>,
     pub active_after_failover: Vec<String>,
     pub active_after_failback: Vec<String>,

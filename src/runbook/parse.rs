@@ -16,8 +16,8 @@ use super::diagnostic::{Diagnostic, Diagnostics};
 use super::instance::{Address, Auth, Encryption, Instance, MirroringEndpoint, Role};
 use super::reader::{Located, Table, with_suggestion};
 use super::{
-    ChatServer, LogShippingOverrides, Module, Pool, PowerShell, Procedure, Runbook,
-    RunbookTimeouts, Step,
+    ChatServer, LogShippingOverrides, ManagementStore, Module, Pool, PowerShell, Procedure,
+    Runbook, RunbookTimeouts, Step,
 };
 use crate::action::Action;
 
@@ -34,8 +34,10 @@ pub(crate) struct Context {
     databases_ok: bool,
     pub(crate) overrides: LogShippingOverrides,
     pub(crate) pool_identity: String,
+    pub(crate) pool_fqdn: String,
     pub(crate) active_after_failover: Vec<String>,
     pub(crate) active_after_failback: Vec<String>,
+    pub(crate) management_store: Option<ManagementStore>,
     /// The folder relative paths in the runbook (`ca_file`) are relative to.
     runbook_dir: Option<PathBuf>,
 }
@@ -313,6 +315,13 @@ fn read_runbook(path: &Path, root: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> O
         Some(t) => read_timeouts(&t, d),
         None => Some(RunbookTimeouts::default()),
     };
+    let management_store = root
+        .opt_table(
+            d,
+            "central_management_store",
+            "`[central_management_store]`",
+        )
+        .map(|t| read_management_store(&t, d));
     let (servers, servers_ok) = root
         .opt_tables(d, "persistent_chat_servers", |n| {
             format!("`persistent_chat_servers` entry {n}")
@@ -332,7 +341,9 @@ fn read_runbook(path: &Path, root: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> O
     }
     if let Some(pool) = &pool {
         ctx.pool_identity = pool.identity.clone();
+        ctx.pool_fqdn = pool.fqdn.clone();
     }
+    ctx.management_store = management_store.clone();
     let failover = read_procedure(root, "failover", d, &ctx);
     let planned_failover = root
         .raw("planned_failover")
@@ -371,6 +382,7 @@ fn read_runbook(path: &Path, root: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> O
         instances: ctx.instances.clone(),
         timeouts: timeouts?,
         log_shipping: ctx.overrides.clone(),
+        management_store,
         chat_servers: servers,
         active_after_failover: ctx.active_after_failover.clone(),
         active_after_failback: ctx.active_after_failback.clone(),
@@ -802,6 +814,31 @@ fn read_overrides(t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> LogShippingOver
         copy_folder,
         pcfail_share,
         pcfail_copy_folder,
+    }
+}
+
+fn read_management_store(t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> ManagementStore {
+    let servers = t
+        .opt_tables(d, "servers", |n| {
+            format!("`central_management_store.servers` entry {n}")
+        })
+        .map(|tables| read_servers(&tables, d).0)
+        .unwrap_or_default();
+    // Kept even when invalid (the problem is reported here), so that a step using it does not report
+    // it a second time.
+    let backup_sql_server = match t.opt_string(d, "backup_sql_server") {
+        Some(f) => {
+            report(d, f.span.clone(), check::fqdn(&f.value));
+            Some(f.value)
+        }
+        // Present but refused (reported already): a placeholder, never used, as the runbook fails.
+        None if t.has("backup_sql_server") => Some(String::new()),
+        None => None,
+    };
+    t.finish(d);
+    ManagementStore {
+        servers,
+        backup_sql_server,
     }
 }
 

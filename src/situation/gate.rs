@@ -210,9 +210,15 @@ fn resumable(op: Operation, a: &Assessment) -> bool {
                 Some(Operation::Failover | Operation::PlannedFailover)
             )
         ),
+        // From a normal pool too: the shipped fail-back puts the pool back in service (state Normal,
+        // servers active) before it mirrors the primary and sets up log shipping, as a failover
+        // resumes from a failed-over pool.
         Operation::Failback => matches!(
             (a.kind, a.operation),
-            (Kind::ReadyForFailback, _) | (Kind::MidOperation, Some(Operation::Failback))
+            (
+                Kind::ReadyForFailback | Kind::Normal | Kind::PrimaryAliveDuringOutage,
+                _
+            ) | (Kind::MidOperation, Some(Operation::Failback))
         ),
     }
 }
@@ -602,7 +608,7 @@ mod tests {
         };
         assert_eq!(
             message,
-            "the pool is failed over (run R1 completed at R1-end by u), but it is no longer as that operation leaves it; put this right by hand:\n  - `mgc` on `backup` is not mirrored (step 8 `mirror-mgc` mirrors it)\n  - `mgccomp` on `backup` is not mirrored (step 9 `mirror-mgccomp` mirrors it)"
+            "the pool is failed over (run R1 completed at R1-end by u), but it is no longer as that operation leaves it; put this right by hand:\n  - `mgc` on `backup` is not mirrored (step 10 `mirror-mgc` mirrors it)\n  - `mgccomp` on `backup` is not mirrored (step 11 `mirror-mgccomp` mirrors it)"
         );
     }
 }

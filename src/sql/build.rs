@@ -2,7 +2,7 @@
 //! that knows, so `pcfail validate` can refuse a runbook setting before any run trips over it, and
 //! the README's table can be checked against it.
 //!
-//! TLS: SChannel (native-tls) on Windows, rustls elsewhere (Cargo.toml says why). Windows
+//! TLS: rustls everywhere (Cargo.toml says why not SChannel on Windows). Windows
 //! authentication as the logged-on user: SSPI on Windows; Kerberos through GSSAPI on Linux and
 //! macOS only with the `kerberos` feature. Explicit `DOMAIN\name` credentials: NTLM everywhere
 //! (SSPI on Windows, tiberius's pure-Rust `sspi-rs` elsewhere).

@@ -132,7 +132,7 @@ fn validate_json_is_one_document_with_every_problem_located() {
     let ok: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON document");
     assert_eq!(
         (&ok["ok"], &ok["failover_steps"], &ok["failback_steps"]),
-        (&json!(true), &json!(10), &json!(9))
+        (&json!(true), &json!(11), &json!(12))
     );
     let output = Test::new()
         .runbook(&crate::test::edit(MINIMAL, "port = 1433", "port = 0"))

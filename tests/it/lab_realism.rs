@@ -101,7 +101,7 @@ fn a_stopped_backup_mirror_stops_the_failover_at_the_mirror_step_until_it_is_sta
     assert_exit(&output, 1);
     let stderr = text(&output.stderr);
     assert!(
-        stderr.contains("step 8 (`mirror-mgc`) failed: cannot reach `backup_mirror` at ")
+        stderr.contains("step 10 (`mirror-mgc`) failed: cannot reach `backup_mirror` at ")
             && stderr.contains("Connection refused"),
         "{stderr}"
     );

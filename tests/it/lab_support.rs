@@ -538,7 +538,8 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-/// The log backups of `mgc` the primary took (its 20 newest), as (FirstLSN, LastLSN), oldest first.
+/// The log backups of `mgc` the primary took (the newest the lab status lists), as (FirstLSN, LastLSN),
+/// oldest first.
 pub fn primary_log_backups(at_disaster: &Status) -> Vec<(u128, u128)> {
     let mut logs: Vec<(u128, u128)> = history(at_disaster, Role::Primary, "backup_history", "mgc")
         .into_iter()
@@ -717,6 +718,30 @@ pub fn assert_failed_back(rig: &LabRig, after_failover: &Status, after: &Status)
         );
     }
 
+    // The shipped fail-back mirrors the primary's `mgc` again, as the topology declares it.
+    let primary_ep = endpoint(manifest, Role::Primary);
+    let primary_mirror_ep = endpoint(manifest, Role::PrimaryMirror);
+    assert_eq!(
+        (
+            &primary_mgc["mirroring"]["role"],
+            &primary_mgc["mirroring"]["partner"]
+        ),
+        (
+            &Value::from("PRINCIPAL"),
+            &Value::from(primary_mirror_ep.as_str())
+        ),
+        "primary `mgc` should be the principal partnered with its mirror again: {primary_mgc}"
+    );
+    let mirrored = database(after, Role::PrimaryMirror, "mgc");
+    assert_eq!(
+        (
+            &mirrored["mirroring"]["role"],
+            &mirrored["mirroring"]["partner"]
+        ),
+        (&Value::from("MIRROR"), &Value::from(primary_ep.as_str())),
+        "primary mirror `mgc`: {mirrored}"
+    );
+
     let primary_name = &manifest.instance(Role::Primary).expect("primary").name;
     let backup_name = &manifest.instance(Role::Backup).expect("backup").name;
     let shipping = &instance(after, Role::Primary)["log_shipping"]["primary"];
@@ -792,5 +817,130 @@ impl LabRig {
             .unwrap_or_else(|| panic!("no step `{id}` in `{procedure}`"));
         step.insert(key.to_owned(), value);
         std::fs::write(self.runbook(), toml::to_string(&runbook).expect("TOML")).expect("write");
+    }
+}
+
+impl LabRig {
+    /// Moves the runbook step `id` of `procedure` to just after step `after`, as an operator
+    /// reordering the lab's runbook would.
+    pub fn move_step_after(&self, procedure: &str, id: &str, after: &str) {
+        let mut runbook: toml::Table = std::fs::read_to_string(self.runbook())
+            .expect("runbook")
+            .parse()
+            .expect("the lab runbook is TOML");
+        let steps = runbook
+            .get_mut(procedure)
+            .and_then(|p| p.get_mut("steps"))
+            .and_then(toml::Value::as_array_mut)
+            .unwrap_or_else(|| panic!("no `{procedure}` steps"));
+        let index = |steps: &[toml::Value], id: &str| {
+            steps
+                .iter()
+                .position(|s| s.get("id").and_then(toml::Value::as_str) == Some(id))
+                .unwrap_or_else(|| panic!("no step `{id}` in `{procedure}`"))
+        };
+        let step = steps.remove(index(steps, id));
+        let at = index(steps, after) + 1;
+        steps.insert(at, step);
+        std::fs::write(self.runbook(), toml::to_string(&runbook).expect("TOML")).expect("write");
+    }
+
+    /// Sets `[pool] identity` in the lab's runbook, as an operator would.
+    pub fn set_pool_identity(&self, identity: &str) {
+        let mut runbook: toml::Table = std::fs::read_to_string(self.runbook())
+            .expect("runbook")
+            .parse()
+            .expect("the lab runbook is TOML");
+        runbook
+            .get_mut("pool")
+            .and_then(toml::Value::as_table_mut)
+            .expect("[pool]")
+            .insert("identity".to_owned(), identity.into());
+        std::fs::write(self.runbook(), toml::to_string(&runbook).expect("TOML")).expect("write");
+    }
+
+    /// The shell's Central Management Store (cms.json, docs/lab.md), as it is now; created as the
+    /// shell would create it when no cmdlet has run yet.
+    pub fn cms(&self) -> Value {
+        let path = self.lab_dir().join("cms.json");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).expect("cms.json parses"),
+            Err(_) => {
+                let m = self.manifest();
+                let dal = m
+                    .front_end_servers
+                    .iter()
+                    .find(|f| f.data_center == "DAL")
+                    .expect("a Front End server in DAL");
+                serde_json::json!({
+                    "pool": m.pool,
+                    "pool_state": "Normal",
+                    "active_servers": m.active_servers,
+                    "master": { "fqdn": dal.fqdn, "data_center": "DAL" },
+                })
+            }
+        }
+    }
+
+    /// Writes cms.json after `edit`, atomically (the shell re-reads it for every cmdlet).
+    pub fn edit_cms(&self, edit: impl FnOnce(&mut Value)) {
+        let mut cms = self.cms();
+        edit(&mut cms);
+        let path = self.lab_dir().join("cms.json");
+        let tmp = self.lab_dir().join(".cms.json.test-tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(&cms).expect("JSON")).expect("write cms");
+        std::fs::rename(&tmp, &path).expect("install cms");
+    }
+
+    /// Puts the Central Management Server's master on the Front End server of data center `dc`.
+    pub fn put_cms_master_in(&self, dc: &str) {
+        let fe = self
+            .manifest()
+            .front_end_servers
+            .iter()
+            .find(|f| f.data_center == dc)
+            .unwrap_or_else(|| panic!("no Front End server in {dc}"))
+            .fqdn
+            .clone();
+        self.edit_cms(|cms| {
+            cms["master"] = serde_json::json!({ "fqdn": fe, "data_center": dc });
+        });
+    }
+}
+
+impl LabRig {
+    /// Runs `text` on the instance with `role` as the lab's login, the way an administrator's
+    /// SSMS window would (for a test's set-up; pcfail is what the test examines).
+    pub fn sql(&self, role: Role, text: &str) {
+        let instance = self
+            .manifest
+            .instance(role)
+            .expect("every role is in the manifest");
+        let mut config = tiberius::Config::new();
+        config.host(instance.address.ip().to_string());
+        config.port(instance.address.port());
+        config.authentication(tiberius::AuthMethod::sql_server(
+            &self.manifest.login.user,
+            &self.manifest.login.password,
+        ));
+        // The lab requires encryption by default; its certificate comes from its own CA.
+        config.encryption(tiberius::EncryptionLevel::Required);
+        config.trust_cert();
+        self.runtime.block_on(async {
+            use tokio_util::compat::TokioAsyncWriteCompatExt;
+            let tcp = tokio::net::TcpStream::connect(instance.address)
+                .await
+                .expect("connect to the lab");
+            let mut client = tiberius::Client::connect(config, tcp.compat_write())
+                .await
+                .expect("log in to the lab");
+            client
+                .simple_query(text)
+                .await
+                .expect("the statement runs")
+                .into_results()
+                .await
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+        });
     }
 }

@@ -101,19 +101,29 @@ fn a_planned_failover_completes_when_a_mirrored_tail_log_backup_is_allowed() {
     assert_eq!(after.pool_state, "FailedOver");
 }
 
-/// The runbook names the pool `service:<fqdn>`; a cmdlet that takes only the other form stops the
-/// failover at the pool step, with the cmdlet's own error (reference H.1: the runbook's comment
-/// tells the operator to try the other form).
+/// The runbook names the pool `service:<fqdn>`; a shell that takes only the other form is found out
+/// before step 1 (the observation asks for the pool by the runbook's identity), and the refusal names
+/// the identity the shell reads back. With that identity in the runbook, the failover completes.
 #[test]
-fn a_shell_that_takes_only_the_other_pool_identity_stops_the_pool_step() {
+fn a_shell_that_takes_only_the_other_pool_identity_is_found_out_before_step_1() {
     let rig = rig_with("pool_identity", "persistentchatserver");
-    rig.disaster();
+    let at_disaster = rig.disaster();
     let output = rig.failover();
-    assert_exit(&output, 1);
+    assert_exit(&output, 3);
     let stderr = text(&output.stderr);
     assert!(
-        stderr.contains("step 7 (`set-pool-failed-over`) failed")
-            && stderr.contains("Management object not found for identity"),
+        stderr.contains(
+            "error: the pool identity `service:atl-cs-001.litwareinc.com` does not resolve in the Management Shell (Get-CsPersistentChatState: `Get-CsPersistentChatState -Identity 'service:atl-cs-001.litwareinc.com'` failed: Management object not found for identity \"service:atl-cs-001.litwareinc.com\".); the shell knows this pool as `PersistentChatServer:atl-cs-001.litwareinc.com`: set `identity = \"PersistentChatServer:atl-cs-001.litwareinc.com\"` under [pool] in the runbook"
+        ),
         "{stderr}"
     );
+    let untouched = rig.status();
+    assert_eq!(
+        crate::lab_support::database(&untouched, pcfail_lab::Role::Backup, "mgc")["state_desc"],
+        "RESTORING",
+        "nothing was done"
+    );
+    rig.set_pool_identity("PersistentChatServer:atl-cs-001.litwareinc.com");
+    assert_exit(&rig.failover(), 0);
+    assert_failed_over(&rig, &at_disaster, &rig.status());
 }

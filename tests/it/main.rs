@@ -17,6 +17,7 @@ mod no_side_effects;
 mod plan;
 mod powershell_host;
 mod powershell_syntax;
+mod procedure;
 mod real_server;
 mod real_site;
 mod report;

@@ -148,6 +148,16 @@ fn shipped_runbook_renders_single_commands_with_literal_arguments() {
         failover,
         [
             (
+                "Invoke-CsManagementServerFailover".to_owned(),
+                vec![
+                    p("-BackupSqlServerFqdn"),
+                    s("dal-sql-001.litwareinc.com"),
+                    p("-Force"),
+                    p("-Confirm"),
+                    v("$false")
+                ]
+            ),
+            (
                 "Set-CsPersistentChatState".to_owned(),
                 vec![
                     p("-Identity"),
@@ -161,6 +171,8 @@ fn shipped_runbook_renders_single_commands_with_literal_arguments() {
             (
                 "Set-CsPersistentChatActiveServer".to_owned(),
                 vec![
+                    p("-Identity"),
+                    s("service:atl-cs-001.litwareinc.com"),
                     p("-ActiveServers"),
                     servers(&["dal-pc-001.litwareinc.com", "dal-pc-002.litwareinc.com"]),
                     p("-Confirm"),
@@ -178,13 +190,11 @@ fn shipped_runbook_renders_single_commands_with_literal_arguments() {
         [
             (
                 "Set-CsPersistentChatActiveServer".to_owned(),
-                vec![p("-ActiveServers"), v("$null"), p("-Confirm"), v("$false")]
-            ),
-            (
-                "Set-CsPersistentChatActiveServer".to_owned(),
                 vec![
+                    p("-Identity"),
+                    s("service:atl-cs-001.litwareinc.com"),
                     p("-ActiveServers"),
-                    servers(&["atl-pc-001.litwareinc.com", "atl-pc-002.litwareinc.com"]),
+                    v("$null"),
                     p("-Confirm"),
                     v("$false")
                 ]
@@ -199,6 +209,21 @@ fn shipped_runbook_renders_single_commands_with_literal_arguments() {
                     p("-Confirm"),
                     v("$false")
                 ]
+            ),
+            (
+                "Set-CsPersistentChatActiveServer".to_owned(),
+                vec![
+                    p("-Identity"),
+                    s("service:atl-cs-001.litwareinc.com"),
+                    p("-ActiveServers"),
+                    servers(&["atl-pc-001.litwareinc.com", "atl-pc-002.litwareinc.com"]),
+                    p("-Confirm"),
+                    v("$false")
+                ]
+            ),
+            (
+                "Test-CsPersistentChatMessage".to_owned(),
+                vec![p("-TargetFqdn"), s("atl-cs-001.litwareinc.com")]
             ),
         ]
     );

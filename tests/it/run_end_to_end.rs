@@ -94,6 +94,12 @@ fn failback_restores_the_primary_and_log_shipping() {
         "{}",
         text(&output.stdout)
     );
+    // The synthetic check Microsoft documents ends the fail-back, and the summary says how it went.
+    assert!(
+        text(&output.stdout).contains("\ncheck: Test-CsPersistentChatMessage: Success (latency "),
+        "{}",
+        text(&output.stdout)
+    );
     assert_failed_back(&rig, &after_failover, &rig.status());
 }
 
@@ -142,7 +148,7 @@ fn failback_puts_back_the_log_shipping_the_failover_removed_and_notes_what_the_r
     let stdout = text(&plan.stdout);
     for note in [
         format!(
-            "step 7 (`configure-log-shipping`) puts back log shipping as it was before the failover: backup_share, copy_folder, copy_job, restore_job, interval_minutes from the settings run {failover_run} captured"
+            "step 8 (`configure-log-shipping`) puts back log shipping as it was before the failover: backup_share, copy_folder, copy_job, restore_job, interval_minutes from the settings run {failover_run} captured"
         ),
         format!(
             "fail-back sets log shipping's `retention_minutes` to `999` as the runbook says; before the failover (run {failover_run}) msdb had `4320`"

@@ -12,16 +12,19 @@ use crate::lab_support::{
     LabRig, RestoreJob, assert_exit, assert_failed_back, assert_failed_over, started_steps, text,
 };
 
-const FAILBACK_STEPS: [&str; 9] = [
+const FAILBACK_STEPS: [&str; 12] = [
     "clear-active-servers",
     "unmirror-mgc",
     "unmirror-mgccomp",
     "backup-mgc",
     "confirm-restore",
     "restore-primary-mgc",
+    "mirror-primary-mgc",
     "configure-log-shipping",
-    "set-active-servers",
     "set-pool-normal",
+    "wait-cms-replication",
+    "set-active-servers",
+    "test-chat",
 ];
 
 fn sql_fault(instance: &str, pattern: &str, error: u32) -> Value {
@@ -95,7 +98,7 @@ fn a_cmdlet_error_clearing_the_active_servers_stops_the_failback_and_it_resumes(
             "Set-CsPersistentChatActiveServer",
             "The Central Management Store is unavailable.",
         ),
-        "`Set-CsPersistentChatActiveServer -ActiveServers $null -Confirm:$false` failed: The Central Management Store is unavailable.",
+        "`Set-CsPersistentChatActiveServer -Identity 'service:atl-cs-001.litwareinc.com' -ActiveServers $null -Confirm:$false` failed: The Central Management Store is unavailable.",
     );
 }
 
@@ -182,7 +185,7 @@ fn a_server_name_other_than_the_servers_own_stops_log_shipping_set_up_and_says_w
         .name;
     assert!(
         text(&output.stderr).contains(&format!(
-            "error: step 7 (`configure-log-shipping`) failed: `primary` calls itself `{real}` (@@SERVERNAME), but the runbook names it `ATL-SQL-OLD`; set `server_name = \"{real}\"` under [instances.primary]"
+            "error: step 8 (`configure-log-shipping`) failed: `primary` calls itself `{real}` (@@SERVERNAME), but the runbook names it `ATL-SQL-OLD`; set `server_name = \"{real}\"` under [instances.primary]"
         )),
         "{}",
         text(&output.stderr)

@@ -32,17 +32,18 @@ struct Fault {
     whole_line: bool,
 }
 
-const FAILOVER_STEPS: [&str; 10] = [
+const FAILOVER_STEPS: [&str; 11] = [
     "remove-log-shipping",
     "copy-log-backups",
     "apply-log-backups",
     "end-sessions",
     "recover-mgc",
     "confirm-mgc-online",
+    "move-cms",
     "set-pool-failed-over",
+    "set-active-servers",
     "mirror-mgc",
     "mirror-mgccomp",
-    "set-active-servers",
 ];
 
 fn nothing(_: &LabRig) {}
@@ -160,7 +161,7 @@ fn fails_then_resumes(fault: Fault) {
     assert_eq!(
         text(&status.stdout),
         format!(
-            "{run}: failover of {} by {}: completed; last step: set-active-servers (done)\n",
+            "{run}: failover of {} by {}: completed; last step: mirror-mgccomp (done)\n",
             rig.pool(),
             operator()
         )
@@ -323,7 +324,7 @@ fn recovery_that_stays_blocked_past_its_retries_stops_the_run_and_the_same_comma
 fn a_cmdlet_error_setting_the_pool_state_stops_the_run_and_the_same_command_resumes() {
     fails_then_resumes(Fault {
         step: "set-pool-failed-over",
-        number: 7,
+        number: 8,
         restore: RestoreJob::Default,
         inject: |rig| {
             rig.set_faults(json!([cmdlet_fault(
@@ -334,7 +335,7 @@ fn a_cmdlet_error_setting_the_pool_state_stops_the_run_and_the_same_command_resu
         clear: nothing,
         error: |_| {
             step_error(
-                7,
+                8,
                 "set-pool-failed-over",
                 "`Set-CsPersistentChatState -Identity 'service:atl-cs-001.litwareinc.com' -PoolState 'FailedOver' -Confirm:$false` failed: Cannot connect to the Central Management Store.",
             )
@@ -347,7 +348,7 @@ fn a_cmdlet_error_setting_the_pool_state_stops_the_run_and_the_same_command_resu
 fn an_unreachable_mirror_partner_stops_the_run_and_the_same_command_resumes() {
     fails_then_resumes(Fault {
         step: "mirror-mgc",
-        number: 8,
+        number: 10,
         restore: RestoreJob::Default,
         inject: |rig| {
             // The mirror's SET PARTNER (sent first) cannot reach the principal's endpoint.
@@ -363,7 +364,7 @@ fn an_unreachable_mirror_partner_stops_the_run_and_the_same_command_resumes() {
         // SQL Server names the partner address there.
         error: |_| {
             step_error(
-                8,
+                10,
                 "mirror-mgc",
                 "`backup_mirror` answered with an error: Msg 1418, Level 16, State 1: The server network address \"",
             )
@@ -378,7 +379,7 @@ fn a_principal_refusing_its_mirror_partner_stops_the_run_and_the_same_command_re
     // half-made session before restoring it again (RESTORE would refuse it with 3104).
     fails_then_resumes(Fault {
         step: "mirror-mgc",
-        number: 8,
+        number: 10,
         restore: RestoreJob::Default,
         inject: |rig| {
             rig.set_faults(json!([sql_fault(
@@ -391,7 +392,7 @@ fn a_principal_refusing_its_mirror_partner_stops_the_run_and_the_same_command_re
         clear: nothing,
         error: |_| {
             step_error(
-                8,
+                10,
                 "mirror-mgc",
                 "`backup` answered with an error: Msg 1412, Level 16, State 1: The remote copy of database \"mgc\" has not been rolled forward to a point in time that is encompassed in the local copy of the database log.",
             )
@@ -404,7 +405,7 @@ fn a_principal_refusing_its_mirror_partner_stops_the_run_and_the_same_command_re
 fn an_error_backing_up_mgccomp_for_its_mirror_stops_the_run_and_the_same_command_resumes() {
     fails_then_resumes(Fault {
         step: "mirror-mgccomp",
-        number: 9,
+        number: 11,
         restore: RestoreJob::Default,
         inject: |rig| {
             rig.set_faults(json!([sql_fault(
@@ -417,7 +418,7 @@ fn an_error_backing_up_mgccomp_for_its_mirror_stops_the_run_and_the_same_command
         clear: nothing,
         error: |rig| {
             step_error(
-                9,
+                11,
                 "mirror-mgccomp",
                 &format!(
                     "`backup` answered with an error: Msg 3201, Level 16, State 1: Cannot open backup device '{}'. Operating system error 2(The system cannot find the file specified.).",
@@ -433,7 +434,7 @@ fn an_error_backing_up_mgccomp_for_its_mirror_stops_the_run_and_the_same_command
 fn a_cmdlet_error_setting_the_active_servers_stops_the_run_and_the_same_command_resumes() {
     fails_then_resumes(Fault {
         step: "set-active-servers",
-        number: 10,
+        number: 9,
         restore: RestoreJob::Default,
         inject: |rig| {
             rig.set_faults(json!([cmdlet_fault(
@@ -444,9 +445,9 @@ fn a_cmdlet_error_setting_the_active_servers_stops_the_run_and_the_same_command_
         clear: nothing,
         error: |_| {
             step_error(
-                10,
+                9,
                 "set-active-servers",
-                "`Set-CsPersistentChatActiveServer -ActiveServers @('dal-pc-001.litwareinc.com','dal-pc-002.litwareinc.com') -Confirm:$false` failed: The server dal-pc-002.litwareinc.com is not a Persistent Chat server of this pool.",
+                "`Set-CsPersistentChatActiveServer -Identity 'service:atl-cs-001.litwareinc.com' -ActiveServers @('dal-pc-001.litwareinc.com','dal-pc-002.litwareinc.com') -Confirm:$false` failed: The server dal-pc-002.litwareinc.com is not a Persistent Chat server of this pool.",
             )
         },
         whole_line: true,
@@ -479,9 +480,10 @@ fn the_journal_keeps_the_server_error_of_the_failed_statement() {
     );
 }
 
-/// A log backup corrupt in the share (and so in the copy folder) stops the apply step; once the
-/// share holds a good copy again, the same command copies it again and finishes: the copy step is
-/// examined again on every run until the apply that uses it is done, never trusted from the journal.
+/// A log backup corrupt in the share (and so in the copy folder) is found before step 1, named, and
+/// nothing is changed; once the share holds a good copy again, the same command copies it again over
+/// the bad copy and finishes (the share's copy of a name is the one checked, since the copy step
+/// copies it again).
 #[test]
 fn a_corrupt_log_backup_repaired_in_the_share_is_copied_again_and_the_failover_finishes() {
     let rig = LabRig::start(RestoreJob::Idle);
@@ -496,12 +498,14 @@ fn a_corrupt_log_backup_repaired_in_the_share_is_copied_again_and_the_failover_f
         std::fs::write(folder.join(&victim), b"not a backup any more").expect("damage");
     }
     let failed = rig.failover();
-    assert_exit(&failed, 1);
+    assert_exit(&failed, 3);
     let stderr = text(&failed.stderr);
     assert!(
-        stderr.contains(
-            "error: step 3 (`apply-log-backups`) failed: `backup` answered with an error: Msg 3241"
-        ),
+        // Named as SQL Server names it (`\\atl-sql-001\LogShipping\...` with Windows paths).
+        stderr.contains("\n  FAILED `")
+            && stderr.contains(&format!(
+                "{victim}`: its header cannot be read: `backup` answered with an error: Msg 3241"
+            )),
         "{stderr}"
     );
     std::fs::write(rig.share().join(&victim), good).expect("repair the share");

@@ -238,6 +238,9 @@ fn plan_check_passes_before_a_failover_and_fails_for_a_failback_without_a_primar
             "backup share readable",
             "copy folder readable",
             "`mgc` on `backup` is restoring",
+            "mirroring endpoint of `backup` fits the runbook",
+            "mirroring endpoint of `backup_mirror` fits the runbook",
+            "cmdlet `Invoke-CsManagementServerFailover` and its parameters exist",
             "cmdlet `Set-CsPersistentChatState` and its parameters exist",
             "cmdlet `Get-CsPersistentChatState` and its parameters exist",
             "cmdlet `Set-CsPersistentChatActiveServer` and its parameters exist",
@@ -248,7 +251,7 @@ fn plan_check_passes_before_a_failover_and_fails_for_a_failback_without_a_primar
         rows.iter().all(|(verdict, _, _)| verdict == "PASS"),
         "every check passes before a failover:\n{stdout}"
     );
-    assert!(stdout.ends_with("all 10 checks passed\n"), "{stdout}");
+    assert!(stdout.ends_with("all 13 checks passed\n"), "{stdout}");
 
     let failback = rig.pcfail(&["plan", "failback", "--check"]);
     assert_exit(&failback, 3);
@@ -273,6 +276,14 @@ fn plan_check_passes_before_a_failover_and_fails_for_a_failback_without_a_primar
                     rig.manifest().instance(Role::Primary).and_then(|i| i.browser).expect("a Browser").port()
                 )
             ),
+            // The fail-back mirrors the primary's `mgc` again: its mirror is needed too.
+            (
+                "instance `primary_mirror` reachable, sysadmin".to_owned(),
+                format!(
+                    "cannot reach `primary_mirror` at 127.0.0.1\\PCHAT (SQL Browser on UDP port {}): SQL Browser did not answer for instance `PCHAT` (the host does not answer, its SQL Browser service is stopped, or it has no instance of that name)",
+                    rig.manifest().instance(Role::PrimaryMirror).and_then(|i| i.browser).expect("a Browser").port()
+                )
+            ),
             // A fail-back starts from a failed-over pool, whose backup `mgc` is online.
             (
                 "`mgc` on `backup` is online".to_owned(),
@@ -293,7 +304,7 @@ fn plan_check_passes_before_a_failover_and_fails_for_a_failback_without_a_primar
         document["checks"]
             .as_array()
             .map(|c| c.iter().filter(|r| r["ok"] == false).count()),
-        Some(3)
+        Some(failed.len())
     );
 
     // Read-only: nothing changed on the backup side, and no journal was written.
@@ -341,10 +352,11 @@ fn interrupted_run_resumes_where_it_stopped() {
         ("end-sessions", "done earlier"),
         ("recover-mgc", "done earlier"),
         ("confirm-mgc-online", "done earlier"),
+        ("move-cms", "done earlier"),
         ("set-pool-failed-over", "done"),
+        ("set-active-servers", "done, not verified"),
         ("mirror-mgc", "done"),
         ("mirror-mgccomp", "done"),
-        ("set-active-servers", "done, not verified"),
     ]
     .iter()
     .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
@@ -363,11 +375,12 @@ fn interrupted_run_resumes_where_it_stopped() {
             "end-sessions",
             "recover-mgc",
             "confirm-mgc-online",
+            "move-cms",
             "set-pool-failed-over",
             "set-pool-failed-over",
+            "set-active-servers",
             "mirror-mgc",
             "mirror-mgccomp",
-            "set-active-servers",
         ]
     );
     assert!(

@@ -8,7 +8,7 @@ fn shipped_runbook_is_valid() {
     Test::new()
         .runbook(&portable(SHIPPED))
         .args(&["validate"])
-        .stdout("runbook.toml: ok (10 failover steps, 9 fail-back steps)\n")
+        .stdout("runbook.toml: ok (11 failover steps, 12 fail-back steps)\n")
         .stderr("")
         .run();
 }
@@ -405,15 +405,15 @@ fn schedule_start_date_must_be_a_real_day() {
     let cases = [
         (
             "20260230",
-            "runbook.toml:348:23: error: `schedule_start_date` must be a real date written `yyyymmdd`; `20260230` is day 30 of February 2026, which has 28 days\n",
+            "runbook.toml:403:23: error: `schedule_start_date` must be a real date written `yyyymmdd`; `20260230` is day 30 of February 2026, which has 28 days\n",
         ),
         (
             "20261399",
-            "runbook.toml:348:23: error: `schedule_start_date` must be a real date written `yyyymmdd`; `20261399` has no month 13\n",
+            "runbook.toml:403:23: error: `schedule_start_date` must be a real date written `yyyymmdd`; `20261399` has no month 13\n",
         ),
         (
             "19891231",
-            "runbook.toml:348:23: error: `schedule_start_date` must be between 19900101 and 99991231\n",
+            "runbook.toml:403:23: error: `schedule_start_date` must be between 19900101 and 99991231\n",
         ),
     ];
     for (date, stderr) in cases {
@@ -440,7 +440,7 @@ fn the_fuzz_seed_runbook_is_valid() {
             "../../fuzz/seeds/every-action.toml"
         )))
         .args(&["validate"])
-        .stdout("runbook.toml: ok (10 failover steps, 6 fail-back steps)\n")
+        .stdout("runbook.toml: ok (11 failover steps, 6 fail-back steps)\n")
         .stderr("")
         .run();
 }

@@ -4,7 +4,7 @@
 //! the SkypeForBusiness module, which is the point: the lab is worth exactly its fidelity.
 //!
 //! ```text
-//! powershell args -> args (validated like powershell.exe) -> READY line
+//! powershell args -> args (validated like powershell.exe) -> [no console: console] -> READY line
 //! stdin line -> protocol (JSON request) -> shell: parse (one statement, literals only)
 //!     -> command lookup (module imported?) -> binding (parameter sets, conversions)
 //!     -> faults.json (error / hang / crash) -> -WhatIf / confirmation -> cmdlets/*
@@ -21,6 +21,7 @@ mod binding;
 mod clixml;
 mod cmdlets;
 mod cms;
+mod console;
 mod error;
 mod faults;
 mod manifest;
@@ -75,6 +76,30 @@ pub fn run(
             return 1;
         }
     };
+    // A host without a console runs its script's first statements before it can report ready; the
+    // ones that need a console fail there (console.rs).
+    if console::missing(lab_dir) {
+        // PowerShell names a script file in an error's position, and "line" for a command given
+        // with -EncodedCommand ("At line:3 char:1").
+        let (script, shown) = match &args.script {
+            Script::File { path, .. } => match std::fs::read_to_string(path) {
+                Ok(script) => (script, path.display().to_string()),
+                Err(e) => {
+                    let _ = writeln!(errors, "error: cannot read `{}`: {e}", path.display());
+                    return 1;
+                }
+            },
+            Script::Encoded(text) => (text.clone(), "line".to_owned()),
+        };
+        let (stderr, ends) = console::run_without_console(&script, &shown);
+        for text in stderr {
+            let _ = errors.write_all(text.as_bytes());
+        }
+        let _ = errors.flush();
+        if ends {
+            return 1;
+        }
+    }
     let mut shell = Shell::new(lab_dir.to_path_buf(), args.non_interactive, sql);
     // Started with -EncodedCommand, PowerShell writes its streams' records to stderr as CLIXML.
     let mut stderr = Stderr {

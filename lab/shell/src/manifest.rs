@@ -19,9 +19,16 @@ pub(crate) struct LabManifest {
     pub persistent_chat_servers: Vec<ChatServer>,
     #[serde(default)]
     pub active_servers: Vec<String>,
+    /// The Front End servers that can run the Central Management Server's master.
+    #[serde(default)]
+    pub front_end_servers: Vec<ChatServer>,
     /// The lab variants in force (docs/lab.md); the shell reads the ones about cmdlets.
     #[serde(default)]
     pub variants: BTreeMap<String, String>,
+    /// How the lab's instances treat encryption (`not_supported`, `required`, `strict`); absent in
+    /// a lab.json from before TLS came to the lab, which means plaintext.
+    #[serde(default)]
+    pub encryption: Option<String>,
 }
 
 impl LabManifest {
@@ -52,11 +59,15 @@ pub(crate) struct Instance {
     /// The FQDN of the instance the topology pairs with this one as its SQL mirror.
     #[serde(default)]
     pub mirror: Option<String>,
+    #[serde(default)]
+    pub data_center: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
 pub(crate) struct ChatServer {
     pub fqdn: String,
+    #[serde(default)]
+    pub data_center: String,
 }
 
 #[derive(Debug, Error)]

@@ -107,7 +107,16 @@ impl Sql {
             &manifest.login.user,
             manifest.password(),
         ));
-        config.encryption(EncryptionLevel::NotSupported);
+        // A lab that requires encryption (its default since TLS came to the lab) gets TLS; the shell
+        // stands in for a Front End server, which trusts the site's CA, so it trusts the lab's
+        // certificate without checking it. A plaintext lab gets plaintext.
+        match manifest.encryption.as_deref() {
+            Some("required" | "strict") => {
+                config.encryption(EncryptionLevel::Required);
+                config.trust_cert();
+            }
+            _ => config.encryption(EncryptionLevel::NotSupported),
+        }
         config.handshake_timeout(Some(CONNECT_TIMEOUT));
         config.command_timeout(Some(COMMAND_TIMEOUT));
         let address = instance.address.clone();

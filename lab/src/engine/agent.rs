@@ -12,11 +12,12 @@ use super::errors::SqlError;
 use super::exec::Ctx;
 use super::guid::Guid;
 use super::lsn::{LogFit, log_fit};
+use super::model::Job;
 use super::model::{DbState, JobKind, JobRun, LsSecondary, MirrorRole, Schedule};
 use super::paths;
 use super::procs::{Args, ProcFail, ProcOut, guid_out};
 use super::restore::{Finish, apply_log};
-use super::world::World;
+use super::world::{RunningJob, RunningRequest, SessionInfo, World};
 use super::{LabTime, Role, time};
 
 pub(crate) fn proc(ctx: &mut Ctx, proc: &str, a: &Args) -> Result<ProcOut, ProcFail> {
@@ -247,7 +248,10 @@ fn reschedule(world: &mut World, role: Role, job: Guid, now: LabTime) {
 }
 
 /// Runs every enabled, scheduled job that is due; missed runs while the lab was stopped collapse into one.
+/// A job still running is not started again (SQL Server Agent does not run a job twice at once), and
+/// disabling it does not stop the run under way.
 pub(crate) fn run_due_jobs(world: &mut World, now: LabTime) {
+    finish_running_jobs(world, now);
     for role in Role::ALL {
         if !world.is_up(role) {
             continue;
@@ -266,6 +270,9 @@ pub(crate) fn run_due_jobs(world: &mut World, now: LabTime) {
             let Some(p) = period(world, role, id).filter(|_| enabled) else {
                 continue;
             };
+            if world.rt.running_jobs.iter().any(|r| r.job == id) {
+                continue;
+            }
             match next {
                 None => reschedule(world, role, id, now),
                 Some(t) if t <= now => {
@@ -283,9 +290,103 @@ pub(crate) fn run_due_jobs(world: &mut World, now: LabTime) {
     }
 }
 
-/// Runs one job now and records its outcome in the job's history (msdb.dbo.sysjobhistory).
+/// A restore job whose run takes time (a "job" fault rule, docs/lab.md): it starts now and works
+/// until `run` has passed, its RESTORE LOG visible as a request of an Agent session (so
+/// sys.dm_exec_requests shows it and a competing RESTORE gets 3101), and msdb.dbo.sysjobactivity shows
+/// it running. Its files are restored when it ends (`finish_running_jobs`).
+fn start_long_run(
+    world: &mut World,
+    role: Role,
+    job: &Job,
+    run: std::time::Duration,
+    now: LabTime,
+) {
+    let database = job
+        .ls_id
+        .and_then(|id| {
+            world.inst(role).and_then(|i| {
+                i.msdb
+                    .ls_secondary_databases
+                    .iter()
+                    .find(|d| d.secondary_id == id)
+                    .map(|d| d.secondary_database.clone())
+            })
+        })
+        .unwrap_or_else(|| "master".to_owned());
+    let info = SessionInfo {
+        spid: 0,
+        login: "NT SERVICE\\SQLSERVERAGENT".to_owned(),
+        host: world
+            .inst(role)
+            .map(|i| i.config.name.clone())
+            .unwrap_or_default(),
+        program: format!("SQLAgent - TSQL JobStep (Job {} : Step 1)", job.name),
+        database: "master".to_owned(),
+        login_time: now,
+        last_batch: now,
+        token: tokio_util::sync::CancellationToken::new(),
+        virtual_end: Some(None),
+        serial: 0,
+        busy: true,
+        orphaned: false,
+        request: Some(RunningRequest {
+            command: "RESTORE LOG".to_owned(),
+            database: Some(database),
+            exclusive: true,
+            start: now,
+            began: std::time::Instant::now(),
+            total: run,
+        }),
+    };
+    let (spid, _) = world.open_session(role, info);
+    world.rt.running_jobs.push(RunningJob {
+        role,
+        job: job.job_id,
+        spid,
+        until: std::time::Instant::now() + run,
+    });
+    if let Some(j) = world
+        .inst_mut(role)
+        .and_then(|i| i.msdb.jobs.iter_mut().find(|j| j.job_id == job.job_id))
+    {
+        j.running_since = Some(now);
+    }
+}
+
+/// Ends the long job runs whose time is up: their work is done now, and recorded.
+fn finish_running_jobs(world: &mut World, now: LabTime) {
+    let due: Vec<RunningJob> = world
+        .rt
+        .running_jobs
+        .iter()
+        .filter(|r| r.until <= std::time::Instant::now())
+        .cloned()
+        .collect();
+    for r in due {
+        world.rt.running_jobs.retain(|x| x.job != r.job);
+        world.close_session(r.role, r.spid);
+        run_job_now(world, r.role, r.job, now);
+    }
+}
+
+/// Runs one job now and records its outcome in the job's history (msdb.dbo.sysjobhistory); a restore
+/// job a "job" fault rule makes slow starts running instead (`start_long_run`).
 pub(crate) fn run_job(world: &mut World, role: Role, job: Guid, now: LabTime) {
     let Some(j) = world.inst(role).and_then(|i| i.job(job)).cloned() else {
+        return;
+    };
+    if j.kind == JobKind::LsRestore
+        && let Some(run) = super::faults::match_job(world, role, "restore", now)
+    {
+        start_long_run(world, role, &j, run, now);
+        return;
+    }
+    run_job_now(world, role, job, now);
+}
+
+fn run_job_now(world: &mut World, role: Role, job: Guid, now: LabTime) {
+    let Some(j) = world.inst(role).and_then(|i| i.job(job)).cloned() else {
+        // Deleted while it ran (sp_delete_job): the run's work is lost with its configuration.
         return;
     };
     let outcome = match (j.kind, j.ls_id) {
@@ -302,6 +403,7 @@ pub(crate) fn run_job(world: &mut World, role: Role, job: Guid, now: LabTime) {
         .inst_mut(role)
         .and_then(|i| i.msdb.jobs.iter_mut().find(|j| j.job_id == job))
     {
+        j.running_since = None;
         j.history.push(JobRun {
             at: now,
             succeeded,
@@ -367,7 +469,7 @@ fn backup_job(
     }
     let set_guid = world.rng.guid();
     let media = world.rng.guid();
-    let set = take_backup(
+    let mut set = take_backup(
         world,
         role,
         &row.primary_database,
@@ -378,6 +480,9 @@ fn backup_job(
         1,
     )
     .map_err(|e| e.text)?;
+    // The lab's servers run with `backup checksum default` on, so log-shipping backups carry
+    // checksums and RESTORE VERIFYONLY ... WITH CHECKSUM can check them (docs/lab.md).
+    set.checksums = true;
     let wrk_path = backupfile::local(&wrk);
     backupfile::write(
         &wrk_path,
@@ -561,6 +666,9 @@ fn restore_job(
             let Some(set) = file.sets.first() else {
                 continue;
             };
+            if set.damaged {
+                return Err(SqlError::new(3183, &["1", "4242", &set.database_name]).text);
+            }
             match log_fit(set.first_lsn, set.last_lsn, redo) {
                 LogFit::TooEarly => continue,
                 LogFit::TooRecent => {

@@ -378,6 +378,7 @@ pub(crate) fn take_backup(
         compressed: false,
         checksums: false,
         copy_only,
+        damaged: false,
         pages: if log { 2 } else { d.pages() },
         files: d.files.clone(),
         records,

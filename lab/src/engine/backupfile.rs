@@ -51,6 +51,10 @@ pub(crate) struct BackupSet {
     pub compressed: bool,
     pub checksums: bool,
     pub copy_only: bool,
+    /// The set's pages are damaged on the media (a test sets this in the file): its header still reads,
+    /// but `RESTORE VERIFYONLY ... WITH CHECKSUM` finds it (3189) and a RESTORE of it fails (3183).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub damaged: bool,
     pub pages: i64,
     pub files: Vec<DbFile>,
     /// Full: every record below last_lsn. Log: the records in [first_lsn, last_lsn).

@@ -103,6 +103,9 @@ pub(crate) fn lookup(ctx: &Ctx, current_db: &str, name: &ObjectName) -> Result<T
         "database_mirroring" if sys => database_mirroring(world, inst),
         "database_mirroring_endpoints" if sys => mirroring_endpoints(inst),
         "tcp_endpoints" if sys => tcp_endpoints(inst),
+        "server_principals" if sys => server_principals(inst),
+        "server_permissions" if sys => server_permissions(inst),
+        "dm_server_services" if sys => dm_server_services(world, role),
         "dm_exec_sessions" if sys => dm_exec_sessions(world, role, inst, now),
         "dm_exec_requests" if sys => dm_exec_requests(world, role, inst, ctx.spid, now),
         "sysprocesses" if sys || schema.is_none() || dbo => sysprocesses(world, role, inst, now),
@@ -119,6 +122,7 @@ pub(crate) fn lookup(ctx: &Ctx, current_db: &str, name: &ObjectName) -> Result<T
         "sysschedules" if in_msdb => sysschedules(inst),
         "sysjobschedules" if in_msdb => sysjobschedules(inst),
         "sysjobhistory" if in_msdb => sysjobhistory(inst),
+        "sysjobactivity" if in_msdb => sysjobactivity(inst),
         other
             if (sys && NOT_MODELLED_SYS.contains(&other))
                 || schema.as_deref() == Some("information_schema") =>
@@ -155,7 +159,6 @@ const NOT_MODELLED_SYS: &[&str] = &[
     "dm_io_virtual_file_stats",
     "dm_os_sys_info",
     "dm_os_wait_stats",
-    "dm_server_services",
     "dm_tran_locks",
     "endpoints",
     "filegroups",
@@ -164,8 +167,6 @@ const NOT_MODELLED_SYS: &[&str] = &[
     "objects",
     "procedures",
     "schemas",
-    "server_permissions",
-    "server_principals",
     "servers",
     "sql_logins",
     "sysdatabases",
@@ -188,7 +189,6 @@ const NOT_MODELLED_MSDB: &[&str] = &[
     "suspect_pages",
     "sysalerts",
     "syscategories",
-    "sysjobactivity",
     "sysjobsteps",
     "sysoperators",
 ];
@@ -491,6 +491,126 @@ fn tcp_endpoints(inst: &Instance) -> Table {
         let mut row = endpoint_row(e, false);
         row.extend([i(e.port), b(false), Value::Null]);
         t.rows.push(row);
+    }
+    t
+}
+
+/// The fixed principals and the Windows logins made since (logins.rs).
+fn server_principals(inst: &Instance) -> Table {
+    let mut t = Table::new(&[
+        ("name", SYSNAME, false),
+        ("principal_id", SqlType::Int, false),
+        ("type", SqlType::Char(1), false),
+        ("type_desc", DESC, true),
+        ("is_disabled", SqlType::Bit, true),
+        ("default_database_name", SYSNAME, true),
+    ]);
+    for (name, id, kind, desc) in super::logins::FIXED {
+        let login = kind != "R";
+        t.rows.push(vec![
+            s(name),
+            i(id),
+            s(kind),
+            s(desc),
+            b(false),
+            if login { s("master") } else { Value::Null },
+        ]);
+    }
+    for (n, name) in inst.logins.iter().enumerate() {
+        t.rows.push(vec![
+            s(name),
+            i(super::logins::FIRST_PRINCIPAL_ID + n as i64),
+            s("U"),
+            s("WINDOWS_LOGIN"),
+            b(false),
+            s("master"),
+        ]);
+    }
+    t
+}
+
+/// Server-level permissions: CONNECT on the default TSQL endpoint for public, as setup grants it,
+/// and CONNECT on the mirroring endpoint for each login granted it (class 105, ENDPOINT).
+fn server_permissions(inst: &Instance) -> Table {
+    let mut t = Table::new(&[
+        ("class", SqlType::TinyInt, false),
+        ("class_desc", DESC, true),
+        ("major_id", SqlType::Int, false),
+        ("minor_id", SqlType::Int, false),
+        ("grantee_principal_id", SqlType::Int, false),
+        ("grantor_principal_id", SqlType::Int, false),
+        ("type", SqlType::Char(4), false),
+        ("permission_name", SYSNAME, true),
+        ("state", SqlType::Char(1), false),
+        ("state_desc", DESC, true),
+    ]);
+    let connect = |endpoint: i64, grantee: i64| {
+        vec![
+            i(105),
+            s("ENDPOINT"),
+            i(endpoint),
+            i(0),
+            i(grantee),
+            i(1),
+            s("CO  "),
+            s("CONNECT"),
+            s("G"),
+            s("GRANT"),
+        ]
+    };
+    t.rows.push(connect(4, 2));
+    if let Some(e) = &inst.endpoint {
+        for login in &e.connect {
+            let id = inst
+                .logins
+                .iter()
+                .position(|l| l.eq_ignore_ascii_case(login))
+                .map(|n| super::logins::FIRST_PRINCIPAL_ID + n as i64);
+            if let Some(id) = id {
+                t.rows.push(connect(e.id, id));
+            }
+        }
+    }
+    t
+}
+
+/// The instance's two services, both running under its service account (logins.rs).
+fn dm_server_services(world: &World, role: Role) -> Table {
+    let mut t = Table::new(&[
+        ("servicename", SqlType::NVarChar(256), false),
+        ("startup_type", SqlType::Int, true),
+        ("startup_type_desc", SqlType::NVarChar(256), false),
+        ("status", SqlType::Int, true),
+        ("status_desc", SqlType::NVarChar(256), false),
+        ("process_id", SqlType::Int, true),
+        ("service_account", SqlType::NVarChar(256), false),
+        ("filename", SqlType::NVarChar(256), false),
+        ("is_clustered", SqlType::NVarChar(1), false),
+    ]);
+    let account = super::logins::service_account(world, role);
+    for (name, pid, file) in [
+        (
+            "SQL Server (MSSQLSERVER)",
+            2112,
+            "\"C:\\Program Files\\Microsoft SQL Server\\MSSQL13.MSSQLSERVER\\MSSQL\\Binn\\sqlservr.exe\" -sMSSQLSERVER",
+        ),
+        (
+            "SQL Server Agent (MSSQLSERVER)",
+            3304,
+            "\"C:\\Program Files\\Microsoft SQL Server\\MSSQL13.MSSQLSERVER\\MSSQL\\Binn\\SQLAGENT.EXE\" -i MSSQLSERVER",
+        ),
+    ] {
+        t.rows.push(vec![
+            s(name),
+            i(2),
+            s("Automatic"),
+            i(4),
+            s("Running"),
+            i(pid),
+            s(&account),
+            s(file),
+            s("N"),
+        ]);
     }
     t
 }
@@ -1155,6 +1275,46 @@ fn sysjobs(inst: &Instance) -> Table {
             dt(j.date_created),
             dt(j.date_created),
             i(1),
+        ]);
+    }
+    t
+}
+
+/// msdb.dbo.sysjobactivity: one row per job that has run or runs, for the Agent's current session (the
+/// lab's Agent never restarts, so there are no rows of earlier sessions): a running job has a
+/// start_execution_date and no stop_execution_date (sql-docs: dbo.sysjobactivity).
+fn sysjobactivity(inst: &Instance) -> Table {
+    let mut t = Table::new(&[
+        ("session_id", SqlType::Int, false),
+        ("job_id", SqlType::UniqueIdentifier, false),
+        ("run_requested_date", SqlType::DateTime, true),
+        ("run_requested_source", SYSNAME, true),
+        ("queued_date", SqlType::DateTime, true),
+        ("start_execution_date", SqlType::DateTime, true),
+        ("last_executed_step_id", SqlType::Int, true),
+        ("last_executed_step_date", SqlType::DateTime, true),
+        ("stop_execution_date", SqlType::DateTime, true),
+        ("job_history_id", SqlType::Int, true),
+        ("next_scheduled_run_date", SqlType::DateTime, true),
+    ]);
+    for j in &inst.msdb.jobs {
+        let (start, stop) = match (j.running_since, j.history.last()) {
+            (Some(since), _) => (since, None),
+            (None, Some(last)) => (last.at, Some(last.at)),
+            (None, None) => continue,
+        };
+        t.rows.push(vec![
+            i(1),
+            g(j.job_id),
+            dt(start),
+            s("SCHEDULER"),
+            Value::Null,
+            dt(start),
+            if stop.is_some() { i(1) } else { Value::Null },
+            odt(stop),
+            odt(stop),
+            Value::Null,
+            odt(j.next_run),
         ]);
     }
     t

@@ -89,6 +89,8 @@ fn check(stmts: &[Statement], declared: &[String]) -> Result<(), SqlError> {
             | Statement::CreateEndpoint(_)
             | Statement::AlterEndpointState { .. }
             | Statement::DropEndpoint(_)
+            | Statement::CreateLogin(_)
+            | Statement::GrantConnect { .. }
             | Statement::BeginTran
             | Statement::Commit
             | Statement::Rollback => {}

@@ -63,6 +63,18 @@ pub struct WorldConfig {
     pub backup_every_min: u32,
     pub copy_every_min: u32,
     pub restore_every_min: u32,
+    /// The backup's log-shipping secondary restores WITH STANDBY (LabOptions.standby_secondary).
+    #[serde(default)]
+    pub standby_secondary: bool,
+    /// Each instance's SQL Server service runs under an account of its own (logins.rs;
+    /// LabOptions.distinct_service_accounts); otherwise all four share one.
+    #[serde(default)]
+    pub distinct_service_accounts: bool,
+    /// Each instance has only its own data directory (`Instance::data_dir`): a RESTORE that would
+    /// create a file elsewhere fails unless MOVE relocates it (restore.rs;
+    /// LabOptions.data_paths_per_instance). Off: every path is accepted.
+    #[serde(default)]
+    pub data_paths_per_instance: bool,
     pub chat_messages_per_min: u32,
     /// The Persistent Chat servers (fqdn, data center): only an active one in a data center that is
     /// not lost writes chat records. Set by the runtime on every start from the fixed topology.

@@ -229,6 +229,8 @@ fn command(stmt: &Statement) -> &'static str {
         Statement::CreateEndpoint(_) => "CREATE ENDPOINT",
         Statement::AlterEndpointState { .. } => "ALTER ENDPOINT",
         Statement::DropEndpoint(_) => "DROP ENDPOINT",
+        Statement::CreateLogin(_) => "CREATE LOGIN",
+        Statement::GrantConnect { .. } => "GRANT",
         Statement::BeginTran => "BEGIN TRANSACTION",
         Statement::Commit => "COMMIT TRANSACTION",
         Statement::Rollback => "ROLLBACK TRANSACTION",
@@ -318,6 +320,10 @@ pub(crate) fn run(ctx: &mut Ctx, stmt: &Statement) -> Step {
             super::mirroring::alter_endpoint(ctx, name, state)
         }
         Statement::DropEndpoint(name) => super::mirroring::drop_endpoint(ctx, name),
+        Statement::CreateLogin(name) => super::logins::create_login(ctx, name),
+        Statement::GrantConnect { endpoint, login } => {
+            super::logins::grant_connect(ctx, endpoint, login)
+        }
         Statement::BeginTran => {
             ctx.local.trancount += 1;
             Step::Done(None)

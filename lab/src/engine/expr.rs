@@ -731,6 +731,10 @@ fn func(name: &str, args: &[Expr], env: &Env) -> Result<Tv, SqlError> {
                 "servername" | "machinename" | "computernamephysicalnetbios" => Some(name),
                 "instancename" => None, // the default instance: NULL, as SQL Server returns
                 "ishadrenabled" | "isclustered" => Some("0".to_owned()),
+                // SQL Server 2012 and later, with the trailing backslash SQL Server gives.
+                "instancedefaultdatapath" | "instancedefaultlogpath" => {
+                    inst.map(|i| format!("{}\\", i.data_dir()))
+                }
                 _ => None,
             };
             let tv = v.map(|s| {

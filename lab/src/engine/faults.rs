@@ -1,7 +1,8 @@
 //! Fault injection from `<lab dir>/faults.json` (docs/lab.md): rules of kind "sql" act on statements
 //! sent to an instance (error, delay, run time, dropped connection, instance down), rules of kind
 //! "session" stage virtual sessions (a Persistent Chat server, an admin's SSMS window) so tests can set
-//! up the KILL race, and a rule of kind "share" makes the log-shipping share unreachable while it exists.
+//! up the KILL race, rules of kind "job" make a log-shipping job's run take time (`agent.rs`), and a
+//! rule of kind "share" makes the log-shipping share unreachable while it exists.
 //!
 //! The file is re-read when its mtime changes; a rule's `times` is decremented and written back, so the
 //! count survives restarts and is visible to whoever wrote the rule. Rules of other kinds (the shell's
@@ -164,6 +165,33 @@ pub(crate) fn match_sql(
         write_back_times(world, index, times - 1);
     }
     Some(fault)
+}
+
+/// The first "job" rule for `role` and a job of this kind (`copy` or `restore`): how long the job's
+/// run takes (`run_ms`); consumes one of its `times`.
+pub(crate) fn match_job(
+    world: &mut World,
+    role: Role,
+    kind: &str,
+    now: LabTime,
+) -> Option<Duration> {
+    refresh(world, now);
+    let index = rules(world).iter().position(|r| {
+        r.get("kind").and_then(Json::as_str) == Some("job")
+            && r.get("instance")
+                .and_then(Json::as_str)
+                .is_none_or(|i| i.eq_ignore_ascii_case(role.as_str()))
+            && r.get("job")
+                .and_then(Json::as_str)
+                .is_some_and(|j| j.eq_ignore_ascii_case(kind))
+            && r.get("times").and_then(Json::as_i64).is_none_or(|t| t > 0)
+    })?;
+    let rule = rules(world)[index].clone();
+    let run = Duration::from_millis(rule.get("run_ms").and_then(Json::as_u64).unwrap_or(0));
+    if let Some(times) = rule.get("times").and_then(Json::as_i64) {
+        write_back_times(world, index, times - 1);
+    }
+    Some(run)
 }
 
 fn write_back_times(world: &mut World, index: usize, times: i64) {

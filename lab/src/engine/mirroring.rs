@@ -95,6 +95,19 @@ fn endpoint_started(ctx: &Ctx, role: Role) -> bool {
         .is_some_and(|e| e.started)
 }
 
+/// Whether `role`'s endpoint listens on the port `addr` (`TCP://host:port`) names: an endpoint on
+/// another port cannot be reached at that address (1418, reference J.5).
+fn endpoint_on_port(ctx: &Ctx, role: Role, addr: &str) -> bool {
+    let port = addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse::<i64>().ok());
+    ctx.world
+        .inst(role)
+        .and_then(|i| i.endpoint.as_ref())
+        .is_some_and(|e| Some(e.port) == port)
+}
+
 fn set_partner(ctx: &mut Ctx, name: &str, addr: &str) -> Result<(), SqlError> {
     if !addr.to_uppercase().starts_with("TCP://") || !addr[6..].contains(':') {
         return Err(SqlError::new(1449, &[]));
@@ -155,6 +168,10 @@ fn set_partner(ctx: &mut Ctx, name: &str, addr: &str) -> Result<(), SqlError> {
     if !ctx.world.is_up(partner)
         || !endpoint_started(ctx, partner)
         || !endpoint_started(ctx, ctx.role)
+        || !endpoint_on_port(ctx, partner, addr)
+        // Each side connects to the other's endpoint as its service account (reference J.5).
+        || !super::logins::connect_allowed(ctx.world, partner, ctx.role)
+        || !super::logins::connect_allowed(ctx.world, ctx.role, partner)
     {
         return Err(unreachable());
     }
@@ -356,6 +373,7 @@ pub(crate) fn create_endpoint(ctx: &mut Ctx, def: &EndpointDef) -> Step {
         started: state == "STARTED",
         state_desc: state,
         role,
+        connect: Vec::new(),
     });
     Step::Done(None)
 }

@@ -58,6 +58,7 @@ mod guid;
 mod kill;
 mod lexer;
 mod log_shipping;
+mod logins;
 mod lsn;
 mod mirroring;
 mod model;

@@ -222,6 +222,11 @@ pub(crate) struct Endpoint {
     pub started: bool,
     pub state_desc: String,
     pub role: String,
+    /// The logins granted CONNECT on it (`GRANT CONNECT ON ENDPOINT::[name] TO [login]`): a partner
+    /// whose service account is another account must be one of them (reference J.5). Dropped with the
+    /// endpoint, as its permissions are.
+    #[serde(default)]
+    pub connect: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -372,6 +377,10 @@ pub(crate) struct Job {
     /// A sp_start_job request, run at the next tick.
     pub start_requested: bool,
     pub history: Vec<JobRun>,
+    /// When the run under way started (msdb.dbo.sysjobactivity.start_execution_date); None when the
+    /// job is idle.
+    #[serde(default)]
+    pub running_since: Option<LabTime>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -458,6 +467,10 @@ pub(crate) struct Instance {
     pub databases: Vec<Database>,
     pub next_database_id: i64,
     pub endpoint: Option<Endpoint>,
+    /// Windows logins made with `CREATE LOGIN [DOMAIN\account] FROM WINDOWS`, in order (their
+    /// principal_id is 256 + the index, as the first user-made principals get).
+    #[serde(default)]
+    pub logins: Vec<String>,
     pub msdb: Msdb,
     /// The SQL Server error log (the current one): what `xp_logevent` writes and `sp_readerrorlog`
     /// reads.

@@ -181,10 +181,23 @@ pub(crate) enum Statement {
     Kill(Expr),
     Backup(Backup),
     Restore(Restore),
-    AlterDatabase { db: String, action: AlterAction },
+    AlterDatabase {
+        db: String,
+        action: AlterAction,
+    },
     CreateEndpoint(EndpointDef),
-    AlterEndpointState { name: String, state: String },
+    AlterEndpointState {
+        name: String,
+        state: String,
+    },
     DropEndpoint(String),
+    /// `CREATE LOGIN [name] FROM WINDOWS`.
+    CreateLogin(String),
+    /// `GRANT CONNECT ON ENDPOINT::[endpoint] TO [login]`.
+    GrantConnect {
+        endpoint: String,
+        login: String,
+    },
     BeginTran,
     Commit,
     Rollback,
@@ -510,6 +523,7 @@ impl Parser {
             "RESTORE" => self.restore(),
             "ALTER" => self.alter(),
             "CREATE" => self.create_endpoint(),
+            "GRANT" => self.grant(),
             "DROP" => {
                 self.pos += 1;
                 if !self.is_kw("ENDPOINT") {
@@ -1098,8 +1112,29 @@ impl Parser {
         }
     }
 
+    /// `GRANT CONNECT ON ENDPOINT::[name] TO [login]`, the one grant the lab models.
+    fn grant(&mut self) -> Result<Statement, SqlError> {
+        self.pos += 1;
+        if !self.eat_kw("CONNECT") || !self.eat_kw("ON") || !self.eat_kw("ENDPOINT") {
+            return Err(SqlError::not_modelled(
+                "the GRANT statement (only GRANT CONNECT ON ENDPOINT::)",
+            ));
+        }
+        self.expect_sym("::")?;
+        let endpoint = self.ident()?;
+        self.expect_kw("TO")?;
+        let login = self.ident()?;
+        Ok(Statement::GrantConnect { endpoint, login })
+    }
+
     fn create_endpoint(&mut self) -> Result<Statement, SqlError> {
         self.pos += 1;
+        if self.eat_kw("LOGIN") {
+            let name = self.ident()?;
+            self.expect_kw("FROM")?;
+            self.expect_kw("WINDOWS")?;
+            return Ok(Statement::CreateLogin(name));
+        }
         if !self.is_kw("ENDPOINT") {
             return Err(self.not_modelled_object("CREATE"));
         }

@@ -91,7 +91,8 @@ fn op_name(kind: RestoreKind) -> &'static str {
         RestoreKind::Log => "RESTORE LOG",
         RestoreKind::HeaderOnly => "RESTORE HEADERONLY",
         RestoreKind::FileListOnly => "RESTORE FILELISTONLY",
-        RestoreKind::VerifyOnly => "RESTORE VERIFYONLY",
+        // 3013 says "VERIFY DATABASE is terminating abnormally." for a failed VERIFYONLY.
+        RestoreKind::VerifyOnly => "VERIFY DATABASE",
         RestoreKind::LabelOnly => "RESTORE LABELONLY",
     }
 }
@@ -118,6 +119,17 @@ pub(crate) fn restore(ctx: &mut Ctx, r: &Restore) -> Step {
 pub(crate) fn plan(ctx: &mut Ctx, r: &Restore) -> Result<Plan, Vec<SqlError>> {
     let op = op_name(r.kind);
     let what = plan_what(ctx, r).map_err(|e| failed(op, e))?;
+    // Where the files go is part of planning the restore, whether it then runs at once or takes time.
+    if let What::Full { set, moves, .. } = &what
+        && ctx.world.config.data_paths_per_instance
+    {
+        let mut errors = data_path_errors(ctx.world, ctx.role, set, moves);
+        if !errors.is_empty() {
+            errors.push(SqlError::new(3119, &[]));
+            errors.push(SqlError::terminating(op));
+            return Err(errors);
+        }
+    }
     Ok(Plan { op, what })
 }
 
@@ -156,6 +168,15 @@ fn plan_what(ctx: &mut Ctx, r: &Restore) -> Result<What, SqlError> {
             if file_no < 1 || file_no as usize > file.sets.len() {
                 return Err(SqlError::new(4038, &[&file_no.to_string(), &path]));
             }
+            // Only WITH CHECKSUM reads the pages' checksums: without it a damaged set still
+            // "verifies" (the reason to ask for it, RESTORE VERIFYONLY docs).
+            let set = &file.sets[file_no as usize - 1];
+            if has(&r.options, "CHECKSUM") && !set.checksums {
+                return Err(SqlError::new(3187, &[]));
+            }
+            if has(&r.options, "CHECKSUM") && set.damaged {
+                return Err(SqlError::new(3189, &[]));
+            }
             Ok(What::VerifyOnly(file_no))
         }
         RestoreKind::LabelOnly => Err(SqlError::not_modelled("RESTORE LABELONLY")),
@@ -180,6 +201,9 @@ fn plan_what(ctx: &mut Ctx, r: &Restore) -> Result<What, SqlError> {
                 .filter(|_| file_no >= 1)
                 .ok_or_else(|| SqlError::new(4038, &[&file_no.to_string(), &path]))?
                 .clone();
+            if set.damaged {
+                return Err(SqlError::new(3183, &["1", "4242", &set.database_name]));
+            }
             if r.kind == RestoreKind::Log {
                 return Ok(What::Log {
                     db,
@@ -531,6 +555,37 @@ pub(crate) fn apply_log(
     let recovery = *finish == Finish::Recovery;
     record_restore_history(world, role, set, path, &name, user, false, recovery, now);
     Ok(())
+}
+
+/// With `WorldConfig.data_paths_per_instance`, an instance has only its own data directory: a file the
+/// backup places elsewhere, and no MOVE relocates, cannot be created there (reference J.3: files go to
+/// their original locations by default). SQL Server reports each such file with 5133 (OS error 3) and
+/// 3156, then 3119 while it plans the restore, before anything is written.
+fn data_path_errors(
+    w: &World,
+    role: Role,
+    set: &BackupSet,
+    moves: &[(String, String)],
+) -> Vec<SqlError> {
+    let Some(dir) = w.inst(role).map(|i| i.data_dir()) else {
+        return Vec::new();
+    };
+    let mut errors = Vec::new();
+    for f in &set.files {
+        let target = moves
+            .iter()
+            .find(|(from, _)| from.eq_ignore_ascii_case(&f.logical))
+            .map_or_else(|| f.physical.clone(), |(_, to)| to.clone());
+        let parent = target.rsplit_once('\\').map_or("", |(p, _)| p);
+        if !parent.eq_ignore_ascii_case(&dir) {
+            errors.push(SqlError::new(
+                5133,
+                &[&target, "3(The system cannot find the path specified.)"],
+            ));
+            errors.push(SqlError::new(3156, &[&f.logical, &target]));
+        }
+    }
+    errors
 }
 
 /// A database as a full backup describes it (files moved per `moves`), RESTORING until finished.

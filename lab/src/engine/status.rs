@@ -52,6 +52,7 @@ pub(crate) fn instance_status(world: &World, inst: &Instance) -> Value {
                 "job_id": j.job_id.to_string(),
                 "category": j.category,
                 "enabled": j.enabled,
+                "running_since": j.running_since.map(time::display),
                 "next_run": j.next_run.map(time::display),
                 "last_run": last.map(|h| time::display(h.at)),
                 "last_outcome": last.map(|h| if h.succeeded { "succeeded" } else { "failed" }),

@@ -54,6 +54,9 @@ pub(crate) fn config(dir: &Path) -> WorldConfig {
         backup_every_min: 5,
         copy_every_min: 15,
         restore_every_min: 15,
+        standby_secondary: false,
+        distinct_service_accounts: false,
+        data_paths_per_instance: false,
         chat_messages_per_min: 6,
         chat_servers: [
             ("atl-pc-001.litwareinc.com", "ATL"),
@@ -329,6 +332,53 @@ async fn several_backup_sets_share_a_file_and_headeronly_lists_them() {
     assert_eq!(names, ["mgc", "mgc_log"]);
     let ev = p.batch(format!("RESTORE HEADERONLY FROM DISK = N'{file}' WITH FILE = 9; RESTORE VERIFYONLY FROM DISK = N'{file}' WITH FILE = 9")).await;
     assert_eq!(error_numbers(&ev), vec![4038, 3013]);
+}
+
+/// A set damaged on the media still shows its header; only VERIFYONLY WITH CHECKSUM finds it before a
+/// RESTORE does (3189, then 3013 "VERIFY DATABASE ..."), and the RESTORE fails with 3183.
+#[tokio::test]
+async fn a_damaged_backup_set_is_found_by_verifyonly_with_checksum_only() {
+    let h = Harness::new();
+    let mut p = h.login(Role::Primary);
+    let file = h.path("backups/damaged.trn");
+    let ev = p
+        .batch(format!(
+            "BACKUP LOG [mgc] TO DISK = N'{file}' WITH CHECKSUM"
+        ))
+        .await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let (magic, body) = text.split_once('\n').unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(body).unwrap();
+    json["sets"][0]["damaged"] = serde_json::Value::Bool(true);
+    std::fs::write(&file, format!("{magic}\n{json}")).unwrap();
+    let cases: [(String, Vec<u32>); 4] = [
+        (format!("RESTORE HEADERONLY FROM DISK = N'{file}'"), vec![]),
+        (format!("RESTORE VERIFYONLY FROM DISK = N'{file}'"), vec![]),
+        (
+            format!("RESTORE VERIFYONLY FROM DISK = N'{file}' WITH FILE = 1, CHECKSUM"),
+            vec![3189, 3013],
+        ),
+        (
+            format!("RESTORE LOG [mgc] FROM DISK = N'{file}' WITH NORECOVERY"),
+            vec![3183, 3013],
+        ),
+    ];
+    for (sql, expected) in cases {
+        let ev = p.batch(sql.clone()).await;
+        assert_eq!(error_numbers(&ev), expected, "{sql}");
+    }
+    let ev = p
+        .batch(format!(
+            "RESTORE VERIFYONLY FROM DISK = N'{file}' WITH CHECKSUM"
+        ))
+        .await;
+    assert!(
+        messages(&ev)
+            .iter()
+            .any(|(n, t)| *n == 3013 && t == "VERIFY DATABASE is terminating abnormally."),
+        "{ev:?}"
+    );
 }
 
 fn rows_of(ev: &[Event]) -> Vec<Vec<Value>> {
@@ -1522,4 +1572,174 @@ async fn xp_logevent_lines_are_read_back_by_sp_readerrorlog() {
         .batch("EXEC master.dbo.xp_logevent 50000, N'x'".into())
         .await;
     assert_eq!(error_numbers(&ev), vec![59999]);
+}
+
+/// Partners under different service accounts (reference J.5): the principal's SET PARTNER cannot
+/// start the session (1418) until each account has a login and CONNECT on the other's endpoint; the
+/// catalog shows the accounts, the logins and the grants a client checks.
+#[tokio::test]
+async fn partners_under_other_accounts_need_connect_on_each_others_endpoint_1418() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.distinct_service_accounts = true;
+    let h = Harness {
+        world: Arc::new(Mutex::new(World::new_hadr(cfg, START))),
+        clock: Arc::new(Clock::new(START, 1.0)),
+        dir,
+    };
+    let mut p = h.login(Role::Primary);
+    let mut m = h.login(Role::PrimaryMirror);
+    // The deployed pair was granted: its session stands, and the catalog says why.
+    let ev = m
+        .batch("SELECT sp.name, p.permission_name, p.state_desc FROM sys.server_permissions AS p JOIN sys.server_principals AS sp ON sp.principal_id = p.grantee_principal_id WHERE p.class = 105 AND p.major_id = 65536".into())
+        .await;
+    assert_eq!(
+        rows(&ev)
+            .iter()
+            .map(|r| r.iter().map(text).collect::<Vec<_>>())
+            .collect::<Vec<_>>(),
+        vec![vec![
+            "LITWAREINC\\svc-atl-sql-001".to_owned(),
+            "CONNECT".to_owned(),
+            "GRANT".to_owned()
+        ]]
+    );
+    let ev = p
+        .batch("SELECT service_account FROM sys.dm_server_services WHERE servicename = N'SQL Server (MSSQLSERVER)'".into())
+        .await;
+    assert_eq!(text(&rows(&ev)[0][0]), "LITWAREINC\\svc-atl-sql-001");
+
+    // The backup pair: endpoints made, no grants yet.
+    let mut b = h.login(Role::Backup);
+    let mut bm = h.login(Role::BackupMirror);
+    for s in [&mut b, &mut bm] {
+        let ev = s.batch("CREATE ENDPOINT [Mirroring] STATE = STARTED AS TCP (LISTENER_PORT = 5022) FOR DATABASE_MIRRORING (ROLE = PARTNER)".into()).await;
+        assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    }
+    let full = h.path("share/mgccomp_full.bak");
+    let log = h.path("share/mgccomp_log.bak");
+    for text in [
+        format!("BACKUP DATABASE [mgccomp] TO DISK = N'{full}' WITH INIT"),
+        format!("BACKUP LOG [mgccomp] TO DISK = N'{log}' WITH INIT"),
+    ] {
+        let ev = b.batch(text).await;
+        assert!(
+            !error_numbers(&ev).iter().any(|n| *n != 3014 && *n != 4035),
+            "{ev:?}"
+        );
+    }
+    for text in [
+        format!("RESTORE DATABASE [mgccomp] FROM DISK = N'{full}' WITH NORECOVERY"),
+        format!("RESTORE LOG [mgccomp] FROM DISK = N'{log}' WITH NORECOVERY"),
+        "ALTER DATABASE [mgccomp] SET PARTNER = N'TCP://dal-sql-001.litwareinc.com:5022'"
+            .to_owned(),
+    ] {
+        let ev = bm.batch(text).await;
+        assert!(
+            !error_numbers(&ev).iter().any(|n| *n != 3014 && *n != 4035),
+            "{ev:?}"
+        );
+    }
+    let partner = "ALTER DATABASE [mgccomp] SET PARTNER = N'TCP://dal-sql-002.litwareinc.com:5022'";
+    assert_eq!(error_numbers(&b.batch(partner.into()).await), vec![1418]);
+
+    // A grant to a login that does not exist names it; a login made twice is 15025.
+    let ev = bm
+        .batch("GRANT CONNECT ON ENDPOINT::[Mirroring] TO [LITWAREINC\\svc-dal-sql-001]".into())
+        .await;
+    assert_eq!(
+        messages(&ev),
+        vec![(15151, "Cannot find the login 'LITWAREINC\\svc-dal-sql-001', because it does not exist or you do not have permission.".to_owned())]
+    );
+    for (session, account) in [(&mut bm, "svc-dal-sql-001"), (&mut b, "svc-dal-sql-002")] {
+        let ev = session
+            .batch(format!("CREATE LOGIN [LITWAREINC\\{account}] FROM WINDOWS"))
+            .await;
+        assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+        let ev = session
+            .batch(format!(
+                "GRANT CONNECT ON ENDPOINT::[Mirroring] TO [LITWAREINC\\{account}]"
+            ))
+            .await;
+        assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    }
+    let ev = b
+        .batch("CREATE LOGIN [LITWAREINC\\svc-dal-sql-002] FROM WINDOWS".into())
+        .await;
+    assert_eq!(
+        messages(&ev),
+        vec![(
+            15025,
+            "The server principal 'LITWAREINC\\svc-dal-sql-002' already exists.".to_owned()
+        )]
+    );
+    let ev = b.batch(partner.into()).await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+}
+
+/// With one data directory per instance, a full restore that would put a file in another instance's
+/// directory fails while it is planned: 5133 and 3156 per file, 3119, 3013; MOVE into the instance's
+/// default directory (SERVERPROPERTY) restores it.
+#[tokio::test]
+async fn a_restore_into_another_instances_directory_needs_move_5133_3156_3119() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.data_paths_per_instance = true;
+    let h = Harness {
+        world: Arc::new(Mutex::new(World::new_hadr(cfg, START))),
+        clock: Arc::new(Clock::new(START, 1.0)),
+        dir,
+    };
+    let mut b = h.login(Role::Backup);
+    let mut bm = h.login(Role::BackupMirror);
+    let full = h.path("share/mgccomp_full.bak");
+    let ev = b
+        .batch(format!(
+            "BACKUP DATABASE [mgccomp] TO DISK = N'{full}' WITH INIT"
+        ))
+        .await;
+    assert!(
+        !error_numbers(&ev).iter().any(|n| *n != 3014 && *n != 4035),
+        "{ev:?}"
+    );
+    let ev = b
+        .batch("SELECT name, physical_name FROM sys.master_files WHERE database_id = DB_ID(N'mgccomp')".into())
+        .await;
+    let files: Vec<(String, String)> = rows(&ev)
+        .iter()
+        .map(|r| (text(&r[0]), text(&r[1])))
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let restore = format!("RESTORE DATABASE [mgccomp] FROM DISK = N'{full}' WITH NORECOVERY");
+    let ev = bm.batch(restore.clone()).await;
+    assert_eq!(
+        error_numbers(&ev),
+        vec![5133, 3156, 5133, 3156, 3119, 3013],
+        "{:?}",
+        messages(&ev)
+    );
+    assert_eq!(
+        messages(&ev)[0].1,
+        format!(
+            "Directory lookup for the file \"{}\" failed with the operating system error 3(The system cannot find the path specified.).",
+            files[0].1
+        )
+    );
+    let ev = bm
+        .batch("SELECT CAST(SERVERPROPERTY('InstanceDefaultDataPath') AS nvarchar(260))".into())
+        .await;
+    let home = text(&rows(&ev)[0][0]);
+    assert!(home.ends_with("\\DAL-SQL-002\\"), "{home}");
+    let moves: String = files
+        .iter()
+        .map(|(logical, physical)| {
+            let name = physical.rsplit('\\').next().unwrap();
+            format!(", MOVE N'{logical}' TO N'{home}{name}'")
+        })
+        .collect();
+    let ev = bm.batch(format!("{restore}{moves}")).await;
+    assert!(
+        !error_numbers(&ev).iter().any(|n| *n != 3014 && *n != 4035),
+        "{ev:?}"
+    );
 }

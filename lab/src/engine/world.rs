@@ -99,8 +99,20 @@ pub(crate) struct AppLock {
     pub owner: String,
 }
 
+/// A log-shipping job whose run takes time (a "job" fault rule): its RESTORE shows as a request of
+/// an Agent session until `until`, then the job's work is done and its outcome recorded.
+#[derive(Clone, Debug)]
+pub(crate) struct RunningJob {
+    pub role: Role,
+    pub job: super::guid::Guid,
+    pub spid: u16,
+    pub until: Instant,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Runtime {
+    /// Jobs running now (agent.rs).
+    pub running_jobs: Vec<RunningJob>,
     pub sessions: HashMap<Role, Vec<SessionInfo>>,
     pub transcripts: HashMap<Role, Vec<TranscriptEntry>>,
     pub applocks: Vec<AppLock>,
@@ -169,6 +181,9 @@ impl World {
                 inst.endpoint = Some(Endpoint::mirroring_default());
             }
         }
+        // The primary pair was mirrored at deployment, so each may connect to the other's endpoint.
+        super::logins::grant_partner(&mut world, Role::Primary, Role::PrimaryMirror);
+        super::logins::grant_partner(&mut world, Role::PrimaryMirror, Role::Primary);
         if world.inst(Role::Primary).is_none() {
             return world;
         }
@@ -203,6 +218,7 @@ impl World {
             databases: Vec::new(),
             next_database_id: 5,
             endpoint: None,
+            logins: Vec::new(),
             msdb: Msdb::default(),
             errorlog: Vec::new(),
         };
@@ -265,7 +281,19 @@ impl World {
             inst.next_database_id += 1;
             id
         };
-        let db = super::restore::database_from_full(set, id, None);
+        // With one data directory per instance, the copy was restored into its own (with MOVE), as
+        // it would have to be on such a site.
+        let moves: Option<Vec<(String, String)>> = self.config.data_paths_per_instance.then(|| {
+            let dir = self.inst(role).map(|i| i.data_dir()).unwrap_or_default();
+            set.files
+                .iter()
+                .map(|f| {
+                    let name = f.physical.rsplit('\\').next().unwrap_or(&f.physical);
+                    (f.logical.clone(), format!("{dir}\\{name}"))
+                })
+                .collect()
+        });
+        let db = super::restore::database_from_full(set, id, moves.as_deref());
         let inst = self.inst_mut(role).expect("checked above");
         inst.databases.push(db);
         let user = self.config.login_user.clone();
@@ -354,6 +382,7 @@ impl World {
 
         let (secondary_id, copy_job, restore_job) =
             (self.rng.guid(), self.rng.guid(), self.rng.guid());
+        let standby = self.config.standby_secondary;
         let inst = self.inst_mut(Role::Backup).expect("checked by caller");
         inst.msdb.ls_secondary.push(LsSecondary {
             secondary_id,
@@ -369,9 +398,9 @@ impl World {
             last_copied_file: None,
             last_copied_date: None,
         });
-        inst.msdb
-            .ls_secondary_databases
-            .push(LsSecondaryDb::new("mgc", secondary_id));
+        let mut secondary = LsSecondaryDb::new("mgc", secondary_id);
+        secondary.restore_mode = standby;
+        inst.msdb.ls_secondary_databases.push(secondary);
         let copy_name = format!("LSCopy_{primary_name}_mgc");
         let restore_name = format!("LSRestore_{primary_name}_mgc");
         self.add_scheduled_job(
@@ -908,6 +937,7 @@ impl Endpoint {
             started: true,
             state_desc: "STARTED".to_owned(),
             role: "PARTNER".to_owned(),
+            connect: Vec::new(),
         }
     }
 }
@@ -1013,6 +1043,7 @@ impl Job {
             next_run: None,
             start_requested: false,
             history: Vec::new(),
+            running_since: None,
         }
     }
 }

@@ -556,6 +556,32 @@ impl ConfigureLogShipping {
                     );
                     s.execute_in_step(role, &text).await?;
                 }
+                // The primary's backup places its files where the primary keeps them; the secondary
+                // may keep its own elsewhere (exec::relocate).
+                (
+                    Part::InitRestore,
+                    Command::Sql {
+                        instance,
+                        database,
+                        text,
+                        when,
+                    },
+                ) => {
+                    let moves = crate::exec::relocate::moves_for_backup(
+                        s,
+                        instance,
+                        &self.initialize_file,
+                        1,
+                    )
+                    .await?;
+                    let command = Command::Sql {
+                        instance,
+                        database,
+                        text: format!("{text}{moves}"),
+                        when,
+                    };
+                    s.run_unconditionally(&command).await?
+                }
                 (_, command) => s.run_unconditionally(&command).await?,
             }
             // Read again the side the part changed: it may have created jobs and schedules whose

@@ -176,7 +176,9 @@ pub(crate) fn run(inv: &mut Invocation<'_>) -> Result<(), ErrorRecord> {
             active.join(", ")
         }
     ));
+    inv.require_master(&manifest, &cms)?;
     cms.active_servers = active;
+    Invocation::touch(&mut cms);
     inv.save_cms(&cms)
 }
 

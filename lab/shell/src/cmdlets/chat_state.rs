@@ -103,10 +103,12 @@ pub(crate) fn run_set(inv: &mut Invocation<'_>) -> Result<(), ErrorRecord> {
         // No -PoolState: the object is written back unchanged.
         return Ok(());
     };
+    inv.require_master(&manifest, &cms)?;
     inv.verbose.push(format!(
         "Setting pool state of \"{}\" to \"{state}\".",
         pool_identity(&manifest)
     ));
     cms.pool_state = state;
+    Invocation::touch(&mut cms);
     inv.save_cms(&cms)
 }

@@ -9,6 +9,7 @@ mod active_server;
 mod chat_state;
 mod get_command;
 mod import_module;
+mod management_store;
 mod mirror_database;
 mod test_message;
 
@@ -42,6 +43,8 @@ pub(crate) enum Cmdlet {
     TestPersistentChatMessage,
     InstallMirrorDatabase,
     UninstallMirrorDatabase,
+    GetManagementStoreReplicationStatus,
+    InvokeManagementServerFailover,
 }
 
 pub(crate) const ALL: &[Cmdlet] = &[
@@ -53,6 +56,8 @@ pub(crate) const ALL: &[Cmdlet] = &[
     Cmdlet::TestPersistentChatMessage,
     Cmdlet::InstallMirrorDatabase,
     Cmdlet::UninstallMirrorDatabase,
+    Cmdlet::GetManagementStoreReplicationStatus,
+    Cmdlet::InvokeManagementServerFailover,
 ];
 
 /// Real cmdlets of the SkypeForBusiness module that a failover runbook might reach for but that the lab
@@ -81,6 +86,8 @@ impl Cmdlet {
             Cmdlet::TestPersistentChatMessage => &test_message::SPEC,
             Cmdlet::InstallMirrorDatabase => &mirror_database::INSTALL_SPEC,
             Cmdlet::UninstallMirrorDatabase => &mirror_database::UNINSTALL_SPEC,
+            Cmdlet::GetManagementStoreReplicationStatus => &management_store::STATUS_SPEC,
+            Cmdlet::InvokeManagementServerFailover => &management_store::FAILOVER_SPEC,
         }
     }
 
@@ -97,7 +104,9 @@ impl Cmdlet {
     pub(crate) fn confirms_by_default(self) -> bool {
         matches!(
             self,
-            Cmdlet::SetPersistentChatState | Cmdlet::UninstallMirrorDatabase
+            Cmdlet::SetPersistentChatState
+                | Cmdlet::UninstallMirrorDatabase
+                | Cmdlet::InvokeManagementServerFailover
         )
     }
 
@@ -130,6 +139,8 @@ impl Cmdlet {
             Cmdlet::TestPersistentChatMessage => test_message::run(inv),
             Cmdlet::InstallMirrorDatabase => mirror_database::run_install(inv),
             Cmdlet::UninstallMirrorDatabase => mirror_database::run_uninstall(inv),
+            Cmdlet::GetManagementStoreReplicationStatus => management_store::run_status(inv),
+            Cmdlet::InvokeManagementServerFailover => management_store::run_failover(inv),
         }
     }
 }
@@ -231,9 +242,14 @@ pub(crate) fn lab_error(message: String) -> ErrorRecord {
     )
 }
 
-/// The identity objects carry: `service:<pool fqdn>`, as the HA/DR runbook writes it.
+/// The identity objects carry: `service:<pool fqdn>`, as the HA/DR runbook writes it, or
+/// `PersistentChatServer:<pool fqdn>` where the lab variant `pool_identity` says that is the only form
+/// the cmdlets accept (so a client reading the identity back learns the form that works).
 pub(crate) fn pool_identity(manifest: &LabManifest) -> String {
-    format!("service:{}", manifest.pool)
+    match manifest.variant("pool_identity") {
+        Some("persistentchatserver") => format!("PersistentChatServer:{}", manifest.pool),
+        _ => format!("service:{}", manifest.pool),
+    }
 }
 
 /// PowerShell's `-like` wildcards (`*`, `?`), case-insensitive. Character classes are not supported.

@@ -131,3 +131,43 @@ fn a_lab_directory_without_lab_json_fails_at_start() {
         run.stderr
     );
 }
+
+/// Started with no console (a scheduled task, a service), a host script that sets the console's
+/// encoding under `$ErrorActionPreference = 'Stop'` dies before READY with PowerShell's error, exit 1;
+/// pcfail's own host script (assets/host.ps1) reaches READY and answers.
+#[test]
+fn without_a_console_only_a_host_script_that_leaves_the_console_encoding_alone_gets_ready() {
+    let lab = Lab::new();
+    lab.write_faults(json!({ "rules": [{ "kind": "host", "no_console": true }] }));
+    let old = lab.dir().join("old-host.ps1");
+    std::fs::write(
+        &old,
+        "$ErrorActionPreference = 'Stop'\n$utf8 = New-Object System.Text.UTF8Encoding $false\n[Console]::InputEncoding = $utf8\n",
+    )
+    .unwrap();
+    let run = lab.run_with_args(&crate::support::powershell_args(&old), &[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.stdout, "", "no READY");
+    assert!(
+        run.stderr.starts_with(&format!(
+            "Exception setting \"InputEncoding\": \"The handle is invalid.\r\n\"\nAt {}:3 char:1\n",
+            old.display()
+        )),
+        "{}",
+        run.stderr
+    );
+
+    let shipped = lab.dir().join("host.ps1");
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/host.ps1"),
+        &shipped,
+    )
+    .unwrap();
+    let run = lab.run_with_args(
+        &crate::support::powershell_args(&shipped),
+        &[request(1, "Get-Command -Name Import-Module")],
+    );
+    assert_eq!((run.code, run.stderr.as_str()), (0, ""));
+    assert!(run.stdout.starts_with(READY), "{}", run.stdout);
+    assert_eq!(run.responses().len(), 1);
+}
