@@ -102,7 +102,7 @@ impl Outcome {
                 error,
             } => {
                 let mut err = format!("error: step {step} (`{id}`) failed: {error}");
-                if let StepError::Host(h) = error {
+                if let StepError::Host(h) | StepError::HostStopped { host: h, .. } = error {
                     let tail = h.stderr_tail();
                     if !tail.is_empty() {
                         err.push_str("\n--- PowerShell stderr (last lines) ---");
