@@ -6,6 +6,12 @@
 //! `"times"` makes them fire only so often, so "the fault is cleared" needs nothing from the test; the
 //! copy step's fault is on the file system, and the test undoes it. The operator-check step
 //! (`confirm-mgc-online`, a pause) cannot fail under `--yes`: there is nothing to inject there.
+//!
+//! Then the rest of issue 9's fault matrix, each through the same scenario: the shell crashing or
+//! hanging past its step's timeout, a connection dropped under a statement, an instance stopped
+//! mid-run, a statement slower than its step's timeout, a read-only copy folder. Not here: a full
+//! copy folder (it needs a small file system mounted over the folder, which takes privileges a test
+//! run may not have).
 
 use pcfail_lab::Role;
 use serde_json::{Value, json};
@@ -640,6 +646,7 @@ fn a_statement_slower_than_its_step_timeout_stops_the_run_and_the_same_command_r
 /// Makes `folder` refuse new files even to root (tests may run as root, for whom mode 0555 does not
 /// bite): mode 0555, and where that is not enough the immutable attribute (`chattr +i`, which root
 /// can set on the file systems tests use). Panics if neither makes the folder read-only.
+#[cfg(unix)]
 fn make_read_only(folder: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o555)).expect("chmod 0555");
@@ -664,6 +671,7 @@ fn make_read_only(folder: &std::path::Path) {
     }
 }
 
+#[cfg(unix)]
 fn make_writable(folder: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     // Fails harmlessly where the attribute was never set (a run as another user).
@@ -694,17 +702,21 @@ fn a_read_only_copy_folder_stops_the_run_and_the_same_command_resumes() {
         clear: |rig| make_writable(&rig.copy_folder()),
         error: |rig| {
             let first = first_file_examined(rig);
+            // The cause is the OS's: "Permission denied" (mode 0555) or "Operation not permitted"
+            // (immutable, as root); a write of our own, while the fault is in place, says which.
+            let cause = std::fs::write(rig.copy_folder().join(".write-probe"), b"x")
+                .expect_err("the copy folder is read-only");
             step_error(
                 2,
                 "copy-log-backups",
                 &format!(
-                    "cannot copy `{}` to `{}`: ",
+                    "cannot copy `{}` to `{}`: {cause}",
                     rig.share().join(&first).display(),
                     rig.copy_folder().join(&first).display()
                 ),
             )
         },
-        whole_line: false,
+        whole_line: true,
     });
 }
 
