@@ -115,7 +115,7 @@ impl Outcome {
                 if let Some(serving) = serving {
                     let _ = write!(err, "\n{serving}");
                 }
-                if let StepError::Host(h) = error {
+                if let StepError::Host(h) | StepError::HostStopped { host: h, .. } = error {
                     let tail = h.stderr_tail();
                     if !tail.is_empty() {
                         err.push_str("\n--- PowerShell stderr (last lines) ---");

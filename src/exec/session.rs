@@ -30,6 +30,10 @@ pub(crate) enum StepError {
     Sql(#[from] SqlError),
     #[error(transparent)]
     Host(#[from] HostError),
+    /// The host failed while running a cmdlet: `what` says which, and `host` keeps the host's
+    /// stderr for the report.
+    #[error("{what}")]
+    HostStopped { what: String, host: HostError },
     #[error("`{command}` failed: {}", .error.message)]
     Cmdlet {
         command: String,
@@ -483,7 +487,29 @@ impl<'r> Session<'r> {
                 self.record_host_streams(&host)?;
             }
         }
-        Ok(result?)
+        match result {
+            // The host was given what was left of the step, so its own message would name that
+            // remainder ("within 1s" under a 2s step timeout). Name the runbook's timeout instead,
+            // as `execute` does for SQL (found by the fault matrix, issue 9).
+            Err(host @ HostError::Timeout { .. })
+                if Instant::now() >= self.step_deadline && self.step_limit.is_some() =>
+            {
+                Err(StepError::HostStopped {
+                    what: format!(
+                        "the step's timeout of {} ran out while `{command}` was still running; the PowerShell host was stopped",
+                        crate::sql::shown(self.step_limit.unwrap_or_default())
+                    ),
+                    host,
+                })
+            }
+            // The host's own message does not say what it was running when it died; the
+            // operator needs the cmdlet to judge whether it took effect (issue 9).
+            Err(host @ HostError::Exited { .. }) => Err(StepError::HostStopped {
+                what: format!("`{command}` did not finish: {host}"),
+                host,
+            }),
+            other => Ok(other?),
+        }
     }
 
     /// Closes everything, keeping the host's stderr and stray output in the journal.

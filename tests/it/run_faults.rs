@@ -6,6 +6,12 @@
 //! `"times"` makes them fire only so often, so "the fault is cleared" needs nothing from the test; the
 //! copy step's fault is on the file system, and the test undoes it. The operator-check step
 //! (`confirm-mgc-online`, a pause) cannot fail under `--yes`: there is nothing to inject there.
+//!
+//! Then the rest of issue 9's fault matrix, each through the same scenario: the shell crashing or
+//! hanging past its step's timeout, a connection dropped under a statement, an instance stopped
+//! mid-run, a statement slower than its step's timeout, a read-only copy folder. Not here: a full
+//! copy folder (it needs a small file system mounted over the folder, which takes privileges a test
+//! run may not have).
 
 use pcfail_lab::Role;
 use serde_json::{Value, json};
@@ -58,6 +64,12 @@ fn cmdlet_fault(cmdlet: &str, message: &str) -> Value {
 
 /// The whole scenario: disaster, fault, failed run, fault gone, the same command again.
 fn fails_then_resumes(fault: Fault) {
+    fails_then_resumes_while(fault, nothing);
+}
+
+/// [`fails_then_resumes`], with `during` run on a thread of its own while the failing run runs: for
+/// faults that must strike mid-run (an instance stopped once the run reached a step).
+fn fails_then_resumes_while(fault: Fault, during: fn(&LabRig)) {
     assert_eq!(
         FAILOVER_STEPS[fault.number - 1],
         fault.step,
@@ -67,7 +79,12 @@ fn fails_then_resumes(fault: Fault) {
     let at_disaster = rig.disaster();
     (fault.inject)(&rig);
 
-    let failed = rig.failover();
+    let failed = std::thread::scope(|scope| {
+        let during = scope.spawn(|| during(&rig));
+        let failed = rig.failover();
+        during.join().expect("the mid-run fault was injected");
+        failed
+    });
     assert_exit(&failed, 1);
     let stderr = text(&failed.stderr);
     let error_lines: Vec<&str> = stderr
@@ -448,6 +465,258 @@ fn a_cmdlet_error_setting_the_active_servers_stops_the_run_and_the_same_command_
                 9,
                 "set-active-servers",
                 "`Set-CsPersistentChatActiveServer -Identity 'service:atl-cs-001.litwareinc.com' -ActiveServers @('dal-pc-001.litwareinc.com','dal-pc-002.litwareinc.com') -Confirm:$false` failed: The server dal-pc-002.litwareinc.com is not a Persistent Chat server of this pool.",
+            )
+        },
+        whole_line: true,
+    });
+}
+
+/// The shell process (the PowerShell host) dies while a cmdlet runs: the step fails naming the host's
+/// exit and the cmdlet it was running, and the next run starts a new host.
+#[test]
+fn a_shell_crashing_mid_cmdlet_stops_the_run_and_the_same_command_resumes() {
+    fails_then_resumes(Fault {
+        step: "set-pool-failed-over",
+        number: 7,
+        restore: RestoreJob::Default,
+        inject: |rig| {
+            rig.set_faults(json!([
+                { "kind": "cmdlet", "cmdlet": "Set-CsPersistentChatState", "crash": true, "times": 1 }
+            ]))
+        },
+        clear: nothing,
+        error: |_| {
+            step_error(
+                7,
+                "set-pool-failed-over",
+                "`Set-CsPersistentChatState -Identity 'service:atl-cs-001.litwareinc.com' -PoolState 'FailedOver' -Confirm:$false` did not finish: the PowerShell host exited unexpectedly (exit status: 1)",
+            )
+        },
+        whole_line: true,
+    });
+}
+
+/// A cmdlet that never answers is bounded by its step's timeout: the host is stopped, the step fails
+/// naming the cmdlet and the timeout, and the next run (with a host that answers) finishes.
+#[test]
+fn a_shell_hanging_past_the_step_timeout_stops_the_run_and_the_same_command_resumes() {
+    fails_then_resumes(Fault {
+        step: "set-active-servers",
+        number: 10,
+        restore: RestoreJob::Default,
+        inject: |rig| {
+            rig.set_step_key("failover", "set-active-servers", "timeout", "2s".into());
+            rig.set_faults(json!([
+                { "kind": "cmdlet", "cmdlet": "Set-CsPersistentChatActiveServer", "hang": true, "times": 1 }
+            ]));
+        },
+        clear: nothing,
+        error: |_| {
+            step_error(
+                10,
+                "set-active-servers",
+                "the step's timeout of 2s ran out while `Set-CsPersistentChatActiveServer -ActiveServers @('dal-pc-001.litwareinc.com','dal-pc-002.litwareinc.com') -Confirm:$false` was still running; the PowerShell host was stopped",
+            )
+        },
+        whole_line: true,
+    });
+}
+
+/// The connection breaks while the server has a RESTORE LOG in hand (the lab drops it before running
+/// the statement): the step fails naming the instance and the broken connection; the next run
+/// reconnects and applies every log backup once.
+#[test]
+fn a_connection_dropped_mid_restore_stops_the_run_and_the_same_command_resumes() {
+    fails_then_resumes(Fault {
+        step: "apply-log-backups",
+        number: 3,
+        restore: RestoreJob::Idle,
+        inject: |rig| {
+            rig.set_faults(json!([
+                { "kind": "sql", "instance": "backup", "pattern": "RESTORE LOG", "drop_connection": true, "times": 1 }
+            ]))
+        },
+        clear: nothing,
+        error: |_| {
+            step_error(
+                3,
+                "apply-log-backups",
+                "the connection to `backup` failed: ",
+            )
+        },
+        whole_line: false,
+    });
+}
+
+/// The same on the mirroring statement, sent to the mirror instance.
+#[test]
+fn a_connection_dropped_mid_set_partner_stops_the_run_and_the_same_command_resumes() {
+    fails_then_resumes(Fault {
+        step: "mirror-mgc",
+        number: 8,
+        restore: RestoreJob::Default,
+        inject: |rig| {
+            rig.set_faults(json!([
+                { "kind": "sql", "instance": "backup_mirror", "pattern": "ALTER DATABASE [mgc] SET PARTNER", "drop_connection": true, "times": 1 }
+            ]))
+        },
+        clear: nothing,
+        error: |_| {
+            step_error(
+                8,
+                "mirror-mgc",
+                "the connection to `backup_mirror` failed: ",
+            )
+        },
+        whole_line: false,
+    });
+}
+
+/// The mirror instance stops while the run is in the mirroring step (held there by a slow full
+/// backup on the principal, so the stop lands mid-step): the step fails naming `backup_mirror` and
+/// the closed connection; once the instance is started again, the same command finishes.
+#[test]
+fn an_instance_stopped_mid_run_stops_the_run_and_the_same_command_resumes() {
+    fails_then_resumes_while(
+        Fault {
+            step: "mirror-mgc",
+            number: 8,
+            restore: RestoreJob::Default,
+            inject: |rig| {
+                rig.set_faults(json!([
+                    { "kind": "sql", "instance": "backup", "pattern": "BACKUP DATABASE [mgc]", "run_ms": 3000, "times": 1 }
+                ]))
+            },
+            clear: |rig| rig.start_instance(Role::BackupMirror),
+            // The session pcfail opened on the mirror earlier in the step is closed under it.
+            error: |_| {
+                step_error(
+                    8,
+                    "mirror-mgc",
+                    "the connection to `backup_mirror` failed: ",
+                )
+            },
+            whole_line: false,
+        },
+        |rig| {
+            rig.wait_for_step("mirror-mgc");
+            // Once the principal is busy with the backup (the rule fired), the mirror's turn is
+            // still to come: stop it now.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while rig.faults()[0]["times"] != 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the BACKUP never started"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            rig.stop_instance(Role::BackupMirror);
+        },
+    );
+}
+
+/// How long the slow statement below keeps the server busy, and the step timeout that gives up first.
+const SLOW_RUN_MS: u64 = 5000;
+
+/// A statement the server takes longer over than its step may (the BACKUP of `mgccomp` for its
+/// mirror): the step fails naming the timeout, the instance and the statement; once the server has
+/// finished it, the same command (same timeout) finishes the failover.
+#[test]
+fn a_statement_slower_than_its_step_timeout_stops_the_run_and_the_same_command_resumes() {
+    fails_then_resumes(Fault {
+        step: "mirror-mgccomp",
+        number: 9,
+        restore: RestoreJob::Default,
+        inject: |rig| {
+            rig.set_step_key("failover", "mirror-mgccomp", "timeout", "2s".into());
+            rig.set_faults(json!([
+                { "kind": "sql", "instance": "backup", "pattern": "BACKUP DATABASE [mgccomp]", "run_ms": SLOW_RUN_MS, "times": 1 }
+            ]));
+        },
+        // The server finishes the abandoned BACKUP on its own: cleared once it is done.
+        clear: |_| std::thread::sleep(std::time::Duration::from_millis(SLOW_RUN_MS)),
+        error: |_| {
+            step_error(
+                9,
+                "mirror-mgccomp",
+                "the step's timeout of 2s ran out while `backup` was still working on `BACKUP DATABASE [mgccomp]",
+            )
+        },
+        whole_line: false,
+    });
+}
+
+/// Makes `folder` refuse new files even to root (tests may run as root, for whom mode 0555 does not
+/// bite): mode 0555, and where that is not enough the immutable attribute (`chattr +i`, which root
+/// can set on the file systems tests use). Panics if neither makes the folder read-only.
+#[cfg(unix)]
+fn make_read_only(folder: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o555)).expect("chmod 0555");
+    let probe = folder.join(".write-probe");
+    if std::fs::write(&probe, b"x").is_ok() {
+        std::fs::remove_file(&probe).expect("remove probe");
+        let status = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(folder)
+            .status()
+            .expect("run chattr");
+        assert!(
+            status.success(),
+            "cannot make `{}` read-only",
+            folder.display()
+        );
+        assert!(
+            std::fs::write(&probe, b"x").is_err(),
+            "`{}` is still writable",
+            folder.display()
+        );
+    }
+}
+
+#[cfg(unix)]
+fn make_writable(folder: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    // Fails harmlessly where the attribute was never set (a run as another user).
+    let _ = std::process::Command::new("chattr")
+        .arg("-i")
+        .arg(folder)
+        .stderr(std::process::Stdio::null())
+        .status();
+    std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o755)).expect("chmod 0755");
+}
+
+/// A copy folder that refuses new files (read-only): the copy step fails naming the file it could
+/// not write and why; once the folder is writable again, the same command finishes.
+#[cfg(unix)]
+#[test]
+fn a_read_only_copy_folder_stops_the_run_and_the_same_command_resumes() {
+    fails_then_resumes(Fault {
+        step: "copy-log-backups",
+        number: 2,
+        restore: RestoreJob::Default,
+        inject: |rig| {
+            // Emptied first (as a retention clean-up would), so the step has files to write.
+            for entry in std::fs::read_dir(rig.copy_folder()).expect("list the copy folder") {
+                std::fs::remove_file(entry.expect("entry").path()).expect("remove a copy");
+            }
+            make_read_only(&rig.copy_folder());
+        },
+        clear: |rig| make_writable(&rig.copy_folder()),
+        error: |rig| {
+            let first = first_file_examined(rig);
+            // The cause is the OS's: "Permission denied" (mode 0555) or "Operation not permitted"
+            // (immutable, as root); a write of our own, while the fault is in place, says which.
+            let cause = std::fs::write(rig.copy_folder().join(".write-probe"), b"x")
+                .expect_err("the copy folder is read-only");
+            step_error(
+                2,
+                "copy-log-backups",
+                &format!(
+                    "cannot copy `{}` to `{}`: {cause}",
+                    rig.share().join(&first).display(),
+                    rig.copy_folder().join(&first).display()
+                ),
             )
         },
         whole_line: true,
