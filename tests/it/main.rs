@@ -8,6 +8,7 @@ mod journal;
 mod lab_realism;
 mod lab_support;
 mod lab_variants;
+mod log_shipping_setup;
 // Needs the `kerberos` build and MIT Kerberos's KDC tools.
 #[cfg(feature = "kerberos")]
 mod kerberos;

@@ -40,7 +40,7 @@ fn every_key() -> String {
     );
     let text = edit(
         &text,
-        "schedule_start_date = 20260101",
+        "# The schedules start on the instance's own date (GETDATE()) unless `schedule_start_date` sets one.",
         "schedule_start_date = 20260101\nbackup_share = '\\\\atl-sql-001.litwareinc.com\\LogShipping'\ncopy_folder = 'D:\\LogShippingCopy'\ncopy_job = \"LSCopy_mgc\"\nrestore_job = \"LSRestore_mgc\"",
     );
     text + r#"

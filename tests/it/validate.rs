@@ -420,7 +420,7 @@ fn schedule_start_date_must_be_a_real_day() {
         Test::new()
             .runbook(&edit(
                 SHIPPED,
-                "schedule_start_date = 20260101",
+                "# The schedules start on the instance's own date (GETDATE()) unless `schedule_start_date` sets one.",
                 &format!("schedule_start_date = {date}"),
             ))
             .args(&["validate"])

@@ -234,7 +234,7 @@ pub(crate) fn reschedule_all(world: &mut World, now: LabTime) {
     }
 }
 
-fn reschedule(world: &mut World, role: Role, job: Guid, now: LabTime) {
+pub(crate) fn reschedule(world: &mut World, role: Role, job: Guid, now: LabTime) {
     let p = period(world, role, job);
     if let Some(j) = world
         .inst_mut(role)

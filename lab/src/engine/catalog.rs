@@ -115,6 +115,7 @@ pub(crate) fn lookup(ctx: &Ctx, current_db: &str, name: &ObjectName) -> Result<T
         "log_shipping_primary_databases" if in_msdb => ls_primary_databases(inst),
         "log_shipping_primary_secondaries" if in_msdb => ls_primary_secondaries(inst),
         "log_shipping_monitor_primary" if in_msdb => ls_monitor_primary(inst),
+        "log_shipping_monitor_alert" if in_msdb => ls_monitor_alert(inst),
         "log_shipping_secondary" if in_msdb => ls_secondary(inst),
         "log_shipping_secondary_databases" if in_msdb => ls_secondary_databases(inst),
         "log_shipping_monitor_secondary" if in_msdb => ls_monitor_secondary(inst),
@@ -181,7 +182,6 @@ const NOT_MODELLED_MSDB: &[&str] = &[
     "backupfile",
     "backupfilegroup",
     "backupmediaset",
-    "log_shipping_monitor_alert",
     "log_shipping_monitor_error_detail",
     "log_shipping_monitor_history_detail",
     "restorefile",
@@ -1096,6 +1096,15 @@ fn ls_primary_secondaries(inst: &Instance) -> Table {
     t
 }
 
+/// One column, one row at most: the alert job's id (sp_add_log_shipping_alert_job).
+fn ls_monitor_alert(inst: &Instance) -> Table {
+    let mut t = Table::new(&[("alert_job_id", SqlType::UniqueIdentifier, false)]);
+    if let Some(id) = inst.msdb.monitor_alert {
+        t.rows.push(vec![g(id)]);
+    }
+    t
+}
+
 fn ls_monitor_primary(inst: &Instance) -> Table {
     let mut t = Table::new(&[
         ("primary_id", SqlType::UniqueIdentifier, false),
@@ -1262,6 +1271,7 @@ fn sysjobs(inst: &Instance) -> Table {
             super::model::JobKind::LsBackup => 6,
             super::model::JobKind::LsCopy => 7,
             super::model::JobKind::LsRestore => 8,
+            super::model::JobKind::LsAlert => 9,
             super::model::JobKind::Other => 0,
         };
         t.rows.push(vec![

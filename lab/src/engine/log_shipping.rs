@@ -7,9 +7,10 @@ use super::errors::SqlError;
 use super::exec::Ctx;
 use super::guid::Guid;
 use super::model::{
-    DbState, Job, JobKind, LsPrimarySecondary, LsSecondary, LsSecondaryDb, Recovery,
+    DbState, Job, JobKind, LsPrimarySecondary, LsSecondary, LsSecondaryDb, Recovery, Schedule,
 };
 use super::procs::{Args, ProcFail, ProcOut, guid_out};
+use super::time;
 use super::world::World;
 use super::{LabTime, Role};
 
@@ -18,6 +19,7 @@ pub(crate) fn proc(ctx: &mut Ctx, proc: &str, a: &Args) -> Result<ProcOut, ProcF
     let overwrite = a.int("@overwrite").unwrap_or(0) == 1;
     let (role, now) = (ctx.role, ctx.now);
     match proc {
+        "sp_add_log_shipping_alert_job" => add_alert_job(ctx, proc),
         "sp_add_log_shipping_primary_database" => {
             let db = a.req("@database")?;
             let dir = a.req("@backup_directory")?;
@@ -268,6 +270,56 @@ pub(crate) fn proc(ctx: &mut Ctx, proc: &str, a: &Args) -> Result<ProcOut, ProcF
     }
 }
 
+/// sp_add_log_shipping_alert_job: "checks to see if an alert job has been created on this server. If
+/// an alert job does not exist, [it] creates the alert job and adds its job ID to the
+/// log_shipping_monitor_alert table. The alert job is enabled by default and runs on a schedule of
+/// once every two minutes." Return code 0, no result set, the id as `@alert_job_id` OUTPUT either way.
+/// SQL Server names the job `LSAlert_` + @@SERVERNAME and its schedule "Log shipping alert job
+/// schedule."; a job of that name outside the log-shipping categories is refused with 32022, as
+/// for the other log-shipping jobs.
+fn add_alert_job(ctx: &mut Ctx, proc: &str) -> Result<ProcOut, ProcFail> {
+    let (role, now) = (ctx.role, ctx.now);
+    let inst = ctx.world.inst(role).expect("session's instance");
+    // A row whose job was since deleted by hand does not count: the procedure checks for the job.
+    if let Some(id) = inst
+        .msdb
+        .monitor_alert
+        .filter(|id| inst.msdb.jobs.iter().any(|j| j.job_id == *id))
+    {
+        return Ok(ProcOut::with_outputs(vec![guid_out("@alert_job_id", id)]));
+    }
+    let name = format!("LSAlert_{}", inst.config.name);
+    let job = match create_job(ctx.world, role, &name, JobKind::LsAlert, now) {
+        Ok(id) => id,
+        Err(e) => return Ok(ProcOut::failed(e, proc)),
+    };
+    let uid = ctx.world.rng.guid();
+    let inst = ctx.world.inst_mut(role).expect("session's instance");
+    let schedule_id = inst.msdb.next_id();
+    inst.msdb.schedules.push(Schedule {
+        schedule_id,
+        schedule_uid: uid,
+        name: "Log shipping alert job schedule.".to_owned(),
+        enabled: true,
+        freq_type: 4,
+        freq_interval: 1,
+        freq_subday_type: 4,
+        freq_subday_interval: 2,
+        freq_recurrence_factor: 0,
+        active_start_date: time::date_int(now),
+        active_end_date: 99_991_231,
+        active_start_time: 0,
+        active_end_time: 235_900,
+    });
+    inst.msdb.job_schedules.push((job, schedule_id));
+    inst.msdb.monitor_alert = Some(job);
+    if let Some(j) = inst.msdb.jobs.iter_mut().find(|j| j.job_id == job) {
+        j.enabled = true;
+    }
+    super::agent::reschedule(ctx.world, role, job, now);
+    Ok(ProcOut::with_outputs(vec![guid_out("@alert_job_id", job)]))
+}
+
 /// A log-shipping job, created disabled; 32022 if a job of another category already has the name.
 fn create_job(
     world: &mut World,
@@ -341,6 +393,7 @@ fn delete_secondary_primary(world: &mut World, role: Role, secondary_id: Guid) {
             .ls_secondary
             .retain(|s| s.secondary_id != secondary_id);
     }
+    delete_alert_job(world, role);
 }
 
 fn delete_primary(world: &mut World, role: Role, primary_id: Guid) {
@@ -362,5 +415,22 @@ fn delete_primary(world: &mut World, role: Role, primary_id: Guid) {
         inst.msdb
             .ls_primary_secondaries
             .retain(|p| p.primary_id != primary_id);
+    }
+    delete_alert_job(world, role);
+}
+
+/// sp_delete_log_shipping_alert_job, which both delete procedures call (reference G): the alert job
+/// goes with the server's last log-shipping entry, and stays while any primary or secondary remains.
+/// That it waits for the last entry is inferred (one job serves every database), hence the comment
+/// rather than a variant: no test of pcfail depends on the job outliving a removal.
+fn delete_alert_job(world: &mut World, role: Role) {
+    let Some(inst) = world.inst_mut(role) else {
+        return;
+    };
+    if !inst.msdb.ls_primary_databases.is_empty() || !inst.msdb.ls_secondary.is_empty() {
+        return;
+    }
+    if let Some(id) = inst.msdb.monitor_alert.take() {
+        remove_jobs(world, role, &[id]);
     }
 }

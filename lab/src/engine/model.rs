@@ -353,6 +353,9 @@ pub(crate) enum JobKind {
     LsBackup,
     LsCopy,
     LsRestore,
+    /// The job `sp_add_log_shipping_alert_job` creates on a monitor (or, without one, on the primary
+    /// and each secondary): it raises 14420/14421 when a threshold passes; the lab runs no step of it.
+    LsAlert,
     Other,
 }
 
@@ -428,6 +431,10 @@ pub(crate) struct Msdb {
     /// (job_id, schedule_id)
     pub job_schedules: Vec<(Guid, i64)>,
     pub next_id: i64,
+    /// `log_shipping_monitor_alert`: the alert job's id, one row at most. `default` so a lab saved
+    /// before the table was modelled still loads.
+    #[serde(default)]
+    pub monitor_alert: Option<Guid>,
 }
 
 impl Msdb {

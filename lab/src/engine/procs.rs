@@ -188,6 +188,11 @@ const PROCS: &[(&str, Home, &[&str])] = &[
         ],
     ),
     (
+        "sp_add_log_shipping_alert_job",
+        Home::Master,
+        &["@alert_job_id"],
+    ),
+    (
         "sp_add_log_shipping_primary_secondary",
         Home::Master,
         &[
@@ -355,7 +360,6 @@ fn resolve(ctx: &Ctx, name: &ObjectName) -> Option<(&'static str, &'static [&'st
 /// Real system procedures outside the lab's model: calling one is the lab's error, not 2812 (which
 /// would claim SQL Server has no such procedure).
 const NOT_MODELLED_PROCS: &[&str] = &[
-    "sp_add_log_shipping_alert_job",
     "sp_addlogin",
     "sp_change_users_login",
     "sp_configure",

@@ -57,6 +57,15 @@ pub(crate) fn instance_status(world: &World, inst: &Instance) -> Value {
                 "last_run": last.map(|h| time::display(h.at)),
                 "last_outcome": last.map(|h| if h.succeeded { "succeeded" } else { "failed" }),
                 "last_message": last.map(|h| h.message.clone()),
+                // What sysjobschedules attaches, as sp_add_schedule recorded it: tests read the
+                // start date a client chose and the interval it asked for.
+                "schedules": msdb.job_schedules.iter().filter(|(job, _)| *job == j.job_id)
+                    .filter_map(|(_, id)| msdb.schedules.iter().find(|s| s.schedule_id == *id))
+                    .map(|s| json!({
+                        "name": s.name,
+                        "active_start_date": s.active_start_date,
+                        "freq_subday_interval": s.freq_subday_interval,
+                    })).collect::<Vec<_>>(),
             })
         })
         .collect();

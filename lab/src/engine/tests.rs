@@ -1743,3 +1743,91 @@ async fn a_restore_into_another_instances_directory_needs_move_5133_3156_3119() 
         "{ev:?}"
     );
 }
+
+/// sp_add_log_shipping_alert_job (Microsoft's page): creates `LSAlert_<@@SERVERNAME>` enabled, on a
+/// two-minute schedule, records it in log_shipping_monitor_alert and returns its id; a second call
+/// finds it and creates nothing. A non-log-shipping job of that name is refused (32022) with status 1.
+#[tokio::test]
+async fn the_alert_job_is_created_once_enabled_every_two_minutes() {
+    let h = Harness::new();
+    let mut p = h.login(Role::Primary);
+    let add = "DECLARE @id uniqueidentifier, @rc int; EXEC @rc = master.dbo.sp_add_log_shipping_alert_job @alert_job_id = @id OUTPUT; \
+               SELECT @rc, CONVERT(nvarchar(36), @id)";
+    let ev = p.batch(add.into()).await;
+    assert!(error_numbers(&ev).is_empty(), "{ev:?}");
+    let first = rows(&ev);
+    assert_eq!(text(&first[0][0]), "0");
+    let id = text(&first[0][1]);
+    let ev = p.batch(add.into()).await;
+    assert_eq!(rows(&ev), first, "a second call returns the same job");
+    let ev = p
+        .batch(
+            "SELECT CONVERT(nvarchar(36), job_id), name, enabled FROM msdb.dbo.sysjobs WHERE name LIKE N'LSAlert%'"
+                .into(),
+        )
+        .await;
+    let server = h
+        .world
+        .lock()
+        .unwrap()
+        .inst(Role::Primary)
+        .unwrap()
+        .config
+        .name
+        .clone();
+    assert_eq!(
+        rows(&ev)
+            .iter()
+            .map(|r| r.iter().map(text).collect::<Vec<_>>())
+            .collect::<Vec<_>>(),
+        vec![vec![
+            id.clone(),
+            format!("LSAlert_{server}"),
+            "1".to_owned()
+        ]]
+    );
+    let ev = p
+        .batch(
+            "SELECT CONVERT(nvarchar(36), alert_job_id) FROM msdb.dbo.log_shipping_monitor_alert"
+                .into(),
+        )
+        .await;
+    assert_eq!(text(&rows(&ev)[0][0]), id);
+    let ev = p
+        .batch(
+            format!("SELECT s.name, s.freq_subday_type, s.freq_subday_interval FROM msdb.dbo.sysschedules s JOIN msdb.dbo.sysjobschedules js ON js.schedule_id = s.schedule_id WHERE js.job_id = '{id}'"),
+        )
+        .await;
+    assert_eq!(
+        rows(&ev)
+            .iter()
+            .map(|r| r.iter().map(text).collect::<Vec<_>>())
+            .collect::<Vec<_>>(),
+        vec![vec![
+            "Log shipping alert job schedule.".to_owned(),
+            "4".to_owned(),
+            "2".to_owned()
+        ]]
+    );
+
+    // A job of that name in another category (the lab has no sp_add_job: put it in msdb directly).
+    {
+        let mut world = h.world.lock().unwrap();
+        let inst = world.inst_mut(Role::Backup).unwrap();
+        let name = format!("LSAlert_{}", inst.config.name);
+        let job = super::model::Job::new(
+            super::guid::Guid::parse("00000000-0000-0000-0000-0000000000aa").unwrap(),
+            &name,
+            super::model::JobKind::Other,
+            None,
+            START,
+        );
+        inst.msdb.jobs.push(job);
+    }
+    let mut b = h.login(Role::Backup);
+    let ev = b
+        .batch("DECLARE @rc int; EXEC @rc = sp_add_log_shipping_alert_job; SELECT @rc".into())
+        .await;
+    assert_eq!(error_numbers(&ev), vec![32022]);
+    assert_eq!(text(&rows(&ev)[0][0]), "1");
+}

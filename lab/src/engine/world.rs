@@ -1029,6 +1029,7 @@ impl Job {
             JobKind::LsBackup => "Log Shipping Backup",
             JobKind::LsCopy => "Log Shipping Copy",
             JobKind::LsRestore => "Log Shipping Restore",
+            JobKind::LsAlert => "Log Shipping Alert",
             JobKind::Other => "[Uncategorized (Local)]",
         };
         Job {

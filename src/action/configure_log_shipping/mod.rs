@@ -6,6 +6,15 @@
 //! so no statement needs an OUTPUT variable and each is one plain statement. The retention and alert
 //! numbers are the values SSMS proposes; the runbook can change the most common ones.
 //!
+//! As SQL Server's own setup does without a monitor server, the alert job (`LSAlert_<server>`,
+//! `sp_add_log_shipping_alert_job`) is added on the primary, which then watches the backups, and on
+//! the secondary, which watches the copies and restores (Microsoft: "Monitor log shipping").
+//!
+//! What only the servers know is read from them at run time, and the plan says so: the names the
+//! procedures record are `@@SERVERNAME` (checked against the runbook, then used as the server spells
+//! it), and the schedules start on each instance's own date unless the runbook sets
+//! `schedule_start_date`.
+//!
 //! Fail-back puts back what the failover removed: the secondary's settings a failover captured from
 //! msdb before step 1 (share, copy folder, job names, schedule, retention) fill every key the runbook
 //! leaves out, and where the runbook says otherwise the plan notes the difference (`resolve`).
@@ -46,7 +55,9 @@ pub struct ConfigureLogShipping {
     pub restore_schedule: String,
     pub interval_minutes: i64,
     pub retention_minutes: i64,
-    pub schedule_start_date: i64,
+    /// `yyyymmdd` the schedules start on; None: the date of the instance the schedule is added on,
+    /// read when the step runs (a runbook written months ahead must not start them in the past).
+    pub schedule_start_date: Option<i64>,
     /// Keys the runbook leaves to the settings a failover captured, until [`Self::resolve`] fills
     /// them; a step with any left cannot run.
     pub from_capture: Vec<&'static str>,
@@ -84,7 +95,8 @@ impl ConfigureLogShipping {
         let retention_minutes = r.integer_or("retention_minutes", 4320, 1..=525_600);
         // sp_add_schedule takes a yyyymmdd integer; 1990-01-01 is SQL Agent's earliest valid date. A
         // number that is no day (20260230) would only fail at the server, after the restore.
-        let schedule_start_date = r.date_or("schedule_start_date", 20260101, 19900101..=99991231);
+        let explicit_date = r.table.raw("schedule_start_date").is_some();
+        let schedule_start_date = r.date_or("schedule_start_date", 0, 19900101..=99991231);
         let (primary, secondary) = (primary?, secondary?);
         if primary == secondary {
             r.d.error(
@@ -116,7 +128,7 @@ impl ConfigureLogShipping {
             restore_schedule: restore_schedule?,
             interval_minutes: interval_minutes?,
             retention_minutes: retention_minutes?,
-            schedule_start_date: schedule_start_date?,
+            schedule_start_date: explicit_date.then_some(schedule_start_date?),
             from_capture,
         })
     }
@@ -223,6 +235,8 @@ impl ConfigureLogShipping {
             Part::AddPrimary,
             Part::AddSchedule(p, &self.backup_schedule),
             Part::Attach(p, &self.backup_job, &self.backup_schedule),
+            // Where Microsoft's T-SQL order adds it: after the backup job's schedule (reference G.4).
+            Part::AlertJob(p),
             Part::Enable(p, &self.backup_job),
             Part::AddSecondaryPrimary,
             Part::AddSchedule(s, &self.copy_schedule),
@@ -230,6 +244,7 @@ impl ConfigureLogShipping {
             Part::AddSchedule(s, &self.restore_schedule),
             Part::Attach(s, &self.restore_job, &self.restore_schedule),
             Part::AddSecondaryDatabase,
+            Part::AlertJob(s),
             Part::Link,
             Part::Enable(s, &self.copy_job),
             Part::Enable(s, &self.restore_job),
@@ -313,15 +328,30 @@ impl ConfigureLogShipping {
                     self.database
                 ),
             ),
-            Part::AddSchedule(role, name) => sql(
-                *role,
-                format!(
-                    "EXEC msdb.dbo.sp_add_schedule @schedule_name = {}, @enabled = 1, @freq_type = 4, @freq_interval = 1, @freq_subday_type = 4, @freq_subday_interval = {}, @freq_recurrence_factor = 0, @active_start_date = {}, @active_end_date = 99991231, @active_start_time = 0, @active_end_time = 235900",
-                    sql_string(name),
-                    self.interval_minutes,
-                    self.schedule_start_date
+            Part::AddSchedule(role, name) => match self.schedule_start_date {
+                Some(date) => sql(
+                    *role,
+                    self.add_schedule(name, &date.to_string()),
+                    format!("{role} has no schedule named `{name}`"),
                 ),
-                format!("{role} has no schedule named `{name}`"),
+                // The date is the server's, known when the step runs: the plan shows the statement
+                // with the one value it cannot know yet, and where that value comes from.
+                None => Command::Computed {
+                    what: format!(
+                        "{}, unless {role} has a schedule named `{name}`",
+                        self.add_schedule(name, &format!("<the {role}'s date at run time>"))
+                    ),
+                    from: format!(
+                        "SELECT GETDATE() on {role}, as yyyymmdd (its own date, not this machine's)"
+                    ),
+                },
+            },
+            Part::AlertJob(role) => sql(
+                *role,
+                "EXEC master.dbo.sp_add_log_shipping_alert_job".to_owned(),
+                format!(
+                    "{role} has no log-shipping alert job (msdb.dbo.log_shipping_monitor_alert)"
+                ),
             ),
             // By id, never by name: SQL Server allows two schedules of one name, and attaching by a
             // duplicated name fails with 14371 (reference J.4).
@@ -381,6 +411,15 @@ impl ConfigureLogShipping {
         }
     }
 
+    /// The sp_add_schedule statement for schedule `name` starting on `date` (yyyymmdd).
+    fn add_schedule(&self, name: &str, date: &str) -> String {
+        format!(
+            "EXEC msdb.dbo.sp_add_schedule @schedule_name = {}, @enabled = 1, @freq_type = 4, @freq_interval = 1, @freq_subday_type = 4, @freq_subday_interval = {}, @freq_recurrence_factor = 0, @active_start_date = {date}, @active_end_date = 99991231, @active_start_time = 0, @active_end_time = 235900",
+            sql_string(name),
+            self.interval_minutes,
+        )
+    }
+
     pub fn render(&self) -> Vec<Command> {
         if !self.from_capture.is_empty() {
             // Without the captured values the statements cannot be written out; the plan says
@@ -432,6 +471,8 @@ enum Part<'a> {
     /// Job, schedule.
     Attach(Role, &'a str, &'a str),
     Enable(Role, &'a str),
+    /// sp_add_log_shipping_alert_job on that side.
+    AlertJob(Role),
     AddSecondaryPrimary,
     AddSecondaryDatabase,
     Link,
@@ -480,6 +521,7 @@ impl ConfigureLogShipping {
                 .job(job)
                 .is_none_or(|j| !j.scheduled),
             Part::Enable(role, job) => self.side(*role, sides).job(job).is_none_or(|j| !j.enabled),
+            Part::AlertJob(role) => !self.side(*role, sides).alert_job,
             Part::AddSecondaryPrimary => !secondary.secondary_entry,
             Part::AddSecondaryDatabase => !secondary.secondary_database,
             Part::Link => !self.linked(primary),
@@ -501,11 +543,14 @@ impl ConfigureLogShipping {
                 )
             })
             .filter(|p| self.needed(p, sides, false))
-            .map(|p| match self.command(p) {
-                Command::Sql { when: Some(w), .. } => {
+            .map(|p| match (p, self.command(p)) {
+                (Part::AddSchedule(role, name), _) => {
+                    format!("{role} has no schedule named `{name}`")
+                }
+                (_, Command::Sql { when: Some(w), .. }) => {
                     w.strip_prefix("only if ").unwrap_or(&w).to_owned()
                 }
-                Command::Computed { what, .. } => what,
+                (_, Command::Computed { what, .. }) => what,
                 _ => String::new(),
             })
             .collect()
@@ -524,10 +569,13 @@ impl ConfigureLogShipping {
             return Err(StepError::Failed(why));
         }
         // Log shipping records server names as SQL Server knows them (`@@SERVERNAME`, reference
-        // J.4); a runbook that names them otherwise would make links nothing ever matches.
+        // J.4); a runbook that names them otherwise would make links nothing ever matches. The
+        // comparison ignores case as SQL Server does; what the procedures get is the server's own
+        // spelling, so msdb reads as SQL Server's own setup would have written it.
+        let mut this = self.clone();
         for (role, named) in [
-            (self.primary, &self.primary_server),
-            (self.secondary, &self.secondary_server),
+            (self.primary, &mut this.primary_server),
+            (self.secondary, &mut this.secondary_server),
         ] {
             let actual = probe::server_clock(s, role).await?.server_name;
             if !actual.eq_ignore_ascii_case(named) {
@@ -535,7 +583,13 @@ impl ConfigureLogShipping {
                     "`{role}` calls itself `{actual}` (@@SERVERNAME), but the runbook names it `{named}`; set `server_name = \"{actual}\"` under [instances.{role}]"
                 )));
             }
+            *named = actual;
         }
+        this.apply(s).await
+    }
+
+    /// The parts still needed, in order, with the server names as the servers spell them.
+    async fn apply(&self, s: &mut Session<'_>) -> Result<(), StepError> {
         let fresh = !s.retrying();
         let mut sides = self.read(s).await?;
         for part in self.parts() {
@@ -582,6 +636,11 @@ impl ConfigureLogShipping {
                     };
                     s.run_unconditionally(&command).await?
                 }
+                (Part::AddSchedule(role, name), Command::Computed { .. }) => {
+                    let date = server_date(s, role).await?;
+                    s.execute_in_step(role, &self.add_schedule(name, &date.to_string()))
+                        .await?;
+                }
                 (_, command) => s.run_unconditionally(&command).await?,
             }
             // Read again the side the part changed: it may have created jobs and schedules whose
@@ -589,9 +648,10 @@ impl ConfigureLogShipping {
             let role = match part {
                 Part::RemoveStaleLink | Part::RemoveStalePrimary | Part::InitBackup => self.primary,
                 Part::AddPrimary | Part::Link => self.primary,
-                Part::AddSchedule(role, _) | Part::Attach(role, _, _) | Part::Enable(role, _) => {
-                    role
-                }
+                Part::AddSchedule(role, _)
+                | Part::Attach(role, _, _)
+                | Part::Enable(role, _)
+                | Part::AlertJob(role) => role,
                 _ => self.secondary,
             };
             let side = state::read(s, role, &self.database, &self.primary_server).await?;
@@ -624,6 +684,44 @@ impl ConfigureLogShipping {
                 "`{}` does not exist on `{}`",
                 self.database, self.secondary
             ))),
+        }
+    }
+}
+
+/// `role`'s own date as `yyyymmdd`, from `GETDATE()`: the server's local date is the one SQL Agent
+/// compares `active_start_date` with, whatever this machine's clock or time zone says.
+async fn server_date(s: &mut Session<'_>, role: Role) -> Result<i64, StepError> {
+    let now = probe::server_clock(s, role).await?.local_now;
+    yyyymmdd(&now).ok_or_else(|| {
+        StepError::Failed(format!(
+            "`{role}` answered GETDATE() with `{now}`, which is no date pcfail can read"
+        ))
+    })
+}
+
+/// `2026-11-29 23:10:15.000` -> 20261129.
+fn yyyymmdd(datetime: &str) -> Option<i64> {
+    let date = datetime.get(..10)?;
+    let digits: String = date.split('-').collect();
+    (digits.len() == 8 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::yyyymmdd;
+
+    #[test]
+    fn a_server_datetime_gives_its_date() {
+        for (text, date) in [
+            ("2026-11-29 23:10:15.000", Some(20261129)),
+            ("1990-01-01 00:00:00.000", Some(19900101)),
+            ("2026-11-2", None),
+            ("", None),
+            ("20261129 00:00", None),
+        ] {
+            assert_eq!(yyyymmdd(text), date, "{text}");
         }
     }
 }

@@ -32,6 +32,9 @@ pub(crate) struct Side {
     pub jobs: Vec<(String, Job)>,
     /// Agent schedules: (schedule_id, name).
     pub schedules: Vec<(i64, String)>,
+    /// `log_shipping_monitor_alert` names a job that exists: sp_add_log_shipping_alert_job checks
+    /// for the job, so a row left by a deleted job does not count.
+    pub alert_job: bool,
 }
 
 impl Side {
@@ -114,6 +117,22 @@ pub(crate) async fn read(
             &[],
         )
         .await?;
+    let alert = s
+        .query(
+            role,
+            "SELECT alert_job_id FROM msdb.dbo.log_shipping_monitor_alert",
+            &[],
+        )
+        .await?;
+    let alert_job = alert.rows.iter().any(|a| {
+        alert.get(a, "alert_job_id").as_str().is_some_and(|id| {
+            jobs.rows.iter().any(|j| {
+                jobs.get(j, "job_id")
+                    .as_str()
+                    .is_some_and(|j| j.eq_ignore_ascii_case(id))
+            })
+        })
+    });
     let scheduled = |job_id: &str| {
         attached.rows.iter().any(|r| {
             attached
@@ -162,5 +181,6 @@ pub(crate) async fn read(
                 ))
             })
             .collect(),
+        alert_job,
     })
 }
