@@ -161,6 +161,8 @@ pub fn render_from(
         .ok_or_else(|| missing("instances"))?;
     let mut data_centers: BTreeMap<String, String> = BTreeMap::new();
     let mut connections = Vec::new();
+    // Each runbook host, lowercased, to the lab fqdn of the instance it became.
+    let mut hosts: BTreeMap<String, String> = BTreeMap::new();
     for (key, value) in instances.iter_mut() {
         let Some(lab) = manifest.instances.iter().find(|i| role_key(i.role) == *key) else {
             problems.push(format!("instance role `{key}` has no instance in the lab"));
@@ -184,6 +186,7 @@ pub fn render_from(
             lab.address,
             lab.name
         ));
+        hosts.insert(str_of(table, "host").to_ascii_lowercase(), lab.fqdn.clone());
         table.clear();
         table.insert("host".into(), lab.address.ip().to_string().into());
         match (&lab.instance_name, lab.browser) {
@@ -276,6 +279,54 @@ pub fn render_from(
         .collect();
     if !renamed.is_empty() {
         notes.push(format!("Persistent Chat servers: {}", renamed.join(", ")));
+    }
+
+    // The Central Management Store: its backup SQL Server is one of the runbook's instances, and its
+    // Front End servers map like the Persistent Chat servers, the n-th of a data center to the lab's.
+    if let Some(cms) = doc
+        .get_mut("central_management_store")
+        .and_then(toml::Value::as_table_mut)
+    {
+        let backup_sql = str_of(cms, "backup_sql_server");
+        if let Some(lab) = hosts.get(&backup_sql.to_ascii_lowercase()) {
+            cms.insert("backup_sql_server".into(), lab.clone().into());
+        } else if !backup_sql.is_empty() {
+            problems.push(format!(
+                "the Central Management Store's backup SQL Server `{backup_sql}` is none of the runbook's instances"
+            ));
+        }
+        let mut used: BTreeMap<String, usize> = BTreeMap::new();
+        for table in cms
+            .get_mut("servers")
+            .and_then(toml::Value::as_array_mut)
+            .into_iter()
+            .flatten()
+            .filter_map(toml::Value::as_table_mut)
+        {
+            let fqdn = str_of(table, "fqdn");
+            let dc = str_of(table, "data_center");
+            let Some(lab_dc) = data_centers.get(&dc.to_ascii_uppercase()).cloned() else {
+                problems.push(format!(
+                    "Front End server `{fqdn}` is in data center `{dc}`, which has no SQL instance to map it by"
+                ));
+                continue;
+            };
+            let n = used.entry(lab_dc.clone()).or_default();
+            let Some(lab) = manifest
+                .front_end_servers
+                .iter()
+                .filter(|c| c.data_center == lab_dc)
+                .nth(*n)
+            else {
+                problems.push(format!(
+                    "Front End server `{fqdn}`: the lab has only {n} in data center {lab_dc}"
+                ));
+                continue;
+            };
+            *n += 1;
+            table.insert("fqdn".into(), lab.fqdn.clone().into());
+            table.insert("data_center".into(), lab_dc.into());
+        }
     }
 
     // Where SQL Server finds each folder, and (with Windows paths) where pcfail finds it.
@@ -462,6 +513,9 @@ mod tests {
             "persistent_chat_servers": [
                 server("atl-pc-001.litwareinc.com", "ATL"), server("atl-pc-002.litwareinc.com", "ATL"),
                 server("dal-pc-001.litwareinc.com", "DAL"), server("dal-pc-002.litwareinc.com", "DAL"),
+            ],
+            "front_end_servers": [
+                server("atl-fe-001.litwareinc.com", "ATL"), server("dal-fe-001.litwareinc.com", "DAL"),
             ],
             "active_servers": ["atl-pc-001.litwareinc.com", "atl-pc-002.litwareinc.com"],
             "share": "/lab/share", "copy_folder": "/lab/backup-copy", "backups": "/lab/backups",

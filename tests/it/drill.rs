@@ -75,10 +75,11 @@ fn the_drill_rehearses_the_named_runbook_with_its_own_steps_and_says_what_it_re_
             "recover-mgc",
             "check-server-name",
             "confirm-mgc-online",
+            "move-cms",
             "set-pool-failed-over",
+            "set-active-servers",
             "mirror-mgc",
             "mirror-mgccomp",
-            "set-active-servers",
         ]
     );
 }

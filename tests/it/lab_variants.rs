@@ -29,17 +29,7 @@ fn failover_completes_under_every_reading_it_does_not_depend_on() {
         ("delete_secondary_not_configured", "silent"),
     ];
     for (name, value) in cases {
-        let rig = rig_with(name, value);
-        let at_disaster = rig.disaster();
-        let output = rig.failover();
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{name} = {value}:\n{}\n{}",
-            text(&output.stdout),
-            text(&output.stderr)
-        );
-        assert_failed_over(&rig, &at_disaster, &rig.status());
+        failed_over_under(name, value);
     }
 }
 
@@ -56,29 +46,33 @@ fn failover_and_failback_complete_under_the_other_readings() {
         ("partner_without_endpoint", "accepted"),
     ];
     for (name, value) in cases {
-        let rig = rig_with(name, value);
-        let at_disaster = rig.disaster();
-        let output = rig.failover();
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "failover, {name} = {value}:\n{}\n{}",
-            text(&output.stdout),
-            text(&output.stderr)
-        );
-        let after_failover = rig.status();
-        assert_failed_over(&rig, &at_disaster, &after_failover);
+        let (rig, after_failover) = failed_over_under(name, value);
         rig.rebuild_primary();
-        let output = rig.failback();
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "fail-back, {name} = {value}:\n{}\n{}",
-            text(&output.stdout),
-            text(&output.stderr)
-        );
+        completed(&rig.failback(), &format!("fail-back, {name} = {value}"));
         assert_failed_back(&rig, &after_failover, &rig.status());
     }
+}
+
+/// A lab following `name = value` after a disaster, failed over by pcfail and checked; the lab's
+/// status after the failover.
+fn failed_over_under(name: &str, value: &str) -> (LabRig, pcfail_lab::Status) {
+    let rig = rig_with(name, value);
+    let at_disaster = rig.disaster();
+    completed(&rig.failover(), &format!("failover, {name} = {value}"));
+    let after = rig.status();
+    assert_failed_over(&rig, &at_disaster, &after);
+    (rig, after)
+}
+
+/// The command exited 0; if not, its output says why.
+fn completed(output: &std::process::Output, what: &str) {
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{what}:\n{}\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
 }
 
 /// A planned failover on a server that lets a mirrored database take its tail-log backup (the

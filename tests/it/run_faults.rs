@@ -477,7 +477,7 @@ fn a_cmdlet_error_setting_the_active_servers_stops_the_run_and_the_same_command_
 fn a_shell_crashing_mid_cmdlet_stops_the_run_and_the_same_command_resumes() {
     fails_then_resumes(Fault {
         step: "set-pool-failed-over",
-        number: 7,
+        number: 8,
         restore: RestoreJob::Default,
         inject: |rig| {
             rig.set_faults(json!([
@@ -487,7 +487,7 @@ fn a_shell_crashing_mid_cmdlet_stops_the_run_and_the_same_command_resumes() {
         clear: nothing,
         error: |_| {
             step_error(
-                7,
+                8,
                 "set-pool-failed-over",
                 "`Set-CsPersistentChatState -Identity 'service:atl-cs-001.litwareinc.com' -PoolState 'FailedOver' -Confirm:$false` did not finish: the PowerShell host exited unexpectedly (exit status: 1)",
             )
@@ -502,7 +502,7 @@ fn a_shell_crashing_mid_cmdlet_stops_the_run_and_the_same_command_resumes() {
 fn a_shell_hanging_past_the_step_timeout_stops_the_run_and_the_same_command_resumes() {
     fails_then_resumes(Fault {
         step: "set-active-servers",
-        number: 10,
+        number: 9,
         restore: RestoreJob::Default,
         inject: |rig| {
             rig.set_step_key("failover", "set-active-servers", "timeout", "2s".into());
@@ -513,9 +513,9 @@ fn a_shell_hanging_past_the_step_timeout_stops_the_run_and_the_same_command_resu
         clear: nothing,
         error: |_| {
             step_error(
-                10,
+                9,
                 "set-active-servers",
-                "the step's timeout of 2s ran out while `Set-CsPersistentChatActiveServer -ActiveServers @('dal-pc-001.litwareinc.com','dal-pc-002.litwareinc.com') -Confirm:$false` was still running; the PowerShell host was stopped",
+                "the step's timeout of 2s ran out while `Set-CsPersistentChatActiveServer -Identity 'service:atl-cs-001.litwareinc.com' -ActiveServers @('dal-pc-001.litwareinc.com','dal-pc-002.litwareinc.com') -Confirm:$false` was still running; the PowerShell host was stopped",
             )
         },
         whole_line: true,
@@ -553,7 +553,7 @@ fn a_connection_dropped_mid_restore_stops_the_run_and_the_same_command_resumes()
 fn a_connection_dropped_mid_set_partner_stops_the_run_and_the_same_command_resumes() {
     fails_then_resumes(Fault {
         step: "mirror-mgc",
-        number: 8,
+        number: 10,
         restore: RestoreJob::Default,
         inject: |rig| {
             rig.set_faults(json!([
@@ -563,7 +563,7 @@ fn a_connection_dropped_mid_set_partner_stops_the_run_and_the_same_command_resum
         clear: nothing,
         error: |_| {
             step_error(
-                8,
+                10,
                 "mirror-mgc",
                 "the connection to `backup_mirror` failed: ",
             )
@@ -580,7 +580,7 @@ fn an_instance_stopped_mid_run_stops_the_run_and_the_same_command_resumes() {
     fails_then_resumes_while(
         Fault {
             step: "mirror-mgc",
-            number: 8,
+            number: 10,
             restore: RestoreJob::Default,
             inject: |rig| {
                 rig.set_faults(json!([
@@ -591,7 +591,7 @@ fn an_instance_stopped_mid_run_stops_the_run_and_the_same_command_resumes() {
             // The session pcfail opened on the mirror earlier in the step is closed under it.
             error: |_| {
                 step_error(
-                    8,
+                    10,
                     "mirror-mgc",
                     "the connection to `backup_mirror` failed: ",
                 )
@@ -625,7 +625,7 @@ const SLOW_RUN_MS: u64 = 5000;
 fn a_statement_slower_than_its_step_timeout_stops_the_run_and_the_same_command_resumes() {
     fails_then_resumes(Fault {
         step: "mirror-mgccomp",
-        number: 9,
+        number: 11,
         restore: RestoreJob::Default,
         inject: |rig| {
             rig.set_step_key("failover", "mirror-mgccomp", "timeout", "2s".into());
@@ -637,7 +637,7 @@ fn a_statement_slower_than_its_step_timeout_stops_the_run_and_the_same_command_r
         clear: |_| std::thread::sleep(std::time::Duration::from_millis(SLOW_RUN_MS)),
         error: |_| {
             step_error(
-                9,
+                11,
                 "mirror-mgccomp",
                 "the step's timeout of 2s ran out while `backup` was still working on `BACKUP DATABASE [mgccomp]",
             )

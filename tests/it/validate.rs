@@ -31,7 +31,7 @@ fn runbooks_saved_as_utf16_or_with_a_byte_order_mark_are_read() {
         Test::new()
             .runbook_bytes(&bytes)
             .args(&["validate"])
-            .stdout("runbook.toml: ok (10 failover steps, 9 fail-back steps)\n")
+            .stdout("runbook.toml: ok (11 failover steps, 12 fail-back steps)\n")
             .stderr("")
             .run();
     }
@@ -64,7 +64,7 @@ fn a_runbook_in_another_encoding_is_located_with_the_fix() {
 fn shipped_runbook_is_refused_where_this_build_cannot_log_in_as_the_current_user() {
     let test = Test::new().runbook(SHIPPED).args(&["validate"]);
     if cfg!(any(windows, feature = "kerberos")) {
-        test.stdout("runbook.toml: ok (10 failover steps, 9 fail-back steps)\n")
+        test.stdout("runbook.toml: ok (11 failover steps, 12 fail-back steps)\n")
             .stderr("")
             .run();
         return;
