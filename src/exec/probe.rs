@@ -183,11 +183,7 @@ pub(crate) async fn redo_start_fork(
             &[Param::Str(db)],
         )
         .await?;
-    Ok(set.rows.first().and_then(|row| {
-        set.get(row, "redo_start_fork_guid")
-            .as_str()
-            .map(str::to_owned)
-    }))
+    Ok(first_text(&set, "redo_start_fork_guid"))
 }
 
 /// The FamilyGUID of the backup set last restored into `db` on `role` (msdb restorehistory joined to
@@ -396,11 +392,7 @@ pub(crate) async fn recovery_model(
             &[Param::Str(db)],
         )
         .await?;
-    Ok(set.rows.first().and_then(|row| {
-        set.get(row, "recovery_model_desc")
-            .as_str()
-            .map(str::to_owned)
-    }))
+    Ok(first_text(&set, "recovery_model_desc"))
 }
 
 /// What msdb records about a log-shipping secondary database (reference A.1): where its backups come
@@ -837,4 +829,11 @@ pub(crate) async fn last_restore(
             set.get(row, "last_lsn").as_i128()?,
         ))
     }))
+}
+
+/// The text in `column` of the answer's first row, if there is a row and the value is not NULL.
+fn first_text(set: &ResultSet, column: &str) -> Option<String> {
+    set.rows
+        .first()
+        .and_then(|row| set.get(row, column).as_str().map(str::to_owned))
 }
