@@ -21,6 +21,20 @@ $stdout = New-Object System.IO.StreamWriter -ArgumentList ([Console]::OpenStanda
 function ConvertTo-PcfailValue {
     param($Value, [int]$Depth)
     if ($null -eq $Value) { return $null }
+    # Objects from a remoting session arrive deserialized: an enum as its number (its name is in
+    # ToString), a CommandInfo as a property bag.
+    $names = $Value.PSObject.TypeNames
+    if ($names.Count -gt 0 -and $names[0] -like 'Deserialized.*') {
+        if ($names -contains 'Deserialized.System.Enum') { return $Value.ToString() }
+        if ($names -contains 'Deserialized.System.Management.Automation.CommandInfo') {
+            return [ordered]@{
+                Name        = [string]$Value.Name
+                CommandType = [string]$Value.CommandType
+                Source      = [string]$Value.Source
+                Parameters  = @($Value.Parameters.Keys)
+            }
+        }
+    }
     if ($Value -is [enum]) { return $Value.ToString() }
     if ($Value -is [string] -or $Value -is [bool] -or $Value -is [char]) { return [string]$Value }
     if ($Value.GetType().IsPrimitive -or $Value -is [decimal]) { return $Value }
@@ -91,6 +105,36 @@ function Test-PcfailSingleCommand {
     return $null
 }
 
+# A 'remote' request opens a PowerShell remoting session; every later command runs in it.
+$PcfailSession = $null
+
+function Open-PcfailSession {
+    param($Remote)
+    if ($null -ne $script:PcfailSession) { throw 'A remoting session is already open.' }
+    $options = @{ ComputerName = [string]$Remote.computer; Authentication = [string]$Remote.authentication; ErrorAction = 'Stop' }
+    if ($Remote.use_ssl) { $options.UseSSL = $true }
+    if ($null -ne $Remote.port) { $options.Port = [int]$Remote.port }
+    if ($null -ne $Remote.configuration_name) { $options.ConfigurationName = [string]$Remote.configuration_name }
+    if ($null -ne $Remote.user) {
+        # The password comes from the variable pcfail left in this process's environment (never a
+        # request or a command line), which is then cleared.
+        $name = [string]$Remote.password_env
+        $secret = [Environment]::GetEnvironmentVariable($name)
+        if ([string]::IsNullOrEmpty($secret)) { throw "The environment variable $name, which holds the password of $($Remote.user), is not set." }
+        $password = ConvertTo-SecureString -String $secret -AsPlainText -Force
+        $secret = $null
+        [Environment]::SetEnvironmentVariable($name, $null)
+        $options.Credential = New-Object System.Management.Automation.PSCredential -ArgumentList ([string]$Remote.user), $password
+    }
+    $session = New-PSSession @options
+    # The remote session's own preferences, as this host sets its own.
+    Invoke-Command -Session $session -ErrorAction Stop -ScriptBlock {
+        $ErrorActionPreference = 'Stop'; $ProgressPreference = 'SilentlyContinue'; $ConfirmPreference = 'None'
+    }
+    $script:PcfailSession = $session
+    return [ordered]@{ ComputerName = $session.ComputerName; ConfigurationName = $session.ConfigurationName; State = $session.State.ToString() }
+}
+
 $ready = [ordered]@{ protocol = 1; host = 'powershell'; version = $PSVersionTable.PSVersion.ToString() }
 Write-PcfailLine 'PCFAIL-READY ' $ready
 
@@ -105,15 +149,23 @@ while ($true) {
     try {
         $request = ConvertFrom-Json -InputObject $line
         $result.id = $request.id
-        $refusal = Test-PcfailSingleCommand ([string]$request.command)
+        $refusal = $null
+        if ($null -ne $request.remote) {
+            [void]$output.Add((Open-PcfailSession $request.remote))
+            $result.ok = $true
+        }
+        else { $refusal = Test-PcfailSingleCommand ([string]$request.command) }
         if ($null -ne $refusal) {
             $result.error = $refusal
         }
-        else {
+        elseif (-not $result.ok) {
             $block = [scriptblock]::Create([string]$request.command)
             # Warning (3) and verbose (4) records are merged into the output so they can be kept apart
-            # from the objects the command wrote.
-            foreach ($item in @(& $block 3>&1 4>&1)) {
+            # from the objects the command wrote. In a remoting session the block is sent as text;
+            # it refers to no variable of this host (all its values are literals).
+            if ($null -eq $PcfailSession) { $items = @(& $block 3>&1 4>&1) }
+            else { $items = @(Invoke-Command -Session $PcfailSession -ScriptBlock $block -ErrorAction Stop 3>&1 4>&1) }
+            foreach ($item in $items) {
                 if ($item -is [System.Management.Automation.WarningRecord]) { [void]$warnings.Add($item.Message) }
                 elseif ($item -is [System.Management.Automation.VerboseRecord]) { [void]$verbose.Add($item.Message) }
                 else { [void]$output.Add((ConvertTo-PcfailValue $item 0)) }
@@ -125,9 +177,15 @@ while ($true) {
         $record = $_
         $target = $null
         if ($null -ne $record.TargetObject) { $target = [string]$record.TargetObject }
+        # An error from a remoting session is wrapped in a RemoteException; report the original type.
+        $type = $record.Exception.GetType().FullName
+        $remote = $record.Exception -as [System.Management.Automation.RemoteException]
+        if ($null -ne $remote -and $null -ne $remote.SerializedRemoteException) {
+            $type = $remote.SerializedRemoteException.PSObject.TypeNames[0] -replace '^Deserialized\.', ''
+        }
         $result.ok = $false
         $result.error = [ordered]@{
-            type                     = $record.Exception.GetType().FullName
+            type                     = $type
             message                  = $record.Exception.Message
             fully_qualified_error_id = $record.FullyQualifiedErrorId
             category                 = $record.CategoryInfo.Category.ToString()

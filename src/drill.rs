@@ -305,6 +305,11 @@ impl Pcfail<'_> {
                 &self.manifest.login.password,
             )
             .stdin(std::process::Stdio::null());
+        // A runbook that logs on as a Windows account (to SQL Server or a remoting session) gets
+        // the lab's, whose password is in lab.json like the SQL login's.
+        if let Some(account) = &self.manifest.windows_login {
+            command.env(&account.password_env, &account.password);
+        }
         command
     }
 

@@ -87,6 +87,62 @@ pub fn render(
     render_from(manifest, lab_dir, program, Template::Shipped).map(|r| r.text)
 }
 
+/// `[powershell.remote]`: the session goes to the lab's server that the runbook's computer maps to
+/// (a Front End or Persistent Chat server the runbook lists), and an explicit account becomes the
+/// lab's Windows account. A computer the runbook does not list cannot be placed in a data center.
+fn map_remote(
+    doc: &mut toml::Table,
+    manifest: &Manifest,
+    computers: &BTreeMap<String, String>,
+    notes: &mut Vec<String>,
+    problems: &mut Vec<String>,
+) {
+    let Some(remote) = doc
+        .get_mut("powershell")
+        .and_then(|p| p.get_mut("remote"))
+        .and_then(toml::Value::as_table_mut)
+    else {
+        return;
+    };
+    let theirs = str_of(remote, "computer");
+    match computers.get(&theirs.to_ascii_lowercase()) {
+        Some(lab) => {
+            if !lab.eq_ignore_ascii_case(&theirs) {
+                notes.push(format!("PowerShell remoting to `{theirs}` -> `{lab}`"));
+            }
+            remote.insert("computer".into(), lab.clone().into());
+        }
+        None => problems.push(format!(
+            "`[powershell.remote] computer = \"{theirs}\"` is none of the runbook's Front End (`[central_management_store]`) or Persistent Chat servers, so the lab cannot tell which of its servers stands for it"
+        )),
+    }
+    // The lab listens for WinRM on no real port: the default ones, as the lab shell expects them.
+    remote.remove("port");
+    if remote.contains_key("user") {
+        match &manifest.windows_login {
+            Some(account) => {
+                remote.insert("user".into(), account.user.clone().into());
+                remote.insert("password_env".into(), account.password_env.clone().into());
+                notes.push(format!(
+                    "PowerShell remoting logs on as the lab's Windows account `{}`",
+                    account.user
+                ));
+            }
+            None => {
+                remote.remove("user");
+                remote.remove("password_env");
+                if str_of(remote, "authentication").eq_ignore_ascii_case("credssp") {
+                    remote.insert("authentication".into(), "Default".into());
+                }
+                notes.push(
+                    "PowerShell remoting: the lab has no Windows account, so the session opens as you"
+                        .to_owned(),
+                );
+            }
+        }
+    }
+}
+
 /// Renders the lab runbook from `template`.
 pub fn render_from(
     manifest: &Manifest,
@@ -272,6 +328,8 @@ pub fn render_from(
             }
         }
     }
+    // Every server a `[powershell.remote]` session may name: Persistent Chat and Front End.
+    let mut computers = servers.clone();
     let renamed: Vec<String> = servers
         .iter()
         .filter(|(theirs, lab)| !theirs.eq_ignore_ascii_case(lab))
@@ -324,10 +382,12 @@ pub fn render_from(
                 continue;
             };
             *n += 1;
+            computers.insert(fqdn.to_ascii_lowercase(), lab.fqdn.clone());
             table.insert("fqdn".into(), lab.fqdn.clone().into());
             table.insert("data_center".into(), lab_dc.into());
         }
     }
+    map_remote(&mut doc, manifest, &computers, &mut notes, &mut problems);
 
     // Where SQL Server finds each folder, and (with Windows paths) where pcfail finds it.
     let folders = match &manifest.windows_paths {

@@ -51,6 +51,7 @@ mod operate;
 pub(crate) mod powershell;
 pub(crate) mod private;
 pub(crate) mod report;
+pub(crate) mod secret;
 mod signals;
 pub(crate) mod situation;
 pub(crate) mod sql;

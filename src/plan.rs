@@ -23,6 +23,32 @@ pub struct PlanInstance {
     pub data_center: String,
 }
 
+/// A failover's cmdlets cannot run in a remoting session on a server of the data center it is
+/// leaving: after a disaster that computer is gone too. Said in the plan, where it can still be
+/// changed; the run itself refuses when the session cannot be opened.
+fn remote_in_lost_data_center(runbook: &Runbook, operation: Operation) -> Option<String> {
+    let remote = runbook.powershell.remote.as_ref()?;
+    let primary = runbook.instances.get(&Role::Primary)?;
+    if operation == Operation::Failback {
+        return None;
+    }
+    let server = runbook
+        .management_store
+        .iter()
+        .flat_map(|m| &m.servers)
+        .chain(&runbook.chat_servers)
+        .find(|s| s.fqdn.eq_ignore_ascii_case(&remote.computer))?;
+    server
+        .data_center
+        .eq_ignore_ascii_case(&primary.data_center)
+        .then(|| {
+            format!(
+                "`[powershell.remote] computer` is `{}`, in data center {}, the primary's: after losing it, no cmdlet can run; name a Front End of the backup data center",
+                remote.computer, server.data_center
+            )
+        })
+}
+
 /// One step, ready to review and to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedStep {
@@ -46,6 +72,11 @@ pub struct Plan {
     pub pool: String,
     pub runbook: PathBuf,
     pub instances: Vec<PlanInstance>,
+    /// Where the cmdlets run: the host program, and the remoting session it opens first, if any
+    /// (as `New-PSSession ...` text).
+    pub shell_program: String,
+    pub shell_computer: Option<String>,
+    pub shell_session: Option<String>,
     pub notes: Vec<String>,
     /// The notes that came from earlier runs' journals (also in `notes`), repeated at the
     /// confirmation before the first step.
@@ -90,7 +121,23 @@ impl Plan {
                     data_center: i.data_center.clone(),
                 })
                 .collect(),
-            notes: procedure.notes.clone(),
+            shell_program: runbook.powershell.program.clone(),
+            shell_computer: runbook
+                .powershell
+                .remote
+                .as_ref()
+                .map(|r| r.computer.clone()),
+            shell_session: runbook
+                .powershell
+                .remote
+                .as_ref()
+                .map(crate::powershell::remote_session_command),
+            notes: procedure
+                .notes
+                .iter()
+                .cloned()
+                .chain(remote_in_lost_data_center(runbook, operation))
+                .collect(),
             history_notes: Vec::new(),
             steps,
         }

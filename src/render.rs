@@ -67,6 +67,18 @@ pub fn text(plan: &Plan) -> String {
             i.data_center
         );
     }
+    let _ = match &plan.shell_session {
+        None => writeln!(
+            out,
+            "Management Shell: `{}` on this machine",
+            plan.shell_program
+        ),
+        Some(session) => writeln!(
+            out,
+            "Management Shell: `{}`, every cmdlet in a remoting session: {session}",
+            plan.shell_program
+        ),
+    };
     if !plan.notes.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(out, "Read before you start:");
@@ -90,7 +102,10 @@ pub fn text(plan: &Plan) -> String {
         let _ = writeln!(out, "  {}", step.description);
         let on = match step.target {
             Target::Instance(role) => where_(plan, role),
-            Target::Shell => "Skype for Business Management Shell".to_owned(),
+            Target::Shell => match plan.shell_computer.as_deref() {
+                Some(computer) => format!("Skype for Business Management Shell on {computer}"),
+                None => "Skype for Business Management Shell".to_owned(),
+            },
             Target::Operator => "operator".to_owned(),
         };
         let mut flags = vec![format!("on {on}")];
@@ -148,6 +163,7 @@ struct JsonPlan<'a> {
     pool: &'a str,
     runbook: String,
     instances: Vec<JsonInstance<'a>>,
+    management_shell: JsonShell<'a>,
     notes: &'a [String],
     point_of_no_return: Option<usize>,
     steps: Vec<JsonStep<'a>>,
@@ -160,6 +176,13 @@ struct JsonInstance<'a> {
     port: Option<u16>,
     instance_name: Option<&'a str>,
     data_center: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonShell<'a> {
+    program: &'a str,
+    computer: Option<&'a str>,
+    remote_session: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -199,6 +222,11 @@ pub fn json(plan: &Plan) -> String {
                 data_center: &i.data_center,
             })
             .collect(),
+        management_shell: JsonShell {
+            program: &plan.shell_program,
+            computer: plan.shell_computer.as_deref(),
+            remote_session: plan.shell_session.as_deref(),
+        },
         notes: &plan.notes,
         point_of_no_return: plan.point_of_no_return(),
         steps: plan

@@ -86,6 +86,8 @@ pub(crate) fn host_settings(runbook: &Runbook, timeouts: Timeouts) -> HostSettin
     HostSettings {
         program: PathBuf::from(&runbook.powershell.program),
         args: runbook.powershell.args.clone(),
+        // The remote session's password is the one secret the host needs; it is given to the host
+        // explicitly when it starts (`Session`), whether or not pcfail's own environment has it.
         env_remove: runbook
             .instances
             .values()
@@ -94,6 +96,14 @@ pub(crate) fn host_settings(runbook: &Runbook, timeouts: Timeouts) -> HostSettin
                 | crate::runbook::Auth::Windows { password_env, .. } => Some(password_env.clone()),
                 crate::runbook::Auth::Integrated => None,
             })
+            .chain(
+                runbook
+                    .powershell
+                    .remote
+                    .iter()
+                    .filter_map(|r| r.credential.as_ref())
+                    .map(|c| c.password_env.clone()),
+            )
             .collect(),
         startup_timeout: timeouts.connect.max(Duration::from_secs(60)),
     }

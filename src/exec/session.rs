@@ -86,6 +86,8 @@ pub(crate) struct Session<'r> {
     sql: BTreeMap<Role, Sql>,
     host: Option<PowerShell>,
     host_settings: HostSettings,
+    /// The remoting session the host opened (`[powershell.remote]`), as the host described it.
+    remoting: Option<serde_json::Value>,
     pub(crate) timeouts: Timeouts,
     /// The step whose commands are being journaled, and when its time is up: the runbook's timeout
     /// bounds the step as a whole, not each statement in it.
@@ -120,6 +122,7 @@ impl<'r> Session<'r> {
             journal: None,
             sql: BTreeMap::new(),
             host: None,
+            remoting: None,
             host_settings,
             timeouts,
             step: String::new(),
@@ -437,6 +440,11 @@ impl<'r> Session<'r> {
         }
     }
 
+    /// The remoting session the current host opened, if the runbook asks for one.
+    pub(crate) fn remoting_session(&self) -> Option<&serde_json::Value> {
+        self.remoting.as_ref()
+    }
+
     /// Runs one cmdlet through the host, starting it (and importing the module) on first use. A
     /// failed cmdlet is `Err(StepError::Cmdlet)`.
     pub(crate) async fn cmdlet(
@@ -461,7 +469,50 @@ impl<'r> Session<'r> {
     ) -> Result<Invocation, StepError> {
         if self.host.is_none() {
             let started = Instant::now();
-            let mut host = PowerShell::start(&self.host_settings).await?;
+            // A remoting session's password reaches the host through its environment only.
+            let secret = match self
+                .runbook
+                .powershell
+                .remote
+                .as_ref()
+                .and_then(|r| r.credential.as_ref())
+            {
+                Some(c) => {
+                    let who = format!("Windows account `{}` (PowerShell remoting)", c.user);
+                    let password = crate::secret::password(&who, &c.password_env).ok_or_else(|| {
+                        StepError::Failed(format!(
+                            "no password for the remoting session's account `{}`: set the environment variable {} (or run pcfail at a terminal to be asked)",
+                            c.user, c.password_env
+                        ))
+                    })?;
+                    Some((c.password_env.as_str(), password))
+                }
+                None => None,
+            };
+            let mut host = PowerShell::start(&self.host_settings, secret).await?;
+            // With `[powershell.remote]`, everything from here on, the module's import included,
+            // runs in a session on that computer.
+            self.remoting = None;
+            if let Some(remote) = &self.runbook.powershell.remote {
+                let shown = crate::powershell::remote_session_command(remote);
+                let mut result = host.open_remote(remote, timeout).await;
+                // Where the cmdlets ran, as the host saw the session, goes into the journal.
+                if let Ok(opened) = &mut result
+                    && opened.error.is_none()
+                    && let Some(session) = opened.output.first()
+                {
+                    let line = format!("remoting session: {session}");
+                    self.remoting = Some(session.clone());
+                    opened.verbose.push(line);
+                }
+                self.journal_cmdlet(&shown, started, &result)?;
+                if let Some(error) = result?.error {
+                    return Err(StepError::Cmdlet {
+                        command: shown,
+                        error: Box::new(error),
+                    });
+                }
+            }
             let import = format!(
                 "Import-Module -Name {}",
                 quote::ps_string(self.runbook.powershell.module.name())

@@ -25,6 +25,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
+use crate::quote;
+use crate::runbook::Remote;
+
 /// The host script, shipped inside the binary and handed to PowerShell on its command line.
 const HOST_SCRIPT: &str = include_str!("../../assets/host.ps1");
 const RESULT_PREFIX: &str = "PCFAIL-RESULT ";
@@ -138,11 +141,19 @@ pub(crate) struct PowerShell {
 
 impl PowerShell {
     /// Starts the process with the host script on its command line and waits for its READY line.
-    pub(crate) async fn start(settings: &HostSettings) -> Result<PowerShell, HostError> {
+    /// `secret` is a variable and its value for the host's environment only (the remoting
+    /// session's password, which the host reads and clears).
+    pub(crate) async fn start(
+        settings: &HostSettings,
+        secret: Option<(&str, String)>,
+    ) -> Result<PowerShell, HostError> {
         let program = settings.program.display().to_string();
         let mut command = Command::new(&settings.program);
         for name in &settings.env_remove {
             command.env_remove(name);
+        }
+        if let Some((name, value)) = secret {
+            command.env(name, value);
         }
         let mut child = command
             .args(&settings.args)
@@ -224,6 +235,47 @@ impl PowerShell {
         command: &str,
         timeout: Duration,
     ) -> Result<Invocation, HostError> {
+        let id = self.next_id;
+        self.exchange(
+            serde_json::json!({ "id": id, "command": command }),
+            command,
+            timeout,
+        )
+        .await
+    }
+
+    /// Opens the PowerShell remoting session every later request runs in (protocol: the `remote`
+    /// request). The password, if any, stays in the variable the runbook names: the request carries
+    /// its name only.
+    pub(crate) async fn open_remote(
+        &mut self,
+        remote: &Remote,
+        timeout: Duration,
+    ) -> Result<Invocation, HostError> {
+        let id = self.next_id;
+        let request = serde_json::json!({
+            "id": id,
+            "remote": {
+                "computer": remote.computer,
+                "authentication": remote.authentication.name(),
+                "use_ssl": remote.use_ssl,
+                "port": remote.port,
+                "configuration_name": remote.configuration_name,
+                "user": remote.credential.as_ref().map(|c| &c.user),
+                "password_env": remote.credential.as_ref().map(|c| &c.password_env),
+            }
+        });
+        self.exchange(request, &remote_session_command(remote), timeout)
+            .await
+    }
+
+    /// Sends one request (`shown` names it in errors) and waits for its response.
+    async fn exchange(
+        &mut self,
+        request: serde_json::Value,
+        shown: &str,
+        timeout: Duration,
+    ) -> Result<Invocation, HostError> {
         if self.dead {
             return Err(HostError::Protocol {
                 message: "the host was stopped after an earlier failure".to_owned(),
@@ -232,9 +284,7 @@ impl PowerShell {
         let id = self.next_id;
         self.next_id += 1;
         let started = Instant::now();
-        let mut request =
-            serde_json::to_string(&serde_json::json!({ "id": id, "command": command }))
-                .expect("a JSON object of a number and a string serializes");
+        let mut request = request.to_string();
         request.push('\n');
         let stdin = self.stdin.as_mut().ok_or(HostError::Protocol {
             message: "stdin is closed".to_owned(),
@@ -254,7 +304,7 @@ impl PowerShell {
             Err(_) => {
                 self.kill().await;
                 return Err(HostError::Timeout {
-                    command: command.to_owned(),
+                    command: shown.to_owned(),
                     after: timeout,
                     stderr: self.stderr_tail(),
                 });
@@ -345,6 +395,34 @@ impl PowerShell {
             stderr: self.stderr_tail(),
         }
     }
+}
+
+/// The remoting session as PowerShell would be told to open it: what the plan shows and the journal
+/// records for the `remote` request. The credential appears as its account and the variable its
+/// password comes from, never the password.
+pub(crate) fn remote_session_command(remote: &Remote) -> String {
+    let mut text = format!(
+        "New-PSSession -ComputerName {} -Authentication {}",
+        quote::ps_string(&remote.computer),
+        remote.authentication.name()
+    );
+    if remote.use_ssl {
+        text.push_str(" -UseSSL");
+    }
+    if let Some(port) = remote.port {
+        text.push_str(&format!(" -Port {port}"));
+    }
+    if let Some(name) = &remote.configuration_name {
+        text.push_str(&format!(" -ConfigurationName {}", quote::ps_string(name)));
+    }
+    if let Some(credential) = &remote.credential {
+        text.push_str(&format!(
+            " -Credential (account {}, password from ${{env:{}}})",
+            quote::ps_string(&credential.user),
+            credential.password_env
+        ));
+    }
+    text
 }
 
 /// What follows the runbook's own arguments: PowerShell's switches and the host script, encoded as

@@ -51,6 +51,57 @@ pub struct PowerShell {
     pub module: Module,
     /// Arguments placed before the standard `-NoProfile -NonInteractive ...` ones.
     pub args: Vec<String>,
+    /// Run every cmdlet on another computer through PowerShell remoting (`[powershell.remote]`).
+    pub remote: Option<Remote>,
+}
+
+/// A PowerShell remoting session (WinRM) the host opens before its first cmdlet, so pcfail can run
+/// where the copy folder is (the backup SQL Server) while the cmdlets run on a Front End, where the
+/// SkypeForBusiness module is installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// `New-PSSession -ComputerName`.
+    pub computer: String,
+    pub authentication: RemoteAuthentication,
+    /// HTTPS (WinRM's 5986) instead of HTTP (5985, encrypted by Kerberos or NTLM itself).
+    pub use_ssl: bool,
+    pub port: Option<u16>,
+    /// The session configuration (endpoint) on the remote computer; `None`: Microsoft.PowerShell.
+    pub configuration_name: Option<String>,
+    /// An explicit account; `None`: the operator's own Windows logon.
+    pub credential: Option<RemoteCredential>,
+}
+
+/// The account a remote session logs on as. The password is read by the host from the variable,
+/// never passed on a command line or in a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteCredential {
+    /// `DOMAIN\name`.
+    pub user: String,
+    pub password_env: String,
+}
+
+/// `New-PSSession -Authentication`: the values of PowerShell's `AuthenticationMechanism` that make
+/// sense against a domain-joined Front End. `Basic` and `Digest` are refused (Basic sends the
+/// password in the clear over HTTP; neither is enabled on a default WinRM service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteAuthentication {
+    Default,
+    Kerberos,
+    Negotiate,
+    CredSsp,
+}
+
+impl RemoteAuthentication {
+    /// The name PowerShell's `AuthenticationMechanism` enumeration gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RemoteAuthentication::Default => "Default",
+            RemoteAuthentication::Kerberos => "Kerberos",
+            RemoteAuthentication::Negotiate => "Negotiate",
+            RemoteAuthentication::CredSsp => "Credssp",
+        }
+    }
 }
 
 /// The Persistent Chat pool.

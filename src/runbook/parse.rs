@@ -16,8 +16,8 @@ use super::diagnostic::{Diagnostic, Diagnostics};
 use super::instance::{Address, Auth, Encryption, Instance, MirroringEndpoint, Role};
 use super::reader::{Located, Table, with_suggestion};
 use super::{
-    ChatServer, LogShippingOverrides, ManagementStore, Module, Pool, PowerShell, Procedure,
-    Runbook, RunbookTimeouts, Step,
+    ChatServer, LogShippingOverrides, ManagementStore, Module, Pool, PowerShell, Procedure, Remote,
+    RemoteAuthentication, RemoteCredential, Runbook, RunbookTimeouts, Step,
 };
 use crate::action::Action;
 
@@ -296,6 +296,7 @@ fn read_runbook(path: &Path, root: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> O
             program: "powershell.exe".into(),
             module: Module::SkypeForBusiness,
             args: Vec::new(),
+            remote: None,
         }),
     };
     let databases = root
@@ -488,11 +489,130 @@ fn read_powershell(t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Option<PowerSh
         .into_iter()
         .map(|a| a.value)
         .collect();
+    let remote = match t.opt_table(d, "remote", "`[powershell.remote]`") {
+        Some(r) => read_remote(&r, d).map(Some),
+        None if t.has("remote") => None,
+        None => Some(None),
+    };
     t.finish(d);
     Some(PowerShell {
         program: program?,
         module: module?,
         args,
+        remote: remote?,
+    })
+}
+
+fn read_remote(t: &Table<'_, '_>, d: &mut Diagnostics<'_>) -> Option<Remote> {
+    let computer = t
+        .string(d, "computer")
+        .and_then(|c| report(d, c.span.clone(), check::host(&c.value)).map(|()| c));
+    let authentication = match t.opt_string(d, "authentication") {
+        None if t.has("authentication") => None,
+        None => Some(RemoteAuthentication::Default),
+        // PowerShell reads enumeration values case-insensitively.
+        Some(a) => match a.value.to_ascii_lowercase().as_str() {
+            "default" => Some(RemoteAuthentication::Default),
+            "kerberos" => Some(RemoteAuthentication::Kerberos),
+            "negotiate" => Some(RemoteAuthentication::Negotiate),
+            "credssp" => Some(RemoteAuthentication::CredSsp),
+            other => {
+                let why = if other == "basic" || other == "digest" {
+                    " (Basic sends the password in the clear and, like Digest, is off on a default WinRM service)"
+                } else {
+                    ""
+                };
+                d.error(
+                    a.span,
+                    format!(
+                        "`authentication` must be `Default`, `Kerberos`, `Negotiate` or `CredSSP`, found `{}`{why}",
+                        a.value
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let use_ssl = t.opt_bool(d, "use_ssl").is_some_and(|b| b.value);
+    let port = match t.opt_integer(d, "port") {
+        None if t.has("port") => None,
+        None => Some(None),
+        Some(p) => match u16::try_from(p.value) {
+            Ok(port) if port > 0 => Some(Some(port)),
+            _ => {
+                d.error(
+                    p.span,
+                    format!("`port` must be from 1 to 65535, found {}", p.value),
+                );
+                None
+            }
+        },
+    };
+    let configuration_name = match t.opt_string(d, "configuration_name") {
+        None if t.has("configuration_name") => None,
+        None => Some(None),
+        Some(c) => report(
+            d,
+            c.span,
+            check::non_empty("`configuration_name`", &c.value),
+        )
+        .map(|()| Some(c.value)),
+    };
+    let user = t.opt_string(d, "user");
+    let password_env = t.opt_string(d, "password_env");
+    let credential = match (user, password_env) {
+        (None, None) if t.has("user") || t.has("password_env") => None,
+        (None, None) => Some(None),
+        (Some(user), Some(env)) => {
+            let user =
+                report(d, user.span.clone(), check::windows_account(&user.value)).map(|()| user);
+            let env = report(d, env.span.clone(), check::env_name(&env.value)).map(|()| env);
+            user.zip(env).map(|(user, env)| {
+                Some(RemoteCredential {
+                    user: user.value,
+                    password_env: env.value,
+                })
+            })
+        }
+        (Some(one), None) | (None, Some(one)) => {
+            d.error(
+                one.span,
+                "`user` and `password_env` in `[powershell.remote]` go together: the account and the environment variable holding its password (leave both out to connect as yourself)",
+            );
+            None
+        }
+    };
+    t.finish(d);
+    let (computer, authentication) = (computer?, authentication?);
+    // Kerberos finds the computer's service principal by its name; an address has none.
+    if authentication == RemoteAuthentication::Kerberos
+        && computer.value.parse::<std::net::IpAddr>().is_ok()
+    {
+        d.error(
+            computer.span.clone(),
+            format!(
+                "`computer = \"{}\"` is an IP address, which Kerberos cannot authenticate: use the computer's DNS name",
+                computer.value
+            ),
+        );
+        return None;
+    }
+    let credential = credential?;
+    // PowerShell refuses CredSSP without -Credential; say it here rather than at 3 a.m.
+    if authentication == RemoteAuthentication::CredSsp && credential.is_none() {
+        d.error(
+            t.span(),
+            "`authentication = \"CredSSP\"` needs an explicit account: set `user` and `password_env` in `[powershell.remote]`",
+        );
+        return None;
+    }
+    Some(Remote {
+        computer: computer.value,
+        authentication,
+        use_ssl,
+        port: port?,
+        configuration_name: configuration_name?,
+        credential,
     })
 }
 
@@ -1220,6 +1340,67 @@ state = "Normal"
                 vec![(*expected).to_owned()]
             };
             assert_eq!(got, expected, "edit {from:?} -> {to:?}");
+        }
+    }
+
+    #[test]
+    fn a_remote_session_is_read_and_its_problems_located() {
+        let remote = |lines: &str| {
+            (
+                "[failback]",
+                format!("[powershell.remote]\n{lines}\n[failback]"),
+            )
+        };
+        let text = BASE.replacen(
+            "[failback]",
+            "[powershell.remote]\ncomputer = \"dal-fe-001.litwareinc.com\"\nauthentication = \"kerberos\"\nuse_ssl = true\nuser = \"LITWAREINC\\\\pcfail\"\npassword_env = \"FE_PW\"\n[failback]",
+            1,
+        );
+        let runbook = parse(Path::new("rb.toml"), &text).unwrap_or_else(|d| panic!("{d:?}"));
+        assert_eq!(
+            runbook.powershell.remote,
+            Some(Remote {
+                computer: "dal-fe-001.litwareinc.com".into(),
+                authentication: RemoteAuthentication::Kerberos,
+                use_ssl: true,
+                port: None,
+                configuration_name: None,
+                credential: Some(RemoteCredential {
+                    user: "LITWAREINC\\pcfail".into(),
+                    password_env: "FE_PW".into(),
+                }),
+            })
+        );
+        let cases: &[(&str, &str)] = &[
+            (
+                "computer = \"fe\"\nauthentication = \"Basic\"",
+                "rb.toml:29:18: error: `authentication` must be `Default`, `Kerberos`, `Negotiate` or `CredSSP`, found `Basic` (Basic sends the password in the clear and, like Digest, is off on a default WinRM service)",
+            ),
+            (
+                "computer = \"fe\"\nuser = \"LITWAREINC\\\\pcfail\"",
+                "rb.toml:29:8: error: `user` and `password_env` in `[powershell.remote]` go together: the account and the environment variable holding its password (leave both out to connect as yourself)",
+            ),
+            (
+                "computer = \"10.0.0.7\"\nauthentication = \"Kerberos\"",
+                "rb.toml:28:12: error: `computer = \"10.0.0.7\"` is an IP address, which Kerberos cannot authenticate: use the computer's DNS name",
+            ),
+            (
+                "computer = \"fe\"\nauthentication = \"CredSSP\"",
+                "rb.toml:27:1: error: `authentication = \"CredSSP\"` needs an explicit account: set `user` and `password_env` in `[powershell.remote]`",
+            ),
+            (
+                "computer = \"fe\"\nport = 0",
+                "rb.toml:29:8: error: `port` must be from 1 to 65535, found 0",
+            ),
+            (
+                "computer = \"fe\"\nuser = \"pcfail\"\npassword_env = \"PW\"",
+                "rb.toml:29:8: error: `pcfail` is not a Windows account: write it `DOMAIN\\name` (e.g. `LITWAREINC\\pcfail`)",
+            ),
+        ];
+        for (lines, expected) in cases {
+            let (from, to) = remote(lines);
+            let got = load("", (from, &to)).err().unwrap_or_default();
+            assert_eq!(got, [*expected], "{lines}");
         }
     }
 

@@ -86,6 +86,10 @@ pub(crate) struct ShellView {
     /// `Normal` or `FailedOver`, as Get-CsPersistentChatState reports it.
     pub pool_state: Option<String>,
     pub error: Option<String>,
+    /// With `[powershell.remote]`: the session the cmdlets ran in, as the host reported it
+    /// (`ComputerName`, `State`, ...), for the journal and the review.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remoting_session: Option<serde_json::Value>,
 }
 
 impl Observation {
@@ -253,12 +257,14 @@ async fn observe_shell(runbook: &Runbook, s: &mut Session<'_>, timeouts: Timeout
                 .and_then(|v| v.as_str())
                 .map(str::to_owned),
             error: None,
+            remoting_session: s.remoting_session().cloned(),
         },
         Err(e) => ShellView {
             identity,
             reachable: false,
             pool_state: None,
             error: Some(e.to_string()),
+            remoting_session: None,
         },
     }
 }

@@ -86,6 +86,7 @@ pub(crate) fn observation(
             reachable: pool_state.is_some(),
             pool_state: pool_state.map(str::to_owned),
             error: pool_state.is_none().then(|| "no shell".to_owned()),
+            remoting_session: None,
         },
     }
 }

@@ -15,10 +15,7 @@ pub(crate) mod build;
 pub(crate) mod messages;
 mod value;
 
-use std::collections::HashMap;
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use tiberius::{AuthMethod, Client, Config, EncryptionLevel, SqlBrowser, ToSql};
@@ -458,33 +455,13 @@ fn config_for(target: &Instance) -> Result<Config, SqlError> {
     Ok(config)
 }
 
-/// The password in `var`; when it is unset and pcfail runs at a terminal, asked for once (without
-/// echo) and kept in memory for this process only, never written anywhere.
+/// The password in `var` or asked at the terminal (`secret.rs`).
 fn password(target: &Instance, who: &str, var: &str) -> Result<String, SqlError> {
-    if let Ok(password) = std::env::var(var) {
-        return Ok(password);
-    }
-    static ASKED: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
-    let missing = || SqlError::PasswordMissing {
+    crate::secret::password(who, var).ok_or_else(|| SqlError::PasswordMissing {
         instance: target.role.key().to_owned(),
         user: who.to_owned(),
         var: var.to_owned(),
-    };
-    // Held while asking: instances are connected at once, and the operator is asked once.
-    let mut asked = ASKED
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(password) = asked.get(var) {
-        return Ok(password.clone());
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(missing());
-    }
-    let password = rpassword::prompt_password(format!("password of {who} (${var} is not set): "))
-        .map_err(|_| missing())?;
-    asked.insert(var.to_owned(), password.clone());
-    Ok(password)
+    })
 }
 
 #[cfg(test)]

@@ -84,6 +84,26 @@ fn the_drill_rehearses_the_named_runbook_with_its_own_steps_and_says_what_it_re_
     );
 }
 
+/// A runbook whose cmdlets run through PowerShell remoting on its backup data center's Front End,
+/// as an account of its own: the drill opens the session on the lab's Front End of that data
+/// center, as the lab's Windows account, and says so.
+#[test]
+fn the_drill_rehearses_a_remoting_session_on_the_front_end_the_runbook_names() {
+    let text = crate::test::edit(
+        &another_site(),
+        "args = []\n",
+        "args = []\n\n[powershell.remote]\ncomputer = \"dal-fe-001.contoso.com\"\nauthentication = \"Kerberos\"\nuser = \"CONTOSO\\\\chat-admin\"\npassword_env = \"CONTOSO_FE_PASSWORD\"\n",
+    );
+    let output = Test::new().runbook(&text).args(&["drill"]).run();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "re-pointed for the lab: PowerShell remoting to `dal-fe-001.contoso.com` -> `dal-fe-001.litwareinc.com`",
+        "re-pointed for the lab: PowerShell remoting logs on as the lab's Windows account",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} in:\n{stdout}");
+    }
+}
+
 #[test]
 fn a_runbook_the_lab_cannot_stand_in_for_stops_the_drill_with_every_reason() {
     let text = another_site()

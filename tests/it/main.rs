@@ -21,6 +21,7 @@ mod powershell_syntax;
 mod procedure;
 mod real_server;
 mod real_site;
+mod remoting;
 mod report;
 mod run_end_to_end;
 mod run_failback_faults;

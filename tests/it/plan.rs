@@ -135,6 +135,7 @@ This is a plan only: nothing has been run.
 Instances:
   primary         atl-sql-001.litwareinc.com, port 1433 (data center ATL)
   backup          dal-sql-001.litwareinc.com, port 1433 (data center DAL)
+Management Shell: `powershell.exe` on this machine
 
 Step 1 of 1: normal
   Set the Persistent Chat pool state to Normal

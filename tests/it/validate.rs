@@ -70,7 +70,7 @@ fn shipped_runbook_is_refused_where_this_build_cannot_log_in_as_the_current_user
         return;
     }
     let why = "Windows authentication as the logged-on user needs Windows, or Kerberos through GSSAPI, which this build does not include (build pcfail with `--features kerberos` where libgssapi_krb5 is installed); or name the account with `auth = \"windows\"`, `user = \"DOMAIN\\name\"` and `password_env`";
-    let expected: String = [(56, "primary"), (64, "primary_mirror"), (72, "backup")]
+    let expected: String = [(67, "primary"), (75, "primary_mirror"), (83, "backup")]
         .iter()
         .map(|(line, role)| {
             format!("runbook.toml:{line}:8: error: `auth = \"integrated\"` in `instances.{role}`: {why}\n")
@@ -405,15 +405,15 @@ fn schedule_start_date_must_be_a_real_day() {
     let cases = [
         (
             "20260230",
-            "runbook.toml:403:23: error: `schedule_start_date` must be a real date written `yyyymmdd`; `20260230` is day 30 of February 2026, which has 28 days\n",
+            "runbook.toml:414:23: error: `schedule_start_date` must be a real date written `yyyymmdd`; `20260230` is day 30 of February 2026, which has 28 days\n",
         ),
         (
             "20261399",
-            "runbook.toml:403:23: error: `schedule_start_date` must be a real date written `yyyymmdd`; `20261399` has no month 13\n",
+            "runbook.toml:414:23: error: `schedule_start_date` must be a real date written `yyyymmdd`; `20261399` has no month 13\n",
         ),
         (
             "19891231",
-            "runbook.toml:403:23: error: `schedule_start_date` must be between 19900101 and 99991231\n",
+            "runbook.toml:414:23: error: `schedule_start_date` must be between 19900101 and 99991231\n",
         ),
     ];
     for (date, stderr) in cases {

@@ -7,6 +7,7 @@
 //! powershell args -> args (validated like powershell.exe) -> [no console: console] -> READY line
 //! stdin line -> protocol (JSON request) -> shell: parse (one statement, literals only)
 //!     -> command lookup (module imported?) -> binding (parameter sets, conversions)
+//!     [remote request: remoting (computer, its data center, credential) -> later commands "there"]
 //!     -> faults.json (error / hang / crash) -> -WhatIf / confirmation -> cmdlets/*
 //!          |-> cms.json (pool state, active servers)
 //!          '-> sql (tiberius to the lab's SQL instances: mirroring, reachability)
@@ -27,6 +28,7 @@ mod faults;
 mod manifest;
 mod parse;
 mod protocol;
+mod remoting;
 mod shell;
 mod sql;
 
@@ -128,7 +130,7 @@ pub fn run(
         }
         let (response, host, stray_errors) = match parse_request(&line) {
             Err(malformed) => (Response::protocol_error(malformed), Vec::new(), Vec::new()),
-            Ok(request) => match shell.execute(request.id, &request.command) {
+            Ok(request) => match shell.handle(request) {
                 Outcome::Respond {
                     response,
                     host,

@@ -29,6 +29,10 @@ pub(crate) struct LabManifest {
     /// a lab.json from before TLS came to the lab, which means plaintext.
     #[serde(default)]
     pub encryption: Option<String>,
+    /// The lab's Windows account (`DOMAIN\user` and its password), the one a remoting session
+    /// with explicit credentials may log on as.
+    #[serde(default)]
+    pub windows_login: Option<Login>,
 }
 
 impl LabManifest {

@@ -23,11 +23,36 @@ pub(crate) fn ready_line() -> String {
     format!(r#"PCFAIL-READY {{"protocol":1,"host":"{HOST_NAME}","version":"{PS_VERSION}"}}"#)
 }
 
-/// One request: the id to echo and the PowerShell text of one statement.
+/// One request: the id to echo and what to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Request {
     pub id: u64,
-    pub command: String,
+    pub body: Body,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Body {
+    /// The PowerShell text of one statement.
+    Command(String),
+    /// Open a PowerShell remoting session that every later command runs in.
+    Remote(RemoteRequest),
+}
+
+/// The `remote` request's object, as pcfail's `[powershell.remote]` fills it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub(crate) struct RemoteRequest {
+    pub computer: String,
+    pub authentication: String,
+    #[serde(default)]
+    pub use_ssl: bool,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub configuration_name: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
 }
 
 /// A line that is not a valid request. `id` is set when the line had a usable id to echo.
@@ -48,17 +73,29 @@ pub(crate) fn parse_request(line: &[u8]) -> Result<Request, Malformed> {
         message: format!("The request is not valid JSON: {e}."),
     })?;
     let id = json.get("id").and_then(Json::as_u64).filter(|&id| id > 0);
-    let command = json.get("command").and_then(Json::as_str);
-    match (id, command) {
-        (Some(id), Some(command)) => Ok(Request {
-            id,
-            command: command.to_owned(),
-        }),
-        (None, _) => Err(Malformed {
+    let Some(id) = id else {
+        return Err(Malformed {
             id: None,
             message: "The request has no positive integer `id`.".to_owned(),
+        });
+    };
+    if let Some(remote) = json.get("remote") {
+        return serde_json::from_value(remote.clone())
+            .map(|remote| Request {
+                id,
+                body: Body::Remote(remote),
+            })
+            .map_err(|e| Malformed {
+                id: Some(id),
+                message: format!("The `remote` request is not valid: {e}."),
+            });
+    }
+    match json.get("command").and_then(Json::as_str) {
+        Some(command) => Ok(Request {
+            id,
+            body: Body::Command(command.to_owned()),
         }),
-        (Some(id), None) => Err(Malformed {
+        None => Err(Malformed {
             id: Some(id),
             message: "The request has no string `command`.".to_owned(),
         }),
@@ -114,7 +151,30 @@ mod tests {
                 r#"{"id":7,"command":"Get-X"}"#,
                 Ok(Request {
                     id: 7,
-                    command: "Get-X".to_owned(),
+                    body: Body::Command("Get-X".to_owned()),
+                }),
+            ),
+            (
+                r#"{"id":1,"remote":{"computer":"fe","authentication":"Kerberos"}}"#,
+                Ok(Request {
+                    id: 1,
+                    body: Body::Remote(RemoteRequest {
+                        computer: "fe".to_owned(),
+                        authentication: "Kerberos".to_owned(),
+                        use_ssl: false,
+                        port: None,
+                        configuration_name: None,
+                        user: None,
+                        password_env: None,
+                    }),
+                }),
+            ),
+            (
+                r#"{"id":2,"remote":{"authentication":"Kerberos"}}"#,
+                Err(Malformed {
+                    id: Some(2),
+                    message: "The `remote` request is not valid: missing field `computer`."
+                        .to_owned(),
                 }),
             ),
             (

@@ -12,8 +12,10 @@ use crate::binding::bind;
 use crate::cmdlets::{Cmdlet, Invocation, Session, is_not_simulated};
 use crate::error::ErrorRecord;
 use crate::faults::{self, Fault};
+use crate::manifest::LabManifest;
 use crate::parse::{ParseError, parse_command};
-use crate::protocol::Response;
+use crate::protocol::{Body, RemoteRequest, Request, Response};
+use crate::remoting::{self, Remote};
 use crate::sql::Sql;
 
 /// What the process must do after a request.
@@ -36,6 +38,8 @@ pub(crate) struct Shell {
     non_interactive: bool,
     session: Session,
     sql: Sql,
+    /// The remoting session every command runs in, once a `remote` request opened it.
+    remote: Option<Remote>,
 }
 
 impl Shell {
@@ -45,20 +49,73 @@ impl Shell {
             non_interactive,
             session: Session::default(),
             sql,
+            remote: None,
+        }
+    }
+
+    /// Answers one request.
+    pub(crate) fn handle(&mut self, request: Request) -> Outcome {
+        match request.body {
+            Body::Command(text) => self.execute(request.id, &text),
+            Body::Remote(remote) => self.open_remote(request.id, &remote),
+        }
+    }
+
+    /// Opens the remoting session (remoting.rs); host.ps1 refuses a second one. The remote
+    /// session starts without the module, whatever this one imported. Faults name `New-PSSession`.
+    fn open_remote(&mut self, id: u64, request: &RemoteRequest) -> Outcome {
+        let failed = |error| failed(id, error);
+        if self.remote.is_some() {
+            let message = "A remoting session is already open.";
+            return failed(ErrorRecord::new(
+                "System.Management.Automation.RuntimeException",
+                message,
+                message,
+                "OperationStopped",
+                None,
+            ));
+        }
+        match faults::take(&self.lab_dir, "New-PSSession") {
+            Ok(Some(Fault::Crash)) => return Outcome::Crash,
+            Ok(Some(Fault::Hang)) => return Outcome::Hang,
+            Ok(Some(Fault::Error(message))) => {
+                return failed(ErrorRecord::new(
+                    "System.Management.Automation.Remoting.PSRemotingTransportException",
+                    message,
+                    "PSSessionOpenFailed",
+                    "OpenError",
+                    Some(request.computer.clone()),
+                ));
+            }
+            Ok(None) | Err(_) => {}
+        }
+        let manifest = match LabManifest::load(&self.lab_dir) {
+            Ok(m) => m,
+            Err(e) => return failed(crate::cmdlets::lab_error(e.to_string())),
+        };
+        match remoting::open(&manifest, &self.sql, request, |name| {
+            std::env::var(name).ok()
+        }) {
+            Ok((remote, summary)) => {
+                self.remote = Some(remote);
+                self.session = Session::default();
+                Outcome::Respond {
+                    response: Box::new(Response {
+                        id: Some(id),
+                        ok: true,
+                        output: vec![summary],
+                        ..Response::default()
+                    }),
+                    host: Vec::new(),
+                    stderr: Vec::new(),
+                }
+            }
+            Err(error) => failed(error),
         }
     }
 
     pub(crate) fn execute(&mut self, id: u64, text: &str) -> Outcome {
-        let failed = |error: ErrorRecord| Outcome::Respond {
-            response: Box::new(Response {
-                id: Some(id),
-                ok: false,
-                error: Some(error),
-                ..Response::default()
-            }),
-            host: Vec::new(),
-            stderr: Vec::new(),
-        };
+        let failed = |error| failed(id, error);
         let command = match parse_command(text) {
             Ok(Some(command)) => command,
             Ok(None) => {
@@ -74,6 +131,15 @@ impl Shell {
             }
             Err(e) => return failed(parse_error_record(&e)),
         };
+        // A broken session fails every command before it is looked up (that happens remotely).
+        if let Some(remote) = &self.remote {
+            let broken = LabManifest::load(&self.lab_dir)
+                .map_err(|e| crate::cmdlets::lab_error(e.to_string()))
+                .and_then(|manifest| remoting::still_open(&manifest, &self.sql, remote));
+            if let Err(error) = broken {
+                return failed(error);
+            }
+        }
         let Some(cmdlet) = Cmdlet::find(&command.name, &self.session) else {
             if is_not_simulated(&command.name, &self.session) {
                 return failed(ErrorRecord::new(
@@ -156,6 +222,9 @@ impl Shell {
             stderr,
         };
         let result = cmdlet.run(&mut inv);
+        if let Some(remote) = &self.remote {
+            remoting::mark(&mut inv.output, remote);
+        }
         let response = Response {
             id: Some(id),
             ok: result.is_ok(),
@@ -173,6 +242,20 @@ impl Shell {
             host: inv.host,
             stderr: inv.stderr,
         }
+    }
+}
+
+/// The response of a request that failed with `error`.
+fn failed(id: u64, error: ErrorRecord) -> Outcome {
+    Outcome::Respond {
+        response: Box::new(Response {
+            id: Some(id),
+            ok: false,
+            error: Some(error),
+            ..Response::default()
+        }),
+        host: Vec::new(),
+        stderr: Vec::new(),
     }
 }
 
