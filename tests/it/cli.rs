@@ -185,7 +185,7 @@ fn validate_json_locates_settings_this_build_cannot_carry_out() {
         .collect();
     assert_eq!(
         located,
-        [(56, 8, true), (64, 8, true), (72, 8, true)],
+        [(67, 8, true), (75, 8, true), (83, 8, true)],
         "{bad:#}"
     );
 }
