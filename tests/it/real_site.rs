@@ -8,7 +8,7 @@ use pcfail_lab::{Encryption, Role};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use serde_json::Value;
 
-use crate::lab_support::{LabRig, RestoreJob, assert_exit, text};
+use crate::lab_support::{LabRig, RestoreJob, assert_exit, files_containing, text};
 
 /// `status --live --format json`, which connects to every instance read-only.
 fn live(rig: &LabRig, env: &[(&str, &str)]) -> Value {
@@ -160,25 +160,6 @@ fn use_windows_account(rig: &LabRig) -> pcfail_lab::LoginInfo {
     );
     assert_exit(&rig.pcfail(&["validate"]), 0);
     windows
-}
-
-/// Every file under `dir` whose bytes contain `secret`.
-fn files_containing(dir: &std::path::Path, secret: &str) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_owned()];
-    while let Some(folder) = pending.pop() {
-        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if std::fs::read(&path)
-                .is_ok_and(|bytes| bytes.windows(secret.len()).any(|w| w == secret.as_bytes()))
-            {
-                found.push(path);
-            }
-        }
-    }
-    found
 }
 
 #[test]
