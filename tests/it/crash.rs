@@ -166,3 +166,31 @@ fn crashes_just_after_journal_records_resume_to_the_same_end() {
 fn crashes_just_before_journal_records_resume_to_the_same_end() {
     crashes_resume_to_the_same_end(2, 7, 50, 15);
 }
+
+/// Where msdb's `backupset` lacks the sets a server restored (a reading the reference leaves
+/// UNVERIFIED, lab variant `restore_history_backupset = absent`), a fail-back killed anywhere, its
+/// in-doubt `RESTORE DATABASE ... REPLACE` included, still resumes to the same end: the done-checks
+/// then rest on the database's own state, not on restore history.
+#[test]
+fn a_failback_crashed_all_along_resumes_where_restore_history_lacks_backup_sets() {
+    let rig = LabRig::start_with(RestoreJob::Default, |o| {
+        o.variants
+            .insert("restore_history_backupset".to_owned(), "absent".to_owned());
+    });
+    let at_disaster = rig.disaster_with(pcfail_lab::Disaster {
+        silent: false,
+        share_lost: false,
+    });
+    let output = rig.failover();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let after_failover = rig.status();
+    assert_failed_over(&rig, &at_disaster, &after_failover);
+    rig.rebuild_primary();
+    let places = crash_all_along(&rig, &["failback", "--yes"], "failback", 1, 6, 2);
+    assert_failed_back(&rig, &after_failover, &rig.status());
+    let steps: BTreeSet<&str> = places.iter().map(|(_, step, _)| step.as_str()).collect();
+    assert!(
+        steps.contains("restore-primary-mgc"),
+        "no crash fell in the fail-back's restore: {places:?}"
+    );
+}
