@@ -190,6 +190,54 @@ fn validate_json_locates_settings_this_build_cannot_carry_out() {
     );
 }
 
+/// At a terminal (a pseudo-terminal made by util-linux `script`), logs are coloured, unless
+/// `NO_COLOR` is set to anything but the empty string (no-color.org).
+#[cfg(unix)]
+#[test]
+fn logs_at_a_terminal_are_coloured_unless_no_color_is_set() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let runbook = dir.path().join("runbook.toml");
+    std::fs::write(&runbook, SHIPPED).expect("write runbook");
+    let at_terminal = |no_color: Option<&str>| {
+        let command = format!(
+            "exec '{}' -vv plan failover --runbook '{}' --state-dir '{}'",
+            env!("CARGO_BIN_EXE_pcfail"),
+            runbook.display(),
+            dir.path().join("state").display()
+        );
+        let mut script = std::process::Command::new("script");
+        script
+            .args(["-qec", &command, "/dev/null"])
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .env_remove("PCFAIL_RUNBOOK")
+            .stdin(std::process::Stdio::null());
+        if let Some(value) = no_color {
+            script.env("NO_COLOR", value);
+        }
+        let output = script
+            .output()
+            .expect("util-linux `script` runs pcfail on a terminal");
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let coloured = at_terminal(None);
+    assert!(
+        coloured.contains("plan built") && coloured.contains('\u{1b}'),
+        "{coloured:?}"
+    );
+    let empty = at_terminal(Some(""));
+    assert!(
+        empty.contains('\u{1b}'),
+        "NO_COLOR=\"\" is unset: {empty:?}"
+    );
+    let plain = at_terminal(Some("1"));
+    assert!(
+        plain.contains("plan built") && !plain.contains('\u{1b}'),
+        "{plain:?}"
+    );
+}
+
 /// Logs on stderr carry no colour codes when stderr is not a terminal (a file, a pipe), whatever
 /// RUST_LOG asks for.
 #[test]
