@@ -144,8 +144,14 @@ pub(crate) fn report_text(r: &Report<'_>) -> String {
         "Pool state      {}",
         match (&o.shell.pool_state, &o.shell.error) {
             (Some(s), _) => format!(
-                "{s} (Get-CsPersistentChatState -Identity {})",
-                o.shell.identity
+                "{s} (Get-CsPersistentChatState -Identity {}{})",
+                o.shell.identity,
+                o.shell
+                    .remoting_session
+                    .as_ref()
+                    .and_then(|session| session["ComputerName"].as_str())
+                    .map(|computer| format!(", in a remoting session on {computer}"))
+                    .unwrap_or_default()
             ),
             (None, Some(e)) => format!("unknown: {e}"),
             (None, None) => "unknown".to_owned(),

@@ -76,8 +76,16 @@ fn a_failover_runs_its_cmdlets_in_a_session_on_the_backup_data_centers_front_end
         "{shown}"
     );
 
-    let at_disaster = rig.disaster();
     let env = [(windows.password_env.as_str(), windows.password.as_str())];
+    let status = text(&rig.pcfail_with_env(&["status", "--live"], &env).stdout);
+    assert!(
+        status.contains(&format!(
+            "Pool state      Normal (Get-CsPersistentChatState -Identity service:{pool}, in a remoting session on {fe})"
+        )),
+        "{status}"
+    );
+
+    let at_disaster = rig.disaster();
     let output = rig.pcfail_with_env(&["failover", "--pool", &pool, "--yes"], &env);
     assert_exit(&output, 0);
     assert_failed_over(&rig, &at_disaster, &rig.status());

@@ -369,6 +369,39 @@ fn status_live_names_each_situation_with_the_next_command() {
     rig.disaster();
     let report = live(&rig);
     assert_eq!(kind(&report), ("primary_lost", None), "{report:#}");
+    // The text form: the situation first, one table row per instance (role, answers, what each
+    // copy of the two databases is), the next command last.
+    let table = text(&rig.pcfail(&["status", "--live"]).stdout);
+    assert!(
+        table.starts_with(&format!("Persistent Chat pool {pool}: primary lost\n")),
+        "{table}"
+    );
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip_while(|l| l.trim() != "SQL Server instances")
+        .skip(1)
+        .take(5)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let columns = |row: &Vec<&str>| [row[0], row[3], row[4], row[5]].map(str::to_owned);
+    assert_eq!(
+        rows.iter().map(columns).collect::<Vec<_>>(),
+        [
+            ["ROLE", "ANSWERS", "mgc", "mgccomp"],
+            ["primary", "no", "-", "-"],
+            ["primary_mirror", "no", "-", "-"],
+            ["backup", "yes", "RESTORING", "ONLINE"],
+            ["backup_mirror", "yes", "(none)", "(none)"],
+        ]
+        .map(|r| r.map(str::to_owned)),
+        "{table}"
+    );
+    assert!(
+        table.ends_with(&format!(
+            "Next: fail over to the backup data center\n  pcfail failover --pool {pool}\n"
+        )),
+        "{table}"
+    );
     assert_eq!(
         report["situation"]["next_command"],
         format!("pcfail failover --pool {pool}")
