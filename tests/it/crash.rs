@@ -95,6 +95,29 @@ fn place_of(rig: &LabRig, operation: &str) -> Place {
     }
 }
 
+/// No full backup was restored over the rebuilt primary's `mgc` twice: an attempt stopped after its
+/// `RESTORE ... WITH REPLACE, RECOVERY` (or while the server still worked on it) finds that very
+/// backup set restored on resume instead of restoring it again over a database already recovered
+/// (issue 9). (A resumed fail-back takes a new full backup when the backup instance's `mgc` moved on
+/// since the last one, and restores that: a different set.)
+fn assert_restored_over_the_primary_once(rig: &LabRig) {
+    let status = rig.status();
+    let mut sets: Vec<(String, String)> =
+        crate::lab_support::history(&status, pcfail_lab::Role::Primary, "restore_history", "mgc")
+            .into_iter()
+            .filter(|r| r["type"] == "D")
+            .map(|r| (r["first_lsn"].to_string(), r["last_lsn"].to_string()))
+            .collect();
+    let restores = sets.len();
+    sets.sort();
+    sets.dedup();
+    assert_eq!(
+        sets.len(),
+        restores,
+        "a backup set was restored over the primary more than once: {sets:?}"
+    );
+}
+
 /// A disaster, a failover crashed all along, a rebuild, a fail-back crashed all along; the lab ends
 /// as after uninterrupted runs, and at least `at_least` different places were crashed at.
 fn crashes_resume_to_the_same_end(
@@ -131,6 +154,7 @@ fn crashes_resume_to_the_same_end(
         stride,
     ));
     assert_failed_back(&rig, &after_failover, &rig.status());
+    assert_restored_over_the_primary_once(&rig);
 
     let distinct: BTreeSet<&Place> = places.iter().collect();
     let steps: BTreeSet<(&str, &str)> = places
@@ -188,6 +212,7 @@ fn a_failback_crashed_all_along_resumes_where_restore_history_lacks_backup_sets(
     rig.rebuild_primary();
     let places = crash_all_along(&rig, &["failback", "--yes"], "failback", 1, 6, 2);
     assert_failed_back(&rig, &after_failover, &rig.status());
+    assert_restored_over_the_primary_once(&rig);
     let steps: BTreeSet<&str> = places.iter().map(|(_, step, _)| step.as_str()).collect();
     assert!(
         steps.contains("restore-primary-mgc"),

@@ -615,6 +615,27 @@ fn an_instance_stopped_mid_run_stops_the_run_and_the_same_command_resumes() {
     );
 }
 
+/// A statement the server works on for longer than 30 seconds (a large database's BACKUP for its
+/// mirror) finishes within its step's timeout: no library default cuts it off (tiberius's own command
+/// timeout is 30 s; issue 9).
+#[test]
+fn a_statement_longer_than_thirty_seconds_finishes_within_its_step_timeout() {
+    let rig = LabRig::start(RestoreJob::Default);
+    let at_disaster = rig.disaster();
+    rig.set_step_key("failover", "mirror-mgccomp", "timeout", "10m".into());
+    rig.set_faults(json!([
+        { "kind": "sql", "instance": "backup", "pattern": "BACKUP DATABASE [mgccomp]", "run_ms": 35_000, "times": 1 }
+    ]));
+    let started = std::time::Instant::now();
+    assert_exit(&rig.failover(), 0);
+    assert_failed_over(&rig, &at_disaster, &rig.status());
+    assert_eq!(rig.faults()[0]["times"], 0, "the slow BACKUP ran");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(35),
+        "the run waited for the slow BACKUP"
+    );
+}
+
 /// How long the slow statement below keeps the server busy, and the step timeout that gives up first.
 const SLOW_RUN_MS: u64 = 5000;
 
@@ -780,6 +801,37 @@ fn a_corrupt_log_backup_repaired_in_the_share_is_copied_again_and_the_failover_f
     std::fs::write(rig.share().join(&victim), good).expect("repair the share");
     assert_exit(&rig.failover(), 0);
     assert_failed_over(&rig, &at_disaster, &rig.status());
+}
+
+/// A copy damaged after the copy step finished (a disk error, a virus scanner, a hand) is found and
+/// copied again from the share when the run resumes: the copy step is examined again until the apply
+/// that uses its copies is done, not trusted from the journal (issue 9).
+#[test]
+fn a_copy_damaged_after_the_copy_step_is_copied_again_from_the_share_when_the_run_resumes() {
+    let rig = LabRig::start(RestoreJob::Idle);
+    let at_disaster = rig.disaster();
+    rig.set_faults(json!([sql_fault("backup", "RESTORE LOG", 3201, 1)]));
+    let stopped = rig.failover();
+    assert_exit(&stopped, 1);
+    assert!(
+        text(&stopped.stderr).contains("step 3 (`apply-log-backups`) failed"),
+        "{}",
+        text(&stopped.stderr)
+    );
+    let victim = trn_names(&rig.status())
+        .into_iter()
+        .rfind(|name| rig.copy_folder().join(name).exists())
+        .expect("a copied log backup");
+    std::fs::write(rig.copy_folder().join(&victim), b"not a backup any more").expect("damage");
+
+    let resumed = rig.failover();
+    assert_exit(&resumed, 0);
+    assert_failed_over(&rig, &at_disaster, &rig.status());
+    assert_eq!(
+        std::fs::read(rig.copy_folder().join(&victim)).expect("the copy"),
+        std::fs::read(rig.share().join(&victim)).expect("the share's"),
+        "{victim} was copied again"
+    );
 }
 
 /// The first log backup the copy and apply steps examine: the last one msdb recorded as restored,
