@@ -2,10 +2,22 @@
 //! that knows, so `pcfail validate` can refuse a runbook setting before any run trips over it, and
 //! the README's table can be checked against it.
 //!
-//! TLS: rustls everywhere (Cargo.toml says why not SChannel on Windows). Windows
+//! TLS: rustls by default everywhere, SChannel on Windows with the `schannel` feature (Cargo.toml
+//! says why each); exactly one of them, checked below at compile time. Windows
 //! authentication as the logged-on user: SSPI on Windows; Kerberos through GSSAPI on Linux and
 //! macOS only with the `kerberos` feature. Explicit `DOMAIN\name` credentials: NTLM everywhere
 //! (SSPI on Windows, tiberius's pure-Rust `sspi-rs` elsewhere).
+
+#[cfg(all(feature = "rustls", feature = "schannel"))]
+compile_error!(
+    "choose one TLS library: `rustls` (the default) or `schannel` (build with `--no-default-features --features schannel`)"
+);
+#[cfg(not(any(feature = "rustls", feature = "schannel")))]
+compile_error!("a TLS library is needed: the default `rustls` feature, or `schannel` on Windows");
+#[cfg(all(feature = "schannel", not(windows)))]
+compile_error!(
+    "the `schannel` feature is SChannel, the TLS library of Windows: build it for a Windows target"
+);
 
 /// Whether `auth = "integrated"` can work here, and if not, a sentence saying what would.
 pub(crate) fn integrated() -> Result<(), &'static str> {
