@@ -60,7 +60,11 @@ fn lab_date(status: &Status) -> i64 {
 /// resuming: the done-check read them from msdb.
 #[test]
 fn failback_adds_one_alert_job_on_each_side_and_a_resumed_run_does_not_add_them_again() {
-    let rig = failed_over();
+    let rig = LabRig::start(RestoreJob::Default);
+    rig.disaster();
+    assert_exit(&rig.failover(), 0);
+    let after_failover = rig.status();
+    rig.rebuild_primary();
     // The link is the last statement before the jobs are enabled: both alert jobs exist by then.
     rig.set_faults(json!([{ "kind": "sql", "instance": "primary",
         "pattern": "sp_add_log_shipping_primary_secondary", "error": 50000, "times": 1 }]));
@@ -68,6 +72,9 @@ fn failback_adds_one_alert_job_on_each_side_and_a_resumed_run_does_not_add_them_
     rig.clear_transcripts();
     assert_exit(&rig.failback(), 0);
     let status = rig.status();
+    // The half-made configuration was finished, not taken for done: the link exists, the jobs run,
+    // and a new log backup reaches the backup instance (issue 9).
+    crate::lab_support::assert_failed_back(&rig, &after_failover, &status);
     for role in [Role::Primary, Role::Backup] {
         let name = format!("LSAlert_{}", server_name(&rig, role));
         let alerts: Vec<Value> = jobs(&status, role)
