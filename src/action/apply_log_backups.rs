@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::copy_log_backups::copy_folder_from;
 use super::{Command, MINUTE, Target, ident};
 use crate::exec::chain::{ChainPlan, Gap};
+use crate::exec::headers::Pending;
 use crate::exec::{Session, StepError, headers, probe, prompt};
 use crate::quote;
 use crate::runbook::{Role, StepReader};
@@ -110,7 +111,12 @@ impl ApplyLogBackups {
         }
     }
 
-    async fn chain(&self, s: &mut Session<'_>) -> Result<Option<ChainPlan>, StepError> {
+    /// The chain, and the copy folder as SQL Server names it (the files' paths are made from it when
+    /// each is restored, not kept for all of them).
+    async fn chain(
+        &self,
+        s: &mut Session<'_>,
+    ) -> Result<Option<(ChainPlan<Pending>, String)>, StepError> {
         let Some(redo) = self.redo_point(s).await? else {
             return Ok(None);
         };
@@ -133,7 +139,7 @@ impl ApplyLogBackups {
         let plan =
             headers::chain_from_folder(s, self.instance, &self.database, &local, &folder, redo)
                 .await?;
-        Ok(Some(plan))
+        Ok(Some((plan, folder)))
     }
 
     /// Whether the operator accepted losing what lies past `gap` (now, or earlier in this run).
@@ -178,7 +184,7 @@ impl ApplyLogBackups {
     }
 
     pub(crate) async fn check_done(&self, s: &mut Session<'_>) -> Result<bool, StepError> {
-        let Some(plan) = self.chain(s).await? else {
+        let Some((plan, _)) = self.chain(s).await? else {
             return Ok(true);
         };
         Ok(plan.to_apply.is_empty()
@@ -189,19 +195,21 @@ impl ApplyLogBackups {
     }
 
     pub(crate) async fn run(&self, s: &mut Session<'_>) -> Result<(), StepError> {
-        let Some(plan) = self.chain(s).await? else {
+        let Some((plan, folder)) = self.chain(s).await? else {
             return Ok(());
         };
         let total = plan.to_apply.len();
         let mut bar = s.bar("applying");
+        // Each file's path and statement are made as it is restored and dropped after it.
         for (i, backup) in plan.to_apply.iter().enumerate() {
+            let path = backup.path(&folder);
             let text = format!(
                 "RESTORE LOG {} FROM DISK = {} WITH FILE = {}, NORECOVERY",
                 ident(&self.database),
-                quote::sql_string(&backup.path),
-                backup.position
+                quote::sql_string(&path),
+                backup.position()
             );
-            bar.update(i + 1, total, &backup.path);
+            bar.update(i + 1, total, &path);
             match s.execute_in_step(self.instance, &text).await {
                 // 4326: already applied. Only possible if something else restored it since the
                 // chain was read; the redo point moved past it, which is what we wanted.
@@ -223,7 +231,7 @@ impl ApplyLogBackups {
     }
 
     pub(crate) async fn verify(&self, s: &mut Session<'_>) -> Result<(), StepError> {
-        let Some(plan) = self.chain(s).await? else {
+        let Some((plan, _)) = self.chain(s).await? else {
             return Ok(());
         };
         if !plan.to_apply.is_empty() {

@@ -30,13 +30,38 @@ pub(crate) struct LogBackup {
     pub checksums: bool,
 }
 
+/// What the chain needs of a backup set: its LSN range and where it lies (file, `FILE = n`). The
+/// full header ([`LogBackup`]) is what the checks before step 1 read; the apply step keeps only
+/// this much of each pending file (see `exec::headers`), so its memory stays small with the backlog.
+pub(crate) trait Link {
+    fn file(&self) -> &str;
+    fn position(&self) -> u32;
+    fn first_lsn(&self) -> i128;
+    fn last_lsn(&self) -> i128;
+}
+
+impl Link for LogBackup {
+    fn file(&self) -> &str {
+        &self.path
+    }
+    fn position(&self) -> u32 {
+        self.position
+    }
+    fn first_lsn(&self) -> i128 {
+        self.first_lsn
+    }
+    fn last_lsn(&self) -> i128 {
+        self.last_lsn
+    }
+}
+
 /// What applying needs to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ChainPlan {
+pub(crate) struct ChainPlan<B> {
     /// Already contained in the database (LastLSN <= redo point): skipped.
-    pub already_applied: Vec<LogBackup>,
+    pub already_applied: Vec<B>,
     /// To restore, in this order: every backup that continues the chain, up to a gap if there is one.
-    pub to_apply: Vec<LogBackup>,
+    pub to_apply: Vec<B>,
     /// Where the chain breaks after `to_apply`, if it does: nothing past it can be applied.
     pub gap: Option<Gap>,
 }
@@ -68,44 +93,56 @@ impl fmt::Display for Gap {
 /// same LSN range found twice (a file copied under two names) are applied once. A gap ends the
 /// order: what comes before it is still applied (it holds changes nobody else has), what comes after
 /// it cannot be.
-pub(crate) fn plan_chain(mut backups: Vec<LogBackup>, redo_start_lsn: i128) -> ChainPlan {
-    backups.sort_by(|a, b| {
-        (a.first_lsn, a.last_lsn, &a.path, a.position).cmp(&(
-            b.first_lsn,
-            b.last_lsn,
-            &b.path,
-            b.position,
+pub(crate) fn plan_chain<B: Link + Clone>(
+    mut backups: Vec<B>,
+    redo_start_lsn: i128,
+) -> ChainPlan<B> {
+    // Unstable: the key is total (no two sets share file and position), and it sorts in place.
+    backups.sort_unstable_by(|a, b| {
+        (a.first_lsn(), a.last_lsn(), a.file(), a.position()).cmp(&(
+            b.first_lsn(),
+            b.last_lsn(),
+            b.file(),
+            b.position(),
         ))
     });
     backups.dedup_by(|later, earlier| {
-        later.first_lsn == earlier.first_lsn && later.last_lsn == earlier.last_lsn
+        later.first_lsn() == earlier.first_lsn() && later.last_lsn() == earlier.last_lsn()
     });
-    let (already_applied, remaining): (Vec<_>, Vec<_>) = backups
-        .into_iter()
-        .partition(|b| b.last_lsn <= redo_start_lsn);
-    let mut to_apply = Vec::new();
+    // The order to apply is kept in the list itself (what is skipped is removed in place), so
+    // the backlog is never held twice; only the few already applied are copied out.
+    let mut already_applied = Vec::new();
     let mut next = redo_start_lsn;
     let mut gap = None;
-    for backup in remaining {
-        if backup.first_lsn > next {
+    let mut applicable = 0;
+    backups.retain(|backup| {
+        if backup.last_lsn() <= redo_start_lsn {
+            already_applied.push(backup.clone());
+            return false;
+        }
+        if gap.is_some() {
+            return false;
+        }
+        if backup.first_lsn() > next {
             gap = Some(Gap {
                 from: next,
-                to: backup.first_lsn,
-                next_file: backup.path,
-                applicable_before_gap: to_apply.len(),
+                to: backup.first_lsn(),
+                next_file: backup.file().to_owned(),
+                applicable_before_gap: applicable,
             });
-            break;
+            return false;
         }
-        if backup.last_lsn <= next {
+        if backup.last_lsn() <= next {
             // Entirely inside what an earlier backup of this chain already covers.
-            continue;
+            return false;
         }
-        next = backup.last_lsn;
-        to_apply.push(backup);
-    }
+        next = backup.last_lsn();
+        applicable += 1;
+        true
+    });
     ChainPlan {
         already_applied,
-        to_apply,
+        to_apply: backups,
         gap,
     }
 }

@@ -111,25 +111,34 @@ pub(crate) fn shipped_name(name: &str, db: &str) -> bool {
     rest.len() == 14 && rest.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Files known identical in both folders in this run, with how each side looked then.
+/// Files known identical in both folders in this run, with how each side looked then. One entry
+/// per file of the share: the name once, two 16-byte stamps.
 #[derive(Debug, Default)]
 pub(crate) struct Verified {
-    files: HashMap<String, (Stamp, Stamp)>,
+    files: HashMap<Box<str>, (Stamp, Stamp)>,
 }
 
-/// A file's size and modification time: what says it is still the file that was examined.
+/// A file's size and modification time: what says it is still the file that was examined. The
+/// time is kept as nanoseconds from the Unix epoch (`i64::MIN` when the platform gives none), so
+/// a stamp is 16 bytes: caches keep one for every file of a backlog.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Stamp {
     len: u64,
-    modified: Option<SystemTime>,
+    modified_ns: i64,
 }
 
 impl Stamp {
     pub(crate) fn of(path: &Path) -> Option<Stamp> {
         let meta = fs::metadata(path).ok()?;
+        let modified_ns = meta.modified().map_or(i64::MIN, |t| {
+            match t.duration_since(SystemTime::UNIX_EPOCH) {
+                Ok(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+                Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN + 1, |n| -n),
+            }
+        });
         Some(Stamp {
             len: meta.len(),
-            modified: meta.modified().ok(),
+            modified_ns,
         })
     }
 }
@@ -187,7 +196,7 @@ fn state(from: &Path, to: &Path, name: &str, verified: &mut Verified) -> Result<
     if a.len != b.len || !identical(&src, &dst).map_err(copy_err)? {
         return Ok(State::Differs);
     }
-    verified.files.insert(name.to_owned(), (a, b));
+    verified.files.insert(name.into(), (a, b));
     Ok(State::Same)
 }
 
@@ -358,7 +367,7 @@ impl Batch {
             if let (Some(a), Some(b)) = (w.before, Stamp::of(&w.dst))
                 && Stamp::of(&w.src) == Some(a)
             {
-                verified.files.insert(w.name.clone(), (a, b));
+                verified.files.insert(w.name.as_str().into(), (a, b));
             }
             if w.replacing {
                 report.replaced.push(w.name);

@@ -15,8 +15,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
-use super::chain::{self, LogBackup};
+use super::chain::{self, Link};
 use super::outcome::Outcome;
 use super::session::Session;
 use super::{copy, probe};
@@ -44,8 +45,10 @@ pub(crate) async fn check(
         _ => return None,
     };
     // The files by name: the share's copy wins where the share is readable, since the copy step
-    // copies it again over a copy that differs.
-    let mut files: BTreeMap<String, String> = BTreeMap::new();
+    // copies it again over a copy that differs. Each name is kept once, with which folder it is
+    // read from; its full path is made when it is read or named.
+    let mut folders: Vec<String> = Vec::new();
+    let mut files: BTreeMap<Arc<str>, usize> = BTreeMap::new();
     for folder in [&o.copy_folder, &o.share] {
         let (Some(path), true) = (&folder.path, folder.reachable) else {
             continue;
@@ -55,18 +58,44 @@ pub(crate) async fn check(
         let Ok((names, _)) = copy::list_log_backups(Path::new(local)) else {
             continue;
         };
-        let separator = if path.contains('\\') { '\\' } else { '/' };
+        folders.push(path.clone());
         for name in names {
-            let full = format!("{}{separator}{name}", path.trim_end_matches(['\\', '/']));
-            files.insert(name, full);
+            files.insert(name.into(), folders.len() - 1);
         }
     }
+    let full_path = |name: &str, folder: usize| {
+        let path = &folders[folder];
+        let separator = if path.contains('\\') { '\\' } else { '/' };
+        format!("{}{separator}{name}", path.trim_end_matches(['\\', '/']))
+    };
     let mut problems: Vec<(String, String)> = Vec::new();
-    let mut sets: Vec<LogBackup> = Vec::new();
-    for path in files.values() {
-        match probe::log_backups_in(session, role, &db, path).await {
-            Ok(found) => sets.extend(found),
-            Err(e) => problems.push((path.clone(), format!("its header cannot be read: {e}"))),
+    // A backlog's sets, kept small: GUIDs are few (one family, a fork or two), so each set keeps an
+    // index into `guids` rather than its own copy.
+    let mut guids: Vec<String> = Vec::new();
+    let mut intern = |guid: Option<String>| {
+        guid.map(|g| match guids.iter().position(|known| *known == g) {
+            Some(i) => i,
+            None => {
+                guids.push(g);
+                guids.len() - 1
+            }
+        })
+    };
+    let mut sets: Vec<Found> = Vec::new();
+    for (name, &folder) in &files {
+        let path = full_path(name, folder);
+        match probe::log_backups_in(session, role, &db, &path).await {
+            Ok(found) => sets.extend(found.into_iter().map(|b| Found {
+                name: Arc::clone(name),
+                folder,
+                position: b.position,
+                first_lsn: b.first_lsn,
+                last_lsn: b.last_lsn,
+                family: intern(b.family),
+                first_fork: intern(b.first_fork),
+                checksums: b.checksums,
+            })),
+            Err(e) => problems.push((path, format!("its header cannot be read: {e}"))),
         }
     }
     let family = probe::restored_family(session, role, &db)
@@ -80,22 +109,23 @@ pub(crate) async fn check(
     let to_apply = chain::plan_chain(sets, redo).to_apply;
     let mut verified = Vec::new();
     for set in &to_apply {
-        if let (Some(want), Some(has)) = (&family, &set.family)
+        let path = full_path(&set.name, set.folder);
+        if let (Some(want), Some(has)) = (&family, set.family.map(|i| &guids[i]))
             && !want.eq_ignore_ascii_case(has)
         {
             problems.push((
-                set.path.clone(),
+                path,
                 format!(
                     "it belongs to another backup chain: its FamilyGUID is {has}, but `{db}` on `{role}` was restored from family {want}"
                 ),
             ));
             continue;
         }
-        if let (Some(want), Some(has)) = (&fork, &set.first_fork)
+        if let (Some(want), Some(has)) = (&fork, set.first_fork.map(|i| &guids[i]))
             && !want.eq_ignore_ascii_case(has)
         {
             problems.push((
-                set.path.clone(),
+                path,
                 format!(
                     "it belongs to another backup chain: it starts on recovery fork {has}, but `{db}` on `{role}` continues fork {want} (its RESTORE would fail with 4330)"
                 ),
@@ -104,13 +134,14 @@ pub(crate) async fn check(
         }
         let text = format!(
             "RESTORE VERIFYONLY FROM DISK = {} WITH FILE = {}{}",
-            quote::sql_string(&set.path),
+            quote::sql_string(&path),
             set.position,
             if set.checksums { ", CHECKSUM" } else { "" }
         );
         match session.query(role, &text, &[]).await {
-            Ok(_) => verified.push((set.path.clone(), set.checksums)),
-            Err(e) => problems.push((set.path.clone(), format!("it failed verification: {e}"))),
+            // Only the count and whether checksums were used reach the ledger.
+            Ok(_) => verified.push(set.checksums),
+            Err(e) => problems.push((path, format!("it failed verification: {e}"))),
         }
     }
     let lines = ledger_lines(&verified, &problems);
@@ -130,10 +161,10 @@ pub(crate) async fn check(
 }
 
 /// What the ledger shows: what was verified, and each file that failed, by name.
-fn ledger_lines(verified: &[(String, bool)], problems: &[(String, String)]) -> Vec<String> {
+fn ledger_lines(verified: &[bool], problems: &[(String, String)]) -> Vec<String> {
     let mut lines = Vec::new();
     if !verified.is_empty() {
-        let without = verified.iter().filter(|(_, checksums)| !checksums).count();
+        let without = verified.iter().filter(|checksums| !**checksums).count();
         lines.push(format!(
             "verified before step 1: {} log backup(s) to apply (RESTORE VERIFYONLY{}){}",
             verified.len(),
@@ -155,4 +186,34 @@ fn ledger_lines(verified: &[(String, bool)], problems: &[(String, String)]) -> V
         lines.push(format!("FAILED `{path}`: {why}"));
     }
     lines
+}
+
+/// A backup set found in the folders, reduced to what the checks need: the file's name (shared
+/// with the listing) and folder, where the set lies, its LSNs, its GUIDs as indexes into the few
+/// distinct ones read, whether it carries checksums.
+#[derive(Clone, Debug)]
+struct Found {
+    name: Arc<str>,
+    folder: usize,
+    position: u32,
+    first_lsn: i128,
+    last_lsn: i128,
+    family: Option<usize>,
+    first_fork: Option<usize>,
+    checksums: bool,
+}
+
+impl Link for Found {
+    fn file(&self) -> &str {
+        &self.name
+    }
+    fn position(&self) -> u32 {
+        self.position
+    }
+    fn first_lsn(&self) -> i128 {
+        self.first_lsn
+    }
+    fn last_lsn(&self) -> i128 {
+        self.last_lsn
+    }
 }
