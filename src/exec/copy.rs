@@ -32,8 +32,8 @@ const PARTIAL_SUFFIX: &str = ".pcfail-partial";
 /// Bytes copied between two looks at the cancel flag: a fraction of a second on any disk.
 const COPY_CHUNK: u64 = 64 * 1024 * 1024;
 
-/// Renames made durable by one folder sync.
-const RENAMES_PER_SYNC: usize = 64;
+/// Renames made durable by one folder sync (also how many files one journal record names).
+pub(crate) const RENAMES_PER_SYNC: usize = 64;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct CopyReport {

@@ -297,7 +297,9 @@ impl<'r> Session<'r> {
         self.execute(role, text, timeout).await
     }
 
-    /// Journals a file copy as one command per file, so the audit log shows every file moved.
+    /// Journals a file copy as one command per batch of files made durable together (issue 11:
+    /// a record per file cost a hash and a write each), naming every file, so the audit log still
+    /// shows every file moved. A file copied again over a damaged copy is marked "(replaced)".
     pub(crate) fn record_file_copy(
         &mut self,
         from: &Path,
@@ -305,14 +307,27 @@ impl<'r> Session<'r> {
         report: &CopyReport,
         started: Instant,
     ) -> Result<(), JournalError> {
-        for name in report.copied.iter().chain(&report.replaced) {
+        let moved: Vec<String> = report
+            .copied
+            .iter()
+            .cloned()
+            .chain(
+                report
+                    .replaced
+                    .iter()
+                    .map(|name| format!("{name} (replaced)")),
+            )
+            .collect();
+        for batch in moved.chunks(super::copy::RENAMES_PER_SYNC) {
             self.record(Event::Command {
                 step: self.step.clone(),
                 target: "filesystem".to_owned(),
                 text: format!(
-                    "copy `{}` to `{}`",
-                    from.join(name).display(),
-                    to.join(name).display()
+                    "copy {} file(s) from `{}` to `{}`: {}",
+                    batch.len(),
+                    from.display(),
+                    to.display(),
+                    batch.join(", ")
                 ),
                 duration_us: crate::journal::micros_since(started),
                 ok: true,

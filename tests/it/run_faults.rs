@@ -832,6 +832,20 @@ fn a_copy_damaged_after_the_copy_step_is_copied_again_from_the_share_when_the_ru
         std::fs::read(rig.share().join(&victim)).expect("the share's"),
         "{victim} was copied again"
     );
+    // The journal names it among the files of its batch, as a copy made again.
+    let copies: Vec<String> = rig
+        .journals()
+        .concat()
+        .iter()
+        .filter(|r| r["event"] == "command" && r["target"] == "filesystem")
+        .filter_map(|r| r["text"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        copies.iter().any(|t| t.starts_with("copy ")
+            && t.contains(" file(s) from `")
+            && t.contains(&format!("{victim} (replaced)"))),
+        "{copies:#?}"
+    );
 }
 
 /// The first log backup the copy and apply steps examine: the last one msdb recorded as restored,
