@@ -87,6 +87,47 @@ pub fn render(
     render_from(manifest, lab_dir, program, Template::Shipped).map(|r| r.text)
 }
 
+/// Maps a runbook's list of servers (`[[persistent_chat_servers]]`, the Central Management Store's
+/// Front End servers) onto the lab's `lab` servers: the n-th of a data center becomes the lab's n-th
+/// of the data center it maps to, in place. Returns the renames (runbook FQDN, lowercased, to the
+/// lab's); what has no counterpart goes to `problems`, `kind` naming the server in them.
+fn map_servers(
+    list: Option<&mut Vec<toml::Value>>,
+    lab: &[pcfail_lab::ChatServer],
+    kind: &str,
+    data_centers: &BTreeMap<String, String>,
+    problems: &mut Vec<String>,
+) -> BTreeMap<String, String> {
+    let mut renames = BTreeMap::new();
+    let mut used: BTreeMap<String, usize> = BTreeMap::new();
+    for table in list
+        .into_iter()
+        .flatten()
+        .filter_map(toml::Value::as_table_mut)
+    {
+        let fqdn = str_of(table, "fqdn");
+        let dc = str_of(table, "data_center");
+        let Some(lab_dc) = data_centers.get(&dc.to_ascii_uppercase()).cloned() else {
+            problems.push(format!(
+                "{kind} `{fqdn}` is in data center `{dc}`, which has no SQL instance to map it by"
+            ));
+            continue;
+        };
+        let n = used.entry(lab_dc.clone()).or_default();
+        let Some(server) = lab.iter().filter(|c| c.data_center == lab_dc).nth(*n) else {
+            problems.push(format!(
+                "{kind} `{fqdn}`: the lab has only {n} in data center {lab_dc}"
+            ));
+            continue;
+        };
+        *n += 1;
+        renames.insert(fqdn.to_ascii_lowercase(), server.fqdn.clone());
+        table.insert("fqdn".into(), server.fqdn.clone().into());
+        table.insert("data_center".into(), lab_dc.into());
+    }
+    renames
+}
+
 /// `[powershell.remote]`: the session goes to the lab's server that the runbook's computer maps to
 /// (a Front End or Persistent Chat server the runbook lists), and an explicit account becomes the
 /// lab's Windows account. A computer the runbook does not list cannot be placed in a data center.
@@ -280,39 +321,14 @@ pub fn render_from(
     }
 
     // Persistent Chat servers: the n-th of a data center is the lab's n-th in the mapped one.
-    let mut servers: BTreeMap<String, String> = BTreeMap::new();
-    if let Some(list) = doc
-        .get_mut("persistent_chat_servers")
-        .and_then(toml::Value::as_array_mut)
-    {
-        let mut used: BTreeMap<String, usize> = BTreeMap::new();
-        for table in list.iter_mut().filter_map(toml::Value::as_table_mut) {
-            let fqdn = str_of(table, "fqdn");
-            let dc = str_of(table, "data_center");
-            let Some(lab_dc) = data_centers.get(&dc.to_ascii_uppercase()).cloned() else {
-                problems.push(format!(
-                    "Persistent Chat server `{fqdn}` is in data center `{dc}`, which has no SQL instance to map it by"
-                ));
-                continue;
-            };
-            let n = used.entry(lab_dc.clone()).or_default();
-            let Some(lab) = manifest
-                .persistent_chat_servers
-                .iter()
-                .filter(|c| c.data_center == lab_dc)
-                .nth(*n)
-            else {
-                problems.push(format!(
-                    "Persistent Chat server `{fqdn}`: the lab has only {n} in data center {lab_dc}"
-                ));
-                continue;
-            };
-            *n += 1;
-            servers.insert(fqdn.to_ascii_lowercase(), lab.fqdn.clone());
-            table.insert("fqdn".into(), lab.fqdn.clone().into());
-            table.insert("data_center".into(), lab_dc.into());
-        }
-    }
+    let servers = map_servers(
+        doc.get_mut("persistent_chat_servers")
+            .and_then(toml::Value::as_array_mut),
+        &manifest.persistent_chat_servers,
+        "Persistent Chat server",
+        &data_centers,
+        &mut problems,
+    );
     if let Some(active) = doc
         .get_mut("active_servers")
         .and_then(toml::Value::as_table_mut)
@@ -353,39 +369,13 @@ pub fn render_from(
                 "the Central Management Store's backup SQL Server `{backup_sql}` is none of the runbook's instances"
             ));
         }
-        let mut used: BTreeMap<String, usize> = BTreeMap::new();
-        for table in cms
-            .get_mut("servers")
-            .and_then(toml::Value::as_array_mut)
-            .into_iter()
-            .flatten()
-            .filter_map(toml::Value::as_table_mut)
-        {
-            let fqdn = str_of(table, "fqdn");
-            let dc = str_of(table, "data_center");
-            let Some(lab_dc) = data_centers.get(&dc.to_ascii_uppercase()).cloned() else {
-                problems.push(format!(
-                    "Front End server `{fqdn}` is in data center `{dc}`, which has no SQL instance to map it by"
-                ));
-                continue;
-            };
-            let n = used.entry(lab_dc.clone()).or_default();
-            let Some(lab) = manifest
-                .front_end_servers
-                .iter()
-                .filter(|c| c.data_center == lab_dc)
-                .nth(*n)
-            else {
-                problems.push(format!(
-                    "Front End server `{fqdn}`: the lab has only {n} in data center {lab_dc}"
-                ));
-                continue;
-            };
-            *n += 1;
-            computers.insert(fqdn.to_ascii_lowercase(), lab.fqdn.clone());
-            table.insert("fqdn".into(), lab.fqdn.clone().into());
-            table.insert("data_center".into(), lab_dc.into());
-        }
+        computers.extend(map_servers(
+            cms.get_mut("servers").and_then(toml::Value::as_array_mut),
+            &manifest.front_end_servers,
+            "Front End server",
+            &data_centers,
+            &mut problems,
+        ));
     }
     map_remote(&mut doc, manifest, &computers, &mut notes, &mut problems);
 
