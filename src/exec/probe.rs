@@ -176,14 +176,14 @@ pub(crate) async fn redo_start_fork(
     role: Role,
     db: &str,
 ) -> Result<Option<String>, StepError> {
-    let set = s
-        .query(
-            role,
-            "SELECT redo_start_fork_guid FROM sys.master_files WHERE database_id = DB_ID(@P1) AND file_id = 1",
-            &[Param::Str(db)],
-        )
-        .await?;
-    Ok(first_text(&set, "redo_start_fork_guid"))
+    db_text(
+        s,
+        role,
+        "SELECT redo_start_fork_guid FROM sys.master_files WHERE database_id = DB_ID(@P1) AND file_id = 1",
+        db,
+        "redo_start_fork_guid",
+    )
+    .await
 }
 
 /// The FamilyGUID of the backup set last restored into `db` on `role` (msdb restorehistory joined to
@@ -194,17 +194,14 @@ pub(crate) async fn restored_family(
     role: Role,
     db: &str,
 ) -> Result<Option<String>, StepError> {
-    let set = s
-        .query(
-            role,
-            "SELECT TOP 1 bs.family_guid FROM msdb.dbo.restorehistory AS rh JOIN msdb.dbo.backupset AS bs ON bs.backup_set_id = rh.backup_set_id WHERE rh.destination_database_name = @P1 ORDER BY rh.restore_history_id DESC",
-            &[Param::Str(db)],
-        )
-        .await?;
-    Ok(set
-        .rows
-        .first()
-        .and_then(|row| set.get(row, "family_guid").as_str().map(str::to_owned)))
+    db_text(
+        s,
+        role,
+        "SELECT TOP 1 bs.family_guid FROM msdb.dbo.restorehistory AS rh JOIN msdb.dbo.backupset AS bs ON bs.backup_set_id = rh.backup_set_id WHERE rh.destination_database_name = @P1 ORDER BY rh.restore_history_id DESC",
+        db,
+        "family_guid",
+    )
+    .await
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -385,14 +382,14 @@ pub(crate) async fn recovery_model(
     role: Role,
     db: &str,
 ) -> Result<Option<String>, StepError> {
-    let set = s
-        .query(
-            role,
-            "SELECT recovery_model_desc FROM sys.databases WHERE name = @P1",
-            &[Param::Str(db)],
-        )
-        .await?;
-    Ok(first_text(&set, "recovery_model_desc"))
+    db_text(
+        s,
+        role,
+        "SELECT recovery_model_desc FROM sys.databases WHERE name = @P1",
+        db,
+        "recovery_model_desc",
+    )
+    .await
 }
 
 /// What msdb records about a log-shipping secondary database (reference A.1): where its backups come
@@ -831,9 +828,18 @@ pub(crate) async fn last_restore(
     }))
 }
 
-/// The text in `column` of the answer's first row, if there is a row and the value is not NULL.
-fn first_text(set: &ResultSet, column: &str) -> Option<String> {
-    set.rows
+/// The text in `column` of the first row `sql` answers on `role`, with `db` as its one parameter
+/// (`@P1`); None when there is no row or the value is NULL.
+async fn db_text(
+    s: &mut Session<'_>,
+    role: Role,
+    sql: &str,
+    db: &str,
+    column: &str,
+) -> Result<Option<String>, StepError> {
+    let set = s.query(role, sql, &[Param::Str(db)]).await?;
+    Ok(set
+        .rows
         .first()
-        .and_then(|row| set.get(row, column).as_str().map(str::to_owned))
+        .and_then(|row| set.get(row, column).as_str().map(str::to_owned)))
 }
