@@ -42,6 +42,18 @@ impl ErrorRecord {
         }
     }
 
+    /// What a script's `throw "<message>"` raises: a RuntimeException whose FullyQualifiedErrorId is
+    /// the message itself (host.ps1 throws these about its remoting session).
+    pub(crate) fn thrown(message: &str) -> Self {
+        ErrorRecord::new(
+            "System.Management.Automation.RuntimeException",
+            message,
+            message,
+            "OperationStopped",
+            None,
+        )
+    }
+
     /// The command name resolves to nothing.
     pub(crate) fn command_not_found(name: &str) -> Self {
         ErrorRecord::new(

@@ -58,16 +58,9 @@ pub(crate) fn open(
         (Some(user), Some(name)) => match env(name).filter(|p| !p.is_empty()) {
             Some(password) => Some((user.clone(), password)),
             None => {
-                let message = format!(
+                return Err(ErrorRecord::thrown(&format!(
                     "The environment variable {name}, which holds the password of {user}, is not set."
-                );
-                return Err(ErrorRecord::new(
-                    "System.Management.Automation.RuntimeException",
-                    message.clone(),
-                    message,
-                    "OperationStopped",
-                    None,
-                ));
+                )));
             }
         },
         _ => None,
@@ -86,7 +79,9 @@ pub(crate) fn open(
         ));
     };
     let winrm_port = if request.use_ssl { 5986 } else { 5985 };
-    if !answers(manifest, sql, &data_center) || request.port.is_some_and(|p| p != winrm_port) {
+    if sql.reach_data_center(manifest, &data_center).is_err()
+        || request.port.is_some_and(|p| p != winrm_port)
+    {
         return Err(open_failed(unreachable_reason(), "WinRMOperationTimeout"));
     }
     if let Some(name) = &request.configuration_name
@@ -127,7 +122,7 @@ pub(crate) fn still_open(
     sql: &Sql,
     remote: &Remote,
 ) -> Result<(), ErrorRecord> {
-    if answers(manifest, sql, &remote.data_center) {
+    if sql.reach_data_center(manifest, &remote.data_center).is_ok() {
         return Ok(());
     }
     Err(ErrorRecord::new(
@@ -162,17 +157,4 @@ fn data_center_of(manifest: &LabManifest, computer: &str) -> Option<String> {
         .chain(&manifest.persistent_chat_servers)
         .find(|s| s.fqdn.eq_ignore_ascii_case(computer))
         .map(|s| s.data_center.clone())
-}
-
-/// Whether the data center is up: one of its SQL instances answers a login.
-fn answers(manifest: &LabManifest, sql: &Sql, data_center: &str) -> bool {
-    manifest
-        .instances
-        .iter()
-        .filter(|i| {
-            i.data_center
-                .as_deref()
-                .is_some_and(|dc| dc.eq_ignore_ascii_case(data_center))
-        })
-        .any(|i| sql.connect(manifest, i).is_ok())
 }

@@ -66,14 +66,7 @@ impl Shell {
     fn open_remote(&mut self, id: u64, request: &RemoteRequest) -> Outcome {
         let failed = |error| failed(id, error);
         if self.remote.is_some() {
-            let message = "A remoting session is already open.";
-            return failed(ErrorRecord::new(
-                "System.Management.Automation.RuntimeException",
-                message,
-                message,
-                "OperationStopped",
-                None,
-            ));
+            return failed(ErrorRecord::thrown("A remoting session is already open."));
         }
         match faults::take(&self.lab_dir, "New-PSSession") {
             Ok(Some(Fault::Crash)) => return Outcome::Crash,

@@ -91,6 +91,28 @@ impl Sql {
     }
 
     /// Connects to `instance` with the lab's login, in master, plaintext (the lab speaks no TLS).
+    /// Whether the lab's data center `data_center` is up, as the shell judges it: one of its SQL
+    /// instances answers a login. Otherwise why not (the last instance's failure).
+    pub(crate) fn reach_data_center(
+        &self,
+        manifest: &LabManifest,
+        data_center: &str,
+    ) -> Result<(), String> {
+        let mut why = format!("No SQL Server of site {data_center} is known.");
+        let stores = manifest.instances.iter().filter(|i| {
+            i.data_center
+                .as_deref()
+                .is_some_and(|dc| dc.eq_ignore_ascii_case(data_center))
+        });
+        for store in stores {
+            match self.connect(manifest, store) {
+                Ok(_) => return Ok(()),
+                Err(e) => why = e.to_string(),
+            }
+        }
+        Err(why)
+    }
+
     pub(crate) fn connect(
         &self,
         manifest: &LabManifest,

@@ -101,23 +101,9 @@ impl Invocation<'_> {
         let Some(master) = &cms.master else {
             return Ok(());
         };
-        let stores: Vec<_> = manifest
-            .instances
-            .iter()
-            .filter(|i| {
-                i.data_center
-                    .as_deref()
-                    .is_some_and(|dc| dc.eq_ignore_ascii_case(&master.data_center))
-            })
-            .collect();
-        let mut why = format!("No SQL Server of site {} is known.", master.data_center);
-        for store in stores {
-            match self.sql.connect(manifest, store) {
-                Ok(_) => return Ok(()),
-                Err(e) => why = e.to_string(),
-            }
-        }
-        Err(unreachable(master, &why, self.spec.type_name))
+        self.sql
+            .reach_data_center(manifest, &master.data_center)
+            .map_err(|why| unreachable(master, &why, self.spec.type_name))
     }
 
     /// Records that the store changed now: replicas are up to date again `replication_ms` later.
