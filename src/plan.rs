@@ -27,11 +27,11 @@ pub struct PlanInstance {
 /// leaving: after a disaster that computer is gone too. Said in the plan, where it can still be
 /// changed; the run itself refuses when the session cannot be opened.
 fn remote_in_lost_data_center(runbook: &Runbook, operation: Operation) -> Option<String> {
-    let remote = runbook.powershell.remote.as_ref()?;
-    let primary = runbook.instances.get(&Role::Primary)?;
     if operation == Operation::Failback {
         return None;
     }
+    let remote = runbook.powershell.remote.as_ref()?;
+    let primary = runbook.instances.get(&Role::Primary)?;
     let server = runbook
         .management_store
         .iter()

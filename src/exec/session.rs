@@ -468,13 +468,7 @@ impl<'r> Session<'r> {
         timeout: Duration,
     ) -> Result<Invocation, StepError> {
         let invocation = self.invoke_logged(command, timeout).await?;
-        match &invocation.error {
-            Some(error) => Err(StepError::Cmdlet {
-                command: command.to_owned(),
-                error: Box::new(error.clone()),
-            }),
-            None => Ok(invocation),
-        }
+        succeeded(command, invocation)
     }
 
     async fn invoke_logged(
@@ -521,12 +515,7 @@ impl<'r> Session<'r> {
                     opened.verbose.push(line);
                 }
                 self.journal_cmdlet(&shown, started, &result)?;
-                if let Some(error) = result?.error {
-                    return Err(StepError::Cmdlet {
-                        command: shown,
-                        error: Box::new(error),
-                    });
-                }
+                succeeded(&shown, result?)?;
             }
             let import = format!(
                 "Import-Module -Name {}",
@@ -534,13 +523,7 @@ impl<'r> Session<'r> {
             );
             let result = host.invoke(&import, timeout).await;
             self.journal_cmdlet(&import, started, &result)?;
-            let invocation = result?;
-            if let Some(error) = invocation.error {
-                return Err(StepError::Cmdlet {
-                    command: import,
-                    error: Box::new(error),
-                });
-            }
+            succeeded(&import, result?)?;
             self.host = Some(host);
         }
         let host = self.host.as_mut().expect("started above");
@@ -708,6 +691,17 @@ impl<'r> Session<'r> {
             error,
             messages,
         })
+    }
+}
+
+/// `invocation` of `command`, or the command's failure as a step error when it failed.
+fn succeeded(command: &str, invocation: Invocation) -> Result<Invocation, StepError> {
+    match invocation.error {
+        Some(error) => Err(StepError::Cmdlet {
+            command: command.to_owned(),
+            error: Box::new(error),
+        }),
+        None => Ok(invocation),
     }
 }
 

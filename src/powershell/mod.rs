@@ -235,13 +235,8 @@ impl PowerShell {
         command: &str,
         timeout: Duration,
     ) -> Result<Invocation, HostError> {
-        let id = self.next_id;
-        self.exchange(
-            serde_json::json!({ "id": id, "command": command }),
-            command,
-            timeout,
-        )
-        .await
+        self.exchange("command", command.into(), command, timeout)
+            .await
     }
 
     /// Opens the PowerShell remoting session every later request runs in (protocol: the `remote`
@@ -252,27 +247,25 @@ impl PowerShell {
         remote: &Remote,
         timeout: Duration,
     ) -> Result<Invocation, HostError> {
-        let id = self.next_id;
         let request = serde_json::json!({
-            "id": id,
-            "remote": {
-                "computer": remote.computer,
-                "authentication": remote.authentication.name(),
-                "use_ssl": remote.use_ssl,
-                "port": remote.port,
-                "configuration_name": remote.configuration_name,
-                "user": remote.credential.as_ref().map(|c| &c.user),
-                "password_env": remote.credential.as_ref().map(|c| &c.password_env),
-            }
+            "computer": remote.computer,
+            "authentication": remote.authentication.name(),
+            "use_ssl": remote.use_ssl,
+            "port": remote.port,
+            "configuration_name": remote.configuration_name,
+            "user": remote.credential.as_ref().map(|c| &c.user),
+            "password_env": remote.credential.as_ref().map(|c| &c.password_env),
         });
-        self.exchange(request, &remote_session_command(remote), timeout)
+        self.exchange("remote", request, &remote_session_command(remote), timeout)
             .await
     }
 
-    /// Sends one request (`shown` names it in errors) and waits for its response.
+    /// Sends one request, `{"id": <next>, <kind>: <body>}` (`shown` names it in errors), and waits
+    /// for its response.
     async fn exchange(
         &mut self,
-        request: serde_json::Value,
+        kind: &str,
+        body: serde_json::Value,
         shown: &str,
         timeout: Duration,
     ) -> Result<Invocation, HostError> {
@@ -284,7 +277,7 @@ impl PowerShell {
         let id = self.next_id;
         self.next_id += 1;
         let started = Instant::now();
-        let mut request = request.to_string();
+        let mut request = serde_json::json!({ "id": id, kind: body }).to_string();
         request.push('\n');
         let stdin = self.stdin.as_mut().ok_or(HostError::Protocol {
             message: "stdin is closed".to_owned(),
