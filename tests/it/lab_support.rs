@@ -801,61 +801,63 @@ impl LabRig {
     /// Sets `key = value` on the runbook step `id` of `procedure` (`failover`, `failback`), as an
     /// operator editing the lab's runbook would.
     pub fn set_step_key(&self, procedure: &str, id: &str, key: &str, value: toml::Value) {
-        let mut runbook: toml::Table = std::fs::read_to_string(self.runbook())
-            .expect("runbook")
-            .parse()
-            .expect("the lab runbook is TOML");
-        let steps = runbook
-            .get_mut(procedure)
-            .and_then(|p| p.get_mut("steps"))
-            .and_then(toml::Value::as_array_mut)
-            .unwrap_or_else(|| panic!("no `{procedure}` steps"));
-        let step = steps
-            .iter_mut()
-            .filter_map(toml::Value::as_table_mut)
-            .find(|s| s.get("id").and_then(toml::Value::as_str) == Some(id))
-            .unwrap_or_else(|| panic!("no step `{id}` in `{procedure}`"));
-        step.insert(key.to_owned(), value);
-        std::fs::write(self.runbook(), toml::to_string(&runbook).expect("TOML")).expect("write");
+        self.edit_steps(procedure, |steps| {
+            let step = steps
+                .iter_mut()
+                .filter_map(toml::Value::as_table_mut)
+                .find(|s| s.get("id").and_then(toml::Value::as_str) == Some(id))
+                .unwrap_or_else(|| panic!("no step `{id}` in `{procedure}`"));
+            step.insert(key.to_owned(), value);
+        });
     }
-}
 
-impl LabRig {
     /// Moves the runbook step `id` of `procedure` to just after step `after`, as an operator
     /// reordering the lab's runbook would.
     pub fn move_step_after(&self, procedure: &str, id: &str, after: &str) {
-        let mut runbook: toml::Table = std::fs::read_to_string(self.runbook())
-            .expect("runbook")
-            .parse()
-            .expect("the lab runbook is TOML");
-        let steps = runbook
-            .get_mut(procedure)
-            .and_then(|p| p.get_mut("steps"))
-            .and_then(toml::Value::as_array_mut)
-            .unwrap_or_else(|| panic!("no `{procedure}` steps"));
-        let index = |steps: &[toml::Value], id: &str| {
-            steps
-                .iter()
-                .position(|s| s.get("id").and_then(toml::Value::as_str) == Some(id))
-                .unwrap_or_else(|| panic!("no step `{id}` in `{procedure}`"))
-        };
-        let step = steps.remove(index(steps, id));
-        let at = index(steps, after) + 1;
-        steps.insert(at, step);
-        std::fs::write(self.runbook(), toml::to_string(&runbook).expect("TOML")).expect("write");
+        self.edit_steps(procedure, |steps| {
+            let index = |steps: &[toml::Value], id: &str| {
+                steps
+                    .iter()
+                    .position(|s| s.get("id").and_then(toml::Value::as_str) == Some(id))
+                    .unwrap_or_else(|| panic!("no step `{id}` in `{procedure}`"))
+            };
+            let step = steps.remove(index(steps, id));
+            let at = index(steps, after) + 1;
+            steps.insert(at, step);
+        });
     }
 
     /// Sets `[pool] identity` in the lab's runbook, as an operator would.
     pub fn set_pool_identity(&self, identity: &str) {
+        self.edit_runbook_toml(|runbook| {
+            runbook
+                .get_mut("pool")
+                .and_then(toml::Value::as_table_mut)
+                .expect("[pool]")
+                .insert("identity".to_owned(), identity.into());
+        });
+    }
+
+    /// Edits the steps of `procedure` in the lab's runbook.
+    fn edit_steps(&self, procedure: &str, edit: impl FnOnce(&mut Vec<toml::Value>)) {
+        self.edit_runbook_toml(|runbook| {
+            edit(
+                runbook
+                    .get_mut(procedure)
+                    .and_then(|p| p.get_mut("steps"))
+                    .and_then(toml::Value::as_array_mut)
+                    .unwrap_or_else(|| panic!("no `{procedure}` steps")),
+            )
+        });
+    }
+
+    /// Reads the lab's runbook as TOML, lets `edit` change it, and writes it back.
+    pub fn edit_runbook_toml(&self, edit: impl FnOnce(&mut toml::Table)) {
         let mut runbook: toml::Table = std::fs::read_to_string(self.runbook())
             .expect("runbook")
             .parse()
             .expect("the lab runbook is TOML");
-        runbook
-            .get_mut("pool")
-            .and_then(toml::Value::as_table_mut)
-            .expect("[pool]")
-            .insert("identity".to_owned(), identity.into());
+        edit(&mut runbook);
         std::fs::write(self.runbook(), toml::to_string(&runbook).expect("TOML")).expect("write");
     }
 

@@ -172,17 +172,14 @@ fn log_shipping_records_the_server_names_as_the_servers_spell_them() {
         primary.to_lowercase(),
         "the lab's names have capitals"
     );
-    let mut runbook: toml::Table = std::fs::read_to_string(rig.runbook())
-        .expect("runbook")
-        .parse()
-        .expect("TOML");
-    for (role, name) in [("primary", &primary), ("backup", &backup)] {
-        runbook["instances"][role]
-            .as_table_mut()
-            .expect("a table")
-            .insert("server_name".into(), name.to_lowercase().into());
-    }
-    std::fs::write(rig.runbook(), toml::to_string(&runbook).expect("TOML")).expect("write");
+    rig.edit_runbook_toml(|runbook| {
+        for (role, name) in [("primary", &primary), ("backup", &backup)] {
+            runbook["instances"][role]
+                .as_table_mut()
+                .expect("a table")
+                .insert("server_name".into(), name.to_lowercase().into());
+        }
+    });
     let output = rig.failback();
     assert_exit(&output, 0);
     let status = rig.status();

@@ -57,6 +57,20 @@ fn assert_nothing_done(rig: &LabRig) {
     assert_eq!(status.pool_state, "Normal");
 }
 
+/// The primary data center is lost and the failover completes, saying `note` on stderr; returns the
+/// lab's status at the disaster, for `assert_failed_over`.
+fn fail_over_saying(rig: &LabRig, note: &str) -> pcfail_lab::Status {
+    let at_disaster = rig.disaster();
+    let output = rig.failover();
+    assert_exit(&output, 0);
+    assert!(
+        text(&output.stderr).contains(note),
+        "{}",
+        text(&output.stderr)
+    );
+    at_disaster
+}
+
 /// With the CMS master in the lost data center, Set-CsPersistentChatState would fail right after
 /// `mgc` is recovered. The failover stops before step 1, with the command that moves the master; with
 /// the runbook's `move-cms` step switched on, pcfail runs it itself and the failover completes.
@@ -306,15 +320,9 @@ fn a_stopped_mirroring_endpoint_is_started_by_the_mirror_step() {
             "CREATE ENDPOINT [Mirroring] STATE = STOPPED AS TCP (LISTENER_PORT = {port}) FOR DATABASE_MIRRORING (ROLE = PARTNER)"
         ),
     );
-    let at_disaster = rig.disaster();
-    let output = rig.failover();
-    assert_exit(&output, 0);
-    assert!(
-        text(&output.stderr).contains(
-            "the mirroring endpoint `Mirroring` on `backup_mirror` is STOPPED: starting it"
-        ),
-        "{}",
-        text(&output.stderr)
+    let at_disaster = fail_over_saying(
+        &rig,
+        "the mirroring endpoint `Mirroring` on `backup_mirror` is STOPPED: starting it",
     );
     assert_failed_over(&rig, &at_disaster, &rig.status());
 }
@@ -389,15 +397,9 @@ fn the_powershell_host_survives_having_no_console() {
 #[test]
 fn partners_under_different_service_accounts_are_granted_connect_on_each_others_endpoint() {
     let rig = LabRig::start_with(RestoreJob::Default, |o| o.distinct_service_accounts = true);
-    let at_disaster = rig.disaster();
-    let output = rig.failover();
-    assert_exit(&output, 0);
-    assert!(
-        text(&output.stderr).contains(
-            "`backup` runs SQL Server as `LITWAREINC\\svc-dal-sql-001`, which may not connect to the mirroring endpoint `Mirroring` on `backup_mirror`: granting CONNECT"
-        ),
-        "{}",
-        text(&output.stderr)
+    let at_disaster = fail_over_saying(
+        &rig,
+        "`backup` runs SQL Server as `LITWAREINC\\svc-dal-sql-001`, which may not connect to the mirroring endpoint `Mirroring` on `backup_mirror`: granting CONNECT",
     );
     for (role, account) in [
         (Role::BackupMirror, "svc-dal-sql-001"),
@@ -431,15 +433,9 @@ fn partners_under_different_service_accounts_are_granted_connect_on_each_others_
 #[test]
 fn backups_restored_on_another_instance_are_moved_into_its_own_directories() {
     let rig = LabRig::start_with(RestoreJob::Default, |o| o.data_paths_per_instance = true);
-    let at_disaster = rig.disaster();
-    let output = rig.failover();
-    assert_exit(&output, 0);
-    assert!(
-        text(&output.stderr).contains(
-            "`backup_mirror` keeps its files elsewhere than `backup`: moving `mgc`, `mgc_log` to "
-        ),
-        "{}",
-        text(&output.stderr)
+    let at_disaster = fail_over_saying(
+        &rig,
+        "`backup_mirror` keeps its files elsewhere than `backup`: moving `mgc`, `mgc_log` to ",
     );
     let dir =
         "C:\\Program Files\\Microsoft SQL Server\\MSSQL13.MSSQLSERVER\\MSSQL\\DATA\\DAL-SQL-002";

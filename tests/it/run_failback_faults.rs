@@ -167,15 +167,12 @@ fn a_server_name_other_than_the_servers_own_stops_log_shipping_set_up_and_says_w
     rig.disaster();
     assert_exit(&rig.failover(), 0);
     rig.rebuild_primary();
-    let mut runbook: toml::Table = std::fs::read_to_string(rig.runbook())
-        .expect("runbook")
-        .parse()
-        .expect("TOML");
-    runbook["instances"]["primary"]
-        .as_table_mut()
-        .expect("a table")
-        .insert("server_name".into(), "ATL-SQL-OLD".into());
-    std::fs::write(rig.runbook(), toml::to_string(&runbook).expect("TOML")).expect("write");
+    rig.edit_runbook_toml(|runbook| {
+        runbook["instances"]["primary"]
+            .as_table_mut()
+            .expect("a table")
+            .insert("server_name".into(), "ATL-SQL-OLD".into());
+    });
     let output = rig.failback();
     assert_exit(&output, 1);
     let real = &rig

@@ -299,19 +299,16 @@ fn the_ledger_uses_the_servers_clocks_and_an_empty_share_override_is_a_loss_to_c
     rig.disaster();
     let empty = rig.lab_dir().join("empty-share");
     std::fs::create_dir(&empty).expect("an empty folder");
-    let mut runbook: toml::Table = std::fs::read_to_string(rig.runbook())
-        .expect("runbook")
-        .parse()
-        .expect("TOML");
-    // SQL Server and pcfail both know the empty folder by its Linux name.
-    let overrides = runbook
-        .entry("log_shipping")
-        .or_insert_with(|| toml::Table::new().into())
-        .as_table_mut()
-        .expect("a table");
-    overrides.insert("share".into(), empty.display().to_string().into());
-    overrides.remove("pcfail_share");
-    std::fs::write(rig.runbook(), toml::to_string(&runbook).expect("TOML")).expect("write");
+    rig.edit_runbook_toml(|runbook| {
+        // SQL Server and pcfail both know the empty folder by its Linux name.
+        let overrides = runbook
+            .entry("log_shipping")
+            .or_insert_with(|| toml::Table::new().into())
+            .as_table_mut()
+            .expect("a table");
+        overrides.insert("share".into(), empty.display().to_string().into());
+        overrides.remove("pcfail_share");
+    });
 
     // Without --yes and without a terminal, nobody confirmed the loss: nothing is done.
     let pool = rig.pool();
